@@ -1,0 +1,67 @@
+# kubectl-etcd. Targets that build or use the test bed must run as root.
+SHELL := /bin/bash
+GO ?= go
+PKG := github.com/kubectl-etcd/kubectl-etcd
+VERSION ?= v0.0.0-dev
+LDFLAGS := -s -w -X $(PKG)/pkg/version.Version=$(VERSION) -X $(PKG)/pkg/version.GitCommit=$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BED ?= ketcd
+HOSTS ?= 3
+SHAPE ?=
+HOST ?= h1
+TESTBED := $(GO) run ./cmd/testbed --name $(BED)
+BEDDIR := /var/tmp/kubectl-etcd-testbed/$(BED)
+
+.PHONY: all build test unit e2e lint components bed-up bed-down bed-status bed-shell demo clean
+
+all: build
+
+## build: the kubectl-etcd binary (static) into bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-etcd ./cmd/kubectl-etcd
+
+## test: everything CI runs: lint, unit tests, then the end-to-end tests on real test beds (root)
+test: lint unit e2e
+
+## unit: fast tests, no test bed
+unit:
+	$(GO) test -count=1 ./...
+
+## e2e: end-to-end tests on real kubeadm test beds (root; builds components on first use)
+e2e:
+	$(GO) test -count=1 -tags e2e -timeout 80m -v ./test/e2e/
+
+## lint: gofmt and go vet
+lint:
+	@out="$$(gofmt -l cmd pkg hack test)"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/
+
+## components: build (or find cached) etcd and the Kubernetes components
+components:
+	hack/build-components.sh all
+
+## bed-up: a test bed with HOSTS control-plane hosts (or SHAPE=init,control-plane-no-etcd,worker,...)
+bed-up:
+	$(TESTBED) up --hosts $(HOSTS) $(if $(SHAPE),--shape $(SHAPE))
+
+## bed-down: tear the test bed down, leaving nothing behind
+bed-down:
+	$(TESTBED) down
+
+bed-status:
+	$(TESTBED) status
+
+## bed-shell: a shell inside a host of the bed (HOST=h2)
+bed-shell:
+	$(TESTBED) exec $(HOST) -- bash
+
+## demo: bring up the local demo cluster and show it
+demo: bed-up
+	@echo; echo '$$ kubectl get nodes,pods -A -o wide'
+	@$(BEDDIR)/bin/kubectl --kubeconfig $(BEDDIR)/kubeconfig get nodes,pods -A -o wide
+	@echo; echo '$$ kubectl etcd version'
+	@$(BEDDIR)/bin/kubectl-etcd --kubeconfig $(BEDDIR)/kubeconfig version
+	@echo; echo "KUBECONFIG=$(BEDDIR)/kubeconfig; tear down with: make bed-down"
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,193 @@
+// Command testbed brings up and tears down the local kubeadm test bed (see
+// pkg/testbed): `make bed-up` / `make bed-down` call it. It must run as root.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	var name, root string
+	cmd := &cobra.Command{
+		Use:          "testbed",
+		Short:        "A kubeadm cluster of real components on this machine, one namespace set per host",
+		SilenceUsage: true,
+	}
+	cmd.PersistentFlags().StringVar(&name, "name", "ketcd", "name of the bed (prefix of its namespaces, cgroups and state)")
+	cmd.PersistentFlags().StringVar(&root, "root", "", "state directory (default /var/tmp/kubectl-etcd-testbed)")
+
+	var hosts int
+	var shape, subnet string
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Build what is missing and bring up a bed (replacing a previous one of the same name)",
+		Example: `  testbed up --hosts 3                    # kubeadm init on h1, h2 and h3 join as control planes with etcd
+  testbed up --shape init,control-plane-no-etcd,control-plane-no-etcd,worker`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			roles, err := parseShape(shape, hosts)
+			if err != nil {
+				return err
+			}
+			b, err := testbed.Up(cmd.Context(), testbed.Options{Name: name, Root: root, Subnet: subnet, Roles: roles, Log: os.Stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("\nbed %q is up with %d hosts:\n", b.Name, len(b.Hosts))
+			for _, h := range b.Hosts {
+				fmt.Printf("  %-4s %-15s %s\n", h.Name, h.Address, h.Role)
+			}
+			fmt.Printf("\nkubeconfig:    export KUBECONFIG=%s\n", b.Kubeconfig())
+			fmt.Printf("enter a host:  %s exec h1 -- bash   (or: make bed-shell HOST=h1)\n", os.Args[0])
+			fmt.Printf("tear down:     make bed-down\n")
+			return nil
+		},
+	}
+	up.Flags().IntVar(&hosts, "hosts", 3, "number of hosts: h1 runs kubeadm init, the others join as control planes with etcd")
+	up.Flags().StringVar(&shape, "shape", "", "comma-separated roles, one per host (init, control-plane, control-plane-no-etcd, worker, bare); overrides --hosts")
+	up.Flags().StringVar(&subnet, "subnet", "10.99.0", "first three octets of the bed's private /24")
+
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Tear the bed down completely",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := testbed.CheckRoot(); err != nil {
+				return err
+			}
+			return testbed.Down(cmd.Context(), name, root, os.Stderr)
+		},
+	}
+
+	execCmd := &cobra.Command{
+		Use:   "exec HOST -- COMMAND [ARGS...]",
+		Short: "Run a command inside a host (its namespaces, PATH and KUBECONFIG)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := loadHost(name, root, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := h.Command(cmd.Context(), args[1:]...)
+			if err != nil {
+				return err
+			}
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+			if err := c.Run(); err != nil {
+				if ee, ok := err.(*exec.ExitError); ok {
+					os.Exit(ee.ExitCode())
+				}
+				return err
+			}
+			return nil
+		},
+	}
+
+	power := func(on bool) *cobra.Command {
+		verb := map[bool]string{true: "power-on", false: "power-off"}[on]
+		return &cobra.Command{
+			Use:   verb + " HOST",
+			Short: map[bool]string{true: "Boot a host from its disk", false: "Kill every process of a host at once, keeping its disk"}[on],
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				h, err := loadHost(name, root, args[0])
+				if err != nil {
+					return err
+				}
+				if on {
+					return h.PowerOn(cmd.Context())
+				}
+				return h.PowerOff(cmd.Context())
+			},
+		}
+	}
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the bed's hosts and whether each is on",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := testbed.Load(name, root)
+			if err != nil {
+				return err
+			}
+			pss, _ := b.MemoryPSS()
+			fmt.Printf("bed %q, kubeconfig %s, proxy %s, memory %d MiB (PSS of every host process)\n", b.Name, b.Kubeconfig(), b.ProxyAddr, pss>>20)
+			for _, h := range b.Hosts {
+				state := "off"
+				if h.IsOn() {
+					state = fmt.Sprintf("on (pid %d)", h.InitPID())
+				}
+				fmt.Printf("  %-4s %-15s %-22s %s\n", h.Name, h.Address, h.Role, state)
+			}
+			return nil
+		},
+	}
+
+	proxy := &cobra.Command{
+		Use:    "proxy",
+		Short:  "Serve the bed's apiserver load balancer (started by up)",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return testbed.RunProxy(cmd.Context(), name, root)
+		},
+	}
+
+	cmd.AddCommand(up, down, execCmd, power(true), power(false), status, proxy)
+	return cmd
+}
+
+func loadHost(name, root, host string) (*testbed.Host, error) {
+	b, err := testbed.Load(name, root)
+	if err != nil {
+		return nil, err
+	}
+	h := b.Host(host)
+	if h == nil {
+		var names []string
+		for _, x := range b.Hosts {
+			names = append(names, x.Name)
+		}
+		return nil, fmt.Errorf("bed %q has no host %q (hosts: %s)", name, host, strings.Join(names, ", "))
+	}
+	return h, nil
+}
+
+func parseShape(shape string, hosts int) ([]testbed.Role, error) {
+	if shape == "" {
+		if hosts < 1 {
+			return nil, fmt.Errorf("--hosts must be at least 1, got %d", hosts)
+		}
+		roles := []testbed.Role{testbed.RoleInit}
+		for i := 1; i < hosts; i++ {
+			roles = append(roles, testbed.RoleControlPlane)
+		}
+		return roles, nil
+	}
+	var roles []testbed.Role
+	for _, r := range strings.Split(shape, ",") {
+		switch role := testbed.Role(strings.TrimSpace(r)); role {
+		case testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlaneNoEtcd, testbed.RoleWorker, testbed.RoleBare:
+			roles = append(roles, role)
+		default:
+			return nil, fmt.Errorf("unknown role %q in --shape (want init, control-plane, control-plane-no-etcd, worker or bare)", r)
+		}
+	}
+	return roles, nil
+}

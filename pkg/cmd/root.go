@@ -1,0 +1,60 @@
+// Package cmd holds the cobra command tree of kubectl-etcd, one file per
+// verb. The same tree serves both ways the binary is used: as a kubectl
+// plugin talking to the cluster through a kubeconfig, and as a host-local
+// tool run as root on a kubeadm control-plane host.
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+// NewCmdRoot returns the root command. Everything it needs is passed in or
+// created here, so tests can build as many independent trees as they like.
+func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
+	configFlags := genericclioptions.NewConfigFlags(true)
+	// kubeadm always runs etcd in kube-system, so a --namespace flag could
+	// only be silently ignored; leaving the pointer nil keeps AddFlags from
+	// registering it.
+	configFlags.Namespace = nil
+
+	cmd := &cobra.Command{
+		// The binary is named kubectl-etcd so kubectl (and krew) find it as
+		// a plugin; the display name makes help and usage read the way the
+		// user typed it.
+		Use:   "kubectl-etcd",
+		Short: "Manage the stacked etcd of a kubeadm cluster",
+		Long: `Manage the stacked etcd of a kubeadm cluster.
+
+kubectl-etcd works in two ways:
+  - as a kubectl plugin ("kubectl etcd ..."), reaching the cluster through
+    your kubeconfig;
+  - as a host-local tool run as root on a kubeadm control-plane host, for
+    when the apiserver itself is down.`,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl etcd",
+		},
+		// An error from a reachable command is about the cluster, not about
+		// how the command was typed; repeating the usage would bury it.
+		SilenceUsage: true,
+		// main prints the error once, kubectl style ("error: ..."); cobra
+		// printing it too would show it twice.
+		SilenceErrors: true,
+	}
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	// With usage silenced, point the user at help for mistakes that really
+	// are about how the command was typed.
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nSee '%s --help' for usage", err, c.CommandPath())
+	})
+
+	configFlags.AddFlags(cmd.PersistentFlags())
+
+	cmd.AddCommand(NewCmdVersion(configFlags, streams))
+	return cmd
+}

@@ -1,0 +1,510 @@
+// Package testbed builds kubeadm clusters out of real components on one
+// machine: each host is a set of Linux namespaces with its own address,
+// filesystem, containerd and kubelet, and the control plane is made by the real
+// `kubeadm init` and `kubeadm join`. Tests use it to run kubectl-etcd against
+// what users run; people use it through `make bed-up` / `make bed-down`.
+//
+// Nothing of the real machine is changed: no address, route or interface in
+// the root network namespace, no sysctl, nothing under /usr or /opt. The only
+// traffic goes to loopback and to the bed's own namespaces.
+package testbed
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	_ "embed"
+)
+
+//go:embed assets/hostinit.sh
+var hostInitScript []byte
+
+//go:embed assets/systemctl.sh
+var systemctlScript []byte
+
+// Options says what bed to build.
+type Options struct {
+	// Name prefixes every namespace, cgroup and directory of the bed.
+	Name string
+	// Subnet is the first three octets of the bed's /24, e.g. "10.99.0".
+	Subnet string
+	// Roles gives one entry per host; the first must be RoleInit (or RoleBare).
+	Roles []Role
+	// Root is where bed state lives (default /var/tmp/kubectl-etcd-testbed).
+	Root string
+	// Log receives progress lines (default: discarded).
+	Log io.Writer
+}
+
+// State is what bed.json records, enough for another process to find and
+// tear down the bed.
+type State struct {
+	Name              string       `json:"name"`
+	Subnet            string       `json:"subnet"`
+	Hosts             []HostConfig `json:"hosts"`
+	KubernetesVersion string       `json:"kubernetesVersion"`
+	ProxyAddr         string       `json:"proxyAddr,omitempty"`
+	Token             string       `json:"token"`
+	CertificateKey    string       `json:"certificateKey"`
+}
+
+// Bed is a running (or partly running) test bed.
+type Bed struct {
+	State
+	Dir   string
+	Hosts []*Host
+	log   io.Writer
+}
+
+const defaultRoot = "/var/tmp/kubectl-etcd-testbed"
+
+// KubernetesVersion is the version of the components the bed builds and runs.
+const KubernetesVersion = "v1.37.2"
+
+// Image tags kubeadm 1.37.2 expects (DefaultEtcdVersion, pause).
+const (
+	EtcdImage  = "registry.k8s.io/etcd:3.7.0-0"
+	PauseImage = "registry.k8s.io/pause:3.10.2"
+	// ToolboxImage has a static busybox, for test pods that need a shell.
+	ToolboxImage = "localhost/testbed/toolbox:1"
+)
+
+func (o *Options) defaults() {
+	if o.Name == "" {
+		o.Name = "ketcd"
+	}
+	if o.Subnet == "" {
+		o.Subnet = "10.99.0"
+	}
+	if o.Root == "" {
+		o.Root = defaultRoot
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// LBAddress is the bed's load balancer in front of the apiservers, on the bridge.
+func (b *Bed) LBAddress() string { return b.Subnet + ".1" }
+
+// ControlPlaneEndpoint is the LB's host:port, kubeadm's controlPlaneEndpoint.
+func (b *Bed) ControlPlaneEndpoint() string { return b.LBAddress() + ":6443" }
+
+// BinDir holds the binaries every host has on its PATH.
+func (b *Bed) BinDir() string { return filepath.Join(b.Dir, "bin") }
+
+// Kubeconfig is the admin kubeconfig for the workstation (the real machine),
+// pointing at the bed's proxy on 127.0.0.1.
+func (b *Bed) Kubeconfig() string { return filepath.Join(b.Dir, "kubeconfig") }
+
+func (b *Bed) bridgeNetns() string { return b.Name + "-br" }
+
+func (b *Bed) hostPATH() string {
+	return b.BinDir() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+// Host returns the host with the given name, or nil.
+func (b *Bed) Host(name string) *Host {
+	for _, h := range b.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+func (b *Bed) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "[testbed] "+format+"\n", args...)
+}
+
+// Load finds an existing bed from its state file.
+func Load(name, root string) (*Bed, error) {
+	if root == "" {
+		root = defaultRoot
+	}
+	dir := filepath.Join(root, name)
+	raw, err := os.ReadFile(filepath.Join(dir, "bed.json"))
+	if err != nil {
+		return nil, fmt.Errorf("no test bed %q under %s: %w", name, root, err)
+	}
+	b := &Bed{Dir: dir, log: io.Discard}
+	if err := json.Unmarshal(raw, &b.State); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, "bed.json"), err)
+	}
+	for _, hc := range b.State.Hosts {
+		b.Hosts = append(b.Hosts, &Host{HostConfig: hc, bed: b})
+	}
+	return b, nil
+}
+
+// SetLog directs progress lines to w.
+func (b *Bed) SetLog(w io.Writer) { b.log = w }
+
+func (b *Bed) save() error {
+	raw, _ := json.MarshalIndent(b.State, "", "  ")
+	return os.WriteFile(filepath.Join(b.Dir, "bed.json"), raw, 0o600)
+}
+
+// CheckRoot fails clearly when not run as root: namespaces, mounts and
+// cgroups need it.
+func CheckRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("the test bed must run as root: it creates network, mount and PID namespaces, mounts and cgroups (try: sudo make bed-up)")
+	}
+	return nil
+}
+
+// Up builds and starts a bed. A bed of the same name left behind by an earlier
+// run is torn down first, never reused. On failure the partly built bed is
+// torn down unless KETCD_KEEP_FAILED_BED=1, and the error says where its logs are.
+func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
+	opts.defaults()
+	if err := CheckRoot(); err != nil {
+		return nil, err
+	}
+	if len(opts.Roles) == 0 || (opts.Roles[0] != RoleInit && opts.Roles[0] != RoleBare) {
+		return nil, fmt.Errorf("the first host must have role %q (or %q), got %v", RoleInit, RoleBare, opts.Roles)
+	}
+	if len(opts.Roles) > 200 {
+		return nil, fmt.Errorf("at most 200 hosts fit the bed's /24, asked for %d", len(opts.Roles))
+	}
+	start := time.Now()
+	if left := Leftovers(opts.Name, opts.Root); len(left) > 0 {
+		fmt.Fprintf(opts.Log, "[testbed] found a previous bed %q left behind (%s): tearing it down first\n", opts.Name, strings.Join(left, ", "))
+		if err := Down(ctx, opts.Name, opts.Root, opts.Log); err != nil {
+			return nil, fmt.Errorf("cleaning the previous bed %q: %w", opts.Name, err)
+		}
+	}
+	if err := checkSubnetFree(opts.Subnet); err != nil {
+		return nil, err
+	}
+	prereq, err := Prepare(ctx, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bed{Dir: filepath.Join(opts.Root, opts.Name), log: opts.Log}
+	b.State = State{
+		Name: opts.Name, Subnet: opts.Subnet, KubernetesVersion: KubernetesVersion,
+		Token: randomToken(), CertificateKey: randomHex(32),
+	}
+	for i, r := range opts.Roles {
+		hc := HostConfig{Name: fmt.Sprintf("h%d", i+1), Address: fmt.Sprintf("%s.%d", opts.Subnet, 11+i), Role: r}
+		b.State.Hosts = append(b.State.Hosts, hc)
+		b.Hosts = append(b.Hosts, &Host{HostConfig: hc, bed: b})
+	}
+	defer func() {
+		if err != nil && os.Getenv("KETCD_KEEP_FAILED_BED") != "1" {
+			logs := b.collectLogs()
+			Down(context.Background(), b.Name, opts.Root, opts.Log)
+			err = fmt.Errorf("%w\n%s", err, logs)
+		}
+	}()
+	if err := b.layout(prereq); err != nil {
+		return nil, err
+	}
+	if err := b.network(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.startProxy(); err != nil {
+		return nil, err
+	}
+	b.logf("booting %d hosts", len(b.Hosts))
+	if err := b.each(func(h *Host) error {
+		if err := h.PowerOn(ctx); err != nil {
+			return err
+		}
+		return b.importImages(ctx, h, prereq.Images)
+	}); err != nil {
+		return nil, err
+	}
+	b.logf("hosts booted and images imported (%s)", time.Since(start).Round(100*time.Millisecond))
+	if err := b.kubeadmUp(ctx); err != nil {
+		return nil, err
+	}
+	b.logf("bed %q up in %s: kubeconfig %s", b.Name, time.Since(start).Round(100*time.Millisecond), b.Kubeconfig())
+	return b, nil
+}
+
+// each runs fn on every host in parallel and joins the errors.
+func (b *Bed) each(fn func(h *Host) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(b.Hosts))
+	for i, h := range b.Hosts {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = fn(h) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (b *Bed) layout(p *Prereqs) error {
+	if err := os.MkdirAll(b.BinDir(), 0o755); err != nil {
+		return err
+	}
+	if err := b.save(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.Dir, "hostinit.sh"), hostInitScript, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.BinDir(), "systemctl"), systemctlScript, 0o755); err != nil {
+		return err
+	}
+	for name, src := range p.HostBinaries {
+		if err := os.Symlink(src, filepath.Join(b.BinDir(), name)); err != nil {
+			return fmt.Errorf("linking %s into %s: %w", name, b.BinDir(), err)
+		}
+	}
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1 localhost\n::1 localhost\n")
+	for _, h := range b.Hosts {
+		fmt.Fprintf(&hosts, "%s %s\n", h.Address, h.Name)
+	}
+	for _, h := range b.Hosts {
+		st := h.StateDir()
+		// The host's own /etc starts as an overlay upper dir; pre-seed it with
+		// what the host needs before it boots.
+		etc := filepath.Join(st, "overlay", "etc", "upper")
+		files := map[string]string{
+			"hostname":                       h.Name + "\n",
+			"hosts":                          hosts.String(),
+			"machine-id":                     randomHex(16) + "\n",
+			"containerd/config.toml":         containerdConfig,
+			"cni/net.d/99-loopback.conflist": cniLoopback,
+			"testbed/patches/kubeletconfiguration+strategic.yaml": string(kubeletPatch(h.CgroupRoot())),
+		}
+		for p, c := range files {
+			fp := filepath.Join(etc, p)
+			if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(fp, []byte(c), 0o644); err != nil {
+				return err
+			}
+		}
+		// Values kubelet wants for the machine-wide sysctls it would otherwise write.
+		sysctl := map[string]string{"vm.overcommit_memory": "1\n", "kernel.panic": "10\n", "kernel.panic_on_oops": "1\n"}
+		if err := os.MkdirAll(filepath.Join(st, "sysctl"), 0o755); err != nil {
+			return err
+		}
+		for f, v := range sysctl {
+			if err := os.WriteFile(filepath.Join(st, "sysctl", f), []byte(v), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+const containerdConfig = `version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+# The opt plugin would create /opt/containerd on the real machine.
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10.2"
+  # Root here lacks CAP_SYS_RESOURCE and cannot lower OOM scores.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/etc/cni/net.d"
+`
+
+// cniLoopback is enough for nodes to be Ready; the bed's pods use the host network.
+const cniLoopback = `{"cniVersion": "0.4.0", "name": "testbed", "plugins": [{"type": "loopback"}]}
+`
+
+func (b *Bed) network(ctx context.Context) error {
+	br := b.bridgeNetns()
+	steps := [][]string{
+		{"ip", "netns", "add", br},
+		{"ip", "-n", br, "link", "set", "lo", "up"},
+		{"ip", "-n", br, "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", br, "addr", "add", b.LBAddress() + "/24", "dev", "br0"},
+		{"ip", "-n", br, "link", "set", "br0", "up"},
+	}
+	for _, h := range b.Hosts {
+		ns := h.Netns()
+		steps = append(steps,
+			[]string{"ip", "netns", "add", ns},
+			// The pair is made inside the bridge namespace with its peer moved
+			// straight into the host: nothing touches the root namespace.
+			[]string{"ip", "-n", br, "link", "add", h.Name, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"ip", "-n", br, "link", "set", h.Name, "master", "br0", "up"},
+			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
+			[]string{"ip", "-n", ns, "addr", "add", h.Address + "/24", "dev", "eth0"},
+			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
+			[]string{"ip", "-n", ns, "route", "add", "default", "via", b.LBAddress()},
+			// kubeadm preflight wants forwarding on; it is per network namespace.
+			[]string{"ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		)
+	}
+	for _, s := range steps {
+		if err := run(ctx, s[0], s[1:]...); err != nil {
+			return fmt.Errorf("building the bed's network: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkSubnetFree refuses a /24 that the real machine already uses.
+func checkSubnetFree(subnet string) error {
+	_, want, err := net.ParseCIDR(subnet + ".0/24")
+	if err != nil {
+		return fmt.Errorf("bad subnet %q (want three octets such as 10.99.0): %w", subnet, err)
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, ifc := range ifaces {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			ip, n, err := net.ParseCIDR(a.String())
+			if err != nil {
+				continue
+			}
+			if want.Contains(ip) || n.Contains(want.IP) {
+				return fmt.Errorf("address range %s is already in use on this machine (%s has %s): choose another with --subnet", want, ifc.Name, a)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Bed) startProxy() error {
+	self := filepath.Join(b.BinDir(), "testbed")
+	logf, err := os.OpenFile(filepath.Join(b.Dir, "proxy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "proxy", "--name", b.Name, "--root", filepath.Dir(b.Dir))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the bed's proxy: %w", err)
+	}
+	go cmd.Wait()
+	if err := os.WriteFile(filepath.Join(b.Dir, "proxy.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		return err
+	}
+	return poll(context.Background(), 10*time.Second, "the bed's proxy to listen", func() (bool, error) {
+		raw, err := os.ReadFile(filepath.Join(b.Dir, "proxy.addr"))
+		if err != nil {
+			if !alive(cmd.Process.Pid) {
+				return false, fmt.Errorf("the bed's proxy exited: %s", tailFile(filepath.Join(b.Dir, "proxy.log")))
+			}
+			return false, nil
+		}
+		b.ProxyAddr = strings.TrimSpace(string(raw))
+		return true, b.save()
+	})
+}
+
+// RunProxy serves the bed's load balancer until ctx ends: on 127.0.0.1 (a free
+// port, written to proxy.addr) for the workstation and on the bridge address
+// for the hosts. `testbed proxy` calls it in its own process.
+func RunProxy(ctx context.Context, name, root string) error {
+	b, err := Load(name, root)
+	if err != nil {
+		return err
+	}
+	brNs := "/run/netns/" + b.bridgeNetns()
+	lbl, err := ListenInNetns(brNs, b.ControlPlaneEndpoint())
+	if err != nil {
+		return fmt.Errorf("listening on %s in the bed: %w", b.ControlPlaneEndpoint(), err)
+	}
+	local, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listening on 127.0.0.1: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.Dir, "proxy.addr"), []byte(local.Addr().String()), 0o644); err != nil {
+		return err
+	}
+	var backends []string
+	for _, h := range b.Hosts {
+		backends = append(backends, h.Address+":6443")
+	}
+	p := &Proxy{NetnsPath: brNs, Backends: backends}
+	return p.Serve(ctx, lbl, local)
+}
+
+func (b *Bed) importImages(ctx context.Context, h *Host, images []string) error {
+	for _, img := range images {
+		if _, err := h.Exec(ctx, "ctr", "-n", "k8s.io", "images", "import", "--platform", "linux/amd64", img); err != nil {
+			return fmt.Errorf("importing %s into %s: %w", img, h.Name, err)
+		}
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomToken() string {
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 22)
+	rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b[:6]) + "." + string(b[6:])
+}
+
+// caCertHash is kubeadm's discovery pin: sha256 of the CA's public key info.
+func caCertHash(pemBytes []byte) (string, error) {
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil {
+		return "", errors.New("cluster CA is not PEM")
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("parsing cluster CA: %w", err)
+	}
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func (b *Bed) collectLogs() string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "logs of the failed bed %s:", b.Dir)
+	for _, h := range b.Hosts {
+		for _, f := range []string{"console.log", "overlay/var/log/upper/testbed/kubelet.log"} {
+			p := filepath.Join(h.StateDir(), f)
+			if _, err := os.Stat(p); err == nil {
+				fmt.Fprintf(&s, "\n--- %s: last lines of %s\n%s", h.Name, p, tailFile(p))
+			}
+		}
+	}
+	return s.String()
+}

@@ -1,0 +1,221 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	hostKubeadmConfig = "/etc/testbed/kubeadm.yaml"
+)
+
+func (b *Bed) params(h *Host) kubeadmParams {
+	return kubeadmParams{
+		Host: h.HostConfig, Token: b.Token, CertificateKey: b.CertificateKey,
+		KubernetesVersion: b.KubernetesVersion, ClusterName: b.Name,
+		ControlPlaneEndpoint: b.ControlPlaneEndpoint(), LBAddress: b.LBAddress(),
+	}
+}
+
+// kubeadmUp runs `kubeadm init` on the first host and joins the others in
+// the shapes their roles ask for.
+func (b *Bed) kubeadmUp(ctx context.Context) error {
+	first := b.Hosts[0]
+	if first.Role != RoleInit {
+		return nil
+	}
+	if err := b.Init(ctx, first); err != nil {
+		return err
+	}
+	// Control-plane joins run one at a time, as kubeadm requires (etcd accepts
+	// one learner at a time); workers could go in parallel but are quick.
+	for _, h := range b.Hosts[1:] {
+		var err error
+		switch h.Role {
+		case RoleControlPlane:
+			err = b.JoinControlPlane(ctx, h)
+		case RoleControlPlaneNoEtcd:
+			err = b.JoinControlPlaneWithoutEtcd(ctx, h)
+		case RoleWorker:
+			err = b.JoinWorker(ctx, h)
+		case RoleBare:
+		default:
+			err = fmt.Errorf("host %s: unknown role %q", h.Name, h.Role)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.WaitNodesReady(ctx, 2*time.Minute)
+}
+
+// Init runs the real `kubeadm init` on h and writes the workstation kubeconfig.
+func (b *Bed) Init(ctx context.Context, h *Host) error {
+	cfg, err := renderKubeadm("init", b.params(h))
+	if err != nil {
+		return err
+	}
+	if err := h.WriteFile(hostKubeadmConfig, cfg, 0o600); err != nil {
+		return err
+	}
+	start := time.Now()
+	b.logf("%s: kubeadm init", h.Name)
+	if _, err := h.Exec(ctx, "kubeadm", "init", "--config", hostKubeadmConfig, "--upload-certs"); err != nil {
+		return fmt.Errorf("kubeadm init: %w", err)
+	}
+	b.logf("%s: kubeadm init done (%s)", h.Name, time.Since(start).Round(100*time.Millisecond))
+	return b.writeKubeconfig(h)
+}
+
+var serverLine = regexp.MustCompile(`(?m)^(\s*server:\s*).*$`)
+
+func (b *Bed) writeKubeconfig(h *Host) error {
+	admin, err := h.ReadFile("/etc/kubernetes/admin.conf")
+	if err != nil {
+		return err
+	}
+	kc := serverLine.ReplaceAll(admin, []byte("${1}https://"+b.ProxyAddr))
+	return os.WriteFile(b.Kubeconfig(), kc, 0o600)
+}
+
+func (b *Bed) joinConfig(h *Host, controlPlane bool) error {
+	ca, err := b.Hosts[0].ReadFile("/etc/kubernetes/pki/ca.crt")
+	if err != nil {
+		return err
+	}
+	p := b.params(h)
+	p.ControlPlane = controlPlane
+	if p.CACertHash, err = caCertHash(ca); err != nil {
+		return err
+	}
+	cfg, err := renderKubeadm("join", p)
+	if err != nil {
+		return err
+	}
+	return h.WriteFile(hostKubeadmConfig, cfg, 0o600)
+}
+
+// JoinControlPlane joins h the normal kubeadm 1.37 way: with its stacked etcd
+// member (learner add, then promote, inside kubeadm's etcd-join phase).
+func (b *Bed) JoinControlPlane(ctx context.Context, h *Host) error {
+	if err := b.joinConfig(h, true); err != nil {
+		return err
+	}
+	start := time.Now()
+	b.logf("%s: kubeadm join --control-plane", h.Name)
+	if _, err := h.Exec(ctx, "kubeadm", "join", "--config", hostKubeadmConfig); err != nil {
+		return fmt.Errorf("kubeadm join --control-plane: %w", err)
+	}
+	b.logf("%s: joined as control plane with etcd (%s)", h.Name, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// JoinControlPlaneWithoutEtcd makes h a control-plane host with no etcd
+// member. kubeadm 1.37 cannot do this in one command: a control-plane join
+// points the kubelet's bootstrap kubeconfig at the host's own apiserver, which
+// reads only the local etcd, so skipping etcd-join leaves the kubelet
+// bootstrapping against a dead apiserver. So the join runs phase by phase,
+// and before kubelet-wait-bootstrap the bootstrap kubeconfig is pointed at the
+// load balancer. The host's own apiserver keeps waiting for a local member
+// (that is what `kubectl etcd scale` gives it).
+func (b *Bed) JoinControlPlaneWithoutEtcd(ctx context.Context, h *Host) error {
+	if err := b.joinConfig(h, true); err != nil {
+		return err
+	}
+	start := time.Now()
+	b.logf("%s: kubeadm join --control-plane, without etcd (phased)", h.Name)
+	if _, err := h.Exec(ctx, "kubeadm", "join", "--config", hostKubeadmConfig,
+		"--skip-phases=etcd-join,kubelet-wait-bootstrap,control-plane-join,wait-control-plane"); err != nil {
+		return fmt.Errorf("kubeadm join (preflight to kubelet-start): %w", err)
+	}
+	boot, err := h.ReadFile("/etc/kubernetes/bootstrap-kubelet.conf")
+	if err != nil {
+		return err
+	}
+	boot = serverLine.ReplaceAll(boot, []byte("${1}https://"+b.ControlPlaneEndpoint()))
+	if err := h.WriteFile("/etc/kubernetes/bootstrap-kubelet.conf", boot, 0o600); err != nil {
+		return err
+	}
+	if _, err := h.Exec(ctx, "systemctl", "restart", "kubelet"); err != nil {
+		return err
+	}
+	for _, phase := range [][]string{{"kubelet-wait-bootstrap"}, {"control-plane-join", "mark-control-plane"}} {
+		args := append([]string{"kubeadm", "join", "phase"}, phase...)
+		if _, err := h.Exec(ctx, append(args, "--config", hostKubeadmConfig)...); err != nil {
+			return fmt.Errorf("kubeadm join phase %s: %w", strings.Join(phase, " "), err)
+		}
+	}
+	b.logf("%s: joined as control plane without etcd (%s)", h.Name, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// JoinWorker runs a plain `kubeadm join`.
+func (b *Bed) JoinWorker(ctx context.Context, h *Host) error {
+	if err := b.joinConfig(h, false); err != nil {
+		return err
+	}
+	b.logf("%s: kubeadm join (worker)", h.Name)
+	if _, err := h.Exec(ctx, "kubeadm", "join", "--config", hostKubeadmConfig); err != nil {
+		return fmt.Errorf("kubeadm join: %w", err)
+	}
+	return nil
+}
+
+// Client is a clientset for the bed's apiservers through the proxy.
+func (b *Bed) Client() (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", b.Kubeconfig())
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", b.Kubeconfig(), err)
+	}
+	cfg.Timeout = 10 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+// WaitNodesReady waits until every joined host's node is Ready.
+func (b *Bed) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
+	cs, err := b.Client()
+	if err != nil {
+		return err
+	}
+	var want []string
+	for _, h := range b.Hosts {
+		if h.Role != RoleBare {
+			want = append(want, h.Name)
+		}
+	}
+	var notReady []string
+	err = poll(ctx, timeout, "nodes to be Ready", func() (bool, error) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ready := map[string]bool{}
+		for _, n := range nodes.Items {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready[n.Name] = true
+				}
+			}
+		}
+		notReady = notReady[:0]
+		for _, w := range want {
+			if !ready[w] {
+				notReady = append(notReady, w)
+			}
+		}
+		return len(notReady) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (not Ready: %s)", err, strings.Join(notReady, ","))
+	}
+	return nil
+}

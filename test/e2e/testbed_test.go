@@ -1,0 +1,389 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+// machineState is what a bed must never change on the real machine.
+type machineState struct {
+	links   string
+	sysctls map[string]string
+}
+
+var watchedSysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "net/ipv4/ip_forward"}
+
+func readMachineState(t *testing.T) machineState {
+	t.Helper()
+	out, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			names = append(names, f[1])
+		}
+	}
+	s := machineState{links: strings.Join(names, " "), sysctls: map[string]string{}}
+	for _, k := range watchedSysctls {
+		v, err := os.ReadFile("/proc/sys/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.sysctls[k] = strings.TrimSpace(string(v))
+	}
+	return s
+}
+
+func (s machineState) assertSame(t *testing.T, other machineState, when string) {
+	t.Helper()
+	if s.links != other.links {
+		t.Errorf("%s: the real machine's network interfaces changed: %q -> %q", when, s.links, other.links)
+	}
+	for k, v := range s.sysctls {
+		if other.sysctls[k] != v {
+			t.Errorf("%s: the real machine's sysctl %s changed: %s -> %s", when, k, v, other.sysctls[k])
+		}
+	}
+}
+
+// assertNothingLeft checks that a torn-down bed left no namespace, mount,
+// process, cgroup or state behind.
+func assertNothingLeft(t *testing.T, name string) {
+	t.Helper()
+	if left := testbed.Leftovers(name, ""); len(left) > 0 {
+		t.Errorf("bed %s left behind: %v", name, left)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mi), "\n") {
+		if strings.Contains(l, "kubectl-etcd-testbed/"+name) || strings.Contains(l, "/run/netns/"+name+"-") {
+			t.Errorf("mount left behind: %s", l)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cl, _ := os.ReadFile(p)
+		if bytes.Contains(cl, []byte("kubectl-etcd-testbed/"+name+"/")) {
+			t.Errorf("process left behind: %s: %q", p, bytes.ReplaceAll(cl, []byte{0}, []byte{' '}))
+		}
+	}
+	for _, c := range []string{"cpu", "memory", "pids", "cpuset", "systemd", "unified"} {
+		if m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", c, name+"-*")); len(m) > 0 {
+			t.Errorf("cgroups left behind: %v", m)
+		}
+	}
+}
+
+func etcdctl(ctx context.Context, h *testbed.Host, args ...string) ([]byte, error) {
+	base := []string{"etcdctl", "--endpoints=https://127.0.0.1:2379",
+		"--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+		"--key=/etc/kubernetes/pki/etcd/healthcheck-client.key"}
+	return h.Exec(ctx, append(base, args...)...)
+}
+
+type memberList struct {
+	Members []struct {
+		Name      string   `json:"name"`
+		PeerURLs  []string `json:"peerURLs"`
+		IsLearner bool     `json:"isLearner"`
+	} `json:"members"`
+}
+
+// TestSingleHostBed: kubeadm init on one host gives a genuine control plane
+// whose apiserver stores its objects in the etcd static pod; a power cut
+// takes the API away and a power-on brings it back with the data.
+func TestSingleHostBed(t *testing.T) {
+	ctx := context.Background()
+	before := readMachineState(t)
+	name := "e2eone"
+	b := upBed(t, name, "10.99.1", testbed.RoleInit)
+	h1 := b.Host("h1")
+	readMachineState(t).assertSame(t, before, "while the bed is up")
+
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatalf("apiserver does not answer: %v", err)
+	}
+	if v.GitVersion != testbed.KubernetesVersion {
+		t.Errorf("apiserver version %s, want %s", v.GitVersion, testbed.KubernetesVersion)
+	}
+	for _, comp := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		waitPodRunning(t, b, "kube-system", comp+"-h1")
+	}
+	manifest, err := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml")
+	if err != nil || !bytes.Contains(manifest, []byte("--initial-cluster=h1=https://"+h1.Address+":2380")) {
+		t.Errorf("kubeadm's etcd manifest missing or unexpected (err %v):\n%s", err, manifest)
+	}
+
+	// The apiserver's data lives in that etcd: write an object, find its key.
+	marker := "proof-" + time.Now().Format("150405")
+	_, err = cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-marker"}, Data: map[string]string{"v": marker}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := etcdctl(ctx, h1, "get", "/registry/configmaps/default/e2e-marker")
+	if err != nil || !bytes.Contains(out, []byte(marker)) {
+		t.Fatalf("object not found in h1's etcd (err %v): %q", err, out)
+	}
+
+	// Power cut: the API goes away; power on: it comes back with the object.
+	if err := h1.PowerOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Discovery().ServerVersion(); err == nil {
+		t.Fatal("apiserver still answers with its only host powered off")
+	}
+	start := time.Now()
+	if err := h1.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cm *corev1.ConfigMap
+	deadline := time.Now().Add(3 * time.Minute)
+	for cm == nil && time.Now().Before(deadline) {
+		got, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "e2e-marker", metav1.GetOptions{})
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
+		cm = got
+	}
+	if cm == nil || cm.Data["v"] != marker {
+		t.Fatalf("after power-on the object is not back: %+v", cm)
+	}
+	t.Logf("API back %s after power-on", time.Since(start).Round(100*time.Millisecond))
+
+	if err := testbed.Down(ctx, name, "", logWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, name)
+	readMachineState(t).assertSame(t, before, "after teardown")
+}
+
+func waitPodRunning(t *testing.T, b *testbed.Bed, ns, name string) *corev1.Pod {
+	t.Helper()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			return p
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = string(p.Status.Phase)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("pod %s/%s not running: %s", ns, name, last)
+	return nil
+}
+
+// TestMultiHostBed: the shapes later issues test on — three control-plane
+// hosts joined the normal way (three stacked members), one control-plane host
+// without a member, one worker — plus a privileged host pod, and a bed left
+// behind being detected and replaced.
+func TestMultiHostBed(t *testing.T) {
+	ctx := context.Background()
+	before := readMachineState(t)
+	name := "e2emulti"
+	b := upBed(t, name, "10.99.2", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane,
+		testbed.RoleControlPlaneNoEtcd, testbed.RoleWorker)
+	if pss, err := b.MemoryPSS(); err == nil {
+		t.Logf("memory of the 5-host bed: %d MiB PSS", pss>>20)
+	}
+
+	out, err := etcdctl(ctx, b.Host("h1"), "member", "list", "-w", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ml memberList
+	if err := json.Unmarshal(out, &ml); err != nil {
+		t.Fatalf("parsing member list %q: %v", out, err)
+	}
+	got := map[string]bool{}
+	for _, m := range ml.Members {
+		if m.IsLearner {
+			t.Errorf("member %s is still a learner", m.Name)
+		}
+		got[m.Name] = true
+	}
+	if len(ml.Members) != 3 || !got["h1"] || !got["h2"] || !got["h3"] {
+		t.Errorf("want voting members h1,h2,h3, got %s", out)
+	}
+
+	// Each joined control plane's own apiserver serves (from its local member).
+	for _, hn := range []string{"h1", "h2", "h3"} {
+		out, err := b.Host(hn).Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "get", "--raw=/readyz")
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			t.Errorf("apiserver of %s not ready: %v %q", hn, err, out)
+		}
+	}
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isCP := map[string]bool{}
+	for _, n := range nodes.Items {
+		_, isCP[n.Name] = n.Labels["node-role.kubernetes.io/control-plane"]
+	}
+	if len(nodes.Items) != 5 || !isCP["h4"] || isCP["h5"] || !isCP["h1"] {
+		t.Errorf("want 5 nodes, h4 control-plane, h5 worker; got %v", isCP)
+	}
+	// h4 is a control plane without a member: its manifests exist, its etcd does not.
+	if _, err := b.Host("h4").ReadFile("/etc/kubernetes/manifests/kube-apiserver.yaml"); err != nil {
+		t.Errorf("h4 has no apiserver manifest: %v", err)
+	}
+	if _, err := b.Host("h4").ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err == nil {
+		t.Error("h4 has an etcd manifest, want none")
+	}
+
+	t.Run("privileged host pod", func(t *testing.T) { hostPod(t, b) })
+
+	readMachineState(t).assertSame(t, before, "while the 5-host bed is up")
+
+	// A bed left behind (as after a crash) is detected and replaced.
+	var log bytes.Buffer
+	ctx2, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	b2, err := testbed.Up(ctx2, testbed.Options{Name: name, Subnet: "10.99.2", Roles: []testbed.Role{testbed.RoleInit}, Log: &log})
+	if err != nil {
+		t.Fatalf("bed-up over a leftover bed: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), `found a previous bed "e2emulti" left behind`) {
+		t.Errorf("the leftover bed was not reported:\n%s", log.String())
+	}
+	if len(b2.Hosts) != 1 {
+		t.Errorf("replacement bed has %d hosts", len(b2.Hosts))
+	}
+	if err := b2.WaitNodesReady(ctx, time.Minute); err != nil {
+		t.Error(err)
+	}
+	if err := testbed.Down(ctx, name, "", logWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, name)
+	readMachineState(t).assertSame(t, before, "after teardown")
+}
+
+// hostPod: a privileged pod pinned to h2 with the host's / at /host writes a
+// file that appears on h2 only; the pod is deleted afterwards.
+func hostPod(t *testing.T, b *testbed.Bed) {
+	ctx := context.Background()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := "/etc/kubernetes/e2e-host-pod-proof"
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-host-pod", Namespace: "kube-system"},
+		Spec: corev1.PodSpec{
+			NodeName:      "h2",
+			HostNetwork:   true,
+			HostPID:       true,
+			RestartPolicy: corev1.RestartPolicyNever,
+			Tolerations:   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{
+				Name: "w", Image: testbed.ToolboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"/bin/sh", "-c", "echo written-by-pod > /host" + proof},
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+				VolumeMounts:    []corev1.VolumeMount{{Name: "host", MountPath: "/host"}},
+			}},
+			Volumes: []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{
+				HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+		},
+	}
+	if _, err := cs.CoreV1().Pods("kube-system").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var phase corev1.PodPhase
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		p, err := cs.CoreV1().Pods("kube-system").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err == nil {
+			phase = p.Status.Phase
+			if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if phase != corev1.PodSucceeded {
+		t.Fatalf("host pod ended %q", phase)
+	}
+	got, err := b.Host("h2").ReadFile(proof)
+	if err != nil || strings.TrimSpace(string(got)) != "written-by-pod" {
+		t.Errorf("file not on h2: %v %q", err, got)
+	}
+	for _, other := range []string{"h1", "h3"} {
+		if _, err := b.Host(other).ReadFile(proof); err == nil {
+			t.Errorf("file written on h2 also appears on %s", other)
+		}
+	}
+	if err := cs.CoreV1().Pods("kube-system").Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := cs.CoreV1().Pods("kube-system").Get(ctx, pod.Name, metav1.GetOptions{}); err != nil {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Error("host pod still exists after delete")
+}
+
+// TestNotRoot: the bed refuses to run without root, before touching anything.
+func TestNotRoot(t *testing.T) {
+	dir, err := os.MkdirTemp("", "e2e-notroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "testbed")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/testbed")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "up", "--name", "e2enotroot", "--hosts", "1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "must run as root") {
+		t.Errorf("want a must-run-as-root error, got %v: %s", err, out)
+	}
+	if left := testbed.Leftovers("e2enotroot", ""); len(left) > 0 {
+		t.Errorf("a refused bed-up left %v", left)
+	}
+}
