@@ -32,7 +32,7 @@ e2e:
 
 ## lint: gofmt and go vet
 lint:
-	@out="$$(gofmt -l cmd pkg hack test)"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out="$$(gofmt -l cmd pkg hack test internal)"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/
 

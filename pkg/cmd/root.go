@@ -56,5 +56,6 @@ kubectl-etcd works in two ways:
 	configFlags.AddFlags(cmd.PersistentFlags())
 
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))
+	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(streams))
 	return cmd
 }

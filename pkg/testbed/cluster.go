@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -26,15 +27,34 @@ func (b *Bed) params(h *Host) kubeadmParams {
 	}
 }
 
+// kubeadm runs a kubeadm command on h, keeping its output in the host's
+// state dir (kubeadm-<name>.log) for whoever debugs a slow or failed step.
+func (b *Bed) kubeadm(ctx context.Context, h *Host, logName string, args ...string) error {
+	out, err := h.Exec(ctx, append([]string{"kubeadm"}, args...)...)
+	os.WriteFile(filepath.Join(h.StateDir(), "kubeadm-"+logName+".log"), out, 0o644)
+	return err
+}
+
 // kubeadmUp runs `kubeadm init` on the first host and joins the others in
 // the shapes their roles ask for.
-func (b *Bed) kubeadmUp(ctx context.Context) error {
+func (b *Bed) kubeadmUp(ctx context.Context, imports <-chan error) error {
 	first := b.Hosts[0]
+	if first.Role == RoleInit {
+		if err := b.Init(ctx, first); err != nil {
+			<-imports
+			return err
+		}
+	}
+	if err := <-imports; err != nil {
+		return err
+	}
 	if first.Role != RoleInit {
 		return nil
 	}
-	if err := b.Init(ctx, first); err != nil {
-		return err
+	if len(b.Hosts) > 1 {
+		if err := b.waitClusterInfoSigned(ctx); err != nil {
+			return err
+		}
 	}
 	// Control-plane joins run one at a time, as kubeadm requires (etcd accepts
 	// one learner at a time); workers could go in parallel but are quick.
@@ -58,6 +78,25 @@ func (b *Bed) kubeadmUp(ctx context.Context) error {
 	return b.WaitNodesReady(ctx, 2*time.Minute)
 }
 
+// waitClusterInfoSigned waits until the bootstrap signer has signed the
+// cluster-info ConfigMap for the bed's token. kubeadm join would wait too,
+// but polls every 5 s; right after init that costs a join 10 s.
+func (b *Bed) waitClusterInfoSigned(ctx context.Context) error {
+	cs, err := b.Client()
+	if err != nil {
+		return err
+	}
+	key := "jws-kubeconfig-" + strings.SplitN(b.Token, ".", 2)[0]
+	return poll(ctx, 2*time.Minute, "cluster-info to be signed for the bootstrap token", func() (bool, error) {
+		cm, err := cs.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		_, ok := cm.Data[key]
+		return ok, nil
+	})
+}
+
 // Init runs the real `kubeadm init` on h and writes the workstation kubeconfig.
 func (b *Bed) Init(ctx context.Context, h *Host) error {
 	cfg, err := renderKubeadm("init", b.params(h))
@@ -69,7 +108,7 @@ func (b *Bed) Init(ctx context.Context, h *Host) error {
 	}
 	start := time.Now()
 	b.logf("%s: kubeadm init", h.Name)
-	if _, err := h.Exec(ctx, "kubeadm", "init", "--config", hostKubeadmConfig, "--upload-certs"); err != nil {
+	if err := b.kubeadm(ctx, h, "init", "init", "--config", hostKubeadmConfig, "--upload-certs"); err != nil {
 		return fmt.Errorf("kubeadm init: %w", err)
 	}
 	b.logf("%s: kubeadm init done (%s)", h.Name, time.Since(start).Round(100*time.Millisecond))
@@ -112,7 +151,7 @@ func (b *Bed) JoinControlPlane(ctx context.Context, h *Host) error {
 	}
 	start := time.Now()
 	b.logf("%s: kubeadm join --control-plane", h.Name)
-	if _, err := h.Exec(ctx, "kubeadm", "join", "--config", hostKubeadmConfig); err != nil {
+	if err := b.kubeadm(ctx, h, "join", "join", "--config", hostKubeadmConfig, "--v=1"); err != nil {
 		return fmt.Errorf("kubeadm join --control-plane: %w", err)
 	}
 	b.logf("%s: joined as control plane with etcd (%s)", h.Name, time.Since(start).Round(100*time.Millisecond))
@@ -133,7 +172,7 @@ func (b *Bed) JoinControlPlaneWithoutEtcd(ctx context.Context, h *Host) error {
 	}
 	start := time.Now()
 	b.logf("%s: kubeadm join --control-plane, without etcd (phased)", h.Name)
-	if _, err := h.Exec(ctx, "kubeadm", "join", "--config", hostKubeadmConfig,
+	if err := b.kubeadm(ctx, h, "join", "join", "--config", hostKubeadmConfig,
 		"--skip-phases=etcd-join,kubelet-wait-bootstrap,control-plane-join,wait-control-plane"); err != nil {
 		return fmt.Errorf("kubeadm join (preflight to kubelet-start): %w", err)
 	}
@@ -149,8 +188,8 @@ func (b *Bed) JoinControlPlaneWithoutEtcd(ctx context.Context, h *Host) error {
 		return err
 	}
 	for _, phase := range [][]string{{"kubelet-wait-bootstrap"}, {"control-plane-join", "mark-control-plane"}} {
-		args := append([]string{"kubeadm", "join", "phase"}, phase...)
-		if _, err := h.Exec(ctx, append(args, "--config", hostKubeadmConfig)...); err != nil {
+		args := append([]string{"join", "phase"}, phase...)
+		if err := b.kubeadm(ctx, h, "join-"+phase[0], append(args, "--config", hostKubeadmConfig)...); err != nil {
 			return fmt.Errorf("kubeadm join phase %s: %w", strings.Join(phase, " "), err)
 		}
 	}
@@ -164,7 +203,7 @@ func (b *Bed) JoinWorker(ctx context.Context, h *Host) error {
 		return err
 	}
 	b.logf("%s: kubeadm join (worker)", h.Name)
-	if _, err := h.Exec(ctx, "kubeadm", "join", "--config", hostKubeadmConfig); err != nil {
+	if err := b.kubeadm(ctx, h, "join", "join", "--config", hostKubeadmConfig); err != nil {
 		return fmt.Errorf("kubeadm join: %w", err)
 	}
 	return nil

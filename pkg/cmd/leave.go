@@ -1,0 +1,48 @@
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+)
+
+// LeaveOptions: remove this host's member.
+type LeaveOptions struct {
+	HostOptions
+	Endpoints string
+}
+
+// NewCmdLeave returns `kubectl-etcd leave`.
+func NewCmdLeave(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &LeaveOptions{HostOptions: HostOptions{IOStreams: streams}}
+	cmd := &cobra.Command{
+		Use:   "leave",
+		Short: "Remove this host's etcd member safely (host-local, as root)",
+		Long: `Remove this host's etcd member: refused if it is the last member or if the
+removal could lose quorum. This host's kube-apiserver reads only its local
+member in kubeadm's stacked layout, so it is first pointed at the remaining
+members and must serve from them; leadership is handed over if this member
+leads; then the member is removed, its static pod stopped and its data dir
+moved aside (never deleted). "join" brings it back.`,
+		Example: `  kubectl-etcd leave --dry-run
+  kubectl-etcd leave -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.ValidateBasic(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(cmd); err != nil {
+				return err
+			}
+			res, err := o.env().Leave(cmd.Context(), hostlocal.LeaveOptions{Endpoints: splitList(o.Endpoints)})
+			return o.report(res, err)
+		},
+	}
+	o.AddFlags(cmd.Flags(), true)
+	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "extra client URLs to reach the cluster by (the local member and its manifest's peers are always tried)")
+	return cmd
+}

@@ -1,0 +1,189 @@
+// Package etcddata reads facts about an etcd data dir while its member is
+// stopped, and moves data dirs aside instead of deleting them: kubectl-etcd
+// never deletes etcd data, since a data dir that looks useless may be the
+// last copy of a cluster.
+package etcddata
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/storage/datadir"
+	"go.etcd.io/etcd/server/v3/storage/mvcc"
+	"go.etcd.io/etcd/server/v3/storage/schema"
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// lockTimeout is how long Read waits for the database's file lock. etcd
+// holds it exclusively for as long as it runs, so waiting longer only delays
+// the answer "in use".
+const lockTimeout = 500 * time.Millisecond
+
+// State is what a stopped member's data dir says about it.
+type State struct {
+	// HasData is false for a missing or empty dir; every other field is
+	// then zero.
+	HasData bool
+	// MemberID and ClusterID are the identity the member was created with,
+	// from the WAL's metadata.
+	MemberID, ClusterID uint64
+	// RaftTerm and RaftCommit are the last raft hard state in the WAL.
+	RaftTerm, RaftCommit uint64
+	// ConsistentIndex is the last raft index applied to the database.
+	ConsistentIndex uint64
+	// Revision is the highest key-value revision in the database (or the
+	// compaction point, if later: compaction may have dropped the newest
+	// tombstones).
+	Revision int64
+	DBSize   int64 // bytes
+}
+
+// Read returns the state of the data dir of a stopped member. A missing or
+// empty dir has no data (and is no error); a dir with something other than
+// complete etcd data in it is an error, as is one a running etcd has open.
+func Read(dataDir string) (*State, error) {
+	empty, err := IsEmpty(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if empty {
+		return &State{}, nil
+	}
+	walDir, dbPath := datadir.ToWALDir(dataDir), datadir.ToBackendFileName(dataDir)
+	hasWAL := wal.Exist(walDir)
+	_, err = os.Stat(dbPath)
+	hasDB := err == nil
+	switch {
+	case !hasWAL && !hasDB:
+		return nil, fmt.Errorf("data dir %s is not empty but holds no etcd data (no WAL files in %s, no database %s)", dataDir, walDir, dbPath)
+	case !hasWAL:
+		return nil, fmt.Errorf("data dir %s is incomplete or damaged: it has a database but no WAL files in %s", dataDir, walDir)
+	case !hasDB:
+		return nil, fmt.Errorf("data dir %s is incomplete or damaged: it has a WAL but no database %s", dataDir, dbPath)
+	}
+	st := &State{HasData: true}
+	// The database first: its lock tells whether an etcd is running, before
+	// we read a WAL that etcd may be writing.
+	if err := readDB(dataDir, dbPath, st); err != nil {
+		return nil, err
+	}
+	if err := readWAL(dataDir, walDir, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// damaged turns a panic in etcd's or bbolt's decoding (they panic on some
+// corrupt input, trusting their own files) into an error.
+func damaged(what string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s is damaged: %v", what, r)
+	}
+}
+
+func readDB(dataDir, dbPath string, st *State) (err error) {
+	db, err := bolt.Open(dbPath, 0o400, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fmt.Errorf("data dir %s is in use by a running etcd (its database %s is locked); stop that member first", dataDir, dbPath)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir %s: opening database %s: %w", dataDir, dbPath, err)
+	}
+	defer db.Close()
+	defer damaged(fmt.Sprintf("data dir %s: database %s", dataDir, dbPath), &err)
+	err = db.View(func(tx *bolt.Tx) error {
+		st.DBSize = tx.Size()
+		meta := tx.Bucket(schema.Meta.Name())
+		keys := tx.Bucket(schema.Key.Name())
+		if meta == nil || keys == nil {
+			return fmt.Errorf("it lacks etcd's %q or %q bucket", schema.Meta, schema.Key)
+		}
+		// etcd writes the consistent index only once it has applied an
+		// entry; a missing one is 0, like etcd reads it.
+		if v := meta.Get(schema.MetaConsistentIndexKeyName); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("consistent index is %d bytes, not 8", len(v))
+			}
+			st.ConsistentIndex = binary.BigEndian.Uint64(v)
+		}
+		// Keys in the key bucket are revisions, big-endian, so the last one
+		// is the newest.
+		if k, _ := keys.Cursor().Last(); k != nil {
+			rev, err := revision(k)
+			if err != nil {
+				return fmt.Errorf("last key: %w", err)
+			}
+			st.Revision = rev
+		}
+		if v := meta.Get(schema.FinishedCompactKeyName); v != nil {
+			rev, err := revision(v)
+			if err != nil {
+				return fmt.Errorf("compaction revision: %w", err)
+			}
+			st.Revision = max(st.Revision, rev)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("data dir %s: reading database %s: %w", dataDir, dbPath, err)
+	}
+	return nil
+}
+
+// revision decodes a revision key after checking its shape, since etcd's
+// decoder panics on anything else.
+func revision(b []byte) (int64, error) {
+	if (len(b) != 17 && len(b) != 18) || b[8] != '_' {
+		return 0, fmt.Errorf("%x is not a revision", b)
+	}
+	return mvcc.BytesToRev(b).Main, nil
+}
+
+func readWAL(dataDir, walDir string, st *State) (err error) {
+	defer damaged(fmt.Sprintf("data dir %s: WAL %s", dataDir, walDir), &err)
+	lg := zap.NewNop()
+	// Start at the newest snapshot record the WAL still has, as etcd does
+	// at boot: older WAL files may have been purged.
+	snaps, err := wal.ValidSnapshotEntries(lg, walDir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: reading WAL %s: %w", dataDir, walDir, err)
+	}
+	start := &walpb.Snapshot{}
+	if len(snaps) > 0 {
+		start = snaps[len(snaps)-1]
+	}
+	w, err := wal.OpenForRead(lg, walDir, start)
+	if err != nil {
+		return fmt.Errorf("data dir %s: opening WAL %s: %w", dataDir, walDir, err)
+	}
+	defer w.Close()
+	metadata, hs, _, err := w.ReadAll()
+	if errors.Is(err, wal.ErrSnapshotNotFound) {
+		// Read mode stops quietly at undecodable bytes (taking them for a
+		// torn final write), so etcd's own words here would mislead.
+		return fmt.Errorf("data dir %s: WAL %s is damaged: its readable records stop before the snapshot at index %d: %w",
+			dataDir, walDir, start.GetIndex(), err)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir %s: reading WAL %s: %w", dataDir, walDir, err)
+	}
+	var md etcdserverpb.Metadata
+	if err := proto.Unmarshal(metadata, &md); err != nil {
+		return fmt.Errorf("data dir %s: WAL %s metadata: %w", dataDir, walDir, err)
+	}
+	if md.GetNodeID() == 0 || md.GetClusterID() == 0 {
+		return fmt.Errorf("data dir %s: WAL %s metadata names no member and cluster", dataDir, walDir)
+	}
+	st.MemberID, st.ClusterID = md.GetNodeID(), md.GetClusterID()
+	st.RaftTerm, st.RaftCommit = hs.GetTerm(), hs.GetCommit()
+	return nil
+}

@@ -1,0 +1,161 @@
+// Package hostlocal holds the verbs run as root on a control-plane host —
+// init, join, leave, status — as plans over the host-level library
+// (pkg/staticpod) and etcd's membership API (pkg/etcdcluster). The same
+// functions serve the host-local binary (root "/") and, later, the
+// privileged host pod (root "/host"); only the Host's root differs.
+package hostlocal
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// Timeouts bound every wait; a wait that runs out names what it waited for.
+type Timeouts struct {
+	EtcdStart   time.Duration // manifest written -> member serving
+	EtcdStop    time.Duration // manifest moved out -> process gone
+	Promote     time.Duration // learner caught up and promoted
+	APIServer   time.Duration // apiserver ready after re-pointing
+	ClusterCall time.Duration // one call to the cluster
+}
+
+// DefaultTimeouts are generous for a loaded host but finite.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{EtcdStart: 3 * time.Minute, EtcdStop: 2 * time.Minute, Promote: 3 * time.Minute,
+		APIServer: 3 * time.Minute, ClusterCall: 10 * time.Second}
+}
+
+// Env is what every verb works with.
+type Env struct {
+	Host     *staticpod.Host
+	Config   *staticpod.Config
+	Out      io.Writer // progress lines (nil: none)
+	DryRun   bool
+	Timeouts Timeouts
+}
+
+// Result is what a verb reports: its plan with each step's outcome and the
+// state it left, for people (printed) and scripts (-o json).
+type Result struct {
+	Verb   string                 `json:"verb"`
+	Node   string                 `json:"node"`
+	DryRun bool                   `json:"dryRun"`
+	Steps  []plan.StepResult      `json:"steps"`
+	State  *State                 `json:"state,omitempty"`
+	Error  string                 `json:"error,omitempty"`
+	Notes  []string               `json:"notes,omitempty"`
+	Certs  []staticpod.CertAction `json:"certificates,omitempty"`
+}
+
+// clusterClient connects to the cluster at endpoints with an in-memory client
+// certificate (nothing written), and proves one endpoint answers; otherwise
+// the error names every endpoint and why it failed.
+func (e *Env) clusterClient(ctx context.Context, endpoints []string) (*etcdcluster.Client, error) {
+	tlsCfg, err := e.Host.EphemeralClientTLS(e.Config)
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, endpoints, tlsCfg, e.Timeouts.ClusterCall)
+}
+
+func connect(ctx context.Context, endpoints []string, tlsCfg *tls.Config, timeout time.Duration) (*etcdcluster.Client, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("no etcd endpoints to reach the cluster")
+	}
+	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: endpoints, TLS: tlsCfg, DialTimeout: 3 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := c.Members(cctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("no etcd endpoint answered (%s): %w", strings.Join(endpoints, ", "), err)
+	}
+	return c, nil
+}
+
+// members and statuses bound each call: etcd's client waits for an
+// unreachable cluster forever, and a verb must say so instead.
+func (e *Env) members(ctx context.Context, c *etcdcluster.Client) ([]etcdcluster.Member, error) {
+	cctx, cancel := context.WithTimeout(ctx, e.Timeouts.ClusterCall)
+	defer cancel()
+	return c.Members(cctx)
+}
+
+func (e *Env) statuses(ctx context.Context, c *etcdcluster.Client) ([]etcdcluster.Status, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*e.Timeouts.ClusterCall)
+	defer cancel()
+	return c.Statuses(cctx)
+}
+
+// change bounds one membership change (add, remove, leader move).
+func (e *Env) change(ctx context.Context, op func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, 6*e.Timeouts.ClusterCall)
+	defer cancel()
+	return op(cctx)
+}
+
+// self finds this host's member by peer URL, kubeadm's notion of identity.
+func self(members []etcdcluster.Member, peerURL string) *etcdcluster.Member {
+	for i := range members {
+		for _, u := range members[i].PeerURLs {
+			if u == peerURL {
+				return &members[i]
+			}
+		}
+	}
+	return nil
+}
+
+// clientURLs of the voting members other than id.
+func clientURLsExcept(members []etcdcluster.Member, id uint64) []string {
+	var out []string
+	for _, m := range members {
+		if m.ID != id && !m.IsLearner && len(m.ClientURLs) > 0 {
+			out = append(out, m.ClientURLs...)
+		}
+	}
+	return out
+}
+
+// portsFree checks that nothing listens where the member will: the client
+// and peer ports on the advertise address and loopback.
+func portsFree(cfg *staticpod.Config) error {
+	for _, hp := range []string{
+		net.JoinHostPort(cfg.AdvertiseAddress(), "2379"), net.JoinHostPort(cfg.AdvertiseAddress(), "2380"),
+		"127.0.0.1:2379", "127.0.0.1:2381",
+	} {
+		l, err := net.Listen("tcp", hp)
+		if err != nil {
+			return fmt.Errorf("port %s is already in use on %s (another etcd or program listens there); the member cannot start: %w", hp, cfg.NodeName(), err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// dataDirState reads the local data dir offline; only valid while no etcd runs on it.
+func (e *Env) dataDirState() (*etcddata.State, error) {
+	return etcddata.Read(e.Host.Path(e.Config.DataDir()))
+}
+
+func (e *Env) moveDataDirAside(reason string) (string, error) {
+	moved, err := etcddata.MoveAside(e.Host.Path(e.Config.DataDir()), reason, e.Host.Now())
+	if err != nil || moved == "" {
+		return "", err
+	}
+	// Report the host's own path, not this process's view of it.
+	return strings.TrimPrefix(moved, strings.TrimSuffix(e.Host.Root, "/")), nil
+}

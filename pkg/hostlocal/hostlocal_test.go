@@ -1,0 +1,115 @@
+package hostlocal
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+func tree(t *testing.T, root string) string {
+	t.Helper()
+	hs := sha256.New()
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		hs.Write([]byte(p + fi.Mode().String()))
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			hs.Write(b)
+		}
+		return nil
+	})
+	return hex.EncodeToString(hs.Sum(nil))
+}
+
+func testEnv(t *testing.T, dryRun bool) (*Env, *bytes.Buffer) {
+	t.Helper()
+	h := staticpod.NewHost(t.TempDir())
+	cfgFile := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	os.WriteFile(cfgFile, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n"), 0o600)
+	cfg, err := h.LoadConfig(context.Background(), staticpod.ConfigOptions{ConfigFile: cfgFile, NodeName: "cp-1", AdvertiseAddress: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	return &Env{Host: h, Config: cfg, Out: &out, DryRun: dryRun, Timeouts: DefaultTimeouts()}, &out
+}
+
+// TestInitDryRunChangesNothing: the plan names every step and file, and the
+// host tree is byte-for-byte the same afterwards.
+func TestInitDryRunChangesNothing(t *testing.T) {
+	e, out := testEnv(t, true)
+	before := tree(t, e.Host.Root)
+	res, err := e.Init(context.Background())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("init --dry-run changed the host")
+	}
+	for _, want := range []string{"dry run", "certificates: create etcd-ca", "create etcd-server", "data dir: create /var/lib/etcd", "/etc/kubernetes/manifests/etcd.yaml", "new single-member cluster cp-1=https://127.0.0.1:2380"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	for _, s := range res.Steps {
+		if s.Outcome != "planned" {
+			t.Errorf("step %s outcome %s", s.Name, s.Outcome)
+		}
+	}
+}
+
+// TestInitRefusesForeignDataDir: a data dir that is not empty and not etcd's
+// is refused and left alone.
+func TestInitRefusesForeignDataDir(t *testing.T) {
+	e, _ := testEnv(t, false)
+	dd := e.Host.Path(e.Config.DataDir())
+	os.MkdirAll(dd, 0o700)
+	os.WriteFile(filepath.Join(dd, "precious"), []byte("x"), 0o600)
+	before := tree(t, e.Host.Root)
+	_, err := e.Init(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "/var/lib/etcd") {
+		t.Fatalf("want a refusal naming the data dir, got %v", err)
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("a refused init changed the host")
+	}
+}
+
+// TestJoinWithoutCAExplains: no etcd CA on the host is refused with how to bring it.
+func TestJoinWithoutCAExplains(t *testing.T) {
+	e, _ := testEnv(t, false)
+	before := tree(t, e.Host.Root)
+	_, err := e.Join(context.Background(), JoinOptions{Endpoints: []string{"https://127.0.0.1:1"}})
+	if err == nil || !strings.Contains(err.Error(), "no etcd CA") || !strings.Contains(err.Error(), "certificate-key") {
+		t.Fatalf("got %v", err)
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("a refused join changed the host")
+	}
+}
+
+// TestJoinUnreachableEndpoints: endpoints that do not answer are named.
+func TestJoinUnreachableEndpoints(t *testing.T) {
+	e, _ := testEnv(t, false)
+	if _, err := e.Host.EnsureCerts(e.Config, true); err != nil { // a CA, as a joining host has
+		t.Fatal(err)
+	}
+	e.Timeouts.ClusterCall = 3e9
+	before := tree(t, e.Host.Root)
+	_, err := e.Join(context.Background(), JoinOptions{Endpoints: []string{"https://127.0.0.1:1", "https://127.0.0.1:2"}})
+	if err == nil || !strings.Contains(err.Error(), "no etcd endpoint answered") || !strings.Contains(err.Error(), "127.0.0.1:2") {
+		t.Fatalf("got %v", err)
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("a failed join changed the host")
+	}
+}

@@ -1,0 +1,426 @@
+package hostlocal
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	etcdutil "k8s.io/kubernetes/cmd/kubeadm/app/util/etcd"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// JoinOptions are join's inputs beyond the host.
+type JoinOptions struct {
+	// Endpoints are client URLs of current members; any one answering is enough.
+	Endpoints []string
+	// MoveForeignData allows moving aside a data dir that belongs to another
+	// etcd cluster (otherwise join refuses: it may be someone's only copy).
+	MoveForeignData bool
+}
+
+// Join adds this host to the cluster the learner way: add as learner, write
+// certificates and an existing-cluster manifest, wait until the member has
+// started and caught up, promote it, wait for a healthy quorum, and point the
+// local apiserver at the local member. A join interrupted at any point is
+// finished by running it again: it finds its own learner or voter and goes
+// on from there.
+func (e *Env) Join(ctx context.Context, o JoinOptions) (*Result, error) {
+	res := &Result{Verb: "join", Node: e.Config.NodeName(), DryRun: e.DryRun}
+	p, c, err := e.planJoin(ctx, o, res)
+	if c != nil {
+		defer c.Close()
+	}
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	res.Steps, err = p.Execute(ctx, e.Out, e.DryRun)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	res.State = e.ReadState(ctx, o.Endpoints)
+	return res, err
+}
+
+// localIdentity is what the local data says about membership.
+type localIdentity struct {
+	hasData   bool
+	memberID  uint64
+	clusterID uint64
+	revision  int64
+}
+
+func (e *Env) localIdentity(ctx context.Context) (localIdentity, bool, error) {
+	h, cfg := e.Host, e.Config
+	running := len(h.EtcdPIDs(cfg)) > 0
+	if !running {
+		facts, err := e.dataDirState()
+		if err == nil {
+			return localIdentity{hasData: facts.HasData, memberID: facts.MemberID, clusterID: facts.ClusterID, revision: facts.Revision}, false, nil
+		}
+		// A member may be starting this very moment (kubelet picked up a
+		// manifest an interrupted run wrote): wait for it rather than fail.
+		if !h.EtcdManifestExists() {
+			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w", cfg.DataDir(), err)
+		}
+		if _, werr := h.WaitEtcdServing(ctx, cfg, 30*time.Second); werr != nil {
+			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w (and the member of %s did not start: %v)", cfg.DataDir(), err, h.EtcdManifest(), werr)
+		}
+		running = true
+	}
+	st, err := h.LocalStatus(ctx, cfg)
+	if err != nil {
+		// Running but not answering (e.g. a stale member crash-looping):
+		// its identity is unknown until it is stopped.
+		return localIdentity{hasData: true}, true, nil
+	}
+	return localIdentity{hasData: true, memberID: st.Header.MemberId, clusterID: st.Header.ClusterId, revision: st.Header.Revision}, true, nil
+}
+
+func clusterIDOf(statuses []etcdcluster.Status) uint64 {
+	for _, s := range statuses {
+		if s.Healthy && s.ClusterID != 0 {
+			return s.ClusterID
+		}
+	}
+	return 0
+}
+
+func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+	h, cfg := e.Host, e.Config
+	if !h.HasEtcdCA(cfg) {
+		_, err := h.PlanCerts(cfg, false) // the error explains how to bring the CA
+		if err == nil {
+			err = staticpod.ErrNoEtcdCA
+		}
+		return nil, nil, err
+	}
+	c, err := e.clusterClient(ctx, o.Endpoints)
+	if err != nil {
+		return nil, nil, err
+	}
+	members, err := e.members(ctx, c)
+	if err != nil {
+		return nil, c, err
+	}
+	statuses, err := e.statuses(ctx, c)
+	if err != nil {
+		return nil, c, err
+	}
+	clusterID := clusterIDOf(statuses)
+	me := self(members, cfg.PeerURL())
+	local, running, err := e.localIdentity(ctx)
+	if err != nil {
+		return nil, c, err
+	}
+	p := &plan.Plan{Title: fmt.Sprintf("join: %s (%s) into etcd cluster %x, configuration from %s", cfg.NodeName(), cfg.PeerURL(), clusterID, cfg.Source)}
+
+	certs, err := h.PlanCerts(cfg, false)
+	if err != nil {
+		return nil, c, err
+	}
+	res.Certs = certs
+	needCerts := slices.ContainsFunc(certs, func(a staticpod.CertAction) bool { return a.Action != "keep" })
+
+	ours := me != nil && local.hasData && local.memberID == me.ID && (local.clusterID == clusterID || local.clusterID == 0 || clusterID == 0)
+	switch {
+	case me != nil && !me.IsLearner && ours && running:
+		res.Notes = append(res.Notes, fmt.Sprintf("%s is already a voting member (%x)", cfg.NodeName(), me.ID))
+		if needCerts {
+			e.addCertStep(p, res)
+		}
+		e.addAPIServerLocalStep(p)
+		return p, c, nil
+	case me != nil && ours:
+		// Our member with our data: finish what an earlier run started.
+		if needCerts {
+			e.addCertStep(p, res)
+		}
+		if !running {
+			e.addManifestStep(p, c)
+		}
+	case me != nil && me.Started() && !local.hasData:
+		// The cluster knows this host as a started member, but its data is
+		// gone: that member can never come back. Replace it with a fresh learner.
+		if err := etcdcluster.CheckRemove(members, statuses, me.ID); err != nil {
+			return nil, c, fmt.Errorf("%s's member %x lost its data and must be replaced, but removing it is not safe: %w", cfg.NodeName(), me.ID, err)
+		}
+		e.addCertStep(p, res)
+		p.Add("remove lost member", fmt.Sprintf("remove member %s (%x): its data dir %s is empty", me, me.ID, cfg.DataDir()),
+			func(ctx context.Context) (string, error) {
+				return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+			})
+		e.addFreshJoinSteps(p, c, members, statuses)
+	case me != nil:
+		// An added member that never started here (an earlier join crashed
+		// between add and start), or one whose local data is someone else's.
+		if local.hasData {
+			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
+				return nil, c, err
+			}
+		} else if running {
+			e.addStopStep(p)
+		}
+		e.addCertStep(p, res)
+		if me.Started() {
+			// Started elsewhere with other data: start over.
+			p.Add("remove stale member", fmt.Sprintf("remove member %s (%x), whose data is not on this host", me, me.ID),
+				func(ctx context.Context) (string, error) {
+					return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+				})
+			e.addFreshJoinSteps(p, c, members, statuses)
+			break
+		}
+		e.addManifestStep(p, c)
+	default:
+		if local.hasData || running {
+			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
+				return nil, c, err
+			}
+		} else if err := portsFree(cfg); err != nil {
+			return nil, c, err
+		}
+		if err := etcdcluster.CheckAdd(members, statuses); err != nil {
+			return nil, c, fmt.Errorf("adding %s now is not safe: %w", cfg.NodeName(), err)
+		}
+		e.addCertStep(p, res)
+		e.addFreshJoinSteps(p, c, members, statuses)
+		e.addPromoteSteps(p, c)
+		e.addAPIServerLocalStep(p)
+		return p, c, nil
+	}
+	e.addPromoteSteps(p, c)
+	e.addAPIServerLocalStep(p)
+	return p, c, nil
+}
+
+func (e *Env) addCertStep(p *plan.Plan, res *Result) {
+	p.Add("certificates", describeCerts(res.Certs), func(context.Context) (string, error) {
+		done, err := e.Host.EnsureCerts(e.Config, false)
+		res.Certs = done
+		return describeCerts(done), err
+	})
+}
+
+func (e *Env) addStopStep(p *plan.Plan) {
+	h, cfg := e.Host, e.Config
+	p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone", h.EtcdManifest()),
+		func(ctx context.Context) (string, error) {
+			if err := h.StopEtcd(); err != nil {
+				return "", err
+			}
+			return "", h.WaitEtcdGone(ctx, cfg, e.Timeouts.EtcdStop)
+		})
+}
+
+// addStaleDataSteps handles a data dir that is not this cluster's member
+// data: stop a running etcd on it, then move it aside (never delete). Data
+// of another cluster is refused unless allowed: it may be the only copy.
+func (e *Env) addStaleDataSteps(p *plan.Plan, local localIdentity, clusterID uint64, running, moveForeign bool) error {
+	cfg := e.Config
+	foreign := local.clusterID != 0 && clusterID != 0 && local.clusterID != clusterID
+	if foreign && !moveForeign {
+		return fmt.Errorf("data dir %s belongs to etcd cluster %x (member %x, revision %d), not to cluster %x at the given endpoints: "+
+			"refusing to touch it. If that data is not needed, rerun with --move-aside-foreign-data (it is moved aside, not deleted)",
+			cfg.DataDir(), local.clusterID, local.memberID, local.revision, clusterID)
+	}
+	if running {
+		e.addStopStep(p)
+	}
+	reason := "stale-member"
+	if foreign {
+		reason = "foreign-cluster"
+	}
+	p.Add("move stale data aside", fmt.Sprintf("move %s to %s.%s-<time> (member %x of cluster %x; never deleted)", cfg.DataDir(), cfg.DataDir(), reason, local.memberID, local.clusterID),
+		func(context.Context) (string, error) {
+			moved, err := e.moveDataDirAside(reason)
+			if err != nil {
+				return "", err
+			}
+			return "moved to " + moved, nil
+		})
+	return nil
+}
+
+// addFreshJoinSteps adds the learner and writes its manifest.
+func (e *Env) addFreshJoinSteps(p *plan.Plan, c *etcdcluster.Client, members []etcdcluster.Member, statuses []etcdcluster.Status) {
+	cfg := e.Config
+	p.Add("add learner", fmt.Sprintf("add %s (%s) as a learner (non-voting) member", cfg.NodeName(), cfg.PeerURL()),
+		func(ctx context.Context) (string, error) {
+			members, err := e.members(ctx, c)
+			if err != nil {
+				return "", err
+			}
+			if self(members, cfg.PeerURL()) == nil {
+				statuses, err := e.statuses(ctx, c)
+				if err != nil {
+					return "", err
+				}
+				if err := etcdcluster.CheckAdd(members, statuses); err != nil {
+					return "", err
+				}
+			}
+			var m etcdcluster.Member
+			if err := e.change(ctx, func(ctx context.Context) error {
+				var err error
+				m, _, err = c.AddLearner(ctx, cfg.PeerURL())
+				return err
+			}); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("learner %x", m.ID), nil
+		})
+	e.addManifestStep(p, c)
+}
+
+func (e *Env) addManifestStep(p *plan.Plan, c *etcdcluster.Client) {
+	h, cfg := e.Host, e.Config
+	p.Add("manifest", fmt.Sprintf("create data dir %s and write %s (initial-cluster-state=existing)", cfg.DataDir(), h.EtcdManifest()),
+		func(ctx context.Context) (string, error) {
+			members, err := e.members(ctx, c)
+			if err != nil {
+				return "", err
+			}
+			if self(members, cfg.PeerURL()) == nil {
+				return "", fmt.Errorf("%s is not in the member list any more: rerun join", cfg.PeerURL())
+			}
+			initial := initialCluster(members, cfg)
+			manifest, err := staticpod.RenderEtcdManifest(cfg, initial)
+			if err != nil {
+				return "", err
+			}
+			if err := etcdutil.CreateDataDirectory(h.Path(cfg.DataDir())); err != nil {
+				return "", err
+			}
+			if err := h.WriteEtcdManifest(manifest); err != nil {
+				return "", err
+			}
+			var names []string
+			for _, m := range initial {
+				names = append(names, m.Name)
+			}
+			return "initial cluster " + strings.Join(names, ","), nil
+		})
+}
+
+// initialCluster is kubeadm's --initial-cluster for a joining member: every
+// member by name (an unstarted one by its hex ID, as kubeadm does), this host
+// by its node name.
+func initialCluster(members []etcdcluster.Member, cfg *staticpod.Config) []staticpod.Member {
+	var out []staticpod.Member
+	for _, m := range members {
+		if len(m.PeerURLs) == 0 {
+			continue
+		}
+		name := m.Name
+		switch {
+		case m.PeerURLs[0] == cfg.PeerURL():
+			name = cfg.NodeName()
+		case name == "":
+			name = fmt.Sprintf("%x", m.ID)
+		}
+		out = append(out, etcdutil.Member{Name: name, PeerURL: m.PeerURLs[0]})
+	}
+	return out
+}
+
+func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client) {
+	h, cfg := e.Host, e.Config
+	p.Add("wait for start", "until the local member serves and the cluster sees it started", func(ctx context.Context) (string, error) {
+		if _, err := h.WaitEtcdServing(ctx, cfg, e.Timeouts.EtcdStart); err != nil {
+			return "", err
+		}
+		return "", nil
+	})
+	p.Add("promote", "promote the learner to a voting member once it has caught up with the leader", func(ctx context.Context) (string, error) {
+		members, err := e.members(ctx, c)
+		if err != nil {
+			return "", err
+		}
+		me := self(members, cfg.PeerURL())
+		if me == nil {
+			return "", fmt.Errorf("%s is not a member any more", cfg.PeerURL())
+		}
+		if !me.IsLearner {
+			return "already a voting member", nil
+		}
+		pctx, cancel := context.WithTimeout(ctx, e.Timeouts.Promote)
+		defer cancel()
+		if err := c.Promote(pctx, me.ID); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("member %x is a voter", me.ID), nil
+	})
+	p.Add("wait for quorum", "until every voting member answers healthy, this one included", func(ctx context.Context) (string, error) {
+		return e.waitQuorum(ctx, c, cfg.PeerURL(), e.Timeouts.EtcdStart)
+	})
+}
+
+func (e *Env) waitQuorum(ctx context.Context, c *etcdcluster.Client, peerURL string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		members, err := e.members(ctx, c)
+		if err == nil {
+			statuses, _ := e.statuses(ctx, c)
+			voters, healthy, selfOK := 0, 0, false
+			var down []string
+			for _, s := range statuses {
+				if s.Member.IsLearner {
+					continue
+				}
+				voters++
+				if s.Healthy {
+					healthy++
+					if slices.Contains(s.Member.PeerURLs, peerURL) {
+						selfOK = true
+					}
+				} else {
+					down = append(down, s.Member.String())
+				}
+			}
+			_ = members
+			if selfOK && healthy > voters/2 {
+				note := fmt.Sprintf("%d of %d voting members healthy", healthy, voters)
+				if len(down) > 0 {
+					note += "; not answering: " + strings.Join(down, ",")
+				}
+				return note, nil
+			}
+			last = fmt.Sprintf("%d of %d voting members healthy, this host's member healthy: %v", healthy, voters, selfOK)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("timed out after %s waiting for a healthy quorum: %s", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// addAPIServerLocalStep points this host's kube-apiserver back at its local
+// member (kubeadm's stacked layout) when it was pointed elsewhere.
+func (e *Env) addAPIServerLocalStep(p *plan.Plan) {
+	h, cfg := e.Host, e.Config
+	servers, err := h.APIServerEtcdServers()
+	if err != nil {
+		return // no apiserver on this host
+	}
+	if len(servers) == 1 && servers[0] == staticpod.LocalEtcdServer(cfg) {
+		return
+	}
+	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s back to the local member %s and wait until it serves",
+		strings.Join(servers, ","), staticpod.LocalEtcdServer(cfg)), func(ctx context.Context) (string, error) {
+		_, err := h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer)
+		return "", err
+	})
+}

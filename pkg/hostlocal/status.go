@@ -1,0 +1,248 @@
+package hostlocal
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// State is what the host and the cluster look like from this host.
+type State struct {
+	Node                 string          `json:"node"`
+	Address              string          `json:"address"`
+	PeerURL              string          `json:"peerURL"`
+	ManifestPresent      bool            `json:"manifestPresent"`
+	EtcdRunning          bool            `json:"etcdRunning"`
+	DataDir              string          `json:"dataDir"`
+	DataDirFacts         *etcddata.State `json:"dataDirFacts,omitempty"`
+	Local                *MemberRow      `json:"local,omitempty"`
+	LocalError           string          `json:"localError,omitempty"`
+	ClusterID            string          `json:"clusterID,omitempty"`
+	Members              []MemberRow     `json:"members,omitempty"`
+	ClusterError         string          `json:"clusterError,omitempty"`
+	APIServerEtcdServers []string        `json:"apiserverEtcdServers,omitempty"`
+	Summary              string          `json:"summary"`
+}
+
+// MemberRow is one member as seen from this host.
+type MemberRow struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	PeerURL   string `json:"peerURL"`
+	ClientURL string `json:"clientURL"`
+	Learner   bool   `json:"learner"`
+	Started   bool   `json:"started"`
+	Healthy   bool   `json:"healthy"`
+	Leader    bool   `json:"leader"`
+	RaftIndex uint64 `json:"raftIndex,omitempty"`
+	RaftTerm  uint64 `json:"raftTerm,omitempty"`
+	Revision  int64  `json:"revision,omitempty"`
+	DBSize    int64  `json:"dbSize,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Error     string `json:"error,omitempty"`
+	IsThis    bool   `json:"thisHost"`
+}
+
+// ReadState looks at the host and, through whatever member answers, the
+// cluster. It changes nothing and does not fail on a dead member or a
+// stopped etcd: those are facts to report. extraEndpoints are tried too.
+func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
+	cfg, h := e.Config, e.Host
+	st := &State{Node: cfg.NodeName(), Address: cfg.AdvertiseAddress(), PeerURL: cfg.PeerURL(),
+		ManifestPresent: h.EtcdManifestExists(), DataDir: cfg.DataDir()}
+	st.EtcdRunning = len(h.EtcdPIDs(cfg)) > 0
+	if servers, err := h.APIServerEtcdServers(); err == nil {
+		st.APIServerEtcdServers = servers
+	}
+	if !st.EtcdRunning {
+		if facts, err := e.dataDirState(); err == nil {
+			st.DataDirFacts = facts
+		} else {
+			st.LocalError = err.Error()
+		}
+	}
+	endpoints := e.candidateEndpoints(extraEndpoints, st.EtcdRunning)
+	tlsCfg, err := h.EphemeralClientTLS(cfg)
+	if err != nil {
+		st.ClusterError = err.Error()
+	} else if c, err := connect(ctx, endpoints, tlsCfg, e.Timeouts.ClusterCall); err != nil {
+		st.ClusterError = err.Error()
+	} else {
+		defer c.Close()
+		members, err := e.members(ctx, c)
+		if err != nil {
+			st.ClusterError = err.Error()
+		}
+		statuses, _ := e.statuses(ctx, c)
+		st.Members = rows(members, statuses, cfg.PeerURL())
+		for _, s := range statuses {
+			if s.Healthy && s.ClusterID != 0 {
+				st.ClusterID = fmt.Sprintf("%x", s.ClusterID)
+			}
+		}
+		for i := range st.Members {
+			if st.Members[i].IsThis {
+				st.Local = &st.Members[i]
+			}
+		}
+	}
+	st.Summary = summarize(st)
+	return st
+}
+
+// candidateEndpoints are the places a member of this host's cluster may
+// answer: the local member, given endpoints, the apiserver's etcd servers,
+// and the peers named in the local manifest.
+func (e *Env) candidateEndpoints(extra []string, localRunning bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(u string) {
+		if u != "" && !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	if localRunning {
+		add(staticpod.LocalEtcdServer(e.Config))
+	}
+	for _, u := range extra {
+		add(u)
+	}
+	if servers, err := e.Host.APIServerEtcdServers(); err == nil {
+		for _, u := range servers {
+			add(u)
+		}
+	}
+	for _, p := range e.Host.ManifestPeers() {
+		if u, err := url.Parse(p); err == nil {
+			add("https://" + u.Hostname() + ":2379")
+		}
+	}
+	return out
+}
+
+func rows(members []etcdcluster.Member, statuses []etcdcluster.Status, selfPeer string) []MemberRow {
+	byID := map[uint64]etcdcluster.Status{}
+	for _, s := range statuses {
+		byID[s.Member.ID] = s
+	}
+	var out []MemberRow
+	for _, m := range members {
+		r := MemberRow{Name: m.String(), ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner, Started: m.Started()}
+		if len(m.PeerURLs) > 0 {
+			r.PeerURL = m.PeerURLs[0]
+			r.IsThis = r.PeerURL == selfPeer
+		}
+		if len(m.ClientURLs) > 0 {
+			r.ClientURL = m.ClientURLs[0]
+		}
+		if s, ok := byID[m.ID]; ok {
+			r.Healthy, r.Leader = s.Healthy, s.IsLeader
+			r.RaftIndex, r.RaftTerm, r.Revision, r.DBSize, r.Version = s.RaftIndex, s.RaftTerm, s.Revision, s.DBSize, s.Version
+			if s.Err != nil {
+				r.Error = s.Err.Error()
+			}
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func summarize(st *State) string {
+	voters, healthy := 0, 0
+	for _, m := range st.Members {
+		if !m.Learner {
+			voters++
+			if m.Healthy {
+				healthy++
+			}
+		}
+	}
+	var who string
+	switch {
+	case st.Local != nil && st.Local.Learner:
+		who = fmt.Sprintf("%s is a learner (not yet a voting member)", st.Node)
+	case st.Local != nil:
+		who = fmt.Sprintf("%s is a voting member", st.Node)
+	case st.EtcdRunning || st.ManifestPresent:
+		who = fmt.Sprintf("%s runs an etcd that is not a member of the cluster it can see", st.Node)
+	default:
+		who = fmt.Sprintf("%s has no etcd member", st.Node)
+	}
+	if len(st.Members) == 0 {
+		return who + "; no cluster member answered"
+	}
+	q := "quorum"
+	if healthy <= voters/2 {
+		q = "NO QUORUM"
+	}
+	return fmt.Sprintf("%s; cluster: %d voting members, %d healthy (%s)", who, voters, healthy, q)
+}
+
+// PrintState writes the state for people.
+func PrintState(w io.Writer, st *State) {
+	fmt.Fprintf(w, "Host %s (%s), peer URL %s\n", st.Node, st.Address, st.PeerURL)
+	fmt.Fprintf(w, "  etcd manifest: %s   etcd running: %s   data dir: %s\n", yesNo(st.ManifestPresent), yesNo(st.EtcdRunning), st.DataDir)
+	if st.DataDirFacts != nil && st.DataDirFacts.HasData {
+		f := st.DataDirFacts
+		fmt.Fprintf(w, "  data dir (offline): member %x of cluster %x, raft term %d commit %d, revision %d\n",
+			f.MemberID, f.ClusterID, f.RaftTerm, f.RaftCommit, f.Revision)
+	}
+	if len(st.APIServerEtcdServers) > 0 {
+		fmt.Fprintf(w, "  kube-apiserver reads etcd at: %s\n", strings.Join(st.APIServerEtcdServers, ","))
+	}
+	if st.LocalError != "" && !st.EtcdRunning {
+		fmt.Fprintf(w, "  local: %s\n", st.LocalError)
+	}
+	if st.ClusterError != "" {
+		fmt.Fprintf(w, "  cluster: %s\n", st.ClusterError)
+	}
+	if len(st.Members) > 0 {
+		fmt.Fprintf(w, "Cluster %s members:\n", st.ClusterID)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tID\tROLE\tHEALTH\tLEADER\tRAFT INDEX\tREVISION\tPEER URL")
+		for _, m := range st.Members {
+			role := "voter"
+			if m.Learner {
+				role = "learner"
+			}
+			health := "healthy"
+			if !m.Healthy {
+				health = "unhealthy"
+				if m.Error != "" {
+					health = "down: " + shorten(m.Error, 40)
+				}
+			}
+			name := m.Name
+			if m.IsThis {
+				name += " (this host)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", name, m.ID, role, health, yesNo(m.Leader), m.RaftIndex, m.Revision, m.PeerURL)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "State: %s\n", st.Summary)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,210 @@
+package staticpod
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"time"
+
+	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
+	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
+	certsphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/certs"
+	"k8s.io/kubernetes/cmd/kubeadm/app/util/pkiutil"
+)
+
+// CertRenewMargin is how long before expiry an existing certificate is
+// reissued rather than reused: a member should not start with a certificate
+// that dies before the next maintenance window.
+const CertRenewMargin = 30 * 24 * time.Hour
+
+// CertAction is one certificate's fate in a plan.
+type CertAction struct {
+	Name   string `json:"name"`   // kubeadm's name, e.g. etcd-server
+	Path   string `json:"path"`   // host path of the .crt
+	Action string `json:"action"` // keep | create | reissue
+	Reason string `json:"reason,omitempty"`
+	// MovedTo is where a reissued certificate's old files went.
+	MovedTo string `json:"movedTo,omitempty"`
+}
+
+// ErrNoEtcdCA means the host has no etcd CA and the verb may not create one.
+var ErrNoEtcdCA = errors.New("no etcd CA on this host")
+
+// certSpecs are the etcd certificates a stacked member host needs, in
+// kubeadm's own definitions; apiserver-etcd-client only where kubeadm would
+// have one (a host running a kube-apiserver).
+func (h *Host) certSpecs() []*certsphase.KubeadmCert {
+	specs := []*certsphase.KubeadmCert{
+		certsphase.KubeadmCertEtcdServer(),
+		certsphase.KubeadmCertEtcdPeer(),
+		certsphase.KubeadmCertEtcdHealthcheck(),
+	}
+	if h.exists(h.APIServerManifest()) {
+		specs = append(specs, certsphase.KubeadmCertEtcdAPIClient())
+	}
+	return specs
+}
+
+// hostInit is cfg.Init with CertificatesDir mapped to where this process
+// reaches it; SANs and names stay the host's.
+func (h *Host) hostInit(cfg *Config) *kubeadmapi.InitConfiguration {
+	ic := cfg.Init.DeepCopy()
+	ic.CertificatesDir = h.Path(cfg.CertDir())
+	return ic
+}
+
+// PlanCerts says what EnsureCerts would do, changing nothing.
+func (h *Host) PlanCerts(cfg *Config, mayCreateCA bool) ([]CertAction, error) {
+	return h.certs(cfg, mayCreateCA, false)
+}
+
+// EnsureCerts creates or reissues what the plan says. The etcd CA is
+// created only when mayCreateCA (init) and none exists, and never
+// overwritten. Existing certificates are reused only when signed by the CA on
+// disk, valid beyond CertRenewMargin, and carrying the needed names; others
+// are moved aside (never deleted) and reissued. Keys are written 0600.
+func (h *Host) EnsureCerts(cfg *Config, mayCreateCA bool) ([]CertAction, error) {
+	return h.certs(cfg, mayCreateCA, true)
+}
+
+func (h *Host) certs(cfg *Config, mayCreateCA, apply bool) ([]CertAction, error) {
+	ic := h.hostInit(cfg)
+	pkiDir := ic.CertificatesDir
+	caSpec := certsphase.KubeadmCertEtcdCA()
+	caCrt := filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCACertName)
+	var actions []CertAction
+	var caCert *x509.Certificate
+	var caKey crypto.Signer
+	crtExists, keyExists := h.exists(caCrt), h.exists(filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCAKeyName))
+	switch {
+	case crtExists && !keyExists:
+		return nil, fmt.Errorf("%s exists without its key: an external etcd CA is not supported (kubectl-etcd signs member certificates on the host)", caCrt)
+	case crtExists:
+		var err error
+		caCert, caKey, err = pkiutil.TryLoadCertAndKeyFromDisk(pkiDir, caSpec.BaseName)
+		if err != nil {
+			return nil, fmt.Errorf("loading the etcd CA %s: %w", caCrt, err)
+		}
+		if !caCert.IsCA {
+			return nil, fmt.Errorf("%s is not a CA certificate", caCrt)
+		}
+		if time.Now().After(caCert.NotAfter) {
+			return nil, fmt.Errorf("the etcd CA %s expired on %s", caCrt, caCert.NotAfter.Format(time.RFC3339))
+		}
+		actions = append(actions, CertAction{Name: caSpec.Name, Path: caCrt, Action: "keep"})
+	case !mayCreateCA:
+		return nil, fmt.Errorf("%w: %s is missing. A member host needs the cluster's etcd CA (ca.crt and ca.key): "+
+			"`kubeadm join --control-plane --certificate-key ...` brings it, or run `kubectl etcd scale` from a workstation, "+
+			"which streams it from a member host, or copy both files from a member host into %s (ca.key mode 0600)",
+			ErrNoEtcdCA, caCrt, filepath.Dir(caCrt))
+	default:
+		actions = append(actions, CertAction{Name: caSpec.Name, Path: caCrt, Action: "create", Reason: "no etcd CA on this host"})
+		if apply {
+			caCfg, err := caSpec.GetConfig(ic)
+			if err != nil {
+				return nil, fmt.Errorf("etcd CA config: %w", err)
+			}
+			caCert, caKey, err = pkiutil.NewCertificateAuthority(caCfg)
+			if err != nil {
+				return nil, fmt.Errorf("creating the etcd CA: %w", err)
+			}
+			if err := pkiutil.WriteCertAndKey(pkiDir, caSpec.BaseName, caCert, caKey); err != nil {
+				return nil, fmt.Errorf("writing the etcd CA: %w", err)
+			}
+		}
+	}
+	for _, spec := range h.certSpecs() {
+		want, err := spec.GetConfig(ic)
+		if err != nil {
+			return nil, fmt.Errorf("%s config: %w", spec.Name, err)
+		}
+		crt := filepath.Join(cfg.CertDir(), spec.BaseName+".crt")
+		a := CertAction{Name: spec.Name, Path: crt}
+		if !h.exists(crt) && !h.exists(filepath.Join(cfg.CertDir(), spec.BaseName+".key")) {
+			a.Action, a.Reason = "create", "missing"
+		} else if caCert == nil {
+			a.Action, a.Reason = "reissue", "signed by an etcd CA that is about to be created"
+		} else if reason := checkCert(pkiDir, spec.BaseName, caCert, want); reason != "" {
+			a.Action, a.Reason = "reissue", reason
+		} else {
+			a.Action = "keep"
+		}
+		if apply && a.Action != "keep" {
+			if a.Action == "reissue" {
+				dir := filepath.Join(h.StateDir(), "replaced-certs")
+				moved, err := h.moveAside(crt, "replaced", dir)
+				if err != nil {
+					return nil, err
+				}
+				if _, err := h.moveAside(filepath.Join(cfg.CertDir(), spec.BaseName+".key"), "replaced", dir); err != nil {
+					return nil, err
+				}
+				a.MovedTo = moved
+			}
+			cert, key, err := pkiutil.NewCertAndKey(caCert, caKey, want)
+			if err != nil {
+				return nil, fmt.Errorf("issuing %s: %w", spec.Name, err)
+			}
+			if err := pkiutil.WriteCertAndKey(pkiDir, spec.BaseName, cert, key); err != nil {
+				return nil, fmt.Errorf("writing %s: %w", spec.Name, err)
+			}
+		}
+		actions = append(actions, a)
+	}
+	return actions, nil
+}
+
+// checkCert returns why an existing certificate cannot be reused, or "".
+func checkCert(pkiDir, baseName string, ca *x509.Certificate, want *pkiutil.CertConfig) string {
+	cert, key, err := pkiutil.TryLoadCertAndKeyFromDisk(pkiDir, baseName)
+	if err != nil {
+		return fmt.Sprintf("unreadable: %v", err)
+	}
+	if err := cert.CheckSignatureFrom(ca); err != nil {
+		return "not signed by the etcd CA on this host"
+	}
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return "key does not match certificate"
+	}
+	if left := time.Until(cert.NotAfter); left < CertRenewMargin {
+		return fmt.Sprintf("expires %s (less than %s left)", cert.NotAfter.Format(time.RFC3339), CertRenewMargin)
+	}
+	if cert.Subject.CommonName != want.CommonName {
+		return fmt.Sprintf("common name %q, want %q", cert.Subject.CommonName, want.CommonName)
+	}
+	for _, u := range want.Usages {
+		if !slices.Contains(cert.ExtKeyUsage, u) {
+			return "missing a required key usage"
+		}
+	}
+	for _, d := range want.AltNames.DNSNames {
+		if !slices.Contains(cert.DNSNames, d) {
+			return fmt.Sprintf("missing DNS name %s", d)
+		}
+	}
+	for _, ip := range want.AltNames.IPs {
+		if !slices.ContainsFunc(cert.IPAddresses, func(x net.IP) bool { return x.Equal(ip) }) {
+			return fmt.Sprintf("missing IP address %s", ip)
+		}
+	}
+	return ""
+}
+
+// HasEtcdCA reports whether the host holds the etcd CA certificate and key.
+func (h *Host) HasEtcdCA(cfg *Config) bool {
+	return h.exists(filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCACertName)) &&
+		h.exists(filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCAKeyName))
+}
+
+// ClientTLSFiles are the healthcheck-client files (host paths mapped for this
+// process) that verbs use to talk to etcd from the host.
+func (h *Host) ClientTLSFiles(cfg *Config) (ca, cert, key string) {
+	d := cfg.CertDir()
+	return h.Path(filepath.Join(d, kubeadmconstants.EtcdCACertName)),
+		h.Path(filepath.Join(d, kubeadmconstants.EtcdHealthcheckClientCertName)),
+		h.Path(filepath.Join(d, kubeadmconstants.EtcdHealthcheckClientKeyName))
+}

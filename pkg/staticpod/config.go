@@ -1,0 +1,376 @@
+package staticpod
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
+	kubeadmscheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme"
+	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
+	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
+)
+
+// Config is everything needed to write this host's etcd certificates and
+// manifest: the cluster's kubeadm ClusterConfiguration (so a user's image,
+// data dir, extra args, SANs and resources are kept) and this host's identity.
+type Config struct {
+	// Init carries the ClusterConfiguration plus NodeRegistration.Name and
+	// LocalAPIEndpoint, the shape kubeadm's cert and manifest functions take.
+	Init *kubeadmapi.InitConfiguration
+	// Source says where the ClusterConfiguration came from, for the plan.
+	Source string
+}
+
+// NodeName is this host's node (and etcd member) name.
+func (c *Config) NodeName() string { return c.Init.NodeRegistration.Name }
+
+// AdvertiseAddress is the address the member advertises.
+func (c *Config) AdvertiseAddress() string { return c.Init.LocalAPIEndpoint.AdvertiseAddress }
+
+// PeerURL is the member's peer URL, its identity in etcd's member list (as for kubeadm).
+func (c *Config) PeerURL() string {
+	return "https://" + net.JoinHostPort(c.AdvertiseAddress(), fmt.Sprint(kubeadmconstants.EtcdListenPeerPort))
+}
+
+// ClientURL is the member's advertised client URL.
+func (c *Config) ClientURL() string {
+	return "https://" + net.JoinHostPort(c.AdvertiseAddress(), fmt.Sprint(kubeadmconstants.EtcdListenClientPort))
+}
+
+// DataDir is the member's data dir (host path).
+func (c *Config) DataDir() string { return c.Init.Etcd.Local.DataDir }
+
+// CertDir is kubeadm's certificates dir (host path).
+func (c *Config) CertDir() string { return c.Init.CertificatesDir }
+
+// ConfigOptions says where to look for the cluster's configuration and the
+// host's identity. Empty fields are discovered.
+type ConfigOptions struct {
+	// ConfigFile is a kubeadm config file (any documents; the
+	// ClusterConfiguration one is used), as on the workstation or host.
+	ConfigFile string
+	// ClusterConfigYAML is a ClusterConfiguration already fetched (e.g. from the
+	// kubeadm-config ConfigMap by the plugin).
+	ClusterConfigYAML []byte
+	// NodeName and AdvertiseAddress override discovery; they are checked
+	// against the host either way.
+	NodeName         string
+	AdvertiseAddress string
+	// LookupTimeout bounds the attempt to read kubeadm-config through the
+	// host's admin.conf (the apiserver may be down: that is when this runs).
+	LookupTimeout time.Duration
+}
+
+// LoadConfig builds the Config for this host. The ClusterConfiguration comes,
+// in order, from: an explicit file; YAML handed in; the kubeadm-config
+// ConfigMap through the host's admin.conf; the host's existing manifests
+// (image repository, Kubernetes version, data dir); kubeadm's defaults.
+func (h *Host) LoadConfig(ctx context.Context, o ConfigOptions) (*Config, error) {
+	cc, source, err := h.clusterConfiguration(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if cc.Etcd.External != nil {
+		return nil, errors.New("this cluster uses external etcd (ClusterConfiguration.etcd.external): kubectl-etcd manages kubeadm's stacked (local) etcd only")
+	}
+	init := &kubeadmapi.InitConfiguration{ClusterConfiguration: *cc}
+	name, err := h.nodeName(o.NodeName)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := h.advertiseAddress(o.AdvertiseAddress)
+	if err != nil {
+		return nil, err
+	}
+	init.NodeRegistration.Name = name
+	init.LocalAPIEndpoint = kubeadmapi.APIEndpoint{AdvertiseAddress: addr, BindPort: kubeadmconstants.KubeAPIServerPort}
+	return &Config{Init: init, Source: source}, nil
+}
+
+func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (*kubeadmapi.ClusterConfiguration, string, error) {
+	if o.ConfigFile != "" {
+		raw, err := os.ReadFile(o.ConfigFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("reading kubeadm config %s: %w", o.ConfigFile, err)
+		}
+		cc, err := ParseClusterConfiguration(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("kubeadm config %s: %w", o.ConfigFile, err)
+		}
+		return cc, "file " + o.ConfigFile, nil
+	}
+	if len(o.ClusterConfigYAML) > 0 {
+		cc, err := ParseClusterConfiguration(o.ClusterConfigYAML)
+		if err != nil {
+			return nil, "", fmt.Errorf("ClusterConfiguration from the cluster: %w", err)
+		}
+		return cc, "ConfigMap kube-system/kubeadm-config", nil
+	}
+	if raw, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
+		cc, err := ParseClusterConfiguration(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("ConfigMap kube-system/kubeadm-config: %w", err)
+		}
+		return cc, "ConfigMap kube-system/kubeadm-config (via " + h.KubernetesDir + "/admin.conf)", nil
+	}
+	cc, err := defaultClusterConfiguration()
+	if err != nil {
+		return nil, "", err
+	}
+	source := "kubeadm defaults"
+	if inferred, err := h.inferFromManifests(cc); err != nil {
+		return nil, "", err
+	} else if inferred {
+		source = "the host's existing static-pod manifests and kubeadm defaults"
+	}
+	return cc, source, nil
+}
+
+// ParseClusterConfiguration decodes a kubeadm ClusterConfiguration (v1beta4 or
+// v1, alone or among other documents), applies kubeadm's defaults, and
+// converts it to kubeadm's internal type, as kubeadm itself does.
+func ParseClusterConfiguration(raw []byte) (*kubeadmapi.ClusterConfiguration, error) {
+	for _, doc := range bytes.Split(raw, []byte("\n---")) {
+		if !bytes.Contains(doc, []byte("ClusterConfiguration")) {
+			continue
+		}
+		obj, gvk, err := kubeadmscheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("decoding ClusterConfiguration: %w", err)
+		}
+		if gvk.Kind != "ClusterConfiguration" {
+			continue
+		}
+		return toInternal(obj)
+	}
+	return nil, errors.New("no ClusterConfiguration document found")
+}
+
+func toInternal(obj runtime.Object) (*kubeadmapi.ClusterConfiguration, error) {
+	kubeadmscheme.Scheme.Default(obj)
+	cc := &kubeadmapi.ClusterConfiguration{}
+	if err := kubeadmscheme.Scheme.Convert(obj, cc, nil); err != nil {
+		return nil, fmt.Errorf("converting ClusterConfiguration: %w", err)
+	}
+	return cc, nil
+}
+
+func defaultClusterConfiguration() (*kubeadmapi.ClusterConfiguration, error) {
+	v := &kubeadmv1beta4.ClusterConfiguration{}
+	cc, err := toInternal(v)
+	if err != nil {
+		return nil, err
+	}
+	// kubeadm linked into another binary does not know its own version (its
+	// placeholder would pick the etcd image by a "nearest version" guess): use
+	// the version kubeadm 1.37's tables are built for until the host says otherwise.
+	cc.KubernetesVersion = "v1.37.0"
+	return cc, nil
+}
+
+// fetchKubeadmConfig reads kube-system/kubeadm-config through the host's admin
+// kubeconfig, quickly: when this runs the apiserver is often down.
+func (h *Host) fetchKubeadmConfig(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	var lastErr error
+	for _, name := range []string{"admin.conf", "super-admin.conf"} {
+		p := h.Path(h.KubernetesDir + "/" + name)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		rc, err := clientcmd.BuildConfigFromFlags("", p)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		rc.Timeout = timeout
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(cctx, kubeadmconstants.KubeadmConfigConfigMap, metav1.GetOptions{})
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if s, ok := cm.Data[kubeadmconstants.ClusterConfigurationConfigMapKey]; ok {
+			return []byte(s), nil
+		}
+		lastErr = errors.New("kubeadm-config has no ClusterConfiguration")
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no admin kubeconfig on the host")
+	}
+	return nil, lastErr
+}
+
+// inferFromManifests fills what the host's own manifests say: the apiserver's
+// image gives the repository and Kubernetes version, its --etcd-cafile the
+// certificates dir; an existing etcd manifest gives the data dir and image.
+func (h *Host) inferFromManifests(cc *kubeadmapi.ClusterConfiguration) (bool, error) {
+	inferred := false
+	if h.exists(h.APIServerManifest()) {
+		pod, err := h.ReadManifest(h.APIServerManifest())
+		if err != nil {
+			return false, err
+		}
+		if c := container(pod, kubeadmconstants.KubeAPIServer); c != nil {
+			if repo, tag, ok := splitImage(c.Image); ok {
+				cc.ImageRepository, cc.KubernetesVersion = repo, tag
+				inferred = true
+			}
+			if ca := flagValue(c.Command, "etcd-cafile"); strings.HasSuffix(ca, "/etcd/ca.crt") {
+				cc.CertificatesDir = strings.TrimSuffix(ca, "/etcd/ca.crt")
+			}
+		}
+	}
+	if h.exists(h.EtcdManifest()) {
+		pod, err := h.ReadManifest(h.EtcdManifest())
+		if err != nil {
+			return false, err
+		}
+		if c := container(pod, kubeadmconstants.Etcd); c != nil {
+			if d := flagValue(c.Command, "data-dir"); d != "" {
+				cc.Etcd.Local.DataDir = d
+			}
+			if repo, tag, ok := splitImage(c.Image); ok {
+				cc.Etcd.Local.ImageRepository, cc.Etcd.Local.ImageTag = repo, tag
+			}
+			inferred = true
+		}
+	}
+	return inferred, nil
+}
+
+func splitImage(image string) (repo, tag string, ok bool) {
+	i := strings.LastIndex(image, ":")
+	j := strings.LastIndex(image, "/")
+	if i < 0 || i < j || j < 0 {
+		return "", "", false
+	}
+	return image[:j], image[i+1:], true
+}
+
+// nodeName is the given name or the kubelet's node identity on this host
+// (the CN of its client certificate, system:node:<name>), falling back to
+// the hostname. A given name that differs from the kubelet's is refused.
+func (h *Host) nodeName(given string) (string, error) {
+	kubelet := h.kubeletNodeName()
+	switch {
+	case given != "" && kubelet != "" && given != kubelet:
+		return "", fmt.Errorf("node name %q does not match this host: its kubelet is node %q", given, kubelet)
+	case given != "":
+		return given, nil
+	case kubelet != "":
+		return kubelet, nil
+	}
+	hn, err := os.ReadFile(h.Path("/etc/hostname"))
+	if err != nil || strings.TrimSpace(string(hn)) == "" {
+		name, herr := os.Hostname()
+		if herr != nil {
+			return "", fmt.Errorf("cannot tell this host's node name (no kubelet identity, no hostname): give --node-name")
+		}
+		return strings.ToLower(name), nil
+	}
+	return strings.ToLower(strings.TrimSpace(string(hn))), nil
+}
+
+func (h *Host) kubeletNodeName() string {
+	for _, p := range []string{"/var/lib/kubelet/pki/kubelet-client-current.pem"} {
+		raw, err := os.ReadFile(h.Path(p))
+		if err != nil {
+			continue
+		}
+		for {
+			var blk *pem.Block
+			blk, raw = pem.Decode(raw)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err == nil && strings.HasPrefix(c.Subject.CommonName, "system:node:") {
+				return strings.TrimPrefix(c.Subject.CommonName, "system:node:")
+			}
+		}
+	}
+	return ""
+}
+
+// advertiseAddress is the given address or the one kubeadm recorded for this
+// host's apiserver; either way it must be an address of this host.
+func (h *Host) advertiseAddress(given string) (string, error) {
+	addr := given
+	if addr == "" {
+		addr = h.recordedAdvertiseAddress()
+	}
+	if addr == "" {
+		return "", errors.New("cannot tell this host's advertise address (no kube-apiserver or etcd manifest records one): give --advertise-address")
+	}
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return "", fmt.Errorf("advertise address %q is not an IP address", addr)
+	}
+	local, err := localAddresses()
+	if err != nil {
+		return "", err
+	}
+	if !local[ip.String()] {
+		return "", fmt.Errorf("advertise address %s does not belong to this host (its addresses: %s)", addr, strings.Join(sortedKeys(local), ", "))
+	}
+	return ip.String(), nil
+}
+
+func (h *Host) recordedAdvertiseAddress() string {
+	if pod, err := h.ReadManifest(h.APIServerManifest()); err == nil {
+		if ep, ok := pod.Annotations[kubeadmconstants.KubeAPIServerAdvertiseAddressEndpointAnnotationKey]; ok {
+			if host, _, err := net.SplitHostPort(ep); err == nil {
+				return host
+			}
+		}
+	}
+	if pod, err := h.ReadManifest(h.EtcdManifest()); err == nil {
+		if u, ok := pod.Annotations[kubeadmconstants.EtcdAdvertiseClientUrlsAnnotationKey]; ok {
+			u = strings.TrimPrefix(u, "https://")
+			if host, _, err := net.SplitHostPort(u); err == nil {
+				return host
+			}
+		}
+	}
+	return ""
+}
+
+// localAddresses lists this network namespace's addresses; the binary runs
+// on the host or in a hostNetwork pod, so these are the host's.
+func localAddresses() (map[string]bool, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("listing this host's addresses: %w", err)
+	}
+	out := map[string]bool{}
+	for _, a := range addrs {
+		if ip, _, err := net.ParseCIDR(a.String()); err == nil {
+			out[ip.String()] = true
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,212 @@
+package staticpod
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// EtcdPIDs lists the etcd processes serving this host's data dir, read from
+// the host's /proc (the binary runs on the host, or in a hostPID pod).
+func (h *Host) EtcdPIDs(cfg *Config) []int {
+	return h.pids("etcd", "--data-dir="+cfg.DataDir())
+}
+
+// APIServerPIDs lists the host's kube-apiserver processes.
+func (h *Host) APIServerPIDs() []int { return h.pids("kube-apiserver", "") }
+
+// pids finds processes by program name and, when given, an exact argument.
+func (h *Host) pids(prog, arg string) []int {
+	procDir := h.Path("/proc")
+	ents, _ := os.ReadDir(procDir)
+	want := []byte(arg)
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cl, err := os.ReadFile(filepath.Join(procDir, e.Name(), "cmdline"))
+		if err != nil || len(cl) == 0 {
+			continue
+		}
+		args := bytes.Split(bytes.TrimRight(cl, "\x00"), []byte{0})
+		if filepath.Base(string(args[0])) != prog {
+			continue
+		}
+		if arg == "" {
+			pids = append(pids, pid)
+			continue
+		}
+		for _, a := range args[1:] {
+			if bytes.Equal(a, want) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// WaitEtcdGone waits until no etcd process serves the data dir: after the
+// manifest leaves, kubelet needs a few seconds to kill the container, and
+// nothing may touch the data dir before it is really gone.
+func (h *Host) WaitEtcdGone(ctx context.Context, cfg *Config, timeout time.Duration) error {
+	return pollUntil(ctx, timeout, func() (bool, error) { return len(h.EtcdPIDs(cfg)) == 0, nil },
+		func() string {
+			return fmt.Sprintf("etcd (pids %v) still running on %s %s after its manifest was moved out: is kubelet running?",
+				h.EtcdPIDs(cfg), cfg.NodeName(), timeout)
+		})
+}
+
+// LocalClient is an etcd client for the member on this host only.
+func (h *Host) LocalClient(cfg *Config) (*clientv3.Client, error) {
+	// An in-memory certificate from the host's CA works before the member's
+	// own client certificates exist; the files on disk are the fallback.
+	tlsCfg, err := h.EphemeralClientTLS(cfg)
+	if err != nil {
+		if tlsCfg, err = h.ClientTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return clientv3.New(clientv3.Config{
+		Endpoints:   []string{LocalEtcdServer(cfg)},
+		TLS:         tlsCfg,
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+}
+
+// ClientTLS is the TLS config of the host's healthcheck-client certificate.
+func (h *Host) ClientTLS(cfg *Config) (*tls.Config, error) {
+	ca, cert, key := h.ClientTLSFiles(cfg)
+	tlsCfg, err := transport.TLSInfo{TrustedCAFile: ca, CertFile: cert, KeyFile: key}.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading etcd client certificates from %s: %w", filepath.Dir(cert), err)
+	}
+	return tlsCfg, nil
+}
+
+// LocalStatus asks the local member for its status.
+func (h *Host) LocalStatus(ctx context.Context, cfg *Config) (*clientv3.StatusResponse, error) {
+	c, err := h.LocalClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := c.Status(sctx, LocalEtcdServer(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("etcd on %s (%s): %w", cfg.NodeName(), LocalEtcdServer(cfg), err)
+	}
+	return st, nil
+}
+
+// LocalReady reports whether the local member's /readyz (kubeadm's probe
+// endpoint, plain HTTP on 127.0.0.1:2381) says it is ready.
+func (h *Host) LocalReady(ctx context.Context) bool {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://127.0.0.1:2381/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// WaitEtcdServing waits until the local member answers a status request.
+func (h *Host) WaitEtcdServing(ctx context.Context, cfg *Config, timeout time.Duration) (*clientv3.StatusResponse, error) {
+	var st *clientv3.StatusResponse
+	var last error
+	err := pollUntil(ctx, timeout, func() (bool, error) {
+		st, last = h.LocalStatus(ctx, cfg)
+		return last == nil, nil
+	}, func() string {
+		return fmt.Sprintf("etcd on %s did not start serving within %s (last error: %v); see the etcd container's log (crictl logs) on the host", cfg.NodeName(), timeout, last)
+	})
+	return st, err
+}
+
+// RestartAPIServerWith changes the local kube-apiserver's --etcd-servers and
+// waits until kubelet has replaced the old apiserver process and the new one
+// is ready. Nothing happens when it already has these servers.
+func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []string, timeout time.Duration) (bool, error) {
+	old := h.APIServerPIDs()
+	changed, err := h.SetAPIServerEtcdServers(servers)
+	if err != nil || !changed {
+		return changed, err
+	}
+	if len(old) > 0 {
+		if err := pollUntil(ctx, timeout, func() (bool, error) {
+			for _, p := range h.APIServerPIDs() {
+				if slices.Contains(old, p) {
+					return false, nil
+				}
+			}
+			return true, nil
+		}, func() string {
+			return fmt.Sprintf("kubelet on %s did not restart kube-apiserver within %s after its manifest changed", cfg.NodeName(), timeout)
+		}); err != nil {
+			return true, err
+		}
+	}
+	return true, h.WaitAPIServerReady(ctx, cfg, timeout)
+}
+
+// WaitAPIServerReady waits until the local kube-apiserver answers /readyz
+// (anonymous, as kubeadm allows) on the advertise address.
+func (h *Host) WaitAPIServerReady(ctx context.Context, cfg *Config, timeout time.Duration) error {
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		// Readiness only; the apiserver's identity is not in question on its own host.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", cfg.Init.LocalAPIEndpoint.BindPort)
+	var last string
+	return pollUntil(ctx, timeout, func() (bool, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK, nil
+	}, func() string {
+		return fmt.Sprintf("kube-apiserver on %s not ready within %s (last: %s)", cfg.NodeName(), timeout, last)
+	})
+}
+
+func pollUntil(ctx context.Context, timeout time.Duration, cond func() (bool, error), msg func() string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("timed out: %s", msg())
+			}
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

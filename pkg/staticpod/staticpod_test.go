@@ -1,0 +1,356 @@
+package staticpod
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
+	"k8s.io/kubernetes/cmd/kubeadm/app/util/pkiutil"
+	staticpodutil "k8s.io/kubernetes/cmd/kubeadm/app/util/staticpod"
+)
+
+const testClusterConfig = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.37.2
+imageRepository: registry.example.com/k8s
+etcd:
+  local:
+    dataDir: /data/etcd
+    serverCertSANs: [etcd.example.com]
+    extraArgs:
+    - name: quota-backend-bytes
+      value: "8589934592"
+`
+
+// testHost makes a host root in a temp dir and a config for it, as a
+// control-plane host (with an apiserver manifest) at 127.0.0.1.
+func testHost(t *testing.T, withAPIServer bool) (*Host, *Config) {
+	t.Helper()
+	root := t.TempDir()
+	h := NewHost(root)
+	h.Now = func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) }
+	if withAPIServer {
+		os.MkdirAll(h.Path(h.ManifestDir()), 0o700)
+		os.WriteFile(h.Path(h.APIServerManifest()), []byte(apiserverManifest), 0o600)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	os.WriteFile(cfgFile, []byte(testClusterConfig), 0o600)
+	cfg, err := h.LoadConfig(context.Background(), ConfigOptions{ConfigFile: cfgFile, NodeName: "cp-1", AdvertiseAddress: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, cfg
+}
+
+const apiserverManifest = `apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: 127.0.0.1:6443
+  labels:
+    component: kube-apiserver
+    tier: control-plane
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-apiserver
+    - --advertise-address=127.0.0.1
+    - --etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt
+    - --etcd-servers=https://127.0.0.1:2379
+    - --secure-port=6443
+    image: registry.k8s.io/kube-apiserver:v1.37.2
+    name: kube-apiserver
+  hostNetwork: true
+`
+
+func TestManifestIsKubeadms(t *testing.T) {
+	_, cfg := testHost(t, false)
+	for name, members := range map[string][]Member{
+		"new":  nil,
+		"join": {{Name: "cp-0", PeerURL: "https://10.0.0.10:2380"}, {Name: "cp-1", PeerURL: cfg.PeerURL()}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ours, err := RenderEtcdManifest(cfg, members)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			pod := etcdphase.GetEtcdPodSpec(&cfg.Init.ClusterConfiguration, &cfg.Init.LocalAPIEndpoint, cfg.NodeName(), members)
+			if err := staticpodutil.WriteStaticPodToDisk("etcd", dir, pod); err != nil {
+				t.Fatal(err)
+			}
+			theirs, _ := os.ReadFile(filepath.Join(dir, "etcd.yaml"))
+			if string(ours) != string(theirs) {
+				t.Errorf("manifest differs from kubeadm's:\n--- ours\n%s\n--- kubeadm\n%s", ours, theirs)
+			}
+			s := string(ours)
+			for _, want := range []string{"--data-dir=/data/etcd", "--quota-backend-bytes=8589934592", "image: registry.example.com/k8s/etcd:", "path: /data/etcd"} {
+				if !strings.Contains(s, want) {
+					t.Errorf("user setting %q lost", want)
+				}
+			}
+			if hasState := strings.Contains(s, "--initial-cluster-state=existing"); hasState != (members != nil) {
+				t.Errorf("initial-cluster-state=existing present=%v for %s", hasState, name)
+			}
+		})
+	}
+}
+
+func TestManifestWriteAtomicAndRealPaths(t *testing.T) {
+	h, cfg := testHost(t, false)
+	m, _ := RenderEtcdManifest(cfg, nil)
+	if err := h.WriteEtcdManifest(m); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(h.Path(h.EtcdManifest()))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("manifest mode %v (%v), want 0600", fi.Mode(), err)
+	}
+	ents, _ := os.ReadDir(h.Path(h.ManifestDir()))
+	if len(ents) != 1 {
+		t.Errorf("manifests dir has leftovers: %v", ents)
+	}
+	if strings.Contains(string(m), h.Root) {
+		t.Errorf("manifest names this process's root %s instead of host paths", h.Root)
+	}
+}
+
+func TestCertsLikeKubeadm(t *testing.T) {
+	h, cfg := testHost(t, true)
+	actions, err := h.EnsureCerts(cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range actions {
+		got[a.Name] = a.Action
+	}
+	for _, n := range []string{"etcd-ca", "etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client"} {
+		if got[n] != "create" {
+			t.Errorf("%s: %q, want create (all: %v)", n, got[n], got)
+		}
+	}
+	pki := h.Path(cfg.CertDir())
+	ca, err := pkiutil.TryLoadCertFromDisk(pki, "etcd/ca")
+	if err != nil || !ca.IsCA || ca.Subject.CommonName != "etcd-ca" {
+		t.Fatalf("etcd CA: %v %+v", err, ca)
+	}
+	check := func(base, cn string, eku []x509.ExtKeyUsage, dns []string, ips []string) {
+		t.Helper()
+		c, err := pkiutil.TryLoadCertFromDisk(pki, base)
+		if err != nil {
+			t.Fatalf("%s: %v", base, err)
+		}
+		if c.Subject.CommonName != cn {
+			t.Errorf("%s CN %q, want %q", base, c.Subject.CommonName, cn)
+		}
+		if err := c.CheckSignatureFrom(ca); err != nil {
+			t.Errorf("%s not signed by the etcd CA", base)
+		}
+		if len(c.ExtKeyUsage) != len(eku) {
+			t.Errorf("%s ext key usage %v, want %v", base, c.ExtKeyUsage, eku)
+		}
+		if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 || c.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
+			t.Errorf("%s key usage %v", base, c.KeyUsage)
+		}
+		if v := c.NotAfter.Sub(c.NotBefore); v < 365*24*time.Hour || v > 366*24*time.Hour {
+			t.Errorf("%s validity %s, want kubeadm's 1 year", base, v)
+		}
+		gotDNS := append([]string{}, c.DNSNames...)
+		sort.Strings(gotDNS)
+		sort.Strings(dns)
+		if strings.Join(gotDNS, ",") != strings.Join(dns, ",") {
+			t.Errorf("%s DNS SANs %v, want %v", base, gotDNS, dns)
+		}
+		for _, ip := range ips {
+			found := false
+			for _, x := range c.IPAddresses {
+				found = found || x.Equal(net.ParseIP(ip))
+			}
+			if !found {
+				t.Errorf("%s lacks IP SAN %s (has %v)", base, ip, c.IPAddresses)
+			}
+		}
+		for _, f := range []string{base + ".key", base + ".crt"} {
+			fi, err := os.Stat(filepath.Join(pki, f))
+			want := os.FileMode(0o644)
+			if strings.HasSuffix(f, ".key") {
+				want = 0o600
+			}
+			if err != nil || fi.Mode().Perm() != want {
+				t.Errorf("%s mode %v, want %v", f, fi.Mode().Perm(), want)
+			}
+		}
+	}
+	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	check("etcd/server", "cp-1", both, []string{"cp-1", "localhost", "etcd.example.com"}, []string{"127.0.0.1", "::1"})
+	check("etcd/peer", "cp-1", both, []string{"cp-1", "localhost"}, []string{"127.0.0.1", "::1"})
+	check("etcd/healthcheck-client", "kube-etcd-healthcheck-client", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
+	check("apiserver-etcd-client", "kube-apiserver-etcd-client", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
+
+	// Running again keeps everything, byte for byte.
+	before := treeHash(t, h.Root)
+	again, err := h.EnsureCerts(cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range again {
+		if a.Action != "keep" {
+			t.Errorf("second run: %s %s (%s)", a.Action, a.Name, a.Reason)
+		}
+	}
+	if treeHash(t, h.Root) != before {
+		t.Error("second run changed files")
+	}
+}
+
+func TestCertReissuedWhenSANMissingOldKept(t *testing.T) {
+	h, cfg := testHost(t, false)
+	if _, err := h.EnsureCerts(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	caBefore, _ := os.ReadFile(h.Path(cfg.CertDir() + "/etcd/ca.crt"))
+	cfg.Init.Etcd.Local.ServerCertSANs = append(cfg.Init.Etcd.Local.ServerCertSANs, "new.example.com")
+	plan, err := h.PlanCerts(cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var server CertAction
+	for _, a := range plan {
+		if a.Name == "etcd-server" {
+			server = a
+		}
+	}
+	if server.Action != "reissue" || !strings.Contains(server.Reason, "new.example.com") {
+		t.Fatalf("plan for etcd-server: %+v", server)
+	}
+	done, err := h.EnsureCerts(cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range done {
+		if a.Name == "etcd-server" {
+			server = a
+		}
+	}
+	if server.MovedTo == "" {
+		t.Fatal("old certificate not reported as moved aside")
+	}
+	if _, err := os.Stat(h.Path(server.MovedTo)); err != nil {
+		t.Errorf("old certificate not kept at %s: %v", server.MovedTo, err)
+	}
+	c, _ := pkiutil.TryLoadCertFromDisk(h.Path(cfg.CertDir()), "etcd/server")
+	if !strings.Contains(strings.Join(c.DNSNames, ","), "new.example.com") {
+		t.Errorf("reissued cert lacks the new SAN: %v", c.DNSNames)
+	}
+	caAfter, _ := os.ReadFile(h.Path(cfg.CertDir() + "/etcd/ca.crt"))
+	if string(caBefore) != string(caAfter) {
+		t.Error("the etcd CA was overwritten")
+	}
+}
+
+func TestNoCAForJoinChangesNothing(t *testing.T) {
+	h, cfg := testHost(t, true)
+	before := treeHash(t, h.Root)
+	_, err := h.EnsureCerts(cfg, false)
+	if !errors.Is(err, ErrNoEtcdCA) || !strings.Contains(err.Error(), "kubectl etcd scale") || !strings.Contains(err.Error(), "etcd/ca.crt") {
+		t.Fatalf("want a missing-CA error saying how to bring it, got %v", err)
+	}
+	if treeHash(t, h.Root) != before {
+		t.Error("a refused cert run changed files")
+	}
+}
+
+func TestPlanChangesNothing(t *testing.T) {
+	h, cfg := testHost(t, true)
+	before := treeHash(t, h.Root)
+	if _, err := h.PlanCerts(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	if treeHash(t, h.Root) != before {
+		t.Error("PlanCerts changed files")
+	}
+}
+
+func TestSetAPIServerEtcdServersEditsOnlyThatFlag(t *testing.T) {
+	h, _ := testHost(t, true)
+	changed, err := h.SetAPIServerEtcdServers([]string{"https://10.0.0.12:2379", "https://10.0.0.13:2379"})
+	if err != nil || !changed {
+		t.Fatalf("changed=%v err=%v", changed, err)
+	}
+	got, _ := os.ReadFile(h.Path(h.APIServerManifest()))
+	want := strings.Replace(apiserverManifest, "--etcd-servers=https://127.0.0.1:2379", "--etcd-servers=https://10.0.0.12:2379,https://10.0.0.13:2379", 1)
+	if string(got) != want {
+		t.Errorf("manifest:\n%s\nwant:\n%s", got, want)
+	}
+	servers, _ := h.APIServerEtcdServers()
+	if len(servers) != 2 {
+		t.Errorf("servers %v", servers)
+	}
+	if changed, _ := h.SetAPIServerEtcdServers(servers); changed {
+		t.Error("setting the same servers reported a change")
+	}
+}
+
+func TestBadInputsAreRefused(t *testing.T) {
+	h, _ := testHost(t, true)
+	ctx := context.Background()
+	if _, err := h.LoadConfig(ctx, ConfigOptions{AdvertiseAddress: "192.0.2.77", NodeName: "cp-1"}); err == nil || !strings.Contains(err.Error(), "does not belong to this host") {
+		t.Errorf("foreign address: %v", err)
+	}
+	if _, err := h.LoadConfig(ctx, ConfigOptions{AdvertiseAddress: "not-an-ip", NodeName: "cp-1"}); err == nil || !strings.Contains(err.Error(), "not an IP") {
+		t.Errorf("bad address: %v", err)
+	}
+	os.WriteFile(h.Path(h.EtcdManifest()), []byte("apiVersion: v1\nkind: Pod\nspec: [this is: not a pod"), 0o600)
+	if _, err := h.LoadConfig(ctx, ConfigOptions{NodeName: "cp-1", AdvertiseAddress: "127.0.0.1"}); err == nil || !strings.Contains(err.Error(), "cannot be parsed") {
+		t.Errorf("unparseable manifest: %v", err)
+	}
+	if _, err := ParseClusterConfiguration([]byte("kind: InitConfiguration\n")); err == nil {
+		t.Error("config without ClusterConfiguration accepted")
+	}
+}
+
+func TestConfigFromManifests(t *testing.T) {
+	h, _ := testHost(t, true)
+	cfg, err := h.LoadConfig(context.Background(), ConfigOptions{NodeName: "cp-1", LookupTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdvertiseAddress() != "127.0.0.1" || cfg.Init.KubernetesVersion != "v1.37.2" || cfg.Init.ImageRepository != "registry.k8s.io" {
+		t.Errorf("inferred %s %s %s from %s", cfg.AdvertiseAddress(), cfg.Init.KubernetesVersion, cfg.Init.ImageRepository, cfg.Source)
+	}
+	if !strings.Contains(cfg.Source, "manifests") {
+		t.Errorf("source %q", cfg.Source)
+	}
+}
+
+// treeHash fingerprints every file, mode and symlink under root.
+func treeHash(t *testing.T, root string) string {
+	t.Helper()
+	hs := sha256.New()
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		hs.Write([]byte(rel + fi.Mode().String()))
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			hs.Write(b)
+		}
+		return nil
+	})
+	return hex.EncodeToString(hs.Sum(nil))
+}

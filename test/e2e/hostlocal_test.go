@@ -1,0 +1,337 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+// writer creates ConfigMaps through the bed's load balancer until stopped,
+// recording every write the apiserver acknowledged.
+type writer struct {
+	mu    sync.Mutex
+	acked []string
+	fails int
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startWriter(t *testing.T, b *testbed.Bed, ns string) *writer {
+	t.Helper()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			name := fmt.Sprintf("w-%05d", i)
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(wctx, &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"i": fmt.Sprint(i)}}, metav1.CreateOptions{})
+			cancel()
+			w.mu.Lock()
+			if err == nil {
+				w.acked = append(w.acked, name)
+			} else {
+				w.fails++
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// finish stops the writer and checks every acknowledged write is readable.
+func (w *writer) finish(t *testing.T, b *testbed.Bed, ns string) {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list *corev1.ConfigMapList
+	for i := 0; i < 60; i++ {
+		list, err = cs.CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{})
+		if err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("listing the writer's objects: %v", err)
+	}
+	have := map[string]bool{}
+	for _, cm := range list.Items {
+		have[cm.Name] = true
+	}
+	missing := 0
+	for _, n := range w.acked {
+		if !have[n] {
+			missing++
+			if missing < 5 {
+				t.Errorf("acknowledged write %s is lost", n)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged writes lost", missing, len(w.acked))
+	}
+	if len(w.acked) < 20 {
+		t.Errorf("the writer got only %d writes through (%d failed): the cluster was not serving", len(w.acked), w.fails)
+	}
+	t.Logf("writer: %d writes acknowledged, all readable; %d refused while the cluster changed", len(w.acked), w.fails)
+}
+
+type memberJSON struct {
+	Members []struct {
+		Name      string   `json:"name"`
+		PeerURLs  []string `json:"peerURLs"`
+		IsLearner bool     `json:"isLearner"`
+	} `json:"members"`
+}
+
+// voters returns the sorted names of voting members, and learners.
+func voters(t *testing.T, b *testbed.Bed, via string) (names []string, learners int) {
+	t.Helper()
+	out, err := etcdctl(context.Background(), b.Host(via), "member", "list", "-w", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ml memberJSON
+	if err := json.Unmarshal(out, &ml); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, m := range ml.Members {
+		if m.IsLearner {
+			learners++
+		} else {
+			names = append(names, m.Name)
+		}
+	}
+	sortStrings(names)
+	return names, learners
+}
+
+func sortStrings(s []string) {
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+}
+
+func wantVoters(t *testing.T, b *testbed.Bed, via string, want ...string) {
+	t.Helper()
+	got, learners := voters(t, b, via)
+	if strings.Join(got, ",") != strings.Join(want, ",") || learners != 0 {
+		t.Fatalf("voting members %v (+%d learners), want %v", got, learners, want)
+	}
+}
+
+// kectl runs the host-local binary on a host and returns its output.
+func kectl(t *testing.T, h *testbed.Host, args ...string) (string, error) {
+	t.Helper()
+	start := time.Now()
+	out, err := h.Exec(context.Background(), append([]string{"kubectl-etcd"}, args...)...)
+	t.Logf("%s: kubectl-etcd %s (%s)\n%s", h.Name, strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), out)
+	return string(out), err
+}
+
+func apiserverReady(t *testing.T, h *testbed.Host) {
+	t.Helper()
+	var out []byte
+	var err error
+	for i := 0; i < 90; i++ {
+		out, err = h.Exec(context.Background(), "kubectl", "--server=https://127.0.0.1:6443", "get", "--raw=/readyz")
+		if err == nil && strings.TrimSpace(string(out)) == "ok" {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("apiserver of %s not ready: %v %s", h.Name, err, out)
+}
+
+// killDuring starts the host-local binary and SIGKILLs it as soon as its
+// output shows the given step finished: a crash at that point.
+func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string) {
+	t.Helper()
+	cmd, err := h.Command(context.Background(), append([]string{"kubectl-etcd"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); pw.Close() }()
+	sc := bufio.NewScanner(pr)
+	inStep, killed := false, false
+	var seen []string
+	for sc.Scan() {
+		line := sc.Text()
+		seen = append(seen, line)
+		if strings.Contains(line, "] "+afterStep+":") {
+			inStep = true
+			continue
+		}
+		if inStep && strings.Contains(line, "done in") && !killed {
+			if _, err := h.Exec(context.Background(), "pkill", "-KILL", "-x", "kubectl-etcd"); err != nil {
+				t.Fatalf("killing kubectl-etcd on %s: %v", h.Name, err)
+			}
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("step %q never finished; output:\n%s", afterStep, strings.Join(seen, "\n"))
+	}
+	t.Logf("%s: SIGKILLed kubectl-etcd %s after step %q", h.Name, strings.Join(args, " "), afterStep)
+}
+
+// TestHostLocalJoinLeave: the host-local binary grows host 1's kubeadm etcd to
+// three members on two control-plane hosts that had none, shrinks and regrows
+// it, survives being killed mid-join, and refuses bad input — while a writer
+// keeps writing through the apiservers and loses nothing.
+func TestHostLocalJoinLeave(t *testing.T) {
+	b := upBed(t, "e2ehost", "10.99.3", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd)
+	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	ep := "--endpoints=https://" + h1.Address + ":2379"
+
+	// Bad input first, while the cluster is a single member.
+	if out, err := kectl(t, h1, "leave"); err == nil || !strings.Contains(out, "last member") {
+		t.Errorf("leave of the last member must be refused, got %v:\n%s", err, out)
+	}
+	wantVoters(t, b, "h1", "h1")
+	if out, err := kectl(t, h2, "join", "--endpoints=https://10.99.3.250:2379"); err == nil || !strings.Contains(out, "no etcd endpoint answered") {
+		t.Errorf("join with a dead endpoint: %v\n%s", err, out)
+	}
+	if out, err := kectl(t, h2, "join", ep, "--node-name=h9"); err == nil || !strings.Contains(out, `does not match this host`) {
+		t.Errorf("join with a wrong node name: %v\n%s", err, out)
+	}
+	if out, err := kectl(t, h2, "join", ep, "--advertise-address=10.99.3.13"); err == nil || !strings.Contains(out, "does not belong to this host") {
+		t.Errorf("join with another host's address: %v\n%s", err, out)
+	}
+	if _, err := h2.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err == nil {
+		t.Fatal("a refused join wrote a manifest")
+	}
+	wantVoters(t, b, "h1", "h1")
+
+	w := startWriter(t, b, "e2e-writer")
+
+	// Dry run: the plan, and nothing changed.
+	before, _ := h2.Exec(context.Background(), "sh", "-c", "find /etc/kubernetes /var/lib/etcd -exec stat -c '%n %s %Y %a' {} + | sort | md5sum")
+	out, err := kectl(t, h2, "join", ep, "--dry-run")
+	if err != nil || !strings.Contains(out, "add learner") || !strings.Contains(out, "promote") || !strings.Contains(out, "dry run") {
+		t.Fatalf("dry-run join: %v\n%s", err, out)
+	}
+	after, _ := h2.Exec(context.Background(), "sh", "-c", "find /etc/kubernetes /var/lib/etcd -exec stat -c '%n %s %Y %a' {} + | sort | md5sum")
+	if string(before) != string(after) {
+		t.Error("join --dry-run changed files on h2")
+	}
+	wantVoters(t, b, "h1", "h1")
+
+	// join h2, h3 -> 3 voters; each host's apiserver now serves from its member.
+	for _, h := range []*testbed.Host{h2, h3} {
+		if _, err := kectl(t, h, "join", ep); err != nil {
+			t.Fatalf("join on %s: %v", h.Name, err)
+		}
+		apiserverReady(t, h)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	// Twice is the same as once.
+	if out, err := kectl(t, h2, "join", ep); err != nil || !strings.Contains(out, "already a voting member") {
+		t.Errorf("second join on h2: %v\n%s", err, out)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+
+	// leave h3 -> 2 voters; h3's apiserver keeps serving from the others.
+	if _, err := kectl(t, h3, "leave"); err != nil {
+		t.Fatalf("leave on h3: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2")
+	apiserverReady(t, h3)
+	if m, _ := h3.ReadFile("/etc/kubernetes/manifests/kube-apiserver.yaml"); strings.Contains(string(m), "--etcd-servers=https://127.0.0.1:2379") {
+		t.Error("h3's apiserver still points at its removed local member")
+	}
+	if out, _ := h3.Exec(context.Background(), "sh", "-c", "ls -d /var/lib/etcd.left-*"); !strings.Contains(string(out), "/var/lib/etcd.left-") {
+		t.Errorf("h3's data dir was not moved aside: %s", out)
+	}
+	if out, err := kectl(t, h3, "leave"); err != nil || !strings.Contains(out, "nothing to do") {
+		t.Errorf("second leave on h3: %v\n%s", err, out)
+	}
+	wantVoters(t, b, "h1", "h1", "h2")
+
+	// Crashes: SIGKILL join right after the learner was added, rerun; then
+	// leave again and SIGKILL right after the manifest was written, rerun.
+	killDuring(t, h3, "add learner", "join", ep)
+	if _, err := kectl(t, h3, "join", ep); err != nil {
+		t.Fatalf("join rerun after a crash after add learner: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	if _, err := kectl(t, h3, "leave"); err != nil {
+		t.Fatalf("leave on h3: %v", err)
+	}
+	killDuring(t, h3, "manifest", "join", ep)
+	if _, err := kectl(t, h3, "join", ep); err != nil {
+		t.Fatalf("join rerun after a crash after the manifest: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	for _, h := range []*testbed.Host{h1, h2, h3} {
+		apiserverReady(t, h)
+	}
+
+	// status --local, as JSON for scripts.
+	out, err = kectl(t, h2, "status", "--local", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Members []struct {
+			Name    string `json:"name"`
+			Healthy bool   `json:"healthy"`
+		} `json:"members"`
+		Local *struct {
+			Name    string `json:"name"`
+			Learner bool   `json:"learner"`
+		} `json:"local"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status -o json is not JSON: %v\n%s", err, out)
+	}
+	if st.Local == nil || st.Local.Name != "h2" || st.Local.Learner || len(st.Members) != 3 {
+		t.Errorf("status: %+v", st)
+	}
+	for _, m := range st.Members {
+		if !m.Healthy {
+			t.Errorf("member %s unhealthy in status", m.Name)
+		}
+	}
+	w.finish(t, b, "e2e-writer")
+}
