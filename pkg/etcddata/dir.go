@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -21,14 +23,26 @@ func IsEmpty(dir string) (bool, error) {
 		return false, fmt.Errorf("checking data dir %s: %w", dir, err)
 	}
 	defer f.Close()
-	if _, err := f.Readdirnames(1); err != nil {
+	for {
+		names, err := f.Readdirnames(64)
+		for _, n := range names {
+			if !strings.HasPrefix(n, AsidePrefix) {
+				return false, nil
+			}
+		}
 		if errors.Is(err, io.EOF) {
 			return true, nil
 		}
-		return false, fmt.Errorf("checking data dir %s: %w", dir, err)
+		if err != nil {
+			return false, fmt.Errorf("checking data dir %s: %w", dir, err)
+		}
 	}
-	return false, nil
 }
+
+// AsidePrefix starts the name of data moved aside inside a data dir that is
+// a mount point (see MoveAside). etcd ignores such entries (with a warning),
+// and so do IsEmpty and Read.
+const AsidePrefix = ".kubectl-etcd-"
 
 // stampLayout is the UTC time in moved-aside names: sortable, and free of
 // characters that need quoting in a shell.
@@ -41,7 +55,9 @@ const maxSuffix = 100
 // MoveAside renames dir to <dir>.<reason>-<UTC time>, adding -1, -2, ... if
 // that name is taken, and returns the new path. It never deletes and never
 // replaces anything: the old data stays next to where it was, on the same
-// filesystem, for a human to inspect or delete. A missing dir returns "", nil.
+// filesystem, for a human to inspect or delete. A dir that is a mount point
+// (cannot be renamed) keeps its data in dir/.kubectl-etcd-<reason>-<time>
+// instead. A missing dir returns "", nil.
 // reason becomes part of a file name: letters, digits, '.', '_' and '-' only.
 func MoveAside(dir, reason string, now time.Time) (string, error) {
 	if err := checkReason(reason); err != nil {
@@ -66,11 +82,45 @@ func MoveAside(dir, reason string, now time.Time) (string, error) {
 		if err == nil {
 			return target, nil
 		}
+		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
+			// dir is a mount point (etcd on its own disk, as often advised):
+			// it cannot be renamed, and its parent is another filesystem.
+			// Keep the data on its own disk, in a hidden dir inside it.
+			return moveContentsAside(dir, reason, now)
+		}
 		if !errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("moving %s aside to %s: %w", dir, target, err)
 		}
 	}
 	return "", fmt.Errorf("moving %s aside: %s and %d numbered variants are all taken", dir, base, maxSuffix-1)
+}
+
+// moveContentsAside moves every entry of dir (but earlier asides) into
+// dir/.kubectl-etcd-<reason>-<time>, which leaves dir empty for etcd while
+// keeping the data on the same filesystem.
+func moveContentsAside(dir, reason string, now time.Time) (string, error) {
+	target := filepath.Join(dir, fmt.Sprintf("%s%s-%s", AsidePrefix, reason, now.UTC().Format(stampLayout)))
+	for i := 1; ; i++ {
+		if err := os.Mkdir(target, 0o700); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrExist) || i >= maxSuffix {
+			return "", fmt.Errorf("moving the contents of %s aside: %w", dir, err)
+		}
+		target = filepath.Join(dir, fmt.Sprintf("%s%s-%s-%d", AsidePrefix, reason, now.UTC().Format(stampLayout), i))
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("moving the contents of %s aside: %w", dir, err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), AsidePrefix) {
+			continue
+		}
+		if err := renameNoReplace(filepath.Join(dir, e.Name()), filepath.Join(target, e.Name())); err != nil {
+			return "", fmt.Errorf("moving %s aside into %s: %w", filepath.Join(dir, e.Name()), target, err)
+		}
+	}
+	return target, nil
 }
 
 func checkReason(reason string) error {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var stamp = time.Date(2026, 7, 8, 9, 10, 11, 0, time.FixedZone("CEST", 2*3600))
@@ -97,5 +99,49 @@ func TestMoveAside(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "member", "data")); err != nil {
 		t.Errorf("a refused MoveAside touched %s: %v", dir, err)
+	}
+}
+
+// TestMoveAsideMountPoint: a data dir on its own filesystem cannot be
+// renamed; its data is kept inside it, and the dir then counts as empty.
+func TestMoveAsideMountPoint(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir := filepath.Join(t.TempDir(), "etcd")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o700)
+	os.WriteFile(filepath.Join(dir, "member", "snap", "db"), []byte("data"), 0o600)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	moved, err := MoveAside(dir, "left", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, ".kubectl-etcd-left-20261126T120000Z"); moved != want {
+		t.Errorf("moved to %s, want %s", moved, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(moved, "member", "snap", "db")); err != nil || string(b) != "data" {
+		t.Errorf("data not kept: %v %q", err, b)
+	}
+	if empty, err := IsEmpty(dir); err != nil || !empty {
+		t.Errorf("after moving aside the dir must count as empty: %v %v", empty, err)
+	}
+	if st, err := Read(dir); err != nil || st.HasData {
+		t.Errorf("Read after moving aside: %+v %v", st, err)
+	}
+	// A second move keeps the first aside where it is.
+	os.MkdirAll(filepath.Join(dir, "member"), 0o700)
+	moved2, err := MoveAside(dir, "left", now)
+	if err != nil || moved2 == moved {
+		t.Fatalf("second move: %s %v", moved2, err)
+	}
+	if _, err := os.Stat(filepath.Join(moved, "member", "snap", "db")); err != nil {
+		t.Errorf("first aside disturbed: %v", err)
 	}
 }

@@ -236,7 +236,7 @@ func (e *Env) addStaleDataSteps(p *plan.Plan, local localIdentity, clusterID uin
 	if foreign {
 		reason = "foreign-cluster"
 	}
-	p.Add("move stale data aside", fmt.Sprintf("move %s to %s.%s-<time> (member %x of cluster %x; never deleted)", cfg.DataDir(), cfg.DataDir(), reason, local.memberID, local.clusterID),
+	p.Add("move stale data aside", fmt.Sprintf("move %s (member %x of cluster %x) aside to %s.%s-<time>, or inside it when it is a mount point; never deleted", cfg.DataDir(), local.memberID, local.clusterID, cfg.DataDir(), reason),
 		func(context.Context) (string, error) {
 			moved, err := e.moveDataDirAside(reason)
 			if err != nil {

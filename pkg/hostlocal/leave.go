@@ -76,7 +76,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 		return p, c, nil
 	}
 	if err := etcdcluster.CheckRemove(members, statuses, me.ID); err != nil {
-		return nil, c, fmt.Errorf("refusing to remove %s (%x): %w", cfg.NodeName(), me.ID, err)
+		return nil, c, err
 	}
 	remaining := clientURLsExcept(members, me.ID)
 	if servers, err := h.APIServerEtcdServers(); err == nil && !sameSet(servers, remaining) {
@@ -128,7 +128,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 func (e *Env) addLeftDataSteps(p *plan.Plan) {
 	h, cfg := e.Host, e.Config
 	if facts, err := e.dataDirState(); (err == nil && facts.HasData) || len(h.EtcdPIDs(cfg)) > 0 || h.EtcdManifestExists() {
-		p.Add("move data aside", fmt.Sprintf("move %s to %s.left-<time> (never deleted)", cfg.DataDir(), cfg.DataDir()), func(context.Context) (string, error) {
+		p.Add("move data aside", fmt.Sprintf("move %s aside to %s.left-<time> (inside it, as .kubectl-etcd-left-<time>, when it is a mount point); never deleted", cfg.DataDir(), cfg.DataDir()), func(context.Context) (string, error) {
 			moved, err := e.moveDataDirAside("left")
 			if err != nil {
 				return "", err
