@@ -11,7 +11,7 @@ HOST ?= h1
 TESTBED := $(GO) run ./cmd/testbed --name $(BED)
 BEDDIR := /var/tmp/kubectl-etcd-testbed/$(BED)
 
-.PHONY: all build test unit e2e lint components bed-up bed-down bed-status bed-shell demo clean
+.PHONY: all build test unit e2e lint components bed-up bed-down bed-status bed-shell demo bench-bed bench-hostlocal clean
 
 all: build
 
@@ -62,6 +62,14 @@ demo: bed-up
 	@echo; echo '$$ kubectl etcd version'
 	@$(BEDDIR)/bin/kubectl-etcd --kubeconfig $(BEDDIR)/kubeconfig version
 	@echo; echo "KUBECONFIG=$(BEDDIR)/kubeconfig; tear down with: make bed-down"
+
+## bench-bed: time a 3-host bed up/down and measure its memory
+bench-bed:
+	hack/bench-bed.sh 3
+
+## bench-hostlocal: time each host-local verb on a real bed
+bench-hostlocal:
+	hack/bench-hostlocal.sh 3
 
 clean:
 	rm -rf bin dist

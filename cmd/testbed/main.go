@@ -119,6 +119,23 @@ func newRoot() *cobra.Command {
 		}
 	}
 
+	standalone := &cobra.Command{
+		Use:   "standalone-kubelet HOST",
+		Short: "Start a kubelet without a cluster on a bare host (it runs static pods only)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := testbed.Load(name, root)
+			if err != nil {
+				return err
+			}
+			h := b.Host(args[0])
+			if h == nil {
+				return fmt.Errorf("bed %q has no host %q", name, args[0])
+			}
+			return b.StandaloneKubelet(cmd.Context(), h)
+		},
+	}
+
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the bed's hosts and whether each is on",
@@ -149,7 +166,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 
-	cmd.AddCommand(up, down, execCmd, power(true), power(false), status, proxy)
+	cmd.AddCommand(up, down, execCmd, power(true), power(false), standalone, status, proxy)
 	return cmd
 }
 

@@ -197,6 +197,34 @@ func (b *Bed) JoinControlPlaneWithoutEtcd(ctx context.Context, h *Host) error {
 	return nil
 }
 
+// StandaloneKubelet starts a kubelet without any cluster on a bare host: it
+// runs the static pods in /etc/kubernetes/manifests and nothing else, as on a
+// host being bootstrapped before kubeadm (or kubectl-etcd init) made an
+// apiserver. It uses the same kubelet settings as the kubeadm hosts.
+func (b *Bed) StandaloneKubelet(ctx context.Context, h *Host) error {
+	init, err := renderKubeadm("init", b.params(h))
+	if err != nil {
+		return err
+	}
+	docs := strings.Split(string(init), "\n---\n")
+	kubelet := docs[len(docs)-1] + "staticPodPath: /etc/kubernetes/manifests\n" + string(kubeletPatch(h.CgroupRoot())) +
+		"authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: false\nauthorization:\n  mode: AlwaysAllow\n"
+	if err := h.WriteFile("/var/lib/kubelet/config.yaml", []byte(kubelet), 0o644); err != nil {
+		return err
+	}
+	flags := fmt.Sprintf("KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-ip=%s --hostname-override=%s\"\n", h.Address, h.Name)
+	if err := h.WriteFile("/var/lib/kubelet/kubeadm-flags.env", []byte(flags), 0o644); err != nil {
+		return err
+	}
+	if err := h.WriteFile("/etc/testbed/kubelet-standalone", nil, 0o644); err != nil {
+		return err
+	}
+	return poll(ctx, 30*time.Second, "the standalone kubelet on "+h.Name+" to start", func() (bool, error) {
+		_, err := h.Exec(ctx, "sh", "-c", "test -f /run/testbed/kubelet.pid && kill -0 $(cat /run/testbed/kubelet.pid)")
+		return err == nil, nil
+	})
+}
+
 // JoinWorker runs a plain `kubeadm join`.
 func (b *Bed) JoinWorker(ctx context.Context, h *Host) error {
 	if err := b.joinConfig(h, false); err != nil {

@@ -52,6 +52,12 @@ run_kubelet() {
   local KUBELET_KUBEADM_ARGS="" KUBELET_EXTRA_ARGS=""
   [[ -f /var/lib/kubelet/kubeadm-flags.env ]] && . /var/lib/kubelet/kubeadm-flags.env
   [[ -f /etc/default/kubelet ]] && . /etc/default/kubelet
+  if [[ -f /etc/testbed/kubelet-standalone ]]; then
+    # A kubelet without a cluster: it runs the static pods of its manifests
+    # dir only (first bootstrap of etcd, before any apiserver exists).
+    # shellcheck disable=SC2086
+    exec kubelet --config=/var/lib/kubelet/config.yaml $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+  fi
   # shellcheck disable=SC2086
   exec kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
     --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml \
