@@ -155,6 +155,31 @@ func wantVoters(t *testing.T, b *testbed.Bed, via string, want ...string) {
 	}
 }
 
+// leaderHost asks kubectl-etcd status on h2 which host's member leads.
+func leaderHost(t *testing.T, b *testbed.Bed) *testbed.Host {
+	t.Helper()
+	out, err := b.Host("h2").Exec(context.Background(), "kubectl-etcd", "status", "--local", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Members []struct {
+			Name   string `json:"name"`
+			Leader bool   `json:"leader"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, m := range st.Members {
+		if m.Leader && b.Host(m.Name) != nil {
+			return b.Host(m.Name)
+		}
+	}
+	t.Fatalf("no member leads: %s", out)
+	return nil
+}
+
 // kectl runs the host-local binary on a host and returns its output.
 func kectl(t *testing.T, h *testbed.Host, args ...string) (string, error) {
 	t.Helper()
@@ -308,6 +333,26 @@ func TestHostLocalJoinLeave(t *testing.T) {
 	for _, h := range []*testbed.Host{h1, h2, h3} {
 		apiserverReady(t, h)
 	}
+
+	// The leader leaves: leadership is handed over first; then it comes back.
+	leader, other := leaderHost(t, b), ""
+	for _, n := range []string{"h1", "h2", "h3"} {
+		if n != leader.Name && other == "" {
+			other = n
+		}
+	}
+	out, err = kectl(t, leader, "leave")
+	if err != nil || !strings.Contains(out, "move leadership") {
+		t.Fatalf("leave of the leader %s: %v\n%s", leader.Name, err, out)
+	}
+	if got, _ := voters(t, b, other); len(got) != 2 {
+		t.Errorf("after the leader left: voters %v", got)
+	}
+	apiserverReady(t, leader)
+	if _, err := kectl(t, leader, "join", "--endpoints=https://"+b.Host(other).Address+":2379"); err != nil {
+		t.Fatalf("join %s back: %v", leader.Name, err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
 
 	// status --local, as JSON for scripts.
 	out, err = kectl(t, h2, "status", "--local", "-o", "json")

@@ -271,6 +271,36 @@ func TestMultiHostBed(t *testing.T) {
 
 	t.Run("privileged host pod", func(t *testing.T) { hostPod(t, b) })
 
+	// A cut cable: h1 can no longer reach h2's etcd; plugged back in, it can.
+	reach := func() error {
+		_, err := b.Host("h1").Exec(ctx, "etcdctl", "--endpoints=https://"+b.Host("h2").Address+":2379", "--dial-timeout=2s", "--command-timeout=3s",
+			"--cacert=/etc/kubernetes/pki/etcd/ca.crt", "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+			"--key=/etc/kubernetes/pki/etcd/healthcheck-client.key", "endpoint", "health")
+		return err
+	}
+	if err := reach(); err != nil {
+		t.Fatalf("h2's etcd not reachable before the cut: %v", err)
+	}
+	if err := b.Host("h2").Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(); err == nil {
+		t.Error("h2's etcd still reachable with its cable cut")
+	}
+	if err := b.Host("h2").Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rerr error
+	for i := 0; i < 20; i++ {
+		if rerr = reach(); rerr == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if rerr != nil {
+		t.Errorf("h2's etcd not reachable after reconnecting: %v", rerr)
+	}
+
 	readMachineState(t).assertSame(t, before, "while the 5-host bed is up")
 
 	// A bed left behind (as after a crash) is detected and replaced.
