@@ -71,6 +71,24 @@ func (o *HostOptions) Validate() error {
 	return nil
 }
 
+// prepare runs the checks and loads the host, in the order that touches
+// nothing until the input is known good: flags, then root and host root,
+// then the configuration.
+func (o *HostOptions) prepare(cmd *cobra.Command, extra func() error) error {
+	if err := o.ValidateBasic(); err != nil {
+		return err
+	}
+	if extra != nil {
+		if err := extra(); err != nil {
+			return err
+		}
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	return o.Complete(cmd)
+}
+
 // ValidateBasic runs the checks that need no host (flag values).
 func (o *HostOptions) ValidateBasic() error {
 	if o.Output != "" && o.Output != "json" {

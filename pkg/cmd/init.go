@@ -25,13 +25,7 @@ until it serves. Grow the cluster from there with "join" on other hosts (or
   kubectl-etcd init --advertise-address 10.0.0.11 --node-name cp-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.ValidateBasic(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd); err != nil {
+			if err := o.prepare(cmd, nil); err != nil {
 				return err
 			}
 			res, err := o.env().Init(cmd.Context())

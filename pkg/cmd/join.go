@@ -36,16 +36,12 @@ never deleted.`,
   kubectl-etcd join --endpoints https://10.0.0.11:2379,https://10.0.0.12:2379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.ValidateBasic(); err != nil {
-				return err
-			}
-			if len(splitList(o.Endpoints)) == 0 {
-				return errors.New("--endpoints is required: the client URL of at least one current member, e.g. https://10.0.0.11:2379")
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd); err != nil {
+			if err := o.prepare(cmd, func() error {
+				if len(splitList(o.Endpoints)) == 0 {
+					return errors.New("--endpoints is required: the client URL of at least one current member, e.g. https://10.0.0.11:2379")
+				}
+				return nil
+			}); err != nil {
 				return err
 			}
 			res, err := o.env().Join(cmd.Context(), hostlocal.JoinOptions{Endpoints: splitList(o.Endpoints), MoveForeignData: o.MoveForeignData})

@@ -29,13 +29,7 @@ moved aside (never deleted). "join" brings it back.`,
   kubectl-etcd leave -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.ValidateBasic(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd); err != nil {
+			if err := o.prepare(cmd, nil); err != nil {
 				return err
 			}
 			res, err := o.env().Leave(cmd.Context(), hostlocal.LeaveOptions{Endpoints: splitList(o.Endpoints)})

@@ -30,16 +30,12 @@ etcd is stopped), which etcd this host's kube-apiserver reads, and every
 member the host can reach. Works with the apiserver down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !o.Local {
-				return errors.New("the workstation view of status is not available yet: run \"kubectl-etcd status --local\" as root on a control-plane host")
-			}
-			if err := o.ValidateBasic(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd); err != nil {
+			if err := o.prepare(cmd, func() error {
+				if !o.Local {
+					return errors.New("the workstation view of status is not available yet: run \"kubectl-etcd status --local\" as root on a control-plane host")
+				}
+				return nil
+			}); err != nil {
 				return err
 			}
 			st := o.env().ReadState(cmd.Context(), splitList(o.Endpoints))

@@ -58,6 +58,28 @@ type Result struct {
 	Certs  []staticpod.CertAction `json:"certificates,omitempty"`
 }
 
+// run is every verb's frame: observe and plan (planFn), then print or carry
+// out the plan, then report the state it left. planFn may return the cluster
+// client it used, which stays open for the steps and is closed here.
+func (e *Env) run(ctx context.Context, verb string, endpoints []string,
+	planFn func(res *Result) (*plan.Plan, *etcdcluster.Client, error)) (*Result, error) {
+	res := &Result{Verb: verb, Node: e.Config.NodeName(), DryRun: e.DryRun}
+	p, c, err := planFn(res)
+	if c != nil {
+		defer c.Close()
+	}
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	res.Steps, err = p.Execute(ctx, e.Out, e.DryRun)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	res.State = e.ReadState(ctx, endpoints)
+	return res, err
+}
+
 // clusterClient connects to the cluster at endpoints with an in-memory client
 // certificate (nothing written), and proves one endpoint answers; otherwise
 // the error names every endpoint and why it failed.

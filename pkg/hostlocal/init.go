@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	etcdutil "k8s.io/kubernetes/cmd/kubeadm/app/util/etcd"
@@ -15,18 +16,10 @@ import (
 // until the member serves. On a host that already runs a healthy single
 // member of its own it does nothing.
 func (e *Env) Init(ctx context.Context) (*Result, error) {
-	res := &Result{Verb: "init", Node: e.Config.NodeName(), DryRun: e.DryRun}
-	p, err := e.planInit(ctx, res)
-	if err != nil {
-		res.Error = err.Error()
-		return res, err
-	}
-	res.Steps, err = p.Execute(ctx, e.Out, e.DryRun)
-	if err != nil {
-		res.Error = err.Error()
-	}
-	res.State = e.ReadState(ctx, nil)
-	return res, err
+	return e.run(ctx, "init", nil, func(res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+		p, err := e.planInit(ctx, res)
+		return p, nil, err
+	})
 }
 
 func (e *Env) planInit(ctx context.Context, res *Result) (*plan.Plan, error) {

@@ -30,21 +30,9 @@ type JoinOptions struct {
 // finished by running it again: it finds its own learner or voter and goes
 // on from there.
 func (e *Env) Join(ctx context.Context, o JoinOptions) (*Result, error) {
-	res := &Result{Verb: "join", Node: e.Config.NodeName(), DryRun: e.DryRun}
-	p, c, err := e.planJoin(ctx, o, res)
-	if c != nil {
-		defer c.Close()
-	}
-	if err != nil {
-		res.Error = err.Error()
-		return res, err
-	}
-	res.Steps, err = p.Execute(ctx, e.Out, e.DryRun)
-	if err != nil {
-		res.Error = err.Error()
-	}
-	res.State = e.ReadState(ctx, o.Endpoints)
-	return res, err
+	return e.run(ctx, "join", o.Endpoints, func(res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+		return e.planJoin(ctx, o, res)
+	})
 }
 
 // localIdentity is what the local data says about membership.

@@ -23,21 +23,9 @@ type LeaveOptions struct {
 // leadership away if this member leads; removes the member; stops the static
 // pod; moves the data dir aside.
 func (e *Env) Leave(ctx context.Context, o LeaveOptions) (*Result, error) {
-	res := &Result{Verb: "leave", Node: e.Config.NodeName(), DryRun: e.DryRun}
-	p, c, err := e.planLeave(ctx, o, res)
-	if c != nil {
-		defer c.Close()
-	}
-	if err != nil {
-		res.Error = err.Error()
-		return res, err
-	}
-	res.Steps, err = p.Execute(ctx, e.Out, e.DryRun)
-	if err != nil {
-		res.Error = err.Error()
-	}
-	res.State = e.ReadState(ctx, o.Endpoints)
-	return res, err
+	return e.run(ctx, "leave", o.Endpoints, func(res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+		return e.planLeave(ctx, o, res)
+	})
 }
 
 func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan.Plan, *etcdcluster.Client, error) {
