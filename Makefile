@@ -55,13 +55,16 @@ bed-status:
 bed-shell:
 	$(TESTBED) exec $(HOST) -- bash
 
-## demo: bring up the local demo cluster and show it
-demo: bed-up
-	@echo; echo '$$ kubectl get nodes,pods -A -o wide'
-	@$(BEDDIR)/bin/kubectl --kubeconfig $(BEDDIR)/kubeconfig get nodes,pods -A -o wide
-	@echo; echo '$$ kubectl etcd version'
-	@$(BEDDIR)/bin/kubectl-etcd --kubeconfig $(BEDDIR)/kubeconfig version
-	@echo; echo "KUBECONFIG=$(BEDDIR)/kubeconfig; tear down with: make bed-down"
+## demo: the local demo cluster (kubeadm control plane on h1, h2 and h3 control-plane hosts
+## without etcd), then what a new user runs first: status, scale --replicas 3, status
+demo:
+	$(TESTBED) up --shape init,control-plane-no-etcd,control-plane-no-etcd
+	@K="$(BEDDIR)/bin/kubectl --kubeconfig $(BEDDIR)/kubeconfig"; E="$(BEDDIR)/bin/kubectl-etcd --kubeconfig $(BEDDIR)/kubeconfig"; \
+	echo; echo '$$ kubectl get nodes,pods -A -o wide'; $$K get nodes,pods -A -o wide; \
+	echo; echo '$$ kubectl etcd status'; $$E status; \
+	echo; echo '$$ kubectl etcd scale --replicas 3'; $$E scale --replicas 3; \
+	echo; echo '$$ kubectl etcd status'; $$E status; \
+	echo; echo "export KUBECONFIG=$(BEDDIR)/kubeconfig   # then: kubectl etcd status; tear down with: make bed-down"
 
 ## bench-bed: time a 3-host bed up/down and measure its memory
 bench-bed:

@@ -56,7 +56,7 @@ func newRoot() *cobra.Command {
 				fmt.Printf("  %-4s %-15s %s\n", h.Name, h.Address, h.Role)
 			}
 			fmt.Printf("\nkubeconfig:    export KUBECONFIG=%s\n", b.Kubeconfig())
-			fmt.Printf("enter a host:  %s exec h1 -- bash   (or: make bed-shell HOST=h1)\n", os.Args[0])
+			fmt.Printf("enter a host:  make bed-shell HOST=h1   (or: go run ./cmd/testbed --name %s exec h1 -- bash)\n", b.Name)
 			fmt.Printf("tear down:     make bed-down\n")
 			return nil
 		},

@@ -2,40 +2,60 @@ package cmd
 
 import (
 	"encoding/json"
-	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 )
 
-// StatusOptions: what this host's member and the cluster look like.
+// StatusOptions: what the members (or, with --local, this host's member)
+// look like.
 type StatusOptions struct {
 	HostOptions
+	WorkstationOptions
 	Local     bool
 	Endpoints string
 }
 
-// NewCmdStatus returns `kubectl-etcd status`.
-func NewCmdStatus(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &StatusOptions{HostOptions: HostOptions{IOStreams: streams}}
+// NewCmdStatus returns `kubectl etcd status` / `kubectl-etcd status --local`.
+func NewCmdStatus(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &StatusOptions{HostOptions: HostOptions{IOStreams: streams}, WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}}
 	cmd := &cobra.Command{
 		Use:     "status --local",
 		Aliases: []string{"members"},
-		Short:   "Show this host's etcd member and the cluster it can see (--local, as root)",
-		Long: `With --local, run as root on a control-plane host: whether etcd runs here, the
+		Short:   "Show the etcd members, their hosts and drift (or, with --local, this host's member)",
+		Long: `From a workstation: one row per member (host, ID, leader, voter/learner,
+health, DB size, raft index, revision, version, alarms; -o wide adds more),
+one row per control-plane node with the etcd its kube-apiserver reads, and
+the drift between members and hosts. Members are queried in parallel through
+the apiserver; a dead member is a row saying so.
+
+With --local, run as root on a control-plane host: whether etcd runs here, the
 local member's identity, raft index and revision (read from the data dir when
 etcd is stopped), which etcd this host's kube-apiserver reads, and every
 member the host can reach. Works with the apiserver down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.prepare(cmd, func() error {
-				if !o.Local {
-					return errors.New("the workstation view of status is not available yet: run \"kubectl-etcd status --local\" as root on a control-plane host")
+			if !o.Local {
+				switch o.Output {
+				case "", "json", "yaml", "wide":
+				default:
+					return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
 				}
-				return nil
-			}); err != nil {
+				s, err := o.session(o.ErrOut)
+				if err != nil {
+					return err
+				}
+				st, err := s.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return printClusterStatus(o.Out, st, o.Output)
+			}
+			if err := o.prepare(cmd, nil); err != nil {
 				return err
 			}
 			st := o.env().ReadState(cmd.Context(), splitList(o.Endpoints))
@@ -48,7 +68,8 @@ member the host can reach. Works with the apiserver down.`,
 			return nil
 		},
 	}
-	o.AddFlags(cmd.Flags(), false)
+	o.HostOptions.AddFlags(cmd.Flags(), false)
+	o.WorkstationOptions.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.Local, "local", false, "report from this host (as root), without the apiserver")
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "extra client URLs to reach the cluster by")
 	return cmd

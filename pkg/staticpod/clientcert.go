@@ -1,9 +1,13 @@
 package staticpod
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -42,5 +46,59 @@ func (h *Host) EphemeralClientTLS(cfg *Config) (*tls.Config, error) {
 		RootCAs:      pool,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
 		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// publicKeyOnly lets kubeadm's certificate code sign for a key whose private
+// half never came here (it stays in the workstation's memory).
+type publicKeyOnly struct{ pub crypto.PublicKey }
+
+func (p publicKeyOnly) Public() crypto.PublicKey { return p.pub }
+func (p publicKeyOnly) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("no private key here")
+}
+
+// SignedClientCert is a short-lived etcd client certificate and the CA to trust.
+type SignedClientCert struct {
+	CertificatePEM string    `json:"certificate"`
+	CAPEM          string    `json:"ca"`
+	NotAfter       time.Time `json:"notAfter"`
+}
+
+// SignClientCSR signs, with the etcd CA on this host, a client certificate
+// for the public key of a certificate request made elsewhere: the plugin's
+// way to talk to etcd with a key that exists only in its memory. The subject
+// is fixed (the request's is ignored) and the validity short.
+func (h *Host) SignClientCSR(cfg *Config, csrDER []byte, validity time.Duration) (*SignedClientCert, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("the certificate request is not signed by its own key: %w", err)
+	}
+	if validity <= 0 || validity > 24*time.Hour {
+		return nil, fmt.Errorf("client certificate validity %s out of range (0, 24h]", validity)
+	}
+	caCert, caKey, err := pkiutil.TryLoadCertAndKeyFromDisk(h.Path(cfg.CertDir()), kubeadmconstants.EtcdCACertAndKeyBaseName)
+	if err != nil {
+		return nil, fmt.Errorf("%w: loading %s: %v", ErrNoEtcdCA, filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCACertName), err)
+	}
+	now := time.Now()
+	cert, err := pkiutil.NewSignedCert(&pkiutil.CertConfig{
+		Config: certutil.Config{
+			CommonName: "kubectl-etcd",
+			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			NotBefore:  now.Add(-5 * time.Minute),
+		},
+		NotAfter: now.Add(validity),
+	}, publicKeyOnly{csr.PublicKey}, caCert, caKey, false)
+	if err != nil {
+		return nil, fmt.Errorf("signing the client certificate: %w", err)
+	}
+	return &SignedClientCert{
+		CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+		CAPEM:          string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw})),
+		NotAfter:       cert.NotAfter,
 	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -294,6 +295,11 @@ func (h *Host) nodeName(given string) (string, error) {
 
 func (h *Host) kubeletNodeName() string {
 	for _, p := range []string{"/var/lib/kubelet/pki/kubelet-client-current.pem"} {
+		// kubelet makes this an absolute symlink, which points outside the
+		// host root when the host is mounted elsewhere: resolve it under Root.
+		if target, err := os.Readlink(h.Path(p)); err == nil && filepath.IsAbs(target) {
+			p = target
+		}
 		raw, err := os.ReadFile(h.Path(p))
 		if err != nil {
 			continue

@@ -2,9 +2,14 @@ package staticpod
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -353,4 +358,45 @@ func treeHash(t *testing.T, root string) string {
 		return nil
 	})
 	return hex.EncodeToString(hs.Sum(nil))
+}
+
+func TestSignClientCSR(t *testing.T) {
+	h, cfg := testHost(t, false)
+	if _, err := h.EnsureCerts(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "system:masters-wannabe"}}, key)
+	before := treeHash(t, h.Root)
+	signed, err := h.SignClientCSR(cfg, csr, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if treeHash(t, h.Root) != before {
+		t.Error("signing wrote to the host")
+	}
+	blk, _ := pem.Decode([]byte(signed.CertificatePEM))
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := pkiutil.TryLoadCertFromDisk(h.Path(cfg.CertDir()), "etcd/ca")
+	if err := c.CheckSignatureFrom(ca); err != nil {
+		t.Error("not signed by the etcd CA")
+	}
+	if c.Subject.CommonName != "kubectl-etcd" || len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Errorf("subject %q usages %v: the request's subject must be ignored", c.Subject.CommonName, c.ExtKeyUsage)
+	}
+	if time.Until(c.NotAfter) > time.Hour+time.Minute {
+		t.Errorf("validity until %s, want about an hour", c.NotAfter)
+	}
+	if !c.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
+		t.Error("certificate is not for the requester's key")
+	}
+	if _, err := h.SignClientCSR(cfg, []byte("garbage"), time.Hour); err == nil {
+		t.Error("garbage request signed")
+	}
+	if _, err := h.SignClientCSR(cfg, csr, 48*time.Hour); err == nil {
+		t.Error("a two-day certificate was signed")
+	}
 }

@@ -1,0 +1,202 @@
+// Package cluster holds the workstation's view of a kubeadm cluster's etcd:
+// which control-plane hosts exist, which members run where, and the plan that
+// makes the member set match what the operator asked for. Decisions are pure
+// functions over observed state, tested with tables; talking to the cluster
+// lives elsewhere.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+)
+
+// Node is a control-plane node as the workstation sees it.
+type Node struct {
+	Name    string
+	Address string // InternalIP: kubeadm's advertise address for the host
+	Ready   bool
+}
+
+// Change is one membership step.
+type Change struct {
+	Kind string // "add" or "remove"
+	Node string // the host, when known
+	// Member is set for removals.
+	Member *etcdcluster.Member
+}
+
+func (c Change) String() string {
+	if c.Kind == "add" {
+		return "add a member on " + c.Node
+	}
+	if c.Node != "" {
+		return fmt.Sprintf("remove member %s (%x) on %s", c.Member, c.Member.ID, c.Node)
+	}
+	return fmt.Sprintf("remove member %s (%x), which has no control-plane node", c.Member, c.Member.ID)
+}
+
+// Target says what the member set should become: a count, or exact nodes.
+type Target struct {
+	Replicas int
+	Nodes    []string
+}
+
+// Plan is the outcome of ScalePlan: the changes in order, and warnings to print.
+type Plan struct {
+	Changes  []Change
+	Warnings []string
+}
+
+// NodeOf finds the node a member runs on: by peer URL host = node address,
+// else by name (kubeadm names members after nodes).
+func NodeOf(m etcdcluster.Member, nodes []Node) (Node, bool) {
+	for _, u := range m.PeerURLs {
+		if pu, err := url.Parse(u); err == nil {
+			for _, n := range nodes {
+				if n.Address != "" && net.ParseIP(pu.Hostname()).Equal(net.ParseIP(n.Address)) {
+					return n, true
+				}
+			}
+		}
+	}
+	for _, n := range nodes {
+		if m.Name != "" && m.Name == n.Name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// ScalePlan computes the membership changes that make the members match t,
+// one at a time: additions first (a cluster grows before it shrinks, so it
+// never has less fault tolerance than at either end), then removals. Nodes
+// are chosen deterministically: existing healthy members stay; new members go
+// to Ready control-plane nodes in name order; removals take unhealthy members
+// first, then members without a control-plane node, then the last by name.
+func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluster.Status, t Target) (*Plan, error) {
+	sorted := append([]Node(nil), nodes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	byName := map[string]Node{}
+	for _, n := range sorted {
+		byName[n.Name] = n
+	}
+	healthy := map[uint64]bool{}
+	for _, s := range statuses {
+		healthy[s.Member.ID] = s.Healthy
+	}
+	type placed struct {
+		m    etcdcluster.Member
+		node string
+	}
+	var current []placed
+	onNode := map[string]bool{}
+	for _, m := range members {
+		p := placed{m: m}
+		if n, ok := NodeOf(m, sorted); ok {
+			p.node = n.Name
+			onNode[n.Name] = true
+		}
+		current = append(current, p)
+	}
+
+	var want map[string]bool
+	plan := &Plan{}
+	switch {
+	case len(t.Nodes) > 0 && t.Replicas > 0:
+		return nil, errors.New("give either --replicas or --nodes, not both")
+	case len(t.Nodes) > 0:
+		want = map[string]bool{}
+		for _, name := range t.Nodes {
+			if _, ok := byName[name]; !ok {
+				return nil, fmt.Errorf("node %q is not a control-plane node of this cluster (control-plane nodes: %s)", name, names(sorted))
+			}
+			want[name] = true
+		}
+	case t.Replicas < 1:
+		return nil, fmt.Errorf("--replicas must be at least 1, got %d: etcd cannot run with no members (to rebuild from nothing, see restore)", t.Replicas)
+	case t.Replicas > len(sorted):
+		return nil, fmt.Errorf("--replicas %d is more than the %d control-plane nodes (%s): join more control-plane nodes first", t.Replicas, len(sorted), names(sorted))
+	default:
+		want = map[string]bool{}
+		// Keep healthy members on control-plane nodes, in name order.
+		var keep []string
+		for _, n := range sorted {
+			if onNode[n.Name] {
+				for _, p := range current {
+					if p.node == n.Name && healthy[p.m.ID] {
+						keep = append(keep, n.Name)
+					}
+				}
+			}
+		}
+		for _, n := range keep {
+			if len(want) < t.Replicas {
+				want[n] = true
+			}
+		}
+		for _, n := range sorted {
+			if len(want) < t.Replicas && !want[n.Name] && !onNode[n.Name] && n.Ready {
+				want[n.Name] = true
+			}
+		}
+		// Still short: members on nodes that are not healthy right now stay.
+		for _, n := range sorted {
+			if len(want) < t.Replicas && !want[n.Name] && onNode[n.Name] {
+				want[n.Name] = true
+			}
+		}
+		if len(want) < t.Replicas {
+			return nil, fmt.Errorf("--replicas %d: only %d control-plane nodes are Ready to take a member (%s)", t.Replicas, len(want), names(sorted))
+		}
+	}
+	count := len(want)
+	if count%2 == 0 {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%d members tolerate no more failures than %d: an odd count is better", count, count-1))
+	}
+	for _, n := range sorted {
+		if want[n.Name] && !onNode[n.Name] {
+			if !n.Ready {
+				return nil, fmt.Errorf("node %s is not Ready: its kubelet cannot run the pod that adds its member", n.Name)
+			}
+			plan.Changes = append(plan.Changes, Change{Kind: "add", Node: n.Name})
+		}
+	}
+	var removals []placed
+	for _, p := range current {
+		if p.node == "" || !want[p.node] {
+			removals = append(removals, p)
+		}
+	}
+	sort.SliceStable(removals, func(i, j int) bool {
+		a, b := removals[i], removals[j]
+		if healthy[a.m.ID] != healthy[b.m.ID] {
+			return !healthy[a.m.ID]
+		}
+		if (a.node == "") != (b.node == "") {
+			return a.node == ""
+		}
+		return a.node > b.node
+	})
+	for _, p := range removals {
+		m := p.m
+		plan.Changes = append(plan.Changes, Change{Kind: "remove", Node: p.node, Member: &m})
+	}
+	return plan, nil
+}
+
+func names(nodes []Node) string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+)
+
+func member(id uint64, name, addr string) etcdcluster.Member {
+	return etcdcluster.Member{ID: id, Name: name, PeerURLs: []string{"https://" + addr + ":2380"}, ClientURLs: []string{"https://" + addr + ":2379"}}
+}
+
+func healthyAll(ms ...etcdcluster.Member) []etcdcluster.Status {
+	var out []etcdcluster.Status
+	for _, m := range ms {
+		out = append(out, etcdcluster.Status{Member: m, Healthy: true})
+	}
+	return out
+}
+
+var threeNodes = []Node{{"cp-b", "10.0.0.2", true}, {"cp-a", "10.0.0.1", true}, {"cp-c", "10.0.0.3", true}}
+
+func changes(p *Plan) string {
+	var s []string
+	for _, c := range p.Changes {
+		s = append(s, c.Kind+" "+c.Node)
+	}
+	return strings.Join(s, ", ")
+}
+
+func TestScalePlan(t *testing.T) {
+	a, b, c := member(1, "cp-a", "10.0.0.1"), member(2, "cp-b", "10.0.0.2"), member(3, "cp-c", "10.0.0.3")
+	orphan := member(9, "gone", "10.0.0.9")
+	for _, tc := range []struct {
+		name     string
+		nodes    []Node
+		members  []etcdcluster.Member
+		statuses []etcdcluster.Status
+		target   Target
+		want     string
+		warn     bool
+		err      string
+	}{
+		{name: "1 to 3 in name order", nodes: threeNodes, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 3}, want: "add cp-b, add cp-c"},
+		{name: "already 3", nodes: threeNodes, members: []etcdcluster.Member{a, b, c}, statuses: healthyAll(a, b, c), target: Target{Replicas: 3}, want: ""},
+		{name: "3 to 1 keeps the first", nodes: threeNodes, members: []etcdcluster.Member{a, b, c}, statuses: healthyAll(a, b, c), target: Target{Replicas: 1}, want: "remove cp-c, remove cp-b"},
+		{name: "unhealthy member goes first", nodes: threeNodes, members: []etcdcluster.Member{a, b, c}, statuses: append(healthyAll(a, c), etcdcluster.Status{Member: b}), target: Target{Replicas: 1}, want: "remove cp-b, remove cp-c"},
+		{name: "member without node removed", nodes: threeNodes, members: []etcdcluster.Member{a, b, c, orphan}, statuses: healthyAll(a, b, c, orphan), target: Target{Replicas: 3}, want: "remove "},
+		{name: "exact nodes: move", nodes: threeNodes, members: []etcdcluster.Member{a, b}, statuses: healthyAll(a, b), target: Target{Nodes: []string{"cp-a", "cp-c"}}, want: "add cp-c, remove cp-b", warn: true},
+		{name: "even count warns", nodes: threeNodes, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 2}, want: "add cp-b", warn: true},
+		{name: "zero", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 0}, err: "at least 1"},
+		{name: "beyond candidates", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 5}, err: "more than the 3 control-plane nodes"},
+		{name: "unknown node", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Nodes: []string{"cp-a", "worker-1"}}, err: `"worker-1" is not a control-plane node`},
+		{name: "not ready node skipped", nodes: []Node{{"cp-a", "10.0.0.1", true}, {"cp-b", "10.0.0.2", false}, {"cp-c", "10.0.0.3", true}}, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 2}, want: "add cp-c", warn: true},
+		{name: "both flags", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 1, Nodes: []string{"cp-a"}}, err: "not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ScalePlan(tc.nodes, tc.members, tc.statuses, tc.target)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("want error %q, got %v", tc.err, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := changes(p); got != tc.want {
+				t.Errorf("changes %q, want %q", got, tc.want)
+			}
+			if (len(p.Warnings) > 0) != tc.warn {
+				t.Errorf("warnings %v", p.Warnings)
+			}
+		})
+	}
+}
+
+func TestNodeOf(t *testing.T) {
+	n, ok := NodeOf(member(1, "", "10.0.0.3"), threeNodes)
+	if !ok || n.Name != "cp-c" {
+		t.Errorf("by address: %v %v", n, ok)
+	}
+	n, ok = NodeOf(etcdcluster.Member{ID: 2, Name: "cp-b", PeerURLs: []string{"https://192.0.2.1:2380"}}, threeNodes)
+	if !ok || n.Name != "cp-b" {
+		t.Errorf("by name: %v %v", n, ok)
+	}
+	if _, ok := NodeOf(member(3, "x", "192.0.2.9"), threeNodes); ok {
+		t.Error("matched a member with no node")
+	}
+}

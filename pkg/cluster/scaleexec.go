@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+)
+
+// ScaleOptions say what to scale to and how.
+type ScaleOptions struct {
+	Target Target
+	DryRun bool
+}
+
+// Scale makes the member set match the target, one change at a time. Each
+// change runs the host-local verb on its host through a host pod — `join`
+// (learner, catch up, promote, apiserver back to the local member) or
+// `leave` (apiserver to the other members first, leadership away, remove,
+// stop, data aside) — and is checked against quorum right before it runs.
+// Rerunning after a crash re-observes and plans again, so it converges.
+func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*ClusterStatus, error) {
+	obs, err := s.observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := ScalePlan(obs.nodes, obs.members, obs.statuses, o.Target)
+	obs.client.Close()
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(s.Out, "Warning: %s\n", w)
+	}
+	title := "Plan"
+	if o.DryRun {
+		title = "Plan (dry run: nothing will be changed)"
+	}
+	fmt.Fprintf(s.Out, "%s: %s\n", title, describeTarget(o.Target))
+	if len(plan.Changes) == 0 {
+		fmt.Fprintln(s.Out, "  nothing to do: the members already match")
+	}
+	for i, c := range plan.Changes {
+		fmt.Fprintf(s.Out, "  %d. %s\n", i+1, c)
+	}
+	if o.DryRun {
+		return obs.report(), nil
+	}
+	for i, c := range plan.Changes {
+		fmt.Fprintf(s.Out, "[%d/%d] %s\n", i+1, len(plan.Changes), c)
+		start := time.Now()
+		if err := s.apply(ctx, c); err != nil {
+			return nil, fmt.Errorf("step %d (%s): %w", i+1, c, err)
+		}
+		fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	}
+	return s.Status(ctx)
+}
+
+func describeTarget(t Target) string {
+	if len(t.Nodes) > 0 {
+		return "members on exactly " + strings.Join(t.Nodes, ", ")
+	}
+	return fmt.Sprintf("%d members", t.Replicas)
+}
+
+// apply carries out one change after checking, on fresh state, that it is
+// still safe.
+func (s *Session) apply(ctx context.Context, c Change) error {
+	obs, err := s.observe(ctx)
+	if err != nil {
+		return err
+	}
+	defer obs.client.Close()
+	var endpoints []string
+	for _, m := range obs.members {
+		if !m.IsLearner {
+			endpoints = append(endpoints, m.ClientURLs...)
+		}
+	}
+	switch c.Kind {
+	case "add":
+		node, _ := nodeNamed(obs.nodes, c.Node)
+		if self := memberAt(obs.members, node); self == nil || !self.Started() {
+			if self == nil {
+				if err := etcdcluster.CheckAdd(obs.members, obs.statuses); err != nil {
+					return err
+				}
+			}
+		}
+		argv := []string{"join", "--endpoints", strings.Join(endpoints, ",")}
+		return s.hostVerb(ctx, c.Node, argv, "kubectl-etcd "+strings.Join(argv, " "))
+	case "remove":
+		if err := etcdcluster.CheckRemove(obs.members, obs.statuses, c.Member.ID); err != nil {
+			return err
+		}
+		if c.Node != "" {
+			if n, ok := nodeNamed(obs.nodes, c.Node); ok && n.Ready {
+				return s.hostVerb(ctx, c.Node, []string{"leave"}, "kubectl-etcd leave")
+			}
+		}
+		// No host to clean (gone, or its kubelet cannot run pods): remove the
+		// member through etcd; its host, if it comes back, is refused by
+		// the cluster and `kubectl-etcd join` there moves its data aside.
+		fmt.Fprintf(s.Out, "      %s cannot run a host pod: removing member %x through etcd only\n", orNone(c.Node), c.Member.ID)
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return obs.client.Remove(cctx, c.Member.ID)
+	}
+	return fmt.Errorf("unknown change %q", c.Kind)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "its host"
+	}
+	return s
+}
+
+func nodeNamed(nodes []Node, name string) (Node, bool) {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+func memberAt(members []etcdcluster.Member, n Node) *etcdcluster.Member {
+	for i := range members {
+		if got, ok := NodeOf(members[i], []Node{n}); ok && got.Name == n.Name {
+			return &members[i]
+		}
+	}
+	return nil
+}
+
+// hostVerb runs a host-local verb on node in a host pod, relaying its
+// progress lines indented under the step.
+func (s *Session) hostVerb(ctx context.Context, node string, argv []string, hostCmd string) error {
+	r := *s.Runner
+	r.HostLocalCommand = hostCmd
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintf(s.Out, "      %s | %s\n", node, sc.Text())
+		}
+	}()
+	var stdout bytes.Buffer
+	err := r.Agent(ctx, node, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: argv}}, io.MultiWriter(&stdout, pw), pw)
+	pw.Close()
+	<-done
+	if err != nil {
+		return fmt.Errorf("on %s: %w", node, err)
+	}
+	return nil
+}

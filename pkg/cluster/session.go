@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
+)
+
+// controlPlaneLabel is kubeadm's mark on control-plane nodes.
+const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
+
+// Session is one run of the plugin against a cluster: its clients, the host
+// pod runner and the etcd tunnel. Nothing of it is written to disk.
+type Session struct {
+	Clientset  kubernetes.Interface
+	RESTConfig *rest.Config
+	Runner     *hostpod.Runner
+	Out        io.Writer
+
+	dialer *tunnel.Dialer
+	tls    *tls.Config
+}
+
+// NewSession builds the session's clients.
+func NewSession(cs kubernetes.Interface, rc *rest.Config, image string, out io.Writer) (*Session, error) {
+	d, err := tunnel.NewDialer(rc, cs)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	return &Session{Clientset: cs, RESTConfig: rc, Out: out, dialer: d,
+		Runner: &hostpod.Runner{Client: cs, Config: rc, Image: image, Log: out}}, nil
+}
+
+// ControlPlaneNodes lists kubeadm's control-plane nodes, sorted by name.
+func (s *Session) ControlPlaneNodes(ctx context.Context) ([]Node, error) {
+	list, err := s.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: controlPlaneLabel})
+	if err != nil {
+		return nil, fmt.Errorf("listing control-plane nodes: %w", err)
+	}
+	var out []Node
+	for _, n := range list.Items {
+		node := Node{Name: n.Name}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && node.Address == "" {
+				node.Address = a.Address
+			}
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				node.Ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		out = append(out, node)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// EtcdPodNodes lists the nodes running an etcd static pod (a manifest on the
+// host), sorted.
+func (s *Session) EtcdPodNodes(ctx context.Context) ([]string, error) {
+	pods, err := s.Clientset.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "component=etcd,tier=control-plane"})
+	if err != nil {
+		return nil, fmt.Errorf("listing etcd pods: %w", err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		out = append(out, p.Spec.NodeName)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// APIServerEtcdServers maps each control-plane node to its kube-apiserver's
+// --etcd-servers, as the mirror pods show them.
+func (s *Session) APIServerEtcdServers(ctx context.Context) (map[string]string, error) {
+	pods, err := s.Clientset.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "component=kube-apiserver,tier=control-plane"})
+	if err != nil {
+		return nil, fmt.Errorf("listing kube-apiserver pods: %w", err)
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		for _, c := range p.Spec.Containers {
+			for _, a := range c.Command {
+				if v, ok := strings.CutPrefix(a, "--etcd-servers="); ok {
+					out[p.Spec.NodeName] = v
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Credentials returns TLS for etcd with a key made in this process's memory
+// and a one-hour certificate signed by the etcd CA on one of the member
+// hosts (through a host pod). The key never leaves this process; the CA key
+// never leaves its host.
+func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config, error) {
+	if s.tls != nil {
+		return s.tls, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "kubectl-etcd"}}, key)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, h := range hosts {
+		var stdout, stderr bytes.Buffer
+		err := s.Runner.Agent(ctx, h, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{
+			Argv: []string{"sign-client-cert", "--csr-base64", base64.StdEncoding.EncodeToString(csr)}}}, &stdout, &stderr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("on %s: %w", h, err))
+			continue
+		}
+		var signed staticpod.SignedClientCert
+		if err := json.Unmarshal(lastJSON(stdout.Bytes()), &signed); err != nil {
+			errs = append(errs, fmt.Errorf("on %s: reading the signed certificate: %w (%s)", h, err, stdout.String()))
+			continue
+		}
+		blk, _ := pem.Decode([]byte(signed.CertificatePEM))
+		if blk == nil {
+			errs = append(errs, fmt.Errorf("on %s: no certificate in the answer", h))
+			continue
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(signed.CAPEM)) {
+			errs = append(errs, fmt.Errorf("on %s: no CA in the answer", h))
+			continue
+		}
+		s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{blk.Bytes}, PrivateKey: key}}}
+		return s.tls, nil
+	}
+	return nil, fmt.Errorf("getting an etcd client certificate signed on a member host: %w", errors.Join(errs...))
+}
+
+// lastJSON returns the last line of out that looks like a JSON document.
+func lastJSON(out []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("{")) {
+			return lines[i]
+		}
+	}
+	return out
+}
+
+// Etcd connects to the members at endpoints through the apiserver.
+func (s *Session) Etcd(ctx context.Context, tlsCfg *tls.Config, endpoints []string) (*etcdcluster.Client, error) {
+	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: endpoints, TLS: tlsCfg, DialContext: s.dialer.DialContext, DialTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := c.Members(cctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("reaching etcd through the apiserver (%s): %w", strings.Join(endpoints, ", "), err)
+	}
+	return c, nil
+}
+
+// EndpointsOf gives the client URLs of the nodes' members (kubeadm's layout).
+func EndpointsOf(nodes []Node, onNodes []string) []string {
+	want := map[string]bool{}
+	for _, n := range onNodes {
+		want[n] = true
+	}
+	var out []string
+	for _, n := range nodes {
+		if want[n.Name] && n.Address != "" {
+			out = append(out, "https://"+n.Address+":2379")
+		}
+	}
+	return out
+}

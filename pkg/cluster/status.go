@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+)
+
+// MemberRow is one member as the workstation sees it.
+type MemberRow struct {
+	Host        string   `json:"host"`
+	Name        string   `json:"name"`
+	ID          string   `json:"id"`
+	PeerURL     string   `json:"peerURL"`
+	ClientURL   string   `json:"clientURL"`
+	Leader      bool     `json:"leader"`
+	Learner     bool     `json:"learner"`
+	Healthy     bool     `json:"healthy"`
+	DBSize      int64    `json:"dbSize"`
+	DBSizeInUse int64    `json:"dbSizeInUse"`
+	RaftIndex   uint64   `json:"raftIndex"`
+	RaftTerm    uint64   `json:"raftTerm"`
+	Revision    int64    `json:"revision"`
+	Version     string   `json:"version"`
+	Alarms      []string `json:"alarms,omitempty"`
+	Error       string   `json:"error,omitempty"`
+}
+
+// HostRow is one control-plane host: its member (if any) and which etcd its
+// kube-apiserver reads.
+type HostRow struct {
+	Node          string `json:"node"`
+	Address       string `json:"address"`
+	Ready         bool   `json:"ready"`
+	EtcdPod       bool   `json:"etcdPod"`
+	Member        string `json:"member,omitempty"`
+	APIServerEtcd string `json:"apiserverEtcdServers,omitempty"`
+}
+
+// Drift is a disagreement between the member list and the hosts.
+type Drift struct {
+	Kind   string `json:"kind"` // member-without-host | manifest-without-member | node-without-member
+	Node   string `json:"node,omitempty"`
+	Member string `json:"member,omitempty"`
+	Detail string `json:"detail"`
+}
+
+// ClusterStatus is what `kubectl etcd status` reports.
+type ClusterStatus struct {
+	Members []MemberRow `json:"members"`
+	Hosts   []HostRow   `json:"hosts"`
+	Drift   []Drift     `json:"drift,omitempty"`
+	Summary string      `json:"summary"`
+}
+
+// observed is one consistent look at the cluster.
+type observed struct {
+	nodes    []Node
+	etcdPods []string
+	apis     map[string]string
+	client   *etcdcluster.Client
+	members  []etcdcluster.Member
+	statuses []etcdcluster.Status
+}
+
+func (s *Session) observe(ctx context.Context) (*observed, error) {
+	o := &observed{}
+	var err error
+	if o.nodes, err = s.ControlPlaneNodes(ctx); err != nil {
+		return nil, err
+	}
+	if o.etcdPods, err = s.EtcdPodNodes(ctx); err != nil {
+		return nil, err
+	}
+	if o.apis, err = s.APIServerEtcdServers(ctx); err != nil {
+		return nil, err
+	}
+	if len(o.etcdPods) == 0 {
+		return nil, fmt.Errorf("no etcd static pod in kube-system: this is not a kubeadm cluster with stacked etcd, or every member's host is down")
+	}
+	tlsCfg, err := s.Credentials(ctx, o.etcdPods)
+	if err != nil {
+		return nil, err
+	}
+	if o.client, err = s.Etcd(ctx, tlsCfg, EndpointsOf(o.nodes, o.etcdPods)); err != nil {
+		return nil, err
+	}
+	if o.members, err = o.client.Members(ctx); err != nil {
+		o.client.Close()
+		return nil, err
+	}
+	if o.statuses, err = o.client.Statuses(ctx); err != nil {
+		o.client.Close()
+		return nil, err
+	}
+	return o, nil
+}
+
+// Status reads members, hosts and drift.
+func (s *Session) Status(ctx context.Context) (*ClusterStatus, error) {
+	o, err := s.observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer o.client.Close()
+	return o.report(), nil
+}
+
+func (o *observed) report() *ClusterStatus {
+	st := &ClusterStatus{}
+	byID := map[uint64]etcdcluster.Status{}
+	for _, x := range o.statuses {
+		byID[x.Member.ID] = x
+	}
+	memberOn := map[string]string{}
+	for _, m := range o.members {
+		r := MemberRow{Name: m.String(), ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner}
+		if len(m.PeerURLs) > 0 {
+			r.PeerURL = m.PeerURLs[0]
+		}
+		if len(m.ClientURLs) > 0 {
+			r.ClientURL = m.ClientURLs[0]
+		}
+		if n, ok := NodeOf(m, o.nodes); ok {
+			r.Host = n.Name
+			memberOn[n.Name] = r.Name
+		} else {
+			st.Drift = append(st.Drift, Drift{Kind: "member-without-host", Member: r.Name,
+				Detail: fmt.Sprintf("member %s (%s) runs on no control-plane node: remove it with `kubectl etcd remove %s`", r.Name, r.PeerURL, r.ID)})
+		}
+		if x, ok := byID[m.ID]; ok {
+			r.Healthy, r.Leader = x.Healthy, x.IsLeader
+			r.DBSize, r.DBSizeInUse, r.RaftIndex, r.RaftTerm, r.Revision, r.Version, r.Alarms = x.DBSize, x.DBSizeInUse, x.RaftIndex, x.RaftTerm, x.Revision, x.Version, x.Alarms
+			if x.Err != nil {
+				r.Error = x.Reason()
+			}
+		}
+		st.Members = append(st.Members, r)
+	}
+	sort.Slice(st.Members, func(i, j int) bool {
+		return st.Members[i].Host+st.Members[i].Name < st.Members[j].Host+st.Members[j].Name
+	})
+	pods := map[string]bool{}
+	for _, n := range o.etcdPods {
+		pods[n] = true
+	}
+	for _, n := range o.nodes {
+		h := HostRow{Node: n.Name, Address: n.Address, Ready: n.Ready, EtcdPod: pods[n.Name], Member: memberOn[n.Name], APIServerEtcd: o.apis[n.Name]}
+		st.Hosts = append(st.Hosts, h)
+		switch {
+		case h.EtcdPod && h.Member == "":
+			st.Drift = append(st.Drift, Drift{Kind: "manifest-without-member", Node: n.Name,
+				Detail: fmt.Sprintf("%s runs an etcd static pod that is not a member of the cluster", n.Name)})
+		case !h.EtcdPod && h.Member == "":
+			st.Drift = append(st.Drift, Drift{Kind: "node-without-member", Node: n.Name,
+				Detail: fmt.Sprintf("control-plane node %s has no etcd member (kubectl etcd scale adds one)", n.Name)})
+		}
+	}
+	voters, healthy := 0, 0
+	for _, m := range st.Members {
+		if !m.Learner {
+			voters++
+			if m.Healthy {
+				healthy++
+			}
+		}
+	}
+	q := "quorum"
+	if healthy < etcdcluster.Quorum(voters) {
+		q = "NO QUORUM"
+	}
+	st.Summary = fmt.Sprintf("%d voting members, %d healthy (%s, tolerates %d failure(s)); %d control-plane nodes",
+		voters, healthy, q, max(0, healthy-etcdcluster.Quorum(voters)), len(o.nodes))
+	return st
+}

@@ -1,0 +1,91 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
+)
+
+// ScaleOptions: make the etcd member set match a count or a list of nodes.
+type ScaleOptions struct {
+	WorkstationOptions
+	genericiooptions.IOStreams
+	Replicas int
+	Nodes    string
+	DryRun   bool
+	Output   string
+
+	replicasSet bool
+}
+
+// NewCmdScale returns `kubectl etcd scale`.
+func NewCmdScale(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ScaleOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "scale --replicas N | --nodes a,b,c",
+		Short: "Make the etcd members match a count or a set of control-plane nodes, one safe change at a time",
+		Long: `Add or remove stacked etcd members so that there are N of them (on control-plane
+nodes chosen deterministically: healthy members stay, new ones go to Ready
+nodes in name order) or exactly one on each given node. One change at a time:
+a new member joins as a learner, catches up, is promoted, and its host's
+kube-apiserver is pointed at it; a member leaves only after its host's
+kube-apiserver was pointed at the others and leadership moved away. A change
+that could lose quorum is refused. Host work runs in short-lived privileged
+pods on the hosts. Safe to run again after a crash.`,
+		Example: `  kubectl etcd scale --replicas 3 --dry-run
+  kubectl etcd scale --replicas 3
+  kubectl etcd scale --nodes cp-1,cp-2,cp-3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.replicasSet = cmd.Flags().Changed("replicas")
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			progress := o.Out
+			if o.Output == "json" || o.Output == "yaml" {
+				progress = o.ErrOut
+			}
+			s, err := o.session(progress)
+			if err != nil {
+				return err
+			}
+			st, err := s.Scale(cmd.Context(), cluster.ScaleOptions{
+				Target: cluster.Target{Replicas: o.Replicas, Nodes: splitList(o.Nodes)}, DryRun: o.DryRun})
+			if err != nil {
+				return err
+			}
+			if !o.DryRun || o.Output != "" {
+				fmt.Fprintln(progress)
+				return printClusterStatus(o.Out, st, o.Output)
+			}
+			return nil
+		},
+	}
+	o.AddFlags(cmd)
+	cmd.Flags().IntVar(&o.Replicas, "replicas", 0, "number of members")
+	cmd.Flags().StringVar(&o.Nodes, "nodes", "", "exact control-plane nodes to run members on")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format of the final state: json|yaml|wide")
+	return cmd
+}
+
+// Validate rejects bad flags before anything is contacted.
+func (o *ScaleOptions) Validate() error {
+	if o.replicasSet == (o.Nodes != "") {
+		return errors.New("give either --replicas N or --nodes a,b,c")
+	}
+	if o.replicasSet && o.Replicas < 1 {
+		return fmt.Errorf("--replicas must be at least 1, got %d: etcd cannot run without members (to rebuild from nothing, restore a snapshot)", o.Replicas)
+	}
+	switch o.Output {
+	case "", "json", "yaml", "wide":
+	default:
+		return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+)
+
+// WorkstationOptions are what every plugin verb (run from an admin's
+// workstation, through the apiserver only) shares.
+type WorkstationOptions struct {
+	ConfigFlags *genericclioptions.ConfigFlags
+	Image       string
+}
+
+// AddFlags registers the shared flags.
+func (o *WorkstationOptions) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Image, "image", hostpod.DefaultImage(), "kubectl-etcd image the host pods run (must be this version)")
+}
+
+// session connects to the cluster of the kubeconfig.
+func (o *WorkstationOptions) session(out io.Writer) (*cluster.Session, error) {
+	rc, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	if rc.Timeout == 0 {
+		rc.Timeout = 30 * time.Second
+	}
+	// Each etcd dial lists the etcd pods: client-go's default 5 QPS would
+	// throttle a status of a few members into seconds.
+	rc.QPS, rc.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cs.Discovery().ServerVersion(); err != nil {
+		return nil, fmt.Errorf("the apiserver at %s does not answer (%v): if etcd lost quorum, run `kubectl-etcd status --local` as root on a control-plane host", rc.Host, err)
+	}
+	return cluster.NewSession(cs, rc, o.Image, out)
+}
+
+// printClusterStatus writes the status for people or scripts.
+func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	case "yaml":
+		b, err := yaml.Marshal(st)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	wide := output == "wide"
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := "HOST\tMEMBER\tID\tROLE\tLEADER\tHEALTH\tDB SIZE\tRAFT INDEX\tREVISION\tVERSION"
+	if wide {
+		head += "\tPEER URL\tRAFT TERM\tDB IN USE\tALARMS"
+	}
+	fmt.Fprintln(tw, head)
+	for _, m := range st.Members {
+		role := "voter"
+		if m.Learner {
+			role = "learner"
+		}
+		health := "healthy"
+		if !m.Healthy {
+			health = "DOWN"
+			if m.Error != "" {
+				health = "DOWN: " + m.Error
+			}
+		}
+		host := m.Host
+		if host == "" {
+			host = "(none)"
+		}
+		leader := ""
+		if m.Leader {
+			leader = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", host, m.Name, m.ID, role, leader, health, mib(m.DBSize), m.RaftIndex, m.Revision, m.Version)
+		if wide {
+			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%s", m.PeerURL, m.RaftTerm, mib(m.DBSizeInUse), strings.Join(m.Alarms, ","))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTROL-PLANE NODE\tREADY\tETCD MEMBER\tAPISERVER READS ETCD AT")
+	for _, h := range st.Hosts {
+		member := h.Member
+		if member == "" {
+			member = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", h.Node, h.Ready, member, h.APIServerEtcd)
+	}
+	tw.Flush()
+	for _, d := range st.Drift {
+		fmt.Fprintf(w, "Drift: %s\n", d.Detail)
+	}
+	fmt.Fprintf(w, "\n%s\n", st.Summary)
+	return nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,210 @@
+package hostpod
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func readyNode(name string, status corev1.ConditionStatus) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: status, Reason: "KubeletReady", LastHeartbeatTime: metav1.NewTime(time.Now().Add(-time.Minute))}}}}
+}
+
+// allowAll answers every access review with allowed, except the ones deny
+// names ("verb resource[/sub]").
+func allowAll(cs *fake.Clientset, deny ...string) {
+	cs.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		ra := r.Spec.ResourceAttributes
+		what := ra.Verb + " " + ra.Resource
+		if ra.Subresource != "" {
+			what += "/" + ra.Subresource
+		}
+		r.Status.Allowed = true
+		for _, d := range deny {
+			if d == what {
+				r.Status.Allowed = false
+			}
+		}
+		return true, r, nil
+	})
+}
+
+func newRunner(cs *fake.Clientset) *Runner {
+	return &Runner{Client: cs, Config: &rest.Config{Host: "https://127.0.0.1:1"}, Image: "ghcr.io/kubectl-etcd/kubectl-etcd:test",
+		HostLocalCommand: "kubectl-etcd status --local", Timeouts: Timeouts{Start: 300 * time.Millisecond, Poll: 20 * time.Millisecond}}
+}
+
+func TestPodSpec(t *testing.T) {
+	r, err := newRunner(fake.NewClientset()).complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.podFor("h2", "abc", []string{"agent"})
+	s := p.Spec
+	c := s.Containers[0]
+	switch {
+	case p.GenerateName != "kubectl-etcd-h2-" || p.Namespace != "kube-system":
+		t.Errorf("name/namespace: %q %q", p.GenerateName, p.Namespace)
+	case p.Labels[ManagedByLabel] != "kubectl-etcd" || p.Labels[RunLabel] != "abc":
+		t.Errorf("labels: %v", p.Labels)
+	case s.NodeName != "h2" || !s.HostNetwork || !s.HostPID || s.RestartPolicy != corev1.RestartPolicyNever:
+		t.Errorf("placement: %+v", s)
+	case *s.ActiveDeadlineSeconds != 600 || *s.AutomountServiceAccountToken || *s.EnableServiceLinks:
+		t.Errorf("deadline/token/links: %v %v %v", *s.ActiveDeadlineSeconds, *s.AutomountServiceAccountToken, *s.EnableServiceLinks)
+	case s.PriorityClassName != "system-node-critical" || len(s.Tolerations) != 1 || s.Tolerations[0].Operator != corev1.TolerationOpExists:
+		t.Errorf("priority/tolerations: %q %v", s.PriorityClassName, s.Tolerations)
+	case s.Volumes[0].HostPath.Path != "/" || c.VolumeMounts[0].MountPath != "/host":
+		t.Errorf("host mount: %+v %+v", s.Volumes, c.VolumeMounts)
+	case !*c.SecurityContext.Privileged || !c.Stdin || !c.StdinOnce || c.TTY || c.ImagePullPolicy != corev1.PullIfNotPresent:
+		t.Errorf("container: %+v", c)
+	case strings.Join(c.Command, " ") != "kubectl-etcd agent" || len(c.Env) != 1 || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" || len(c.EnvFrom) != 0:
+		t.Errorf("command/env: %v %v %v", c.Command, c.Env, c.EnvFrom)
+	}
+	for _, v := range s.Volumes {
+		if v.Secret != nil || v.Projected != nil || v.ConfigMap != nil {
+			t.Errorf("pod mounts a secret or config: %+v", v)
+		}
+	}
+}
+
+func TestRunNodeNotFound(t *testing.T) {
+	cs := fake.NewClientset()
+	err := newRunner(cs).Run(context.Background(), "h9", []string{"agent"}, nil, nil, nil)
+	if !errors.Is(err, ErrNodeNotFound) || !strings.Contains(err.Error(), "node h9 not found") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunKubeletStoppedReporting(t *testing.T) {
+	cs := fake.NewClientset(readyNode("h2", corev1.ConditionUnknown))
+	err := newRunner(cs).Run(context.Background(), "h2", []string{"agent"}, nil, nil, nil)
+	if !errors.Is(err, ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), "kubectl-etcd status --local") ||
+		!strings.Contains(err.Error(), HostBinaryPath) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A pod the kubelet never picks up fails after Start with the host-local
+// command, and is deleted.
+func TestRunPodNeverPickedUp(t *testing.T) {
+	cs := fake.NewClientset(readyNode("h2", corev1.ConditionTrue))
+	allowAll(cs)
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod)
+		p.Name = p.GenerateName + "x" // the fake does not generate names
+		p.Status.Phase = corev1.PodPending
+		return false, p, nil
+	})
+	start := time.Now()
+	err := newRunner(cs).Run(context.Background(), "h2", []string{"agent"}, nil, nil, nil)
+	if !errors.Is(err, ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), "did not pick up") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %s", time.Since(start))
+	}
+	if l, _ := cs.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Errorf("pod left: %v", l.Items[0].Name)
+	}
+}
+
+func TestRunImagePull(t *testing.T) {
+	cs := fake.NewClientset(readyNode("h2", corev1.ConditionTrue))
+	allowAll(cs)
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod)
+		p.Name = p.GenerateName + "x"
+		p.Status.HostIP = "10.0.0.12"
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "no such host"}}}}
+		return false, p, nil
+	})
+	err := newRunner(cs).Run(context.Background(), "h2", []string{"agent"}, nil, nil, nil)
+	if !errors.Is(err, ErrImagePull) || !strings.Contains(err.Error(), "ghcr.io/kubectl-etcd/kubectl-etcd:test") || !strings.Contains(err.Error(), "h2") {
+		t.Fatalf("err = %v", err)
+	}
+	if l, _ := cs.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Errorf("pod left: %v", l.Items[0].Name)
+	}
+}
+
+func TestRunRBACNamesMissingPermission(t *testing.T) {
+	cs := fake.NewClientset(readyNode("h2", corev1.ConditionTrue))
+	allowAll(cs, "create pods/attach")
+	err := newRunner(cs).Run(context.Background(), "h2", nil, nil, nil, nil)
+	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "missing create pods/attach") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunPodSecurityRefusal(t *testing.T) {
+	cs := fake.NewClientset(readyNode("h2", corev1.ConditionTrue),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", Labels: map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}}})
+	allowAll(cs)
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "kubectl-etcd-h2-x",
+			errors.New(`violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true, hostPID=true), privileged`))
+	})
+	err := newRunner(cs).Run(context.Background(), "h2", nil, nil, nil, nil)
+	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), `pod-security.kubernetes.io/enforce label ("baseline") forbids privileged pods`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCleanupRemovesOnlyManagedRunPods(t *testing.T) {
+	pod := func(name string, l map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system", Labels: l}}
+	}
+	cs := fake.NewClientset(
+		pod("left", map[string]string{ManagedByLabel: ManagedByValue, RunLabel: "1"}),
+		pod("other", map[string]string{ManagedByLabel: "helm"}),
+		pod("etcd-h1", nil))
+	removed, err := newRunner(cs).Cleanup(context.Background())
+	if err != nil || strings.Join(removed, ",") != "left" {
+		t.Fatalf("removed %v, err %v", removed, err)
+	}
+	l, _ := cs.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{})
+	if len(l.Items) != 2 {
+		t.Errorf("pods left: %d, want 2", len(l.Items))
+	}
+}
+
+func TestExitResult(t *testing.T) {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: containerName,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}}}
+	err := exitResult("h2", p, "a\nb\nerror: boom\n")
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.ExitCode != 3 || !strings.Contains(err.Error(), "exit code 3") || !strings.Contains(err.Error(), "error: boom") {
+		t.Fatalf("err = %v", err)
+	}
+	p.Status.ContainerStatuses[0].State.Terminated.ExitCode = 0
+	if err := exitResult("h2", p, ""); err != nil {
+		t.Fatalf("exit 0: %v", err)
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	tb := newTailBuffer(3, 100)
+	for i := 0; i < 50; i++ {
+		_, _ = tb.Write([]byte("line " + strings.Repeat("x", i%7) + "\n"))
+	}
+	_, _ = tb.Write([]byte("last"))
+	got := strings.Split(tb.String(), "\n")
+	if len(got) != 3 || got[2] != "last" {
+		t.Fatalf("tail = %q", got)
+	}
+}

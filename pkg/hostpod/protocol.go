@@ -1,0 +1,80 @@
+// Package hostpod runs kubectl-etcd on a node of the cluster, as a
+// short-lived privileged pod pinned to that node with the host's / mounted at
+// /host. This is how the kubectl plugin does host-level work (certificates,
+// the etcd manifest, the data dir) from the admin's workstation: the same
+// binary runs its hidden "agent" command in the pod, reads one request from
+// its stdin and answers on stdout and stderr, all through the apiserver's
+// attach subresource. No secret ever goes into the pod's spec or environment;
+// the agent uses the host's own files.
+package hostpod
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/version"
+)
+
+// HostRoot is where the pod mounts the host's /.
+const HostRoot = "/host"
+
+// HostBinaryPath is where every agent run leaves a copy of itself on the
+// host, so the host-local verbs are at hand there when the apiserver (and so
+// this pod) cannot be used any more.
+const HostBinaryPath = "/var/lib/kubectl-etcd/kubectl-etcd"
+
+// NodeNameEnv carries the pod's node name (from the downward API) to the
+// agent: the pod runs on that node, so it is the kubelet's node name by
+// definition, while the kubelet's certificate under /host is an absolute
+// symlink that only resolves on the host itself.
+const NodeNameEnv = "KUBECTL_ETCD_NODE_NAME"
+
+// Labels on every pod this package creates. Cleanup finds leftovers of killed
+// runs by them.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "kubectl-etcd"
+	RunLabel       = "kubectl-etcd.io/run"
+)
+
+// Agent verbs, the "verb" of a Request.
+const (
+	// VerbStatus reports the host's State (pkg/hostlocal) as JSON on stdout.
+	VerbStatus = "status"
+	// VerbExec runs a host-local verb (Args.Argv, e.g. ["join",
+	// "--endpoints", URL, "-o", "json"]) in the agent with --host-root=/host.
+	VerbExec = "exec"
+)
+
+// Request is the one JSON document the agent reads from its stdin.
+type Request struct {
+	Verb string      `json:"verb"`
+	Args RequestArgs `json:"args,omitzero"`
+}
+
+// RequestArgs are the arguments of every verb; each verb reads its own.
+type RequestArgs struct {
+	// Argv is the host-local command line of VerbExec, without the binary.
+	Argv []string `json:"argv,omitempty"`
+	// Endpoints are extra etcd client URLs VerbStatus may reach the cluster by.
+	Endpoints []string `json:"endpoints,omitempty"`
+}
+
+// DefaultImage is the image of this build of kubectl-etcd. The pod must run
+// the same build as the plugin: the agent protocol is not versioned.
+func DefaultImage() string {
+	return "ghcr.io/kubectl-etcd/kubectl-etcd:" + version.Get().Version
+}
+
+// Agent runs the agent on node with one request: Run with args ["agent"]
+// and the request as the pod's whole stdin.
+func (r *Runner) Agent(ctx context.Context, node string, req Request, stdout, stderr io.Writer) error {
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encoding the agent request: %w", err)
+	}
+	return r.Run(ctx, node, []string{"agent"}, bytes.NewReader(raw), stdout, stderr)
+}

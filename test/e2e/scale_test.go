@@ -1,0 +1,161 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+// plugin runs kubectl-etcd as a kubectl plugin from "the workstation" (this
+// machine's own network namespace, which reaches the bed only through the
+// apiserver proxy on 127.0.0.1).
+func plugin(t *testing.T, b *testbed.Bed, args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(b.BinDir(), "kubectl-etcd")
+	start := time.Now()
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", b.Kubeconfig()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("workstation: kubectl etcd %s (%s)\n%s", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), out)
+	return string(out), err
+}
+
+type statusJSON struct {
+	Members []struct {
+		Host    string `json:"host"`
+		Healthy bool   `json:"healthy"`
+		Learner bool   `json:"learner"`
+	} `json:"members"`
+	Hosts []struct {
+		Node          string `json:"node"`
+		Member        string `json:"member"`
+		APIServerEtcd string `json:"apiserverEtcdServers"`
+	} `json:"hosts"`
+}
+
+func pluginStatus(t *testing.T, b *testbed.Bed) statusJSON {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), "--kubeconfig", b.Kubeconfig(), "status", "-o", "json")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("status -o json: %v", err)
+	}
+	var st statusJSON
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status -o json is not JSON: %v\n%s", err, out)
+	}
+	return st
+}
+
+func noHostPodsLeft(t *testing.T, b *testbed.Bed) {
+	t.Helper()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := cs.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubectl-etcd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) > 0 {
+		t.Errorf("%d host pods left behind", len(pods.Items))
+	}
+}
+
+// TestPluginScaleUp: a kubeadm control plane on h1 and two control-plane
+// hosts without etcd; `kubectl etcd scale --replicas 3` from the workstation
+// gives three voters, and the apiservers that waited for a local member serve.
+func TestPluginScaleUp(t *testing.T) {
+	b := upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd)
+	w := startWriter(t, b, "e2e-scale-writer")
+
+	out, err := plugin(t, b, "status")
+	if err != nil || !strings.Contains(out, "control-plane node h2 has no etcd member") {
+		t.Fatalf("status before: %v", err)
+	}
+	if out, err := plugin(t, b, "scale", "--replicas", "2"); err != nil || !strings.Contains(out, "tolerate no more failures") {
+		t.Errorf("an even count must warn: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2")
+	if _, err := plugin(t, b, "scale", "--replicas", "3"); err != nil {
+		t.Fatalf("scale --replicas 3: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	for _, h := range b.Hosts {
+		apiserverReady(t, h)
+	}
+	st := pluginStatus(t, b)
+	if len(st.Members) != 3 {
+		t.Errorf("status shows %d members", len(st.Members))
+	}
+	for _, m := range st.Members {
+		if !m.Healthy || m.Learner || m.Host == "" {
+			t.Errorf("member row %+v", m)
+		}
+	}
+	for _, h := range st.Hosts {
+		if h.Member == "" || h.APIServerEtcd != "https://127.0.0.1:2379" {
+			t.Errorf("host row %+v", h)
+		}
+	}
+	// Bad input changes nothing.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"scale", "--replicas", "0"}, "at least 1"},
+		{[]string{"scale", "--replicas", "5"}, "more than the 3 control-plane nodes"},
+		{[]string{"scale", "--nodes", "h1,nope"}, `"nope" is not a control-plane node`},
+	} {
+		if out, err := plugin(t, b, tc.args...); err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: want %q, got %v", tc.args, tc.want, err)
+		}
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	noHostPodsLeft(t, b)
+	w.finish(t, b, "e2e-scale-writer")
+}
+
+// TestPluginScaleDownUp: a normal 3-host kubeadm cluster goes to 1 member and
+// back; every host's apiserver keeps serving (re-pointed at the remaining
+// member, then back at its own).
+func TestPluginScaleDownUp(t *testing.T) {
+	b := upBed(t, "e2escale2", "10.99.11", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+	w := startWriter(t, b, "e2e-scale2-writer")
+	if out, err := plugin(t, b, "scale", "--replicas", "1", "--dry-run"); err != nil || !strings.Contains(out, "dry run") {
+		t.Fatalf("dry run: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	if _, err := plugin(t, b, "scale", "--replicas", "1"); err != nil {
+		t.Fatalf("scale --replicas 1: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1")
+	for _, h := range b.Hosts {
+		apiserverReady(t, h)
+	}
+	if err := b.WaitNodesReady(context.Background(), time.Minute); err != nil {
+		t.Errorf("kubelets after scaling to 1: %v", err)
+	}
+	if _, err := plugin(t, b, "scale", "--replicas", "3"); err != nil {
+		t.Fatalf("scale --replicas 3: %v", err)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	for _, h := range pluginStatus(t, b).Hosts {
+		if h.APIServerEtcd != "https://127.0.0.1:2379" {
+			t.Errorf("%s's apiserver reads %s, want its local member", h.Node, h.APIServerEtcd)
+		}
+	}
+	noHostPodsLeft(t, b)
+	w.finish(t, b, "e2e-scale2-writer")
+}
