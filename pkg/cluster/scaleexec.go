@@ -95,14 +95,26 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 			}
 		}
 		argv := []string{"join", "--endpoints", strings.Join(endpoints, ",")}
-		return s.hostVerb(ctx, c.Node, argv, "kubectl-etcd "+strings.Join(argv, " "))
+		if err := s.hostVerb(ctx, c.Node, argv, "kubectl-etcd "+strings.Join(argv, " ")); err != nil {
+			return err
+		}
+		s.waitMirror(ctx, c.Node, func(servers string) bool {
+			return strings.Contains(servers, "://127.0.0.1:") || strings.Contains(servers, "://[::1]:")
+		})
+		return nil
 	case "remove":
 		if err := etcdcluster.CheckRemove(obs.members, obs.statuses, c.Member.ID); err != nil {
 			return err
 		}
 		if c.Node != "" {
 			if n, ok := nodeNamed(obs.nodes, c.Node); ok && n.Ready {
-				return s.hostVerb(ctx, c.Node, []string{"leave"}, "kubectl-etcd leave")
+				if err := s.hostVerb(ctx, c.Node, []string{"leave"}, "kubectl-etcd leave"); err != nil {
+					return err
+				}
+				s.waitMirror(ctx, c.Node, func(servers string) bool {
+					return !strings.Contains(servers, "://127.0.0.1:") && !strings.Contains(servers, "://[::1]:")
+				})
+				return nil
 			}
 		}
 		// No host to clean (gone, or its kubelet cannot run pods): remove the
@@ -114,6 +126,26 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 		return obs.client.Remove(cctx, c.Member.ID)
 	}
 	return fmt.Errorf("unknown change %q", c.Kind)
+}
+
+// waitMirror waits (bounded) until the kube-apiserver mirror pod of node
+// shows the --etcd-servers the host verb just wrote: kubelet updates mirror
+// pods a little after the static pod, and status reads them.
+func (s *Session) waitMirror(ctx context.Context, node string, ok func(servers string) bool) {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if apis, err := s.APIServerEtcdServers(ctx); err == nil {
+			if servers, found := apis[node]; !found || ok(servers) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	fmt.Fprintf(s.Out, "      note: the kube-apiserver mirror pod of %s does not show its new --etcd-servers yet\n", node)
 }
 
 func orNone(s string) string {
