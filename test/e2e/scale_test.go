@@ -80,6 +80,10 @@ func TestPluginScaleUp(t *testing.T) {
 	b := upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd)
 	w := startWriter(t, b, "e2e-scale-writer")
 
+	if out, err := plugin(t, b, "version"); err != nil || !strings.Contains(out, "Server Version: "+testbed.KubernetesVersion) ||
+		!strings.Contains(out, "h1     3.7.0-0") {
+		t.Errorf("version: %v", err)
+	}
 	out, err := plugin(t, b, "status")
 	if err != nil || !strings.Contains(out, "control-plane node h2 has no etcd member") {
 		t.Fatalf("status before: %v", err)
