@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -86,12 +85,12 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 	}
 	switch c.Kind {
 	case "add":
+		// A member already added there (an earlier run crashed) is resumed
+		// by join; only a new member needs room for a learner.
 		node, _ := nodeNamed(obs.nodes, c.Node)
-		if self := memberAt(obs.members, node); self == nil || !self.Started() {
-			if self == nil {
-				if err := etcdcluster.CheckAdd(obs.members, obs.statuses); err != nil {
-					return err
-				}
+		if memberAt(obs.members, node) == nil {
+			if err := etcdcluster.CheckAdd(obs.members, obs.statuses); err != nil {
+				return err
 			}
 		}
 		argv := []string{"join", "--endpoints", strings.Join(endpoints, ",")}
@@ -187,8 +186,7 @@ func (s *Session) hostVerb(ctx context.Context, node string, argv []string, host
 			fmt.Fprintf(s.Out, "      %s | %s\n", node, sc.Text())
 		}
 	}()
-	var stdout bytes.Buffer
-	err := r.Agent(ctx, node, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: argv}}, io.MultiWriter(&stdout, pw), pw)
+	err := r.Agent(ctx, node, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: argv}}, pw, pw)
 	pw.Close()
 	<-done
 	if err != nil {

@@ -59,9 +59,6 @@ func (o *HostOptions) Complete(cmd *cobra.Command) error {
 
 // Validate rejects what cannot work before anything is touched.
 func (o *HostOptions) Validate() error {
-	if o.Output != "" && o.Output != "json" {
-		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
-	}
 	if os.Geteuid() != 0 {
 		return errors.New("this command runs as root on a control-plane host: it reads the etcd CA and writes static-pod manifests under /etc/kubernetes")
 	}

@@ -353,9 +353,8 @@ func (e *Env) waitQuorum(ctx context.Context, c *etcdcluster.Client, peerURL str
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		members, err := e.members(ctx, c)
+		statuses, err := e.statuses(ctx, c)
 		if err == nil {
-			statuses, _ := e.statuses(ctx, c)
 			voters, healthy, selfOK := 0, 0, false
 			var down []string
 			for _, s := range statuses {
@@ -372,7 +371,6 @@ func (e *Env) waitQuorum(ctx context.Context, c *etcdcluster.Client, peerURL str
 					down = append(down, s.Member.String())
 				}
 			}
-			_ = members
 			if selfOK && healthy > voters/2 {
 				note := fmt.Sprintf("%d of %d voting members healthy", healthy, voters)
 				if len(down) > 0 {

@@ -114,20 +114,6 @@ func (h *Host) LocalStatus(ctx context.Context, cfg *Config) (*clientv3.StatusRe
 	return st, nil
 }
 
-// LocalReady reports whether the local member's /readyz (kubeadm's probe
-// endpoint, plain HTTP on 127.0.0.1:2381) says it is ready.
-func (h *Host) LocalReady(ctx context.Context) bool {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://127.0.0.1:2381/readyz", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
 // WaitEtcdServing waits until the local member answers a status request.
 func (h *Host) WaitEtcdServing(ctx context.Context, cfg *Config, timeout time.Duration) (*clientv3.StatusResponse, error) {
 	var st *clientv3.StatusResponse

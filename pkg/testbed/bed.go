@@ -226,7 +226,7 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 		return nil, err
 	}
 	b.logf("booting %d hosts", len(b.Hosts))
-	if err := b.each(func(h *Host) error { return h.PowerOn(ctx) }); err != nil {
+	if err := each(b.Hosts, func(h *Host) error { return h.PowerOn(ctx) }); err != nil {
 		return nil, err
 	}
 	// The first host needs its images before kubeadm init; the others get
@@ -237,22 +237,7 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 	b.logf("hosts booted, images imported into %s (%s)", b.Hosts[0].Name, time.Since(start).Round(100*time.Millisecond))
 	imports := make(chan error, 1)
 	go func() {
-		var errs []error
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, h := range b.Hosts[1:] {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := b.importImages(ctx, h, prereq.Images); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		imports <- errors.Join(errs...)
+		imports <- each(b.Hosts[1:], func(h *Host) error { return b.importImages(ctx, h, prereq.Images) })
 	}()
 	if err := b.kubeadmUp(ctx, imports); err != nil {
 		return nil, err
@@ -261,11 +246,11 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 	return b, nil
 }
 
-// each runs fn on every host in parallel and joins the errors.
-func (b *Bed) each(fn func(h *Host) error) error {
+// each runs fn on the hosts in parallel and joins the errors.
+func each(hosts []*Host, fn func(h *Host) error) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(b.Hosts))
-	for i, h := range b.Hosts {
+	errs := make([]error, len(hosts))
+	for i, h := range hosts {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = fn(h) }()
 	}
