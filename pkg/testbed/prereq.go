@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"crypto/sha256"
 	"bufio"
 	"context"
 	"fmt"
@@ -129,7 +130,9 @@ func Prepare(ctx context.Context, log io.Writer) (*Prereqs, error) {
 		}
 		dirs[group] = lastLine(string(out))
 	}
-	proj := filepath.Join(cacheDir(), "project")
+	// One directory per checkout: two work trees building at once must
+	// not overwrite each other's binaries (images are keyed by content).
+	proj := filepath.Join(cacheDir(), "project", fmt.Sprintf("%x", sha256.Sum256([]byte(repo)))[:12])
 	fmt.Fprintf(log, "[testbed] building kubectl-etcd, testbed and pause into %s\n", proj)
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", proj+"/", "./cmd/kubectl-etcd", "./cmd/testbed", "./hack/pause")
 	build.Dir = repo
