@@ -1,9 +1,9 @@
 package testbed
 
 import (
-	"crypto/sha256"
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
