@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +45,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // upBed brings up a bed and registers its teardown, which must leave nothing.
 func upBed(t *testing.T, name, subnet string, roles ...testbed.Role) *testbed.Bed {
 	t.Helper()
+	lockBeds(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -57,4 +60,49 @@ func upBed(t *testing.T, name, subnet string, roles ...testbed.Role) *testbed.Be
 		}
 	})
 	return b
+}
+
+// bedLock serialises test beds across test processes and work trees: the
+// machine has two cores, and two beds at once make both tests' timings
+// meaningless (and slow enough to time out).
+var bedLock struct {
+	sync.Mutex
+	f     *os.File
+	count int
+}
+
+// BedLockPath is taken (flock) while this process has a bed up. Scripts that
+// bring beds up outside the tests take it too (`flock /var/tmp/kubectl-etcd-bed.lock ...`).
+const bedLockPath = "/var/tmp/kubectl-etcd-bed.lock"
+
+func lockBeds(t *testing.T) {
+	t.Helper()
+	bedLock.Lock()
+	defer bedLock.Unlock()
+	if bedLock.count == 0 {
+		f, err := os.OpenFile(bedLockPath, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatalf("opening the bed lock: %v", err)
+		}
+		start := time.Now()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			t.Fatalf("taking the bed lock %s: %v", bedLockPath, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Logf("waited %s for another process's test bed (%s)", d.Round(time.Second), bedLockPath)
+		}
+		bedLock.f = f
+	}
+	bedLock.count++
+	// Registered before the bed's teardown, so it runs after it.
+	t.Cleanup(func() {
+		bedLock.Lock()
+		defer bedLock.Unlock()
+		bedLock.count--
+		if bedLock.count == 0 {
+			bedLock.f.Close() // releases the flock
+			bedLock.f = nil
+		}
+	})
 }
