@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -93,6 +94,15 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 				return err
 			}
 		}
+		var sources []string
+		for _, n := range obs.etcdPods {
+			if n != c.Node {
+				sources = append(sources, n)
+			}
+		}
+		if err := s.ensureCA(ctx, c.Node, sources); err != nil {
+			return err
+		}
 		argv := []string{"join", "--endpoints", strings.Join(endpoints, ",")}
 		if err := s.hostVerb(ctx, c.Node, argv, "kubectl-etcd "+strings.Join(argv, " ")); err != nil {
 			return err
@@ -105,20 +115,27 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 		if err := etcdcluster.CheckRemove(obs.members, obs.statuses, c.Member.ID); err != nil {
 			return err
 		}
+		defer s.repointOff(ctx, *c.Member, c.Node)
 		if c.Node != "" {
 			if n, ok := nodeNamed(obs.nodes, c.Node); ok && n.Ready {
-				if err := s.hostVerb(ctx, c.Node, []string{"leave"}, "kubectl-etcd leave"); err != nil {
+				err := s.hostVerb(ctx, c.Node, []string{"leave"}, "kubectl-etcd leave")
+				if err == nil {
+					s.waitMirror(ctx, c.Node, func(servers string) bool {
+						return !strings.Contains(servers, "://127.0.0.1:") && !strings.Contains(servers, "://[::1]:")
+					})
+					return nil
+				}
+				// The pod never started there (Ready is stale: the node
+				// died a moment ago): the member goes through etcd alone.
+				if !errors.Is(err, hostpod.ErrKubeletCannotStartPods) && !errors.Is(err, hostpod.ErrNodeNotFound) {
 					return err
 				}
-				s.waitMirror(ctx, c.Node, func(servers string) bool {
-					return !strings.Contains(servers, "://127.0.0.1:") && !strings.Contains(servers, "://[::1]:")
-				})
-				return nil
+				fmt.Fprintf(s.Out, "      %s did not start the host pod: %s\n", c.Node, firstLine(err.Error()))
 			}
 		}
 		// No host to clean (gone, or its kubelet cannot run pods): remove the
 		// member through etcd; its host, if it comes back, is refused by
-		// the cluster and `kubectl-etcd join` there moves its data aside.
+		// the cluster, and `kubectl-etcd leave` (or join) there tidies it.
 		fmt.Fprintf(s.Out, "      %s cannot run a host pod: removing member %x through etcd only\n", orNone(c.Node), c.Member.ID)
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -145,6 +162,11 @@ func (s *Session) waitMirror(ctx context.Context, node string, ok func(servers s
 		}
 	}
 	fmt.Fprintf(s.Out, "      note: the kube-apiserver mirror pod of %s does not show its new --etcd-servers yet\n", node)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func orNone(s string) string {

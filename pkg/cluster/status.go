@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
@@ -25,7 +26,11 @@ type MemberRow struct {
 	Revision    int64    `json:"revision"`
 	Version     string   `json:"version"`
 	Alarms      []string `json:"alarms,omitempty"`
-	Error       string   `json:"error,omitempty"`
+	// ServerCertNotAfter is when the member's serving certificate expires,
+	// read from the TLS handshake (kubeadm's etcd certificates last a year,
+	// and an expired one takes the member out).
+	ServerCertNotAfter *time.Time `json:"serverCertNotAfter,omitempty"`
+	Error              string     `json:"error,omitempty"`
 }
 
 // HostRow is one control-plane host: its member (if any) and which etcd its
@@ -135,6 +140,10 @@ func (o *observed) report() *ClusterStatus {
 			r.DBSize, r.DBSizeInUse, r.RaftIndex, r.RaftTerm, r.Revision, r.Version, r.Alarms = x.DBSize, x.DBSizeInUse, x.RaftIndex, x.RaftTerm, x.Revision, x.Version, x.Alarms
 			if x.Err != nil {
 				r.Error = x.Reason()
+			}
+			if !x.ServerCertNotAfter.IsZero() {
+				t := x.ServerCertNotAfter.UTC()
+				r.ServerCertNotAfter = &t
 			}
 		}
 		st.Members = append(st.Members, r)

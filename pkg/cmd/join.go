@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -14,6 +16,7 @@ type JoinOptions struct {
 	HostOptions
 	Endpoints       string
 	MoveForeignData bool
+	ReplaceMember   string
 }
 
 // NewCmdJoin returns `kubectl-etcd join`.
@@ -31,9 +34,12 @@ host's kube-apiserver at the local member.
 Needs the cluster's etcd CA on this host (kubeadm join --control-plane brings
 it). Safe to run again after a crash or Ctrl-C: it finds its own learner or
 voter and carries on. Stale data of an earlier membership is moved aside,
-never deleted.`,
+never deleted. With --replace-member ID, this host's member ID (broken, or
+with bad data) is replaced by a fresh one; rerunning after it was replaced
+is a normal join.`,
 		Example: `  kubectl-etcd join --endpoints https://10.0.0.11:2379 --dry-run
-  kubectl-etcd join --endpoints https://10.0.0.11:2379,https://10.0.0.12:2379`,
+  kubectl-etcd join --endpoints https://10.0.0.11:2379,https://10.0.0.12:2379
+  kubectl-etcd join --endpoints https://10.0.0.11:2379 --replace-member 8e9e05c52164694d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.prepare(cmd, func() error {
@@ -44,12 +50,20 @@ never deleted.`,
 			}); err != nil {
 				return err
 			}
-			res, err := o.env().Join(cmd.Context(), hostlocal.JoinOptions{Endpoints: splitList(o.Endpoints), MoveForeignData: o.MoveForeignData})
+			var replace uint64
+			if o.ReplaceMember != "" {
+				var err error
+				if replace, err = strconv.ParseUint(o.ReplaceMember, 16, 64); err != nil || replace == 0 {
+					return fmt.Errorf("--replace-member %q is not a member ID (hex, as status shows it)", o.ReplaceMember)
+				}
+			}
+			res, err := o.env().Join(cmd.Context(), hostlocal.JoinOptions{Endpoints: splitList(o.Endpoints), MoveForeignData: o.MoveForeignData, ReplaceMember: replace})
 			return o.report(res, err)
 		},
 	}
 	o.AddFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "client URLs of current members (any that answers is used)")
+	cmd.Flags().StringVar(&o.ReplaceMember, "replace-member", "", "ID (hex) of this host's member to replace with a fresh one: it is stopped, its data moved aside, removed and added back as a learner (what `kubectl etcd replace` runs)")
 	cmd.Flags().BoolVar(&o.MoveForeignData, "move-aside-foreign-data", false, "move aside (never delete) a data dir that belongs to another etcd cluster instead of refusing")
 	return cmd
 }

@@ -56,7 +56,7 @@ kubectl-etcd works in two ways:
 	configFlags.AddFlags(cmd.PersistentFlags())
 
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))
-	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdSignClientCert(streams))
+	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdRemove(configFlags, streams), NewCmdReplace(configFlags, streams), NewCmdSignClientCert(streams), NewCmdCAReceive(streams), NewCmdCASend(streams))
 	cmd.AddCommand(NewCmdAgent(streams))
 	return cmd
 }

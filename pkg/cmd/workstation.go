@@ -67,8 +67,9 @@ func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) e
 		return err
 	}
 	wide := output == "wide"
+	now := time.Now()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := "HOST\tMEMBER\tID\tROLE\tLEADER\tHEALTH\tDB SIZE\tRAFT INDEX\tREVISION\tVERSION"
+	head := "HOST\tMEMBER\tID\tROLE\tLEADER\tHEALTH\tDB SIZE\tRAFT INDEX\tREVISION\tVERSION\tCERT EXPIRES"
 	if wide {
 		head += "\tPEER URL\tRAFT TERM\tDB IN USE\tALARMS"
 	}
@@ -93,7 +94,7 @@ func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) e
 		if m.Leader {
 			leader = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", host, m.Name, m.ID, role, leader, health, mib(m.DBSize), m.RaftIndex, m.Revision, m.Version)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s", host, m.Name, m.ID, role, leader, health, mib(m.DBSize), m.RaftIndex, m.Revision, m.Version, expiresIn(m.ServerCertNotAfter, now))
 		if wide {
 			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%s", m.PeerURL, m.RaftTerm, mib(m.DBSizeInUse), strings.Join(m.Alarms, ","))
 		}
@@ -116,6 +117,22 @@ func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) e
 	}
 	fmt.Fprintf(w, "\n%s\n", st.Summary)
 	return nil
+}
+
+// expiresIn says how long a certificate has left, loudly when under kubeadm's
+// renewal margin of 30 days.
+func expiresIn(notAfter *time.Time, now time.Time) string {
+	if notAfter == nil {
+		return "-"
+	}
+	left := notAfter.Sub(now)
+	switch {
+	case left <= 0:
+		return "EXPIRED"
+	case left < 30*24*time.Hour:
+		return fmt.Sprintf("%dd (RENEW)", int(left.Hours()/24))
+	}
+	return fmt.Sprintf("%dd", int(left.Hours()/24))
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

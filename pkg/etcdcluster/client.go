@@ -150,13 +150,17 @@ func (c *Client) status(ctx context.Context, m Member) Status {
 	s.Endpoint = m.ClientURLs[0]
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.MemberTimeout)
 	defer cancel()
-	// A plain connection first: a dead member then fails at once and with
-	// the reason (connection refused), where etcd's client would wait for
-	// MemberTimeout and report only that time ran out.
-	if err := c.probe(ctx, s.Endpoint); err != nil {
+	// A connection and TLS handshake of our own first: a dead member then
+	// fails at once and with the reason (connection refused, or through the
+	// apiserver tunnel, a closed stream), where etcd's client would wait for
+	// MemberTimeout and report only that time ran out. The handshake also
+	// shows the member's serving certificate.
+	notAfter, err := c.probe(ctx, s.Endpoint)
+	if err != nil {
 		s.Err = fmt.Errorf("status of member %s: %w", describe(m), err)
 		return s
 	}
+	s.ServerCertNotAfter = notAfter
 	resp, err := c.cli.Status(ctx, s.Endpoint)
 	if err != nil {
 		s.Err = fmt.Errorf("status of member %s at %s: %w", describe(m), s.Endpoint, err)
@@ -183,19 +187,37 @@ func (c *Client) status(ctx context.Context, m Member) Status {
 	return s
 }
 
-// probe opens and closes a connection to endpoint's host:port the way the
-// client does.
-func (c *Client) probe(ctx context.Context, endpoint string) error {
+// probe opens a connection to endpoint's host:port the way the client does
+// and, with TLS configured, completes a handshake (a tunnelled dial succeeds
+// even when nothing listens behind it; the handshake does not). It returns
+// the expiry of the member's serving certificate.
+func (c *Client) probe(ctx context.Context, endpoint string) (time.Time, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" {
-		return nil // not a URL we can dial by hand; leave it to the client
+		return time.Time{}, nil // not a URL we can dial by hand; leave it to the client
 	}
 	conn, err := c.cfg.dial(ctx, u.Host)
 	if err != nil {
-		return fmt.Errorf("cannot connect to %s: %w", endpoint, err)
+		return time.Time{}, fmt.Errorf("cannot connect to %s: %w", endpoint, err)
 	}
-	conn.Close()
-	return nil
+	defer conn.Close()
+	if c.cfg.TLS == nil || u.Scheme != "https" {
+		return time.Time{}, nil
+	}
+	cfg := c.cfg.TLS.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("TLS handshake with %s: %w", endpoint, err)
+	}
+	var notAfter time.Time
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		notAfter = certs[0].NotAfter
+	}
+	_ = tc.Close()
+	return notAfter, nil
 }
 
 // explain adds to a timeout why the endpoints could not be reached, when a
@@ -211,7 +233,7 @@ func (c *Client) explain(err error) error {
 	why := make([]error, len(c.cfg.Endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range c.cfg.Endpoints {
-		wg.Go(func() { why[i] = c.probe(ctx, ep) })
+		wg.Go(func() { _, why[i] = c.probe(ctx, ep) })
 	}
 	wg.Wait()
 	if joined := errors.Join(why...); joined != nil {

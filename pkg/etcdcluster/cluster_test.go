@@ -88,6 +88,10 @@ func TestMembersStatusesLeaderAndDeadMember(t *testing.T) {
 			s.DBSize == 0 || s.Version != "3.7.0" || s.Endpoint != c.Member(s.Member.Name).ClientURL {
 			t.Errorf("status of %s: %+v, want a healthy member on its client URL", s.Member, s)
 		}
+		// The test PKI issues day-long certificates.
+		if left := time.Until(s.ServerCertNotAfter); left < 23*time.Hour || left > 25*time.Hour {
+			t.Errorf("%s: serving certificate expires %v (in %s), want in about 24h", s.Member, s.ServerCertNotAfter, left)
+		}
 		if s.ClusterID == 0 || s.ClusterID != statuses[0].ClusterID {
 			t.Errorf("%s reports cluster %x, %s cluster %x", s.Member, s.ClusterID, statuses[0].Member, statuses[0].ClusterID)
 		}

@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -123,6 +124,10 @@ type Status struct {
 	// still show, in etcd's words, in Errors.
 	Alarms []string
 	Errors []string // etcd's own error list from the status response
+	// ServerCertNotAfter is when the certificate the member serves its
+	// client port with expires, as seen in the TLS handshake of the probe;
+	// zero when there was no TLS or no answer.
+	ServerCertNotAfter time.Time
 }
 
 // Reason says in a few words why a status is not healthy.

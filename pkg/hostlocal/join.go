@@ -21,6 +21,11 @@ type JoinOptions struct {
 	// MoveForeignData allows moving aside a data dir that belongs to another
 	// etcd cluster (otherwise join refuses: it may be someone's only copy).
 	MoveForeignData bool
+	// ReplaceMember, when it is this host's member's ID, replaces that
+	// member: stop it, move its data aside, remove it, and join fresh as a
+	// learner. Naming the ID (not a yes/no flag) makes a rerun converge: once
+	// replaced, the host's member has a new ID and join goes on normally.
+	ReplaceMember uint64
 }
 
 // Join adds this host to the cluster the learner way: add as learner, write
@@ -102,11 +107,27 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	}
 	clusterID := clusterIDOf(statuses)
 	me := self(members, cfg.PeerURL())
+	p := &plan.Plan{Title: fmt.Sprintf("join: %s (%s) into etcd cluster %x, configuration from %s", cfg.NodeName(), cfg.PeerURL(), clusterID, cfg.Source)}
+	if o.ReplaceMember != 0 && me != nil && me.ID == o.ReplaceMember {
+		// Whatever the local data is (a replaced member's is often
+		// damaged), it goes aside: no need to read it or wait for it.
+		facts, err := e.dataDirState()
+		local := localIdentity{hasData: err != nil || facts.HasData}
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("the local data cannot be read (%v); it is moved aside", err))
+		}
+		return e.planReplace(p, c, members, statuses, *me, local, len(h.EtcdPIDs(cfg)) > 0, res)
+	}
 	local, running, err := e.localIdentity(ctx)
 	if err != nil {
+		if me != nil && me.Started() {
+			err = fmt.Errorf("%w\nTo start %s's member over (its data moved aside, the member removed and added back fresh), rerun with --replace-member %x", err, cfg.NodeName(), me.ID)
+		}
 		return nil, c, err
 	}
-	p := &plan.Plan{Title: fmt.Sprintf("join: %s (%s) into etcd cluster %x, configuration from %s", cfg.NodeName(), cfg.PeerURL(), clusterID, cfg.Source)}
+	if o.ReplaceMember != 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("member %x is not %s's member any more (replaced already, or removed): joining normally", o.ReplaceMember, cfg.NodeName()))
+	}
 
 	certs, err := h.PlanCerts(cfg, false)
 	if err != nil {
@@ -182,6 +203,56 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		e.addAPIServerLocalStep(p)
 		return p, c, nil
 	}
+	e.addPromoteSteps(p, c)
+	e.addAPIServerLocalStep(p)
+	return p, c, nil
+}
+
+// planReplace replaces this host's member me with a fresh one: stop it, move
+// its data aside (never deleted), remove it, add a learner, promote. The
+// cluster keeps the data; only this member's copy is started over.
+func (e *Env) planReplace(p *plan.Plan, c *etcdcluster.Client, members []etcdcluster.Member, statuses []etcdcluster.Status,
+	me etcdcluster.Member, local localIdentity, running bool, res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+	h, cfg := e.Host, e.Config
+	if err := etcdcluster.CheckRemove(members, statuses, me.ID); err != nil {
+		return nil, c, fmt.Errorf("replacing %s's member %s (%x) is not safe: %w", cfg.NodeName(), me, me.ID, err)
+	}
+	p.Title = fmt.Sprintf("join: replace %s's member %s (%x) with a fresh one", cfg.NodeName(), me, me.ID)
+	if running || h.EtcdManifestExists() {
+		e.addStopStep(p)
+	}
+	if local.hasData || running {
+		p.Add("move data aside", fmt.Sprintf("move %s aside to %s.replaced-<time> (inside it when it is a mount point); never deleted", cfg.DataDir(), cfg.DataDir()),
+			func(context.Context) (string, error) {
+				moved, err := e.moveDataDirAside("replaced")
+				if err != nil {
+					return "", err
+				}
+				if moved == "" {
+					return "no data dir", nil
+				}
+				return "moved to " + moved, nil
+			})
+	}
+	e.addCertStep(p, res)
+	p.Add("remove member", fmt.Sprintf("remove member %s (%x) from the cluster", me, me.ID), func(ctx context.Context) (string, error) {
+		members, err := e.members(ctx, c)
+		if err != nil {
+			return "", err
+		}
+		if self(members, cfg.PeerURL()) == nil {
+			return "already removed", nil
+		}
+		statuses, err := e.statuses(ctx, c)
+		if err != nil {
+			return "", err
+		}
+		if err := etcdcluster.CheckRemove(members, statuses, me.ID); err != nil {
+			return "", err
+		}
+		return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+	})
+	e.addFreshJoinSteps(p, c, members, statuses)
 	e.addPromoteSteps(p, c)
 	e.addAPIServerLocalStep(p)
 	return p, c, nil

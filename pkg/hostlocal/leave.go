@@ -58,6 +58,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 			e.addStopStep(p)
 		}
 		e.addLeftDataSteps(p)
+		e.addAPIServerOffRemovedStep(p, members)
 		if len(p.Steps) == 0 {
 			res.Notes = append(res.Notes, cfg.NodeName()+" is not a member of the cluster; nothing to do")
 		}
@@ -135,6 +136,42 @@ func (e *Env) addLeftDataSteps(p *plan.Plan) {
 		if moved != "" {
 			return "kept at " + moved, err
 		}
+		return "", err
+	})
+}
+
+// addAPIServerOffRemovedStep points a member-less host's kube-apiserver at
+// the current voting members when its --etcd-servers name a member that is
+// gone (removed from another host, e.g. by scale or remove): it would keep
+// working by failing over, but one more loss could leave it with nothing.
+func (e *Env) addAPIServerOffRemovedStep(p *plan.Plan, members []etcdcluster.Member) {
+	h, cfg := e.Host, e.Config
+	servers, err := h.APIServerEtcdServers()
+	if err != nil {
+		return // no apiserver here
+	}
+	var voters []string
+	for _, m := range members {
+		if !m.IsLearner {
+			voters = append(voters, m.ClientURLs...)
+		}
+	}
+	current := map[string]bool{}
+	for _, u := range voters {
+		current[u] = true
+	}
+	var gone []string
+	for _, s := range servers {
+		if !current[s] {
+			gone = append(gone, s)
+		}
+	}
+	if len(gone) == 0 || len(voters) == 0 {
+		return
+	}
+	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s (%s no longer a member) to the members %s and wait until it serves",
+		strings.Join(servers, ","), strings.Join(gone, ","), strings.Join(voters, ",")), func(ctx context.Context) (string, error) {
+		_, err := h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
 		return "", err
 	})
 }

@@ -88,8 +88,29 @@ func TestPluginScaleUp(t *testing.T) {
 	if err != nil || !strings.Contains(out, "control-plane node h2 has no etcd member") {
 		t.Fatalf("status before: %v", err)
 	}
-	if out, err := plugin(t, b, "scale", "--replicas", "2"); err != nil || !strings.Contains(out, "tolerate no more failures") {
+	// h2 lacks the etcd CA (joined without uploaded certificates, say):
+	// scale brings it over, sealed, from h1.
+	h1, h2 := b.Host("h1"), b.Host("h2")
+	mustExec(t, h2, "mkdir -p /root/ca-aside && mv /etc/kubernetes/pki/etcd/ca.crt /etc/kubernetes/pki/etcd/ca.key /root/ca-aside/")
+	out, err = plugin(t, b, "scale", "--replicas", "2")
+	if err != nil || !strings.Contains(out, "tolerate no more failures") {
 		t.Errorf("an even count must warn: %v", err)
+	}
+	if !strings.Contains(out, "h2 has no etcd CA: sending it") || !strings.Contains(out, "installed on h2") {
+		t.Errorf("scale did not say it brought the etcd CA to h2")
+	}
+	if strings.Contains(out, "PRIVATE KEY") {
+		t.Errorf("a private key shows in the plugin's output")
+	}
+	sums := func(h *testbed.Host) string {
+		out, err := h.Exec(context.Background(), "sh", "-c", "cd /etc/kubernetes/pki/etcd && sha256sum ca.crt ca.key && stat -c %a ca.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if a, b := sums(h1), sums(h2); a != b || !strings.HasSuffix(strings.TrimSpace(a), "600") {
+		t.Errorf("etcd CA on h2 differs from h1's or its key is not 0600:\nh1:\n%s\nh2:\n%s", a, b)
 	}
 	wantVoters(t, b, "h1", "h1", "h2")
 	if _, err := plugin(t, b, "scale", "--replicas", "3"); err != nil {

@@ -1,0 +1,113 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+)
+
+// caMessage mirrors cmd.CAMessage (the JSON lines of ca-receive/ca-send);
+// only public keys and ciphertext travel in it.
+type caMessage struct {
+	Present     bool   `json:"present,omitempty"`
+	Installed   bool   `json:"installed,omitempty"`
+	PublicKey   []byte `json:"publicKey,omitempty"`
+	Sealed      []byte `json:"sealed,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// ensureCA makes sure target holds the etcd CA before it joins: kubeadm
+// join --control-plane brings it when certificates are uploaded, but hosts
+// joined another way may lack it. The target's pod offers a one-time public
+// key; a member host's pod seals the CA to it; the sealed bytes are relayed
+// through this process's memory to the target, which alone can open them.
+func (s *Session) ensureCA(ctx context.Context, target string, sources []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	toTarget, toTargetW := io.Pipe()
+	fromTarget, fromTargetW := io.Pipe()
+	raw, _ := json.Marshal(hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: []string{"ca-receive"}}})
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		err := s.Runner.Run(ctx, target, []string{"agent"}, io.MultiReader(bytes.NewReader(raw), toTarget), fromTargetW, &stderr)
+		fromTargetW.Close()
+		done <- err
+	}()
+	fail := func(err error) error {
+		toTargetW.CloseWithError(err)
+		cancel()
+		<-done
+		return err
+	}
+	sc := bufio.NewScanner(fromTarget)
+	first, err := nextCAMessage(sc)
+	if err != nil {
+		return fail(errors.Join(fmt.Errorf("asking %s for its etcd CA: %w", target, err), <-done, errors.New(stderr.String())))
+	}
+	if first.Present {
+		toTargetW.Close()
+		return <-done
+	}
+	fmt.Fprintf(s.Out, "      %s has no etcd CA: sending it, sealed to a one-time key of %s, from a member host\n", target, target)
+	var sealed *caMessage
+	var errs []error
+	for _, src := range sources {
+		var out, serr bytes.Buffer
+		err := s.Runner.Agent(ctx, src, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{
+			Argv: []string{"ca-send", "--to-public-key", base64.StdEncoding.EncodeToString(first.PublicKey)}}}, &out, &serr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("on %s: %w", src, err))
+			continue
+		}
+		var m caMessage
+		if err := json.Unmarshal(lastJSON(out.Bytes()), &m); err != nil || len(m.Sealed) == 0 {
+			errs = append(errs, fmt.Errorf("on %s: no sealed CA in the answer", src))
+			continue
+		}
+		sealed = &m
+		break
+	}
+	if sealed == nil {
+		return fail(fmt.Errorf("getting the etcd CA from a member host for %s: %w", target, errors.Join(errs...)))
+	}
+	line, _ := json.Marshal(caMessage{Sealed: sealed.Sealed})
+	if _, err := toTargetW.Write(append(line, '\n')); err != nil {
+		return fail(fmt.Errorf("sending the sealed etcd CA to %s: %w", target, err))
+	}
+	toTargetW.Close()
+	last, err := nextCAMessage(sc)
+	io.Copy(io.Discard, fromTarget)
+	if rerr := <-done; rerr != nil {
+		return fmt.Errorf("installing the etcd CA on %s: %w", target, rerr)
+	}
+	if err != nil || !(last.Installed || last.Present) || last.Fingerprint != sealed.Fingerprint {
+		return fmt.Errorf("installing the etcd CA on %s: no confirmation (%v)", target, err)
+	}
+	fmt.Fprintf(s.Out, "      etcd CA %s installed on %s\n", last.Fingerprint, target)
+	return nil
+}
+
+func nextCAMessage(sc *bufio.Scanner) (caMessage, error) {
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if !bytes.HasPrefix(line, []byte("{")) {
+			continue
+		}
+		var m caMessage
+		if err := json.Unmarshal(line, &m); err == nil {
+			return m, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return caMessage{}, err
+	}
+	return caMessage{}, io.ErrUnexpectedEOF
+}

@@ -1,0 +1,221 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+)
+
+// MemberOptions name one member (by node, member name or hex ID) and say
+// whether to only print the plan.
+type MemberOptions struct {
+	Target string
+	DryRun bool
+}
+
+// resolve finds the member an operator named: a control-plane node's
+// member, or a member by name or hex ID (a member whose node is gone has
+// only those).
+func (s *Session) resolve(ctx context.Context, obs *observed, arg string) (etcdcluster.Member, string, error) {
+	if n, ok := nodeNamed(obs.nodes, arg); ok {
+		m := memberAt(obs.members, n)
+		if m == nil {
+			return etcdcluster.Member{}, "", fmt.Errorf("control-plane node %s has no etcd member (members: %s)", arg, memberNames(obs))
+		}
+		return *m, n.Name, nil
+	}
+	id, idErr := strconv.ParseUint(arg, 16, 64)
+	for _, m := range obs.members {
+		if m.Name == arg || (idErr == nil && m.ID == id) {
+			node := ""
+			if n, ok := NodeOf(m, obs.nodes); ok {
+				node = n.Name
+			}
+			return m, node, nil
+		}
+	}
+	if err := s.notControlPlane(ctx, arg); err != nil {
+		return etcdcluster.Member{}, "", err
+	}
+	return etcdcluster.Member{}, "", fmt.Errorf("%q is neither a control-plane node nor an etcd member (control-plane nodes: %s; members: %s)",
+		arg, names(obs.nodes), memberNames(obs))
+}
+
+// notControlPlane explains a name that is a node, but not a control-plane one.
+func (s *Session) notControlPlane(ctx context.Context, name string) error {
+	n, err := s.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err != nil {
+		return nil
+	}
+	if _, ok := n.Labels[controlPlaneLabel]; !ok {
+		return fmt.Errorf("node %s is not a control-plane node (it has no %s label): stacked etcd members run only on control-plane nodes", name, controlPlaneLabel)
+	}
+	return nil
+}
+
+func memberNames(obs *observed) string {
+	var out []string
+	for _, m := range obs.members {
+		out = append(out, fmt.Sprintf("%s (%x)", m, m.ID))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// Remove removes one member, safely: refused if it could lose quorum or is
+// the last member. Its host, when it can run a pod, leaves the way `leave`
+// does (apiserver re-pointed first, leadership moved, member removed, etcd
+// stopped, data moved aside); a dead or gone host's member is removed
+// through etcd alone. Afterwards, member-less hosts whose apiserver still
+// lists the removed member are pointed at the members left.
+func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, error) {
+	obs, err := s.observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, node, err := s.resolve(ctx, obs, o.Target)
+	if err == nil {
+		err = etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID)
+	}
+	obs.client.Close()
+	if err != nil {
+		return nil, err
+	}
+	c := Change{Kind: "remove", Node: node, Member: &m}
+	title := "Plan"
+	if o.DryRun {
+		title = "Plan (dry run: nothing will be changed)"
+	}
+	fmt.Fprintf(s.Out, "%s: %s\n", title, c)
+	if n, ok := nodeNamed(obs.nodes, node); ok && n.Ready {
+		fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd leave`): point its kube-apiserver at the other members, move leadership away, remove the member, stop etcd, move its data aside\n", node)
+	} else {
+		fmt.Fprintf(s.Out, "  1. remove member %x through etcd only: %s\n", m.ID, hostGoneWhy(node, ok))
+	}
+	fmt.Fprintln(s.Out, "     then point member-less hosts' kube-apiservers that still list it at the members left")
+	if o.DryRun {
+		return obs.report(), nil
+	}
+	fmt.Fprintf(s.Out, "[1/1] %s\n", c)
+	start := time.Now()
+	if err := s.apply(ctx, c); err != nil {
+		return nil, fmt.Errorf("removing member %s (%x): %w", m, m.ID, err)
+	}
+	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return s.Status(ctx)
+}
+
+func hostGoneWhy(node string, known bool) string {
+	switch {
+	case node == "":
+		return "it runs on no control-plane node"
+	case !known:
+		return node + " is not a control-plane node any more"
+	}
+	return node + " is NotReady, so it cannot run a host pod; when it comes back, run `kubectl-etcd leave` (or `join` to add it back) on it as root"
+}
+
+// Replace starts a node's member over: remove it, move its data aside, add
+// the node back as a fresh learner, promote. It runs the host-local
+// `join --replace-member ID` on the node; a node that cannot run pods (its
+// apiserver is down with its member) gets that exact command to run.
+func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus, error) {
+	obs, err := s.observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer obs.client.Close()
+	n, ok := nodeNamed(obs.nodes, o.Target)
+	if !ok {
+		if err := s.notControlPlane(ctx, o.Target); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%q is not a control-plane node of this cluster (control-plane nodes: %s)", o.Target, names(obs.nodes))
+	}
+	m := memberAt(obs.members, n)
+	if m == nil {
+		return nil, fmt.Errorf("node %s has no etcd member to replace; `kubectl etcd scale --nodes ...` adds one", n.Name)
+	}
+	if err := etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID); err != nil {
+		return nil, fmt.Errorf("replacing %s's member: %w (to rebuild a cluster from its only member's loss, restore a snapshot)", n.Name, err)
+	}
+	var endpoints []string
+	for _, x := range obs.members {
+		if x.ID != m.ID && !x.IsLearner {
+			endpoints = append(endpoints, x.ClientURLs...)
+		}
+	}
+	argv := []string{"join", "--endpoints", strings.Join(endpoints, ","), "--replace-member", fmt.Sprintf("%x", m.ID)}
+	title := "Plan"
+	if o.DryRun {
+		title = "Plan (dry run: nothing will be changed)"
+	}
+	fmt.Fprintf(s.Out, "%s: replace member %s (%x) on %s with a fresh one\n", title, m, m.ID, n.Name)
+	fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd %s`): stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver at it\n",
+		n.Name, strings.Join(argv, " "), n.Name)
+	if o.DryRun {
+		return obs.report(), nil
+	}
+	fmt.Fprintf(s.Out, "[1/1] replace member %s (%x) on %s\n", m, m.ID, n.Name)
+	start := time.Now()
+	if err := s.hostVerb(ctx, n.Name, argv, hostpod.HostBinaryPath+" "+strings.Join(argv, " ")); err != nil {
+		return nil, fmt.Errorf("replacing member %s (%x) on %s: %w", m, m.ID, n.Name, err)
+	}
+	s.waitMirror(ctx, n.Name, func(servers string) bool {
+		return strings.Contains(servers, "://127.0.0.1:") || strings.Contains(servers, "://[::1]:")
+	})
+	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return s.Status(ctx)
+}
+
+// repointOff points the kube-apiservers of member-less hosts that still list
+// a removed member at the members left (host-local `leave` does that on a
+// host without a member). Hosts that cannot run pods are named, not waited for.
+func (s *Session) repointOff(ctx context.Context, removed etcdcluster.Member, removedNode string) {
+	obs, err := s.observe(ctx)
+	if err != nil {
+		fmt.Fprintf(s.Out, "      note: could not check the other apiservers: %v\n", err)
+		return
+	}
+	obs.client.Close()
+	for _, n := range obs.nodes {
+		servers := obs.apis[n.Name]
+		if n.Name == removedNode || memberAt(obs.members, n) != nil || !listsAny(servers, removed.ClientURLs) {
+			continue
+		}
+		if !n.Ready {
+			fmt.Fprintf(s.Out, "      note: %s's kube-apiserver still lists removed member %s; %s is NotReady: run `kubectl-etcd leave` on it as root\n", n.Name, removed, n.Name)
+			continue
+		}
+		fmt.Fprintf(s.Out, "      %s's kube-apiserver still lists removed member %s (%s): pointing it at the members left\n", n.Name, removed, servers)
+		if err := s.hostVerb(ctx, n.Name, []string{"leave"}, "kubectl-etcd leave"); err != nil {
+			if errors.Is(err, hostpod.ErrKubeletCannotStartPods) {
+				fmt.Fprintf(s.Out, "      note: %v\n", err)
+				continue
+			}
+			fmt.Fprintf(s.Out, "      warning: re-pointing %s's kube-apiserver: %v\n", n.Name, err)
+		}
+	}
+}
+
+func listsAny(servers string, urls []string) bool {
+	for _, u := range urls {
+		for _, s := range strings.Split(servers, ",") {
+			if strings.TrimSpace(s) == u {
+				return true
+			}
+		}
+	}
+	return false
+}

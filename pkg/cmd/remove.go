@@ -1,0 +1,138 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
+)
+
+// MemberOptions: remove or replace one member, named by node, member name
+// or member ID.
+type MemberOptions struct {
+	WorkstationOptions
+	genericiooptions.IOStreams
+	Target string
+	DryRun bool
+	Output string
+
+	run func(s *cluster.Session, ctx context.Context, o cluster.MemberOptions) (*cluster.ClusterStatus, error)
+}
+
+// NewCmdRemove returns `kubectl etcd remove`.
+func NewCmdRemove(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*cluster.Session).Remove}
+	cmd := &cobra.Command{
+		Use:   "remove NODE|MEMBER",
+		Short: "Remove one etcd member, even when its host is dead or gone",
+		Long: `Remove the etcd member of a control-plane node, or a member named by its
+name or hex ID (as status shows it; a member whose node is gone has only
+those). Refused if it is the last member or if the removal could lose quorum.
+
+When the node can run a pod, the host leaves cleanly (as "kubectl-etcd leave"):
+its kube-apiserver is pointed at the other members first, leadership moves
+away, the member is removed, etcd stopped and the data dir moved aside (never
+deleted). A dead or gone host's member is removed through etcd alone; if the
+host comes back, run "kubectl-etcd leave" (or "join") on it. Afterwards,
+member-less hosts whose kube-apiserver still lists the removed member are
+pointed at the members left.`,
+		Example: `  kubectl etcd remove cp-3 --dry-run
+  kubectl etcd remove cp-3
+  kubectl etcd remove 8e9e05c52164694d`,
+		Args: exactlyOne("remove", "NODE|MEMBER"),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// NewCmdReplace returns `kubectl etcd replace`.
+func NewCmdReplace(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*cluster.Session).Replace}
+	cmd := &cobra.Command{
+		Use:   "replace NODE",
+		Short: "Start a node's etcd member over: remove it, move its data aside, add it back fresh",
+		Long: `For a member whose host lost its data or whose member is broken: on the node,
+etcd is stopped, its data dir moved aside (never deleted), the member removed
+and added back as a learner that copies the data from the others, promoted
+once caught up, and the node's kube-apiserver pointed at it. Refused when the
+removal could lose quorum.
+
+It runs "kubectl-etcd join --replace-member ID" on the node in a host pod. A
+node whose member is down usually has its kube-apiserver, and so its kubelet,
+down too: then this says so at once and prints that command to run on the
+node as root; running it completes the replace.`,
+		Example: `  kubectl etcd replace cp-2 --dry-run
+  kubectl etcd replace cp-2`,
+		Args: exactlyOne("replace", "NODE"),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func (o *MemberOptions) addFlags(cmd *cobra.Command) {
+	o.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format of the final state: json|yaml|wide")
+}
+
+// Execute runs Complete, Validate and Run.
+func (o *MemberOptions) Execute(cmd *cobra.Command, args []string) error {
+	o.Complete(args)
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	return o.Run(cmd.Context())
+}
+
+// Complete takes the member or node named.
+func (o *MemberOptions) Complete(args []string) { o.Target = args[0] }
+
+// Validate rejects bad flags before anything is contacted.
+func (o *MemberOptions) Validate() error {
+	if o.Target == "" {
+		return fmt.Errorf("name a node or member")
+	}
+	switch o.Output {
+	case "", "json", "yaml", "wide":
+	default:
+		return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
+	}
+	return nil
+}
+
+// Run does it, printing progress and then the state left.
+func (o *MemberOptions) Run(ctx context.Context) error {
+	progress := o.Out
+	if o.Output == "json" || o.Output == "yaml" {
+		progress = o.ErrOut
+	}
+	s, err := o.session(progress)
+	if err != nil {
+		return err
+	}
+	st, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun})
+	if err != nil {
+		return err
+	}
+	if !o.DryRun || o.Output != "" {
+		fmt.Fprintln(progress)
+		return printClusterStatus(o.Out, st, o.Output)
+	}
+	return nil
+}
+
+// exactlyOne wants one argument and says which.
+func exactlyOne(verb, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("%s needs exactly one %s, got %d arguments", verb, what, len(args))
+		}
+		return nil
+	}
+}
