@@ -30,8 +30,10 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
 )
 
-// controlPlaneLabel is kubeadm's mark on control-plane nodes.
-const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
+// ControlPlaneLabel is kubeadm's mark on control-plane nodes.
+const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
+
+const controlPlaneLabel = ControlPlaneLabel
 
 // Session is one run of the plugin against a cluster: its clients, the host
 // pod runner and the etcd tunnel. Nothing of it is written to disk.

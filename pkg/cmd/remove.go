@@ -3,10 +3,13 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 )
@@ -43,8 +46,9 @@ pointed at the members left.`,
 		Example: `  kubectl etcd remove cp-3 --dry-run
   kubectl etcd remove cp-3
   kubectl etcd remove 8e9e05c52164694d`,
-		Args: exactlyOne("remove", "NODE|MEMBER"),
-		RunE: func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
+		Args:              exactlyOne("remove", "NODE|MEMBER"),
+		ValidArgsFunction: completeControlPlaneNodes(configFlags),
+		RunE:              func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
 	}
 	o.addFlags(cmd)
 	return cmd
@@ -68,8 +72,9 @@ down too: then this says so at once and prints that command to run on the
 node as root; running it completes the replace.`,
 		Example: `  kubectl etcd replace cp-2 --dry-run
   kubectl etcd replace cp-2`,
-		Args: exactlyOne("replace", "NODE"),
-		RunE: func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
+		Args:              exactlyOne("replace", "NODE"),
+		ValidArgsFunction: completeControlPlaneNodes(configFlags),
+		RunE:              func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
 	}
 	o.addFlags(cmd)
 	return cmd
@@ -134,5 +139,34 @@ func exactlyOne(verb, what string) cobra.PositionalArgs {
 			return fmt.Errorf("%s needs exactly one %s, got %d arguments", verb, what, len(args))
 		}
 		return nil
+	}
+}
+
+// completeControlPlaneNodes completes the first argument with the cluster's
+// control-plane node names (one list call; etcd is not contacted).
+func completeControlPlaneNodes(configFlags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		cs, err := configFlags.ToRESTConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		client, err := kubernetes.NewForConfig(cs)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		nodes, err := client.CoreV1().Nodes().List(cmd.Context(), metav1.ListOptions{LabelSelector: cluster.ControlPlaneLabel})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, n := range nodes.Items {
+			if strings.HasPrefix(n.Name, toComplete) {
+				out = append(out, n.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
