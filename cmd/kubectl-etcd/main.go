@@ -6,16 +6,23 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/cmd"
 )
 
 func main() {
+	// client-go logs stream-copy errors when a command is cancelled (Ctrl-C
+	// during a host pod) as if they were failures; every error that matters
+	// reaches the user through the command's own error.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	// Cancel the command's context on Ctrl-C or SIGTERM so in-flight
 	// requests stop instead of the process dying mid-operation.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -29,9 +29,14 @@ type Change struct {
 	Node string // the host, when known
 	// Member is set for removals.
 	Member *etcdcluster.Member
+	// Resume: the node has a learner of an unfinished addition.
+	Resume bool
 }
 
 func (c Change) String() string {
+	if c.Kind == "add" && c.Resume {
+		return "finish adding the member on " + c.Node + " (a learner left by an interrupted run)"
+	}
 	if c.Kind == "add" {
 		return "add a member on " + c.Node
 	}
@@ -159,12 +164,20 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 	if count%2 == 0 {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%d members tolerate no more failures than %d: an odd count is better", count, count-1))
 	}
+	// A learner is an addition an earlier run did not finish (interrupted
+	// before the promotion): adding on its node again resumes it.
+	unfinished := map[string]bool{}
+	for _, p := range current {
+		if p.node != "" && p.m.IsLearner {
+			unfinished[p.node] = true
+		}
+	}
 	for _, n := range sorted {
-		if want[n.Name] && !onNode[n.Name] {
+		if want[n.Name] && (!onNode[n.Name] || unfinished[n.Name]) {
 			if !n.Ready {
 				return nil, fmt.Errorf("node %s is not Ready: its kubelet cannot run the pod that adds its member", n.Name)
 			}
-			plan.Changes = append(plan.Changes, Change{Kind: "add", Node: n.Name})
+			plan.Changes = append(plan.Changes, Change{Kind: "add", Node: n.Name, Resume: unfinished[n.Name]})
 		}
 	}
 	var removals []placed

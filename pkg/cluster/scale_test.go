@@ -11,6 +11,11 @@ func member(id uint64, name, addr string) etcdcluster.Member {
 	return etcdcluster.Member{ID: id, Name: name, PeerURLs: []string{"https://" + addr + ":2380"}, ClientURLs: []string{"https://" + addr + ":2379"}}
 }
 
+func learner(m etcdcluster.Member) etcdcluster.Member {
+	m.IsLearner = true
+	return m
+}
+
 func healthyAll(ms ...etcdcluster.Member) []etcdcluster.Status {
 	var out []etcdcluster.Status
 	for _, m := range ms {
@@ -53,6 +58,9 @@ func TestScalePlan(t *testing.T) {
 		{name: "beyond candidates", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 5}, err: "more than the 3 control-plane nodes"},
 		{name: "unknown node", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Nodes: []string{"cp-a", "worker-1"}}, err: `"worker-1" is not a control-plane node`},
 		{name: "not ready node skipped", nodes: []Node{{"cp-a", "10.0.0.1", true}, {"cp-b", "10.0.0.2", false}, {"cp-c", "10.0.0.3", true}}, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 2}, want: "add cp-c", warn: true},
+		{name: "interrupted add resumes", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 2}, want: "add cp-b", warn: true},
+		{name: "interrupted add resumes, then the next", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 3}, want: "add cp-b, add cp-c"},
+		{name: "unwanted learner removed", nodes: threeNodes, members: []etcdcluster.Member{a, learner(c)}, statuses: healthyAll(a, learner(c)), target: Target{Nodes: []string{"cp-a"}}, want: "remove cp-c"},
 		{name: "both flags", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 1, Nodes: []string{"cp-a"}}, err: "not both"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
