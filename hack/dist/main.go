@@ -152,11 +152,19 @@ func render(tmplText []byte, version string, sums map[string]string) ([]byte, er
 		}
 		return s, nil
 	}}
-	tmpl, err := template.New("plugins.yaml").Option("missingkey=error").Funcs(funcs).Parse(string(tmplText))
+	// The template's leading comment explains the template; the output
+	// says where it came from instead.
+	body := string(tmplText)
+	for strings.HasPrefix(body, "#") {
+		_, body, _ = strings.Cut(body, "\n")
+	}
+	tmpl, err := template.New("plugins.yaml").Option("missingkey=error").Funcs(funcs).Parse(body)
 	if err != nil {
 		return nil, err
 	}
 	var out bytes.Buffer
+	fmt.Fprintf(&out, "# krew plugin manifest for kubectl-etcd %s, made by `make dist` from plugins.yaml.\n"+
+		"# Attach to the GitHub release; submit to krew-index as plugins/etcd.yaml.\n", version)
 	if err := tmpl.Execute(&out, struct{ Version string }{version}); err != nil {
 		return nil, err
 	}

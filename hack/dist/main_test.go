@@ -31,7 +31,11 @@ func TestRenderCommittedTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := string(out)
+	if !strings.HasPrefix(m, "# krew plugin manifest for kubectl-etcd v1.2.3, made by `make dist`") || strings.Contains(m, "TEMPLATE") {
+		t.Error("rendered manifest still has the template's header")
+	}
 	for _, want := range []string{
+		"submit to krew-index as plugins/etcd.yaml.\napiVersion: krew.googlecontainertools.github.com/v1alpha2\n",
 		"name: etcd\n", "version: 'v1.2.3'\n",
 		"uri: https://github.com/kubectl-etcd/kubectl-etcd/releases/download/v1.2.3/kubectl-etcd_v1.2.3_windows_arm64.tar.gz\n",
 		"sha256: '" + sums["darwin/arm64"] + "'\n",
