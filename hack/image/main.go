@@ -10,7 +10,8 @@
 //     (ctr -n k8s.io images import, docker load, crane push);
 //   - kubectl-etcd-image_<version>.oci.tar: an OCI image layout holding the
 //     multi-arch index of both (skopeo copy --all oci-archive:..., or crane
-//     push --index on the unpacked layout).
+//     push of the unpacked layout directory; not --index, which would wrap
+//     the index in another one).
 package main
 
 import (
@@ -57,7 +58,7 @@ func main() {
 	fmt.Printf(`load it on a node:   ctr -n k8s.io images import %s
 push one arch:       crane push %s %s
 push both as one:    skopeo copy --all oci-archive:%s docker://%s
-                     (or: mkdir l && tar -xf %s -C l && crane push --index l %s)
+                     (or: mkdir l && tar -xf %s -C l && crane push l %s)
 `, paths.Arch[0], paths.Arch[0], ref, paths.Index, ref, paths.Index, ref)
 }
 
