@@ -12,6 +12,7 @@ TESTBED := $(GO) run ./cmd/testbed --name $(BED)
 BEDDIR := /var/tmp/kubectl-etcd-testbed/$(BED)
 
 .PHONY: all build test unit e2e lint components bed-up bed-down bed-status bed-shell demo bench-bed bench-hostlocal clean
+.PHONY: dist krew-check image
 
 all: build
 
@@ -20,7 +21,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-etcd ./cmd/kubectl-etcd
 
 ## test: everything CI runs: lint, unit tests, then the end-to-end tests on real test beds (root)
-test: lint unit e2e
+test: lint unit krew-check e2e
 
 ## unit: fast tests, no test bed
 unit:
@@ -76,3 +77,16 @@ bench-hostlocal:
 
 clean:
 	rm -rf bin dist
+
+## dist: release archives for linux/darwin/windows x amd64/arm64, checksums and the
+## filled krew manifest dist/plugins.yaml (VERSION=vX.Y.Z)
+dist:
+	$(GO) run ./hack/dist --version $(VERSION) --ldflags "$(LDFLAGS)" --out dist
+
+## krew-check: make dist, then krew's own validator and an offline krew install of each archive
+krew-check: dist
+	hack/krew-check.sh $(VERSION) dist
+
+## image: the kubectl-etcd image ghcr.io/kubectl-etcd/kubectl-etcd:$(VERSION) (linux amd64+arm64) in dist/
+image: dist
+	$(GO) run ./hack/image --version $(VERSION) --dist dist

@@ -34,6 +34,7 @@ type ImageSpec struct {
 	Files      []ImageFile
 	Symlinks   map[string]string // link path in image -> target
 	Entrypoint []string
+	Arch       string // GOARCH of the files; empty means amd64, the bed's
 }
 
 // key identifies the spec and the content of its files, so a cached tarball is
@@ -45,7 +46,8 @@ func (s ImageSpec) key() (string, error) {
 		Dsts       []string
 		Symlinks   map[string]string
 		Entrypoint []string
-	}{s.Ref, dsts(s.Files), s.Symlinks, s.Entrypoint})
+		Arch       string `json:",omitempty"` // so amd64 images keep their cache key
+	}{s.Ref, dsts(s.Files), s.Symlinks, s.Entrypoint, s.Arch})
 	h.Write(meta)
 	for _, f := range s.Files {
 		r, err := os.Open(f.Src)
@@ -80,33 +82,9 @@ func BuildImage(spec ImageSpec, dir string) (string, error) {
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	layerTar, err := layerBytes(spec)
+	img, err := spec.Image()
 	if err != nil {
-		return "", fmt.Errorf("building layer of %s: %w", spec.Ref, err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("building layer of %s: %w", spec.Ref, err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return "", fmt.Errorf("building image %s: %w", spec.Ref, err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return "", fmt.Errorf("building image %s: %w", spec.Ref, err)
-	}
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", "amd64"
-	cfg.Config = v1.Config{
-		Entrypoint: spec.Entrypoint,
-		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-	}
-	img, err = mutate.ConfigFile(img, cfg)
-	if err != nil {
-		return "", fmt.Errorf("building image %s: %w", spec.Ref, err)
+		return "", err
 	}
 	tag, err := name.NewTag(spec.Ref)
 	if err != nil {
@@ -120,6 +98,48 @@ func BuildImage(spec ImageSpec, dir string) (string, error) {
 		return "", fmt.Errorf("writing image %s: %w", spec.Ref, err)
 	}
 	return out, os.Rename(tmp, out)
+}
+
+// Image is the one-layer FROM-scratch image of the spec, in memory. make
+// image builds the released kubectl-etcd image with it too, so the bed runs
+// the same image layout users get.
+func (s ImageSpec) Image() (v1.Image, error) {
+	layerTar, err := layerBytes(s)
+	if err != nil {
+		return nil, fmt.Errorf("building layer of %s: %w", s.Ref, err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building layer of %s: %w", s.Ref, err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, fmt.Errorf("building image %s: %w", s.Ref, err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("building image %s: %w", s.Ref, err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", s.arch()
+	cfg.Config = v1.Config{
+		Entrypoint: s.Entrypoint,
+		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+	}
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building image %s: %w", s.Ref, err)
+	}
+	return img, nil
+}
+
+func (s ImageSpec) arch() string {
+	if s.Arch == "" {
+		return "amd64"
+	}
+	return s.Arch
 }
 
 func layerBytes(spec ImageSpec) ([]byte, error) {
