@@ -158,7 +158,16 @@ func (d *Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error)
 		return nil, fmt.Errorf("finding the etcd pod for %s: %w", addr, err)
 	}
 	if pod == nil {
-		return nil, fmt.Errorf("no etcd pod in %s advertises %s (%s)", Namespace, addr, describePods(pods))
+		// The member's mirror pod may be missing for a while (its kubelet
+		// recreates it only once the host's apiserver is back, e.g. right
+		// after a replace): any host-network control-plane pod of that
+		// host reaches the same port.
+		if pod, err = d.hostNetworkPod(ctx, host); err != nil {
+			return nil, fmt.Errorf("finding a pod on %s for %s: %w", host, addr, err)
+		}
+	}
+	if pod == nil {
+		return nil, fmt.Errorf("no etcd pod in %s advertises %s (%s), and no host-network control-plane pod runs there", Namespace, addr, describePods(pods))
 	}
 	t := target{namespace: pod.Namespace, pod: pod.Name, node: pod.Spec.NodeName, addr: addr, port: uint16(port)}
 
@@ -208,6 +217,23 @@ func (d *Dialer) list(ctx context.Context) ([]corev1.Pod, error) {
 		return nil, fmt.Errorf("listing pods %s in %s: %w", EtcdSelector, Namespace, err)
 	}
 	return l.Items, nil
+}
+
+// hostNetworkPod finds a running host-network control-plane pod (kubeadm's
+// tier=control-plane static pods) on the host with address host.
+func (d *Dialer) hostNetworkPod(ctx context.Context, host string) (*corev1.Pod, error) {
+	l, err := d.clientset.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"})
+	if err != nil {
+		return nil, fmt.Errorf("listing control-plane pods in %s: %w", Namespace, err)
+	}
+	for i := range l.Items {
+		p := &l.Items[i]
+		if p.Spec.HostNetwork && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning &&
+			slices.ContainsFunc(podIPs(p), func(h string) bool { return sameHost(h, host) }) {
+			return p, nil
+		}
+	}
+	return nil, nil
 }
 
 // podFor picks the pod serving host: the one advertising it in kubeadm's
