@@ -93,6 +93,11 @@ func lockBeds(t *testing.T) {
 			t.Logf("waited %s for another process's test bed (%s)", d.Round(time.Second), bedLockPath)
 		}
 		bedLock.f = f
+		if os.Getenv("KETCD_HOLD_BED_LOCK") != "" {
+			// Keep it for the whole run: a series of tests is not
+			// interleaved with other processes' beds.
+			bedLock.count++
+		}
 	}
 	bedLock.count++
 	// Registered before the bed's teardown, so it runs after it.
