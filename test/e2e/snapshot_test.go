@@ -83,6 +83,13 @@ func TestSnapshotAndBackups(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	// Right after kubeadm init the token controller may not have made
+	// kube-system's default service account yet, and pods (the host pods
+	// too) cannot be created without it.
+	waitFor(t, time.Minute, "the kube-system/default service account", func() bool {
+		_, err := cs.CoreV1().ServiceAccounts("kube-system").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	})
 	// Something of our own in the snapshot.
 	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "snap-marker"},
 		Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
@@ -245,6 +252,17 @@ func TestSnapshotAndBackups(t *testing.T) {
 		t.Errorf("backups after unschedule: %v", err)
 	}
 	noHostPodsLeft(t, b)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // runJobFromCronJob does what `kubectl create job --from=cronjob/NAME` does
