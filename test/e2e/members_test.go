@@ -125,14 +125,3 @@ func mustExec(t *testing.T, h *testbed.Host, script string) {
 		t.Fatalf("%s: %s: %v\n%s", h.Name, script, err, out)
 	}
 }
-
-func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Second)
-	}
-}
