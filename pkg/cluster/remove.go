@@ -18,8 +18,9 @@ import (
 // MemberOptions name one member (by node, member name or hex ID) and say
 // whether to only print the plan.
 type MemberOptions struct {
-	Target string
-	DryRun bool
+	Target     string
+	DryRun     bool
+	NoSnapshot bool
 }
 
 // resolve finds the member an operator named: a control-plane node's
@@ -93,11 +94,20 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 		return nil, err
 	}
 	c := Change{Kind: "remove", Node: node, Member: &m}
+	var snapNode string
+	if !o.NoSnapshot {
+		if snapNode, err = snapshotNode(obs); err != nil {
+			return nil, err
+		}
+	}
 	title := "Plan"
 	if o.DryRun {
 		title = "Plan (dry run: nothing will be changed)"
 	}
 	fmt.Fprintf(s.Out, "%s: %s\n", title, c)
+	if snapNode != "" {
+		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-remove"))
+	}
 	if n, ok := nodeNamed(obs.nodes, node); ok && n.Ready {
 		fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd leave`): point its kube-apiserver at the other members, move leadership away, remove the member, stop etcd, move its data aside\n", node)
 	} else {
@@ -106,6 +116,11 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 	fmt.Fprintln(s.Out, "     then point member-less hosts' kube-apiservers that still list it at the members left")
 	if o.DryRun {
 		return obs.report(), nil
+	}
+	if snapNode != "" {
+		if err := s.snapshotFirst(ctx, snapNode, "pre-remove"); err != nil {
+			return nil, err
+		}
 	}
 	fmt.Fprintf(s.Out, "[1/1] %s\n", c)
 	start := time.Now()
@@ -157,15 +172,30 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus,
 		}
 	}
 	argv := []string{"join", "--endpoints", strings.Join(endpoints, ","), "--replace-member", fmt.Sprintf("%x", m.ID)}
+	var snapNode string
+	if !o.NoSnapshot {
+		others := &observed{nodes: obs.nodes, statuses: without(obs.statuses, m.ID)}
+		if snapNode, err = snapshotNode(others); err != nil {
+			return nil, err
+		}
+	}
 	title := "Plan"
 	if o.DryRun {
 		title = "Plan (dry run: nothing will be changed)"
 	}
 	fmt.Fprintf(s.Out, "%s: replace member %s (%x) on %s with a fresh one\n", title, m, m.ID, n.Name)
+	if snapNode != "" {
+		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-replace"))
+	}
 	fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd %s`): stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver at it\n",
 		n.Name, strings.Join(argv, " "), n.Name)
 	if o.DryRun {
 		return obs.report(), nil
+	}
+	if snapNode != "" {
+		if err := s.snapshotFirst(ctx, snapNode, "pre-replace"); err != nil {
+			return nil, err
+		}
 	}
 	fmt.Fprintf(s.Out, "[1/1] replace member %s (%x) on %s\n", m, m.ID, n.Name)
 	start := time.Now()
@@ -207,6 +237,16 @@ func (s *Session) repointOff(ctx context.Context, removed etcdcluster.Member, re
 			fmt.Fprintf(s.Out, "      warning: re-pointing %s's kube-apiserver: %v\n", n.Name, err)
 		}
 	}
+}
+
+func without(statuses []etcdcluster.Status, id uint64) []etcdcluster.Status {
+	var out []etcdcluster.Status
+	for _, st := range statuses {
+		if st.Member.ID != id {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 func listsAny(servers string, urls []string) bool {

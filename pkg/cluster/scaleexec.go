@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
 )
@@ -17,6 +18,9 @@ import (
 type ScaleOptions struct {
 	Target Target
 	DryRun bool
+	// NoSnapshot skips the verified snapshot taken on a member host before
+	// the first change.
+	NoSnapshot bool
 }
 
 // Scale makes the member set match the target, one change at a time. Each
@@ -46,11 +50,23 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*ClusterStatus, er
 	if len(plan.Changes) == 0 {
 		fmt.Fprintln(s.Out, "  nothing to do: the members already match")
 	}
+	var snapNode string
+	if len(plan.Changes) > 0 && !o.NoSnapshot {
+		if snapNode, err = snapshotNode(obs); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-scale"))
+	}
 	for i, c := range plan.Changes {
 		fmt.Fprintf(s.Out, "  %d. %s\n", i+1, c)
 	}
 	if o.DryRun {
 		return obs.report(), nil
+	}
+	if snapNode != "" {
+		if err := s.snapshotFirst(ctx, snapNode, "pre-scale"); err != nil {
+			return nil, err
+		}
 	}
 	for i, c := range plan.Changes {
 		fmt.Fprintf(s.Out, "[%d/%d] %s\n", i+1, len(plan.Changes), c)
@@ -61,6 +77,37 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*ClusterStatus, er
 		fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	}
 	return s.Status(ctx)
+}
+
+// snapshotNode picks where the pre-change snapshot is taken: the node of the
+// most advanced healthy member (the backup verb snapshots its host's own
+// member, so the data never leaves the control-plane hosts).
+func snapshotNode(obs *observed) (string, error) {
+	src, err := PickSnapshotSource(obs.statuses, obs.nodes)
+	if err != nil {
+		return "", fmt.Errorf("no member to take the snapshot before the change from: %w (--no-snapshot skips it)", err)
+	}
+	if src.Node == "" {
+		return "", fmt.Errorf("the most advanced member %s runs on no control-plane node, so no host can take the snapshot before the change (--no-snapshot skips it)", src.Member)
+	}
+	return src.Node, nil
+}
+
+func snapshotStep(node, reason string) string {
+	return fmt.Sprintf("take a verified snapshot on %s into %s (%s; --no-snapshot skips it)", node, backup.Dir, reason)
+}
+
+// snapshotFirst runs the host-local `backup run` on node: a verified
+// snapshot of its member into the host's backup directory, kept until
+// scheduled backups prune it.
+func (s *Session) snapshotFirst(ctx context.Context, node, reason string) error {
+	fmt.Fprintf(s.Out, "[0] %s\n", snapshotStep(node, reason))
+	start := time.Now()
+	if err := s.hostVerb(ctx, node, []string{"backup", "run", "--reason", reason}, "kubectl-etcd backup run --reason "+reason); err != nil {
+		return fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)
+	}
+	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return nil
 }
 
 func describeTarget(t Target) string {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 )
 
@@ -19,9 +20,10 @@ import (
 type MemberOptions struct {
 	WorkstationOptions
 	genericiooptions.IOStreams
-	Target string
-	DryRun bool
-	Output string
+	Target     string
+	DryRun     bool
+	NoSnapshot bool
+	Output     string
 
 	run func(s *cluster.Session, ctx context.Context, o cluster.MemberOptions) (*cluster.ClusterStatus, error)
 }
@@ -83,6 +85,7 @@ node as root; running it completes the replace.`,
 func (o *MemberOptions) addFlags(cmd *cobra.Command) {
 	o.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the change")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format of the final state: json|yaml|wide")
 }
 
@@ -121,7 +124,7 @@ func (o *MemberOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun})
+	st, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
 	if err != nil {
 		return err
 	}

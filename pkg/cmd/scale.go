@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 )
 
@@ -15,10 +16,11 @@ import (
 type ScaleOptions struct {
 	WorkstationOptions
 	genericiooptions.IOStreams
-	Replicas int
-	Nodes    string
-	DryRun   bool
-	Output   string
+	Replicas   int
+	Nodes      string
+	DryRun     bool
+	NoSnapshot bool
+	Output     string
 
 	replicasSet bool
 }
@@ -55,7 +57,7 @@ pods on the hosts. Safe to run again after a crash.`,
 				return err
 			}
 			st, err := s.Scale(cmd.Context(), cluster.ScaleOptions{
-				Target: cluster.Target{Replicas: o.Replicas, Nodes: splitList(o.Nodes)}, DryRun: o.DryRun})
+				Target: cluster.Target{Replicas: o.Replicas, Nodes: splitList(o.Nodes)}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
 			if err != nil {
 				return err
 			}
@@ -70,6 +72,7 @@ pods on the hosts. Safe to run again after a crash.`,
 	cmd.Flags().IntVar(&o.Replicas, "replicas", 0, "number of members")
 	cmd.Flags().StringVar(&o.Nodes, "nodes", "", "exact control-plane nodes to run members on")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the first change")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format of the final state: json|yaml|wide")
 	return cmd
 }

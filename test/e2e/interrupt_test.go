@@ -53,7 +53,7 @@ func TestPluginBadInputAndInterrupts(t *testing.T) {
 	waitNoHostPods(t, b)
 
 	// Ctrl-C while h2 joins: the plugin deletes its pod on the way out.
-	out := interruptPlugin(t, b, syscall.SIGINT, "scale", "--replicas", "2")
+	out := interruptPlugin(t, b, syscall.SIGINT, "h2 | ", "scale", "--replicas", "2")
 	if !strings.Contains(out, "h2 | ") {
 		t.Fatalf("the plugin was not interrupted during h2's host pod")
 	}
@@ -69,7 +69,7 @@ func TestPluginBadInputAndInterrupts(t *testing.T) {
 	wantVoters(t, b, "h1", "h1", "h2")
 
 	// SIGKILL while h2 leaves: its pod stays until the next run removes it.
-	interruptPlugin(t, b, syscall.SIGKILL, "scale", "--replicas", "1")
+	interruptPlugin(t, b, syscall.SIGKILL, "h2 | ", "scale", "--replicas", "1")
 	left := 0
 	for _, p := range hostPods(t, b) {
 		if p.DeletionTimestamp == nil {
@@ -87,9 +87,10 @@ func TestPluginBadInputAndInterrupts(t *testing.T) {
 	waitNoHostPods(t, b)
 }
 
-// interruptPlugin runs the plugin and sends sig as soon as a host pod's
-// output shows up, then waits for it to end; it returns the output.
-func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, args ...string) string {
+// interruptPlugin runs the plugin and sends sig as soon as a line with
+// marker (a host pod's relayed output) shows up, then waits for it to end;
+// it returns the output.
+func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, marker string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), append([]string{"--kubeconfig", b.Kubeconfig()}, args...)...)
 	pr, pw := io.Pipe()
@@ -106,7 +107,7 @@ func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, args ...s
 	for sc.Scan() {
 		line := sc.Text()
 		b2.WriteString(line + "\n")
-		if !sent && strings.Contains(line, " | ") {
+		if !sent && strings.Contains(line, marker) {
 			_ = cmd.Process.Signal(sig)
 			sent, sentAt = true, time.Now()
 		}

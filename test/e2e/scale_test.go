@@ -96,6 +96,12 @@ func TestPluginScaleUp(t *testing.T) {
 	if err != nil || !strings.Contains(out, "tolerate no more failures") {
 		t.Errorf("an even count must warn: %v", err)
 	}
+	if !strings.Contains(out, "take a verified snapshot on h1") {
+		t.Errorf("scale did not take a snapshot first")
+	}
+	if out, err := h1.Exec(context.Background(), "sh", "-c", "ls /var/lib/kubectl-etcd/backups"); err != nil || !strings.Contains(string(out), "-pre-scale.db") {
+		t.Errorf("no pre-scale snapshot on h1: %v\n%s", err, out)
+	}
 	if !strings.Contains(out, "h2 has no etcd CA: sending it") || !strings.Contains(out, "installed on h2") {
 		t.Errorf("scale did not say it brought the etcd CA to h2")
 	}
