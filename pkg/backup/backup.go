@@ -256,10 +256,12 @@ func Run(ctx context.Context, src snapshot.Source, o RunOptions) (*RunResult, er
 	}
 	path := filepath.Join(o.Dir, name)
 	res.File = path
-	info, err := snapshot.Save(ctx, src, path, snapshot.SaveOptions{Now: func() time.Time { return t }})
+	info, err := snapshot.Save(ctx, src, path, snapshot.SaveOptions{Now: now})
 	if err != nil {
 		return res, err
 	}
+	// The time in the name, so file and facts agree to the second.
+	info.TakenAt = t.UTC()
 	info.Node = o.Node
 	res.Snapshot = info
 	if err := writeSidecar(path+sidecarSuffix, info); err != nil {
