@@ -150,7 +150,7 @@ func (r *Runner) Run(ctx context.Context, node string, args []string, stdin io.R
 	if err != nil {
 		return err
 	}
-	pod, err := c.Client.CoreV1().Pods(c.Namespace).Create(ctx, c.podFor(node, runID, args), metav1.CreateOptions{})
+	pod, err := c.create(ctx, c.podFor(node, runID, args))
 	if err != nil {
 		if ctx.Err() != nil {
 			// The pod may have been made before the cancel reached the
@@ -358,6 +358,24 @@ func (r *Runner) checkAccess(ctx context.Context) error {
 }
 
 // createError explains why the pod was refused.
+// create creates the pod, waiting (bounded) for the namespace's default
+// service account: the ServiceAccount admission refuses every pod until the
+// controller-manager has made it, which takes a moment after kubeadm init.
+func (r *Runner) create(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, err := r.Client.CoreV1().Pods(r.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `serviceaccount "default" not found`) || time.Now().After(deadline) {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 func (r *Runner) createError(ctx context.Context, node string, err error) error {
 	if !apierrors.IsForbidden(err) {
 		return fmt.Errorf("creating kubectl-etcd's pod for node %s in namespace %s: %w", node, r.Namespace, err)
