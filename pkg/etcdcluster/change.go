@@ -146,9 +146,33 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 	})
 	// etcd answers "member not found" also for an ID removed meanwhile.
 	if err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
+		// The member that answered may be the one removed: it stops as
+		// soon as the removal applies, and its answer is then "server
+		// stopped". Ask again (through another member) whether it is gone.
+		if c.gone(ctx, id) {
+			return nil
+		}
 		return fmt.Errorf("removing member %s: %w", describe(m), err)
 	}
 	return nil
+}
+
+// gone reports whether the member list, read for up to ten seconds while
+// the client moves off a stopped endpoint, no longer has id.
+func (c *Client) gone(ctx context.Context, id uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if members, err := c.Members(ctx); err == nil {
+			_, found := Find(members, id)
+			return !found
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // MoveLeader hands leadership to member to. etcd accepts the request only at

@@ -362,3 +362,33 @@ func TestUnreachableEndpointIsNamed(t *testing.T) {
 		t.Error("New without endpoints succeeded")
 	}
 }
+
+// A member removing itself answers "server stopped" (it stops as the
+// removal applies); Remove sees through another member that it is gone and
+// reports success, as it would for any completed removal.
+func TestRemoveThroughTheRemovedMember(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	victim := c.Members[2]
+	var others []string
+	for _, m := range c.Members[:2] {
+		others = append(others, m.ClientURL)
+	}
+	// The victim first, so the request goes to it.
+	cli, err := etcdcluster.New(etcdcluster.Config{Endpoints: append([]string{victim.ClientURL}, others...), TLS: c.ClientTLS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := ctxFor(t, 60*time.Second)
+	if err := cli.Remove(ctx, victim.ID); err != nil {
+		t.Fatalf("Remove of the member the client talks to: %v", err)
+	}
+	members, err := cli.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found := etcdcluster.Find(members, victim.ID); found || len(members) != 2 {
+		t.Errorf("members after the removal: %v", members)
+	}
+}
