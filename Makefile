@@ -29,7 +29,7 @@ unit:
 
 ## e2e: end-to-end tests on real kubeadm test beds (root; builds components on first use)
 e2e:
-	$(GO) test -count=1 -tags e2e -timeout 80m -v ./test/e2e/
+	KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 85m -v ./test/e2e/
 
 ## lint: gofmt and go vet
 lint:
