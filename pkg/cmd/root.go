@@ -58,5 +58,6 @@ kubectl-etcd works in two ways:
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))
 	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdSignClientCert(streams))
 	cmd.AddCommand(NewCmdAgent(streams))
+	cmd.AddCommand(NewCmdRecover(configFlags, streams))
 	return cmd
 }

@@ -57,6 +57,11 @@ func (e *Env) localIdentity(ctx context.Context) (localIdentity, bool, error) {
 			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w", cfg.DataDir(), err)
 		}
 		if _, werr := h.WaitEtcdServing(ctx, cfg, 30*time.Second); werr != nil {
+			if facts, ferr := e.dataDirState(); ferr == nil {
+				// It came and went: a crash-looping member (e.g. one a
+				// recovery removed, which stops itself). Its data is readable now.
+				return localIdentity{hasData: facts.HasData, memberID: facts.MemberID, clusterID: facts.ClusterID, revision: facts.Revision}, false, nil
+			}
 			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w (and the member of %s did not start: %v)", cfg.DataDir(), err, h.EtcdManifest(), werr)
 		}
 		running = true
@@ -107,6 +112,9 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		return nil, c, err
 	}
 	p := &plan.Plan{Title: fmt.Sprintf("join: %s (%s) into etcd cluster %x, configuration from %s", cfg.NodeName(), cfg.PeerURL(), clusterID, cfg.Source)}
+	if m := e.recoveryMarker(ctx, c); m != nil && local.memberID != 0 && m.Cut(local.memberID) {
+		res.Notes = append(res.Notes, m.describe(local.memberID))
+	}
 
 	certs, err := h.PlanCerts(cfg, false)
 	if err != nil {
@@ -217,7 +225,10 @@ func (e *Env) addStaleDataSteps(p *plan.Plan, local localIdentity, clusterID uin
 			"refusing to touch it. If that data is not needed, rerun with --move-aside-foreign-data (it is moved aside, not deleted)",
 			cfg.DataDir(), local.clusterID, local.memberID, local.revision, clusterID)
 	}
-	if running {
+	// A manifest without a running etcd is a stale member kubelet is about
+	// to restart (a removed member stops itself and crash-loops): park the
+	// manifest first, or etcd could start on the dir while it moves.
+	if running || e.Host.EtcdManifestExists() {
 		e.addStopStep(p)
 	}
 	reason := "stale-member"
