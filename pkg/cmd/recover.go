@@ -89,16 +89,11 @@ answers, there is nothing to recover; if not, it says what to run on a host.`,
 	return cmd
 }
 
-// isHostLocal tells the host-local use (root, on a control-plane host) from
-// the workstation's: a host has kubeadm's etcd CA or an etcd manifest.
+// isHostLocal tells the host-local use (on a control-plane host) from the
+// workstation's: a kubeadm host has /etc/kubernetes/manifests.
 func isHostLocal(root string) bool {
-	for _, p := range []string{"/etc/kubernetes/pki/etcd/ca.crt", "/etc/kubernetes/manifests/etcd.yaml",
-		"/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/kubernetes/kubectl-etcd/recovery.json"} {
-		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
-			return true
-		}
-	}
-	return false
+	_, err := os.Stat(filepath.Join(root, "/etc/kubernetes/manifests"))
+	return err == nil
 }
 
 // confirm prints the plan and asks; anything but yes changes nothing.

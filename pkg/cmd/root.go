@@ -59,5 +59,6 @@ kubectl-etcd works in two ways:
 	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdSignClientCert(streams))
 	cmd.AddCommand(NewCmdAgent(streams))
 	cmd.AddCommand(NewCmdRecover(configFlags, streams))
+	cmd.AddCommand(NewCmdRestore(streams))
 	return cmd
 }

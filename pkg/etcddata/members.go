@@ -35,8 +35,14 @@ type Membership struct {
 // ReadMembership reads the membership from the database of a stopped
 // member's data dir (etcd's "members" and "members_removed" buckets). The
 // member list of a running member is better asked over the network.
-func ReadMembership(dataDir string) (_ *Membership, err error) {
-	dbPath := datadir.ToBackendFileName(dataDir)
+func ReadMembership(dataDir string) (*Membership, error) {
+	return ReadMembershipDB(datadir.ToBackendFileName(dataDir))
+}
+
+// ReadMembershipDB is ReadMembership for an etcd database file (a member's
+// db, or a snapshot: etcd snapshots carry the membership of their time).
+func ReadMembershipDB(dbPath string) (_ *Membership, err error) {
+	dataDir := dbPath
 	db, err := bolt.Open(dbPath, 0o400, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("data dir %s is in use by a running etcd (its database %s is locked); stop that member first", dataDir, dbPath)

@@ -113,7 +113,10 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	}
 	p := &plan.Plan{Title: fmt.Sprintf("join: %s (%s) into etcd cluster %x, configuration from %s", cfg.NodeName(), cfg.PeerURL(), clusterID, cfg.Source)}
 	if m := e.recoveryMarker(ctx, c); m != nil && local.memberID != 0 && m.Cut(local.memberID) {
+		// Cut off by a recover (same cluster ID) or a restore (a new one):
+		// stale either way, never another cluster's data.
 		res.Notes = append(res.Notes, m.describe(local.memberID))
+		o.MoveForeignData = true
 	}
 
 	certs, err := h.PlanCerts(cfg, false)

@@ -397,6 +397,9 @@ func nextSteps(cfg *staticpod.Config, j *journal) []string {
 	ep := "https://" + net.JoinHostPort(cfg.AdvertiseAddress(), "2379")
 	var out []string
 	for _, m := range j.Old {
+		if slices.Contains(m.PeerURLs, cfg.PeerURL()) {
+			continue // this host's own old member (restore)
+		}
 		name := m.Name
 		if name == "" {
 			name = fmt.Sprintf("%x", m.ID)
