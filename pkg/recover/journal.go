@@ -29,11 +29,11 @@ type journal struct {
 	Here      bool              `json:"here,omitempty"`
 	Snapshot  string            `json:"snapshot,omitempty"` // restore: the file
 	// Steps done, by name.
-	Copy          string `json:"copy,omitempty"`    // the copy (recover) or moved-aside dir (restore)
-	Restored      bool   `json:"restored,omitempty"` // restore: the fresh data dir is in place
-	Quarantined   bool   `json:"quarantined,omitempty"`
-	NormalWritten bool   `json:"normalManifestWritten,omitempty"`
-	Done          bool   `json:"done,omitempty"`
+	Copy          string    `json:"copy,omitempty"`     // the copy (recover) or moved-aside dir (restore)
+	Restored      bool      `json:"restored,omitempty"` // restore: the fresh data dir is in place
+	Quarantined   bool      `json:"quarantined,omitempty"`
+	NormalWritten bool      `json:"normalManifestWritten,omitempty"`
+	Done          bool      `json:"done,omitempty"`
 	Finished      time.Time `json:"finished,omitempty"`
 }
 

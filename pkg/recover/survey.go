@@ -50,13 +50,13 @@ type Survivor struct {
 
 // Survey is what is left of the cluster, seen from this host.
 type Survey struct {
-	Local   Survivor            `json:"local"`
-	Others  []Survivor          `json:"others"`
-	Members []etcddata.Member   `json:"members"` // the old membership
-	Removed []uint64            `json:"-"`
-	Quorum  bool                `json:"quorum"`
-	Ahead   *Survivor           `json:"ahead,omitempty"` // a reachable survivor further ahead than this host
-	Data    *etcddata.State     `json:"dataDir,omitempty"`
+	Local   Survivor          `json:"local"`
+	Others  []Survivor        `json:"others"`
+	Members []etcddata.Member `json:"members"` // the old membership
+	Removed []uint64          `json:"-"`
+	Quorum  bool              `json:"quorum"`
+	Ahead   *Survivor         `json:"ahead,omitempty"` // a reachable survivor further ahead than this host
+	Data    *etcddata.State   `json:"dataDir,omitempty"`
 	cfg     *staticpod.Config
 	host    *staticpod.Host
 	tls     *tls.Config
