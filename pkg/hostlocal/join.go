@@ -181,6 +181,9 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
 				return nil, c, err
 			}
+			if e.needsBridge(ctx) {
+				e.addBridgeStep(p, clientURLsExcept(members, 0))
+			}
 		} else if err := portsFree(cfg); err != nil {
 			return nil, c, err
 		}

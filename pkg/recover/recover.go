@@ -142,6 +142,9 @@ func (r *Recovery) planSteps() *plan.Plan {
 	}
 	p := &plan.Plan{Title: fmt.Sprintf("recover: etcd cluster %x from %s's data (member %x, raft index %d, revision %d) as a new single-member cluster; members cut off: %s",
 		j.ClusterID, cfg.NodeName(), j.MemberID, j.Index, j.Revision, orNone(cut))}
+	if !j.NormalWritten {
+		p.Add("stop local apiserver", apiserverParkDetail, func(ctx context.Context) (string, error) { return parkAPIServer(ctx, e) })
+	}
 	if j.Copy == "" {
 		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone (nothing may write the data dir while it is copied)", h.EtcdManifest()),
 			func(ctx context.Context) (string, error) {
@@ -186,6 +189,9 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 	h, cfg := e.Host, e.Config
 	p.Add("apiserver", "kube-apiserver on this host reads the local member again; wait until it is ready",
 		func(ctx context.Context) (string, error) {
+			if _, err := unparkAPIServer(h); err != nil {
+				return "", err
+			}
 			servers, err := h.APIServerEtcdServers()
 			if err != nil {
 				return "no kube-apiserver manifest on this host", nil

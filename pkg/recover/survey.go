@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -108,47 +109,57 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 	if s.Local.Leader != "" {
 		s.Quorum = true
 	}
+	// Ask every other member at once: a powered-off host costs a dial
+	// timeout, and there may be several.
+	var others []etcddata.Member
 	for _, m := range s.Members {
-		if m.ID == s.Local.id {
-			continue
-		}
-		o := Survivor{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), id: m.ID}
-		if len(m.PeerURLs) > 0 {
-			o.PeerURL = m.PeerURLs[0]
-		}
-		o.ClientURL = clientURLOf(m)
-		if o.ClientURL == "" {
-			o.Error = "no client URL known"
-			s.Others = append(s.Others, o)
-			continue
-		}
-		st, err := status(ctx, tlsCfg, o.ClientURL)
-		switch {
-		case err != nil:
-			o.Error = err.Error()
-		case st.Header.GetMemberId() != m.ID:
-			o.Error = fmt.Sprintf("%s answers as member %x, not %x", o.ClientURL, st.Header.GetMemberId(), m.ID)
-		default:
-			fill(&o, st)
-			o.Running = true
-			if o.Leader != "" {
-				s.Quorum = true
-			}
-			if o.RaftIndex > s.Local.RaftIndex && (s.Ahead == nil || o.RaftIndex > s.Ahead.RaftIndex) {
-				s.Ahead = &o
-			}
-		}
-		s.Others = append(s.Others, o)
-	}
-	if s.Ahead != nil {
-		for i := range s.Others {
-			if s.Others[i].id == s.Ahead.id {
-				s.Ahead = &s.Others[i]
-			}
+		if m.ID != s.Local.id {
+			others = append(others, m)
 		}
 	}
-	sort.Slice(s.Others, func(i, j int) bool { return s.Others[i].Name < s.Others[j].Name })
+	s.Others = make([]Survivor, len(others))
+	var wg sync.WaitGroup
+	for i, m := range others {
+		wg.Go(func() { s.Others[i] = ask(ctx, tlsCfg, m) })
+	}
+	wg.Wait()
+	for i := range s.Others {
+		o := &s.Others[i]
+		if !o.Running {
+			continue
+		}
+		if o.Leader != "" {
+			s.Quorum = true
+		}
+		if o.RaftIndex > s.Local.RaftIndex && (s.Ahead == nil || o.RaftIndex > s.Ahead.RaftIndex) {
+			s.Ahead = o
+		}
+	}
 	return s, nil
+}
+
+// ask surveys one other member through its client URL.
+func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
+	o := Survivor{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), id: m.ID}
+	if len(m.PeerURLs) > 0 {
+		o.PeerURL = m.PeerURLs[0]
+	}
+	o.ClientURL = clientURLOf(m)
+	if o.ClientURL == "" {
+		o.Error = "no client URL known"
+		return o
+	}
+	st, err := status(ctx, tlsCfg, o.ClientURL)
+	switch {
+	case err != nil:
+		o.Error = err.Error()
+	case st.Header.GetMemberId() != m.ID:
+		o.Error = fmt.Sprintf("%s answers as member %x, not %x", o.ClientURL, st.Header.GetMemberId(), m.ID)
+	default:
+		fill(&o, st)
+		o.Running = true
+	}
+	return o
 }
 
 func fill(s *Survivor, st *clientv3.StatusResponse) {
