@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,10 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
@@ -186,7 +191,13 @@ func (o *RecoverOptions) reportRecovery(res *recover.Result, runErr error) error
 // workstation is `kubectl etcd recover` run with a kubeconfig: it cannot
 // recover anything through an apiserver that needs etcd, so it explains.
 func (o *RecoverOptions) workstation(cmd *cobra.Command) error {
-	s, err := o.session(o.ErrOut)
+	// /readyz, not /version: an apiserver whose etcd lost quorum still
+	// answers /version, but not /readyz.
+	err := o.apiserverReady(cmd.Context())
+	var s *cluster.Session
+	if err == nil {
+		s, err = o.session(o.ErrOut)
+	}
 	if err != nil {
 		return fmt.Errorf("%v\n\nThe apiserver does not answer. If etcd lost its quorum, recover on a surviving control-plane host, as root:\n"+
 			"  kubectl-etcd status --local      # what is left, on each host you can reach\n"+
@@ -201,4 +212,21 @@ func (o *RecoverOptions) workstation(cmd *cobra.Command) error {
 		return err
 	}
 	return errors.New("the apiserver answers, so etcd has a quorum: there is nothing to recover (to replace a dead member: kubectl etcd scale, or kubectl-etcd join on its host)")
+}
+
+func (o *RecoverOptions) apiserverReady(ctx context.Context) error {
+	rc, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	rc.Timeout = 15 * time.Second
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("the apiserver at %s is not ready: %v %s", rc.Host, err, strings.TrimSpace(string(body)))
+	}
+	return nil
 }

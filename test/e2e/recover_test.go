@@ -85,6 +85,9 @@ func TestRecoverQuorumLoss(t *testing.T) {
 	if out, err := h1.Exec(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "kubectl-etcd", "recover", "--yes"); err == nil || !strings.Contains(string(out), "runs as root") {
 		t.Errorf("recover as non-root: %v\n%s", err, out)
 	}
+	if out, err := plugin(t, b, "recover"); err == nil || !strings.Contains(out, "nothing to recover") || !strings.Contains(out, "CONTROL-PLANE NODE") {
+		t.Errorf("kubectl etcd recover on a healthy cluster: %v\n%s", err, out)
+	}
 	if m, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(m) != string(manifestBefore) {
 		t.Error("a refused recover changed the etcd manifest")
 	}
@@ -115,6 +118,10 @@ func TestRecoverQuorumLoss(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
+	// From the workstation: explained, with the host command.
+	if out, err := plugin(t, b, "recover"); err == nil || !strings.Contains(out, "kubectl-etcd recover") {
+		t.Errorf("kubectl etcd recover with the apiserver down: %v\n%s", err, out)
+	}
 	// Dry run: the plan, nothing changed.
 	out, err := kectl(t, h1, "recover", "--dry-run")
 	if err != nil || !strings.Contains(out, "force new cluster") || !strings.Contains(out, "h2") {
