@@ -55,7 +55,7 @@ func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string) {
 			if err != nil {
 				return "", fmt.Errorf("listening on %s for the bridge (is an etcd still running here?): %w", listen, err)
 			}
-			stop := relay(l, target)
+			stop := Relay(l, target)
 			defer stop()
 			start := time.Now()
 			if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
@@ -70,9 +70,9 @@ func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string) {
 		})
 }
 
-// relay forwards every connection accepted on l to target until stopped;
+// Relay forwards every connection accepted on l to target until stopped;
 // stop closes the listener and every open connection.
-func relay(l net.Listener, target string) (stop func()) {
+func Relay(l net.Listener, target string) (stop func()) {
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
 	track := func(c net.Conn, add bool) {

@@ -142,9 +142,6 @@ func (r *Recovery) planSteps() *plan.Plan {
 	}
 	p := &plan.Plan{Title: fmt.Sprintf("recover: etcd cluster %x from %s's data (member %x, raft index %d, revision %d) as a new single-member cluster; members cut off: %s",
 		j.ClusterID, cfg.NodeName(), j.MemberID, j.Index, j.Revision, orNone(cut))}
-	if !j.NormalWritten {
-		p.Add("stop local apiserver", apiserverParkDetail, func(ctx context.Context) (string, error) { return parkAPIServer(ctx, e) })
-	}
 	if j.Copy == "" {
 		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone (nothing may write the data dir while it is copied)", h.EtcdManifest()),
 			func(ctx context.Context) (string, error) {
@@ -167,7 +164,7 @@ func (r *Recovery) planSteps() *plan.Plan {
 			})
 	}
 	if !j.NormalWritten {
-		p.Add("force new cluster (quarantined)", fmt.Sprintf("write %s with --force-new-cluster and client URL https://127.0.0.1:%d only (no apiserver reads it): the member restarts from its own data as the only member; the other members are recorded as removed, so etcd answers their peer traffic with 410 Gone and they stop themselves", h.EtcdManifest(), QuarantinePort),
+		p.Add("force new cluster (quarantined)", fmt.Sprintf("write %s: this member under another pod name, with --force-new-cluster and client URL %s only (no apiserver reads it); it restarts from its own data as the only member, the others recorded as removed, so etcd answers their peer traffic with 410 Gone and they stop themselves", quarantineManifest(h), quarantineURL()),
 			func(ctx context.Context) (string, error) {
 				return r.quarantine(ctx, true)
 			})
@@ -175,8 +172,7 @@ func (r *Recovery) planSteps() *plan.Plan {
 			func(ctx context.Context) (string, error) { return r.verify(ctx) })
 		p.Add("marker", fmt.Sprintf("write %s on the recovered cluster (time, host, the members cut off) so join and status recognise stale members", MarkerKey),
 			func(ctx context.Context) (string, error) { return r.writeMarker(ctx) })
-		p.Add("single-member manifest", fmt.Sprintf("write kubeadm's normal single-member manifest %s (no --force-new-cluster, client port 2379) and wait until it serves", h.EtcdManifest()),
-			func(ctx context.Context) (string, error) { return r.normal(ctx) })
+		r.addSwitchSteps(p)
 	}
 	r.addFinishSteps(p)
 	return p
@@ -189,9 +185,6 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 	h, cfg := e.Host, e.Config
 	p.Add("apiserver", "kube-apiserver on this host reads the local member again; wait until it is ready",
 		func(ctx context.Context) (string, error) {
-			if _, err := unparkAPIServer(h); err != nil {
-				return "", err
-			}
 			servers, err := h.APIServerEtcdServers()
 			if err != nil {
 				return "no kube-apiserver manifest on this host", nil
@@ -241,26 +234,28 @@ func quarantineConfig(cfg *staticpod.Config, force bool) *staticpod.Config {
 
 func quarantineURL() string { return fmt.Sprintf("https://127.0.0.1:%d", QuarantinePort) }
 
-// quarantine writes the quarantined manifest and waits until that member serves.
+// quarantine writes the quarantined member's manifest and waits until it serves.
 func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 	e, j := r.env, r.j
 	h, cfg := e.Host, e.Config
-	if !j.Quarantined {
-		if len(h.EtcdPIDs(cfg)) > 0 {
+	if !j.Quarantined || !fileExists(h.Path(quarantineManifest(h))) {
+		if len(h.EtcdPIDs(cfg)) > 0 && !fileExists(h.Path(quarantineManifest(h))) {
 			if err := stopEtcd(ctx, e); err != nil {
 				return "", err
 			}
 		}
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", QuarantinePort)); err != nil {
-			return "", fmt.Errorf("the quarantine port %d is in use on %s: %w", QuarantinePort, cfg.NodeName(), err)
-		} else {
-			l.Close()
+		if !j.Quarantined {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", QuarantinePort)); err != nil {
+				return "", fmt.Errorf("the quarantine port %d is in use on %s: %w", QuarantinePort, cfg.NodeName(), err)
+			} else {
+				l.Close()
+			}
 		}
-		manifest, err := staticpod.RenderEtcdManifest(quarantineConfig(cfg, force), nil)
+		manifest, err := renderQuarantine(cfg, force)
 		if err != nil {
 			return "", err
 		}
-		if err := h.WriteEtcdManifest(manifest); err != nil {
+		if err := writeAtomic(h.Path(quarantineManifest(h)), manifest, 0o600); err != nil {
 			return "", err
 		}
 		j.Quarantined = true
@@ -378,7 +373,10 @@ func (r *Recovery) normal(ctx context.Context) (string, error) {
 		return "", err
 	}
 	// The quarantined member must be gone before the normal one starts on
-	// the same data dir; kubelet replaces the pod when the manifest changes.
+	// the same data dir.
+	if err := r.stopQuarantine(ctx); err != nil {
+		return "", err
+	}
 	if err := h.WriteEtcdManifest(manifest); err != nil {
 		return "", err
 	}

@@ -208,9 +208,6 @@ func (r *Recovery) planRestoreSteps(info *snapshot.Info) *plan.Plan {
 	h, cfg := e.Host, e.Config
 	p := &plan.Plan{Title: fmt.Sprintf("restore: %s (revision %d) on %s as a new single-member etcd cluster; revisions bumped by %d and marked compacted so Kubernetes watches relist",
 		j.Snapshot, info.Revision, cfg.NodeName(), RevisionBump)}
-	if !j.NormalWritten {
-		p.Add("stop local apiserver", apiserverParkDetail, func(ctx context.Context) (string, error) { return parkAPIServer(ctx, e) })
-	}
 	if !j.Restored {
 		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir (if there) and wait until no etcd runs on %s", h.EtcdManifest(), cfg.DataDir()),
 			func(ctx context.Context) (string, error) { return "", stopEtcd(ctx, e) })
@@ -238,14 +235,13 @@ func (r *Recovery) planRestoreSteps(info *snapshot.Info) *plan.Plan {
 			func(ctx context.Context) (string, error) { return r.restore() })
 	}
 	if !j.NormalWritten {
-		p.Add("start quarantined", fmt.Sprintf("write %s with client URL https://127.0.0.1:%d only (no apiserver reads it) and wait until it serves", h.EtcdManifest(), QuarantinePort),
+		p.Add("start quarantined", fmt.Sprintf("write %s: the restored member under another pod name, client URL %s only (no apiserver reads it), and wait until it serves", quarantineManifest(h), quarantineURL()),
 			func(ctx context.Context) (string, error) { return r.quarantine(ctx, false) })
 		p.Add("verify", fmt.Sprintf("the member leads itself alone and its revision is at least %d", info.Revision),
 			func(ctx context.Context) (string, error) { return r.verify(ctx) })
 		p.Add("marker", fmt.Sprintf("write %s (time, host, snapshot, the old members cut off)", MarkerKey),
 			func(ctx context.Context) (string, error) { return r.writeMarker(ctx) })
-		p.Add("single-member manifest", fmt.Sprintf("write kubeadm's normal single-member manifest %s and wait until it serves", h.EtcdManifest()),
-			func(ctx context.Context) (string, error) { return r.normal(ctx) })
+		r.addSwitchSteps(p)
 	}
 	r.addFinishSteps(p)
 	return p
