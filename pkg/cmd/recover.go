@@ -130,9 +130,14 @@ func printPlan(out io.Writer, r *recover.Recovery) {
 	for i, s := range r.Plan.Steps {
 		fmt.Fprintf(out, "  %d. %s: %s\n", i+1, s.Name, s.Detail)
 	}
-	fmt.Fprintln(out, "Risk: the other members' hosts, when they come back, still hold the old data. Each one's etcd stops itself")
-	fmt.Fprintln(out, "as soon as it reaches this member (removed: HTTP 410). Do not bring them back while this host is unreachable")
-	fmt.Fprintln(out, "from them: two of them together would have a quorum of the old membership. Then, on each:")
+	if r.Res.Verb == "restore" {
+		fmt.Fprintln(out, "Risk: writes made after the snapshot are lost. Hosts whose old data survived are not told they were removed")
+		fmt.Fprintln(out, "(the restored cluster has a new cluster ID): keep them off until you run join on each. Then, on each:")
+	} else {
+		fmt.Fprintln(out, "Risk: the other members' hosts, when they come back, still hold the old data. Each one's etcd stops itself")
+		fmt.Fprintln(out, "as soon as it reaches this member (removed: HTTP 410). Do not bring them back while this host is unreachable")
+		fmt.Fprintln(out, "from them: two of them together would have a quorum of the old membership. Then, on each:")
+	}
 	for _, n := range r.Res.Next {
 		fmt.Fprintln(out, "  -", n)
 	}
