@@ -29,6 +29,8 @@ type RecoverOptions struct {
 	WorkstationOptions
 	Yes  bool
 	Here bool
+
+	shown bool // the survey and notes were printed before the plan ran
 }
 
 // NewCmdRecover returns `kubectl-etcd recover` (host-local) and, from a
@@ -78,7 +80,11 @@ answers, there is nothing to recover; if not, it says what to run on a host.`,
 			if err != nil {
 				return o.reportRecovery(r.Res, err)
 			}
-			if !o.DryRun && !o.Yes {
+			if o.DryRun {
+				printSurvey(env.Out, r)
+				o.shown = true
+			} else if !o.Yes {
+				o.shown = true
 				if err := confirm(o.In, env.Out, r); err != nil {
 					return err
 				}
@@ -112,7 +118,8 @@ func confirm(in io.Reader, out io.Writer, r *recover.Recovery) error {
 	return nil
 }
 
-func printPlan(out io.Writer, r *recover.Recovery) {
+// printSurvey shows what the survey found, the notes and warnings.
+func printSurvey(out io.Writer, r *recover.Recovery) {
 	if s := r.Res.Survey; s != nil {
 		fmt.Fprintln(out, "What is left:")
 		printSurvivor(out, s.Local)
@@ -126,6 +133,10 @@ func printPlan(out io.Writer, r *recover.Recovery) {
 	for _, w := range r.Res.Warnings {
 		fmt.Fprintln(out, "WARNING:", w)
 	}
+}
+
+func printPlan(out io.Writer, r *recover.Recovery) {
+	printSurvey(out, r)
 	fmt.Fprintf(out, "Plan: %s\n", r.Plan.Title)
 	for i, s := range r.Plan.Steps {
 		fmt.Fprintf(out, "  %d. %s: %s\n", i+1, s.Name, s.Detail)
@@ -173,8 +184,10 @@ func (o *RecoverOptions) reportRecovery(res *recover.Result, runErr error) error
 		}
 		return runErr
 	}
-	for _, n := range res.Notes {
-		fmt.Fprintln(o.Out, n)
+	if !o.shown {
+		for _, n := range res.Notes {
+			fmt.Fprintln(o.Out, n)
+		}
 	}
 	if res.State != nil && !res.DryRun {
 		fmt.Fprintln(o.Out)
