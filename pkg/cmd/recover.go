@@ -243,8 +243,18 @@ func (o *RecoverOptions) apiserverReady(ctx context.Context) error {
 		return err
 	}
 	body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-	if err != nil {
-		return fmt.Errorf("the apiserver at %s is not ready: %v %s", rc.Host, err, strings.TrimSpace(string(body)))
+	if err == nil {
+		return nil
 	}
-	return nil
+	// /readyz lists every check; the failing ones say why.
+	var failing []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "[-]") {
+			failing = append(failing, strings.TrimPrefix(l, "[-]"))
+		}
+	}
+	if len(failing) > 0 {
+		return fmt.Errorf("the apiserver at %s is not ready: %s", rc.Host, strings.Join(failing, "; "))
+	}
+	return fmt.Errorf("the apiserver at %s is not ready: %w", rc.Host, err)
 }
