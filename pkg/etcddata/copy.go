@@ -119,3 +119,36 @@ func copyFile(from, to string, mode os.FileMode) error {
 	}
 	return errors.Join(out.Close())
 }
+
+// ReadInUse reads the state of a data dir whose etcd is running but cannot
+// be asked (no quorum since it started: etcd serves clients only after it has
+// rejoined): the database is locked by etcd, so a copy of it is read, with
+// the WAL in place (reading the WAL takes no lock). The copy is taken from a
+// member that commits nothing without a quorum; it is removed after reading
+// (it is a temporary file of ours, not etcd data).
+func ReadInUse(dataDir string) (*State, *Membership, error) {
+	tmp, err := os.MkdirTemp("", "kubectl-etcd-survey-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(tmp)
+	snapDir := filepath.Join(tmp, "member", "snap")
+	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	if err := copyFile(filepath.Join(dataDir, "member", "snap", "db"), filepath.Join(snapDir, "db"), 0o600); err != nil {
+		return nil, nil, fmt.Errorf("copying the database of %s to read it: %w", dataDir, err)
+	}
+	if err := os.Symlink(filepath.Join(dataDir, "member", "wal"), filepath.Join(tmp, "member", "wal")); err != nil {
+		return nil, nil, err
+	}
+	st, err := Read(tmp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data dir %s (in use, read from a copy): %s", dataDir, strings.ReplaceAll(err.Error(), tmp, dataDir))
+	}
+	m, err := ReadMembership(tmp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data dir %s (in use, read from a copy): %s", dataDir, strings.ReplaceAll(err.Error(), tmp, dataDir))
+	}
+	return st, m, nil
+}

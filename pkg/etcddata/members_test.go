@@ -41,6 +41,13 @@ func TestMembershipAndCopyAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	m1 := c.Member("m1")
+	live, liveM, err := etcddata.ReadInUse(m1.DataDir)
+	if err != nil {
+		t.Fatalf("ReadInUse of a running member: %v", err)
+	}
+	if live.MemberID == 0 || len(liveM.Members) != 2 {
+		t.Errorf("ReadInUse: %+v, %+v", live, liveM)
+	}
 	m1.Stop()
 	got, err := etcddata.ReadMembership(m1.DataDir)
 	if err != nil {
@@ -58,6 +65,9 @@ func TestMembershipAndCopyAside(t *testing.T) {
 	before, err := etcddata.Read(m1.DataDir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before.MemberID != live.MemberID {
+		t.Errorf("ReadInUse read member %x, offline %x", live.MemberID, before.MemberID)
 	}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	copied, err := etcddata.CopyAside(m1.DataDir, "before-recover", now)

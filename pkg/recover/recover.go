@@ -99,6 +99,13 @@ func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, e
 			r.Res.State = e.ReadState(ctx, nil)
 			return r, r.fail(fmt.Errorf("the cluster has a quorum (%s): there is nothing to recover. `kubectl-etcd status --local` shows it; to replace a dead member use `kubectl-etcd join` on its host or `kubectl etcd scale`", quorumWho(s)))
 		}
+		if s.Silent != nil && s.Ahead == nil {
+			if !o.Here {
+				return r, r.fail(fmt.Errorf("%s (member %s) is up but its etcd does not answer (restarted without a quorum, it serves no client until it rejoins), so whether it is further ahead than this host (raft index %d, revision %d) cannot be told from here. Run `kubectl-etcd recover --dry-run` as root on %s to see its raft index, recover on the host that is ahead, or rerun here with --here to accept losing what only %s has",
+					s.Silent.Name, s.Silent.ID, s.Local.RaftIndex, s.Local.Revision, s.Silent.Name, s.Silent.Name))
+			}
+			r.Res.Warnings = append(r.Res.Warnings, fmt.Sprintf("--here: %s is up but could not be asked; writes only it has are lost", s.Silent.Name))
+		}
 		if s.Ahead != nil {
 			if !o.Here {
 				return r, r.fail(fmt.Errorf("%s (member %s, raft index %d, revision %d) is further ahead than this host (raft index %d, revision %d): recovering here would lose the writes only it has. Run `kubectl-etcd recover` as root on %s instead, or rerun here with --here to accept that loss",

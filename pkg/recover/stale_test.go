@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 )
 
 // watchLeader polls a member's status until d has passed and reports whether
@@ -105,5 +106,28 @@ func TestStaleMembersReturningTogether(t *testing.T) {
 		t.Error("with the recovered member unreachable, the stale pair did not elect a leader: the documented risk did not show (test assumption broken)")
 	} else {
 		t.Logf("with the recovered member unreachable the stale pair elected %x: the split-brain risk is real", lead)
+	}
+}
+
+// A member restarted without a quorum accepts connections but answers no
+// client, not even a status request: the survey must call it silent (its
+// raft index unknown), not unreachable, so recover elsewhere does not
+// proceed past a survivor that may be ahead.
+func TestSilentSurvivor(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	for _, m := range c.Members {
+		m.Kill()
+	}
+	a := c.Members[0]
+	a.Launch()
+	ms := etcddata.Member{ID: 1, Name: a.Name, ClientURLs: []string{a.ClientURL}}
+	got := ask(context.Background(), c.ClientTLS(), ms)
+	if !got.Silent || got.Running {
+		t.Errorf("a restarted member without quorum: %+v, want silent", got)
+	}
+	a.Kill()
+	got = ask(context.Background(), c.ClientTLS(), ms)
+	if got.Silent || got.Running {
+		t.Errorf("a dead member: %+v, want unreachable", got)
 	}
 }

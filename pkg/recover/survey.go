@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"sync"
@@ -39,6 +40,7 @@ type Survivor struct {
 	// Running: etcd answered (for this host: an etcd process serves the data dir).
 	Running   bool   `json:"running"`
 	Offline   bool   `json:"offline,omitempty"` // facts read from the stopped data dir
+	Silent    bool   `json:"silent,omitempty"`  // its port accepts connections, but etcd does not answer
 	RaftIndex uint64 `json:"raftIndex,omitempty"`
 	RaftTerm  uint64 `json:"raftTerm,omitempty"`
 	Revision  int64  `json:"revision,omitempty"`
@@ -56,7 +58,8 @@ type Survey struct {
 	Members []etcddata.Member `json:"members"` // the old membership
 	Removed []uint64          `json:"-"`
 	Quorum  bool              `json:"quorum"`
-	Ahead   *Survivor         `json:"ahead,omitempty"` // a reachable survivor further ahead than this host
+	Ahead   *Survivor         `json:"ahead,omitempty"`  // a reachable survivor further ahead than this host
+	Silent  *Survivor         `json:"silent,omitempty"` // a survivor that is up but cannot be asked
 	Data    *etcddata.State   `json:"dataDir,omitempty"`
 	cfg     *staticpod.Config
 	host    *staticpod.Host
@@ -74,11 +77,11 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 	s := &Survey{cfg: cfg, host: h, tls: tlsCfg}
 	s.Local = Survivor{Name: cfg.NodeName(), PeerURL: cfg.PeerURL(), ClientURL: staticpod.LocalEtcdServer(cfg), ThisHost: true}
 	running := len(h.EtcdPIDs(cfg)) > 0
+	var st *clientv3.StatusResponse
 	if running {
-		st, err := status(ctx, tlsCfg, staticpod.LocalEtcdServer(cfg))
-		if err != nil {
-			return nil, fmt.Errorf("etcd runs on %s but does not answer (%v): if it keeps restarting, stop it (move %s out of the manifests dir) and run recover again: the stopped data dir is read offline", cfg.NodeName(), err, h.EtcdManifest())
-		}
+		st, err = status(ctx, tlsCfg, staticpod.LocalEtcdServer(cfg))
+	}
+	if running && err == nil {
 		fill(&s.Local, st)
 		s.Local.Running = true
 		ms, err := memberList(ctx, tlsCfg, staticpod.LocalEtcdServer(cfg))
@@ -87,7 +90,15 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 		}
 		s.Members = ms
 	} else {
-		facts, err := etcddata.Read(h.Path(cfg.DataDir()))
+		var facts *etcddata.State
+		var membership *etcddata.Membership
+		if running {
+			// Up but not serving: a member restarted without a quorum
+			// does not answer clients until it has rejoined.
+			facts, membership, err = etcddata.ReadInUse(h.Path(cfg.DataDir()))
+		} else {
+			facts, err = etcddata.Read(h.Path(cfg.DataDir()))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -100,11 +111,12 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 		s.Local.ID, s.Local.ClusterID = fmt.Sprintf("%x", facts.MemberID), fmt.Sprintf("%x", facts.ClusterID)
 		s.Local.RaftIndex = max(facts.RaftCommit, facts.ConsistentIndex)
 		s.Local.RaftTerm, s.Local.Revision = facts.RaftTerm, facts.Revision
-		m, err := etcddata.ReadMembership(h.Path(cfg.DataDir()))
-		if err != nil {
-			return nil, err
+		if membership == nil {
+			if membership, err = etcddata.ReadMembership(h.Path(cfg.DataDir())); err != nil {
+				return nil, err
+			}
 		}
-		s.Members, s.Removed = m.Members, m.Removed
+		s.Members, s.Removed = membership.Members, membership.Removed
 	}
 	if s.Local.Leader != "" {
 		s.Quorum = true
@@ -125,6 +137,9 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 	wg.Wait()
 	for i := range s.Others {
 		o := &s.Others[i]
+		if o.Silent && (s.Silent == nil) {
+			s.Silent = o
+		}
 		if !o.Running {
 			continue
 		}
@@ -151,6 +166,11 @@ func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
 	}
 	st, err := status(ctx, tlsCfg, o.ClientURL)
 	switch {
+	case err != nil && portOpen(ctx, o.ClientURL):
+		// Its etcd is up but does not answer: restarted without a quorum,
+		// it serves no client until it rejoins. Its raft index is unknown.
+		o.Silent = true
+		o.Error = "etcd is up but does not answer (restarted without a quorum): its raft index is unknown"
 	case err != nil:
 		o.Error = err.Error()
 	case st.Header.GetMemberId() != m.ID:
@@ -226,4 +246,19 @@ func memberList(ctx context.Context, tlsCfg *tls.Config, endpoint string) ([]etc
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// portOpen reports whether endpoint's host:port accepts a TCP connection.
+func portOpen(ctx context.Context, endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
