@@ -9,6 +9,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
 	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
 
@@ -83,12 +86,55 @@ func (r *Recovery) bridge(ctx context.Context) (string, error) {
 	if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
 		return "", fmt.Errorf("the local apiserver did not become ready through the bridge: %w", err)
 	}
+	ready := time.Since(start)
+	// kubelet backs off up to 30 s between attempts to reach its apiserver;
+	// its mirror pod of the quarantine pod shows it got through.
+	synced := r.waitMirrorPod(ctx, 90*time.Second)
 	select {
 	case <-ctx.Done():
 		return "", ctx.Err()
-	case <-time.After(10 * time.Second): // kubelet lists its pods and cleans up
+	case <-time.After(5 * time.Second): // kubelet lists its pods and cleans up
 	}
-	return fmt.Sprintf("apiserver ready after %s; bridge closed", time.Since(start).Round(100*time.Millisecond)), nil
+	note := fmt.Sprintf("apiserver ready after %s", ready.Round(100*time.Millisecond))
+	if synced {
+		note += fmt.Sprintf(", kubelet synced after %s", time.Since(start).Round(100*time.Millisecond))
+	} else {
+		note += "; kubelet's mirror pod did not show within 90s"
+	}
+	return note + "; bridge closed", nil
+}
+
+// waitMirrorPod waits until the local apiserver has kubelet's mirror pod of
+// the quarantine pod, made after this recovery started: proof that kubelet
+// reaches its apiserver (and so will finish terminating removed static pods).
+func (r *Recovery) waitMirrorPod(ctx context.Context, timeout time.Duration) bool {
+	e := r.env
+	h, cfg := e.Host, e.Config
+	rc, err := clientcmd.BuildConfigFromFlags("", h.Path("/etc/kubernetes/admin.conf"))
+	if err != nil {
+		return false
+	}
+	rc.Host = fmt.Sprintf("https://127.0.0.1:%d", cfg.Init.LocalAPIEndpoint.BindPort)
+	rc.TLSClientConfig.ServerName = "kubernetes" // in every kubeadm apiserver certificate
+	rc.Timeout = 3 * time.Second
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return false
+	}
+	name := QuarantinePodName + "-" + cfg.NodeName()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		pod, err := cs.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
+		if err == nil && !pod.CreationTimestamp.Time.Before(r.j.Started.Add(-time.Minute)) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+	return false
 }
 
 // stopQuarantine retires the quarantine pod's manifest (kept, not deleted)

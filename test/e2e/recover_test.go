@@ -268,3 +268,44 @@ func TestRecoverSurvivorChoice(t *testing.T) {
 	wantVoters(t, b, "h2", "h1", "h2", "h3")
 	w.finish(t, b, ns)
 }
+
+// TestRecoverRebootedSurvivor: h2 and h3 die, then h1 reboots too, so its
+// kubelet never reaches its apiserver after boot (it then does not finish
+// terminating removed static pods). recover on h1 still brings it back, and
+// h2, h3 join.
+func TestRecoverRebootedSurvivor(t *testing.T) {
+	b := upBed(t, "e2erec3", "10.99.32", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	ctx := context.Background()
+	ns := "e2e-rebooted"
+	w := startWriter(t, b, ns)
+	time.Sleep(5 * time.Second)
+	for _, h := range []*testbed.Host{h2, h3, h1} {
+		if err := h.PowerOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h1.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second) // kubelet up, etcd up without a quorum
+	start := time.Now()
+	if out, err := kectl(t, h1, "recover", "--yes"); err != nil {
+		t.Fatalf("recover on the rebooted survivor: %v\n%s", err, out)
+	}
+	t.Logf("recover on the rebooted survivor took %s", time.Since(start).Round(100*time.Millisecond))
+	apiserverReady(t, h1)
+	wantVoters(t, b, "h1", "h1")
+	for _, h := range []*testbed.Host{h2, h3} {
+		if err := h.PowerOn(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []*testbed.Host{h2, h3} {
+		if out, err := kectl(t, h, "join", "--endpoints=https://"+h1.Address+":2379"); err != nil {
+			t.Fatalf("join on %s: %v\n%s", h.Name, err, out)
+		}
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	w.finish(t, b, ns)
+}
