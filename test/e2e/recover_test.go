@@ -244,7 +244,7 @@ func TestRecoverSurvivorChoice(t *testing.T) {
 	}
 
 	out, err := kectl(t, h1, "recover", "--yes")
-	if err == nil || !strings.Contains(out, "further ahead") || !strings.Contains(out, "run `kubectl-etcd recover` as root on h2") {
+	if err == nil || !strings.Contains(out, "further ahead") || !strings.Contains(out, "`kubectl-etcd recover` as root on h2") {
 		t.Fatalf("recover on h1 (behind): %v\n%s", err, out)
 	}
 	if p := hasPath(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /etc/kubernetes/manifests/etcd.yaml /var/lib/etcd/.kubectl-etcd-*"); p != "" {
