@@ -90,3 +90,26 @@ krew-check: dist
 ## image: the kubectl-etcd image ghcr.io/kubectl-etcd/kubectl-etcd:$(VERSION) (linux amd64+arm64) in dist/
 image: dist
 	$(GO) run ./hack/image --version $(VERSION) --dist dist
+
+## Disaster rehearsals on the demo bed (make demo first). Each breaks it the way the
+## matching story of docs/runbooks.md starts; follow the runbook to bring it back.
+.PHONY: backup break-member break-quorum break-all
+## backup: a snapshot on h1 (/var/lib/kubectl-etcd-backups/demo.db), for break-all's story
+backup:
+	$(TESTBED) exec h1 -- mkdir -p /var/lib/kubectl-etcd-backups
+	$(TESTBED) exec h1 -- kubectl-etcd snapshot save --local --force /var/lib/kubectl-etcd-backups/demo.db
+## break-member: one member lost (h3 powered off); the cluster keeps its quorum
+break-member:
+	$(TESTBED) power-off h3
+## break-quorum: quorum lost (h2 and h3 powered off); the apiserver goes down with etcd
+break-quorum:
+	$(TESTBED) power-off h2
+	$(TESTBED) power-off h3
+## break-all: everything lost: h2, h3 off, h1's etcd stopped and its data moved out of reach
+## (kept in /var/lib/etcd/.kubectl-etcd-destroyed-<time>); restore from `make backup`'s snapshot
+break-all:
+	$(TESTBED) power-off h2
+	$(TESTBED) power-off h3
+	$(TESTBED) exec h1 -- sh -c 'mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.broken && \
+		while pgrep -x etcd >/dev/null; do sleep 0.5; done && \
+		mv /var/lib/etcd/member /var/lib/etcd/.kubectl-etcd-destroyed-$$(date -u +%Y%m%dT%H%M%SZ)'

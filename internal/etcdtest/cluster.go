@@ -560,3 +560,25 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// LaunchWith starts the stopped member like Launch, with extra flags for this
+// run only (e.g. --force-new-cluster), and waits until it listens.
+func (m *Member) LaunchWith(extra ...string) {
+	m.c.t.Helper()
+	if err := m.TryLaunch(extra...); err != nil {
+		m.c.t.Fatalf("etcdtest: %v", err)
+	}
+}
+
+// TryLaunch is LaunchWith returning the error instead of failing the test:
+// for members expected to stop themselves right away (a removed member).
+func (m *Member) TryLaunch(extra ...string) error {
+	if m.Running() {
+		return fmt.Errorf("starting %s: it is already running", m.Name)
+	}
+	saved := m.args
+	m.args = append(append([]string{}, saved...), extra...)
+	err := m.launch()
+	m.args = saved
+	return err
+}

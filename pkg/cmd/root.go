@@ -59,5 +59,7 @@ kubectl-etcd works in two ways:
 	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdRemove(configFlags, streams), NewCmdReplace(configFlags, streams), NewCmdSignClientCert(streams), NewCmdCAReceive(streams), NewCmdCASend(streams))
 	cmd.AddCommand(NewCmdAgent(streams))
 	cmd.AddCommand(NewCmdSnapshot(configFlags, streams), NewCmdBackup(configFlags, streams))
+	cmd.AddCommand(NewCmdRecover(configFlags, streams))
+	cmd.AddCommand(NewCmdRestore(streams))
 	return cmd
 }

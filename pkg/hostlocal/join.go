@@ -62,6 +62,11 @@ func (e *Env) localIdentity(ctx context.Context) (localIdentity, bool, error) {
 			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w", cfg.DataDir(), err)
 		}
 		if _, werr := h.WaitEtcdServing(ctx, cfg, 30*time.Second); werr != nil {
+			if facts, ferr := e.dataDirState(); ferr == nil {
+				// It came and went: a crash-looping member (e.g. one a
+				// recovery removed, which stops itself). Its data is readable now.
+				return localIdentity{hasData: facts.HasData, memberID: facts.MemberID, clusterID: facts.ClusterID, revision: facts.Revision}, false, nil
+			}
 			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w (and the member of %s did not start: %v)", cfg.DataDir(), err, h.EtcdManifest(), werr)
 		}
 		running = true
@@ -128,6 +133,12 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	if o.ReplaceMember != 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("member %x is not %s's member any more (replaced already, or removed): joining normally", o.ReplaceMember, cfg.NodeName()))
 	}
+	if m := e.recoveryMarker(ctx, c); m != nil && local.memberID != 0 && m.Cut(local.memberID) {
+		// Cut off by a recover (same cluster ID) or a restore (a new one):
+		// stale either way, never another cluster's data.
+		res.Notes = append(res.Notes, m.describe(local.memberID))
+		o.MoveForeignData = true
+	}
 
 	certs, err := h.PlanCerts(cfg, false)
 	if err != nil {
@@ -190,6 +201,9 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		if local.hasData || running {
 			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
 				return nil, c, err
+			}
+			if e.needsBridge(ctx) {
+				e.addBridgeStep(p, clientURLsExcept(members, 0))
 			}
 		} else if err := portsFree(cfg); err != nil {
 			return nil, c, err
@@ -288,7 +302,10 @@ func (e *Env) addStaleDataSteps(p *plan.Plan, local localIdentity, clusterID uin
 			"refusing to touch it. If that data is not needed, rerun with --move-aside-foreign-data (it is moved aside, not deleted)",
 			cfg.DataDir(), local.clusterID, local.memberID, local.revision, clusterID)
 	}
-	if running {
+	// A manifest without a running etcd is a stale member kubelet is about
+	// to restart (a removed member stops itself and crash-loops): park the
+	// manifest first, or etcd could start on the dir while it moves.
+	if running || e.Host.EtcdManifestExists() {
 		e.addStopStep(p)
 	}
 	reason := "stale-member"

@@ -29,7 +29,10 @@ type State struct {
 	Members              []MemberRow     `json:"members,omitempty"`
 	ClusterError         string          `json:"clusterError,omitempty"`
 	APIServerEtcdServers []string        `json:"apiserverEtcdServers,omitempty"`
-	Summary              string          `json:"summary"`
+	// Stale says why this host's data must not be used: its member was cut
+	// off by a recover or restore (the cluster's recovery marker names it).
+	Stale   string `json:"stale,omitempty"`
+	Summary string `json:"summary"`
 }
 
 // MemberRow is one member as seen from this host.
@@ -92,6 +95,9 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 			if st.Members[i].IsThis {
 				st.Local = &st.Members[i]
 			}
+		}
+		if m := e.recoveryMarker(ctx, c); m != nil && st.DataDirFacts != nil && st.DataDirFacts.HasData && m.Cut(st.DataDirFacts.MemberID) {
+			st.Stale = m.describe(st.DataDirFacts.MemberID)
 		}
 	}
 	st.Summary = summarize(st)
@@ -158,6 +164,9 @@ func rows(members []etcdcluster.Member, statuses []etcdcluster.Status, selfPeer 
 }
 
 func summarize(st *State) string {
+	if st.Stale != "" {
+		return "STALE: " + st.Stale + "; run kubectl-etcd join --endpoints <a member's client URL> here"
+	}
 	voters, healthy := 0, 0
 	for _, m := range st.Members {
 		if !m.Learner {

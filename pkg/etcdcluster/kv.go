@@ -1,0 +1,19 @@
+package etcdcluster
+
+import (
+	"context"
+	"fmt"
+)
+
+// Get reads one key linearizably (it needs a quorum); found is false when
+// the key does not exist.
+func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
+	resp, err := c.cli.Get(ctx, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s via %s: %w", key, c.via(), c.explain(err))
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}

@@ -1,0 +1,185 @@
+package recover
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
+	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// The recovering member runs as its own static pod, "etcd-recovery", not as
+// a changed etcd.yaml. A kubelet that has not reached its apiserver since it
+// started (the survivor host rebooted while the others were down) never
+// finishes terminating a removed static pod — its volume cleanup and
+// housekeeping wait for the API pod source — so a replacement pod of the
+// same name would never start; a pod of a new name does. Once the member is
+// verified, a relay on 127.0.0.1:2379 lets the local apiserver reach it; the
+// apiserver answers, kubelet syncs, and the normal etcd.yaml can start.
+
+// QuarantinePodName is the quarantined member's static pod name.
+const QuarantinePodName = "etcd-recovery"
+
+func quarantineManifest(h *staticpod.Host) string {
+	return filepath.Join(h.ManifestDir(), QuarantinePodName+".yaml")
+}
+
+// renderQuarantine is kubeadm's etcd pod (GetEtcdPodSpec) for cfg with the
+// client URLs on the quarantine port, --force-new-cluster when force, and
+// the quarantine pod name.
+func renderQuarantine(cfg *staticpod.Config, force bool) ([]byte, error) {
+	q := quarantineConfig(cfg, force)
+	pod := etcdphase.GetEtcdPodSpec(&q.Init.ClusterConfiguration, &q.Init.LocalAPIEndpoint, q.NodeName(), nil)
+	pod.Name = QuarantinePodName
+	out, err := kubeadmutil.MarshalToYaml(&pod, v1.SchemeGroupVersion)
+	if err != nil {
+		return nil, fmt.Errorf("serialising the quarantine manifest: %w", err)
+	}
+	return out, nil
+}
+
+// addSwitchSteps end the quarantine: bridge the apiserver to the verified
+// member until it answers (so kubelet has synced), then the member moves from
+// the quarantine pod to kubeadm's normal etcd.yaml.
+func (r *Recovery) addSwitchSteps(p *plan.Plan) {
+	e := r.env
+	h, cfg := e.Host, e.Config
+	p.Add("bridge apiserver", fmt.Sprintf("relay %s to the verified member at %s until this host's kube-apiserver is ready (kubelet replaces static pods only after it has reached its apiserver since it started)",
+		staticpod.LocalEtcdServer(cfg), quarantineURL()), func(ctx context.Context) (string, error) { return r.bridge(ctx) })
+	p.Add("single-member manifest", fmt.Sprintf("stop the quarantine pod, write kubeadm's normal single-member manifest %s (no --force-new-cluster, client port 2379) and wait until it serves", h.EtcdManifest()),
+		func(ctx context.Context) (string, error) { return r.normal(ctx) })
+}
+
+func (r *Recovery) bridge(ctx context.Context) (string, error) {
+	e := r.env
+	h, cfg := e.Host, e.Config
+	servers, err := h.APIServerEtcdServers()
+	if err != nil {
+		return "no kube-apiserver on this host", nil
+	}
+	if len(servers) != 1 || servers[0] != staticpod.LocalEtcdServer(cfg) {
+		return "kube-apiserver does not read the local member; not needed", nil
+	}
+	if !fileExists(h.Path(quarantineManifest(h))) {
+		return "quarantine already over", nil
+	}
+	listen := staticpod.LocalEtcdServer(cfg)[len("https://"):]
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", fmt.Errorf("listening on %s for the bridge: %w", listen, err)
+	}
+	stop := hostlocal.Relay(l, fmt.Sprintf("127.0.0.1:%d", QuarantinePort))
+	defer stop()
+	start := time.Now()
+	if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
+		return "", fmt.Errorf("the local apiserver did not become ready through the bridge: %w", err)
+	}
+	ready := time.Since(start)
+	// kubelet backs off up to 30 s between attempts to reach its apiserver;
+	// its mirror pod of the quarantine pod shows it got through.
+	synced := r.waitMirrorPod(ctx, 90*time.Second)
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(5 * time.Second): // kubelet lists its pods and cleans up
+	}
+	note := fmt.Sprintf("apiserver ready after %s", ready.Round(100*time.Millisecond))
+	if synced {
+		note += fmt.Sprintf(", kubelet synced after %s", time.Since(start).Round(100*time.Millisecond))
+	} else {
+		note += "; kubelet's mirror pod did not show within 90s"
+	}
+	return note + "; bridge closed", nil
+}
+
+// waitMirrorPod waits until the local apiserver has kubelet's mirror pod of
+// the quarantine pod, made after this recovery started: proof that kubelet
+// reaches its apiserver (and so will finish terminating removed static pods).
+func (r *Recovery) waitMirrorPod(ctx context.Context, timeout time.Duration) bool {
+	e := r.env
+	h, cfg := e.Host, e.Config
+	rc, err := clientcmd.BuildConfigFromFlags("", h.Path("/etc/kubernetes/admin.conf"))
+	if err != nil {
+		return false
+	}
+	rc.Host = fmt.Sprintf("https://127.0.0.1:%d", cfg.Init.LocalAPIEndpoint.BindPort)
+	rc.TLSClientConfig.ServerName = "kubernetes" // in every kubeadm apiserver certificate
+	rc.Timeout = 3 * time.Second
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return false
+	}
+	name := QuarantinePodName + "-" + cfg.NodeName()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		pod, err := cs.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
+		if err == nil && !pod.CreationTimestamp.Time.Before(r.j.Started.Add(-time.Minute)) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+	return false
+}
+
+// stopQuarantine retires the quarantine pod's manifest (kept, not deleted)
+// and waits until its etcd is gone.
+func (r *Recovery) stopQuarantine(ctx context.Context) error {
+	e := r.env
+	h := e.Host
+	from := h.Path(quarantineManifest(h))
+	if fileExists(from) {
+		to := h.Path(filepath.Join(h.StateDir(), QuarantinePodName+".yaml.done"))
+		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+			return err
+		}
+		if err := os.Rename(from, to); err != nil {
+			return fmt.Errorf("stopping the quarantine pod: %w", err)
+		}
+	}
+	return h.WaitEtcdGone(ctx, e.Config, e.Timeouts.EtcdStop)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// writeAtomic writes through a temporary dotfile (kubelet ignores dotfiles), fsync, rename.
+func writeAtomic(p string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".kubectl-etcd.tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return os.Rename(tmp, p)
+}

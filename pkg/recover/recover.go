@@ -1,0 +1,444 @@
+package recover
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// QuarantinePort is the client port the recovering member serves on until it
+// is verified: no apiserver is configured for it, so nothing writes to a
+// half-recovered etcd (etcd-manager's "quarantined client URLs").
+const QuarantinePort = 2479
+
+// MarkerKey is the key recover and restore leave on the recovered cluster.
+const MarkerKey = hostlocal.RecoveryMarkerKey
+
+// Options are recover's inputs beyond the host.
+type Options struct {
+	// Here recovers from this host's data even when another reachable
+	// survivor is further ahead (the writes only it has are then lost).
+	Here bool
+}
+
+// Result is what recover and restore report.
+type Result struct {
+	hostlocal.Result
+	Survey   *Survey  `json:"survey,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Next     []string `json:"nextSteps,omitempty"`
+}
+
+// Recovery is a planned recovery, ready to be shown, confirmed and run.
+type Recovery struct {
+	env  *hostlocal.Env
+	Plan *plan.Plan
+	Res  *Result
+	j    *journal
+}
+
+// Run carries out the plan (or prints it under dry run) and records the
+// state it left.
+func (r *Recovery) Run(ctx context.Context) error {
+	e := r.env
+	var err error
+	r.Res.Steps, err = r.Plan.Execute(ctx, e.Out, e.DryRun)
+	if err != nil {
+		r.Res.Error = err.Error()
+	}
+	// A dry run has printed the survey; reading the state again without a
+	// quorum would only wait for linearizable calls to time out.
+	if !e.DryRun {
+		r.Res.State = e.ReadState(ctx, nil)
+	}
+	return err
+}
+
+// PlanRecover surveys what is left and plans the recovery from this host's
+// data. It refuses (changing nothing) when the cluster has a quorum, when this
+// host has no etcd data, and when another reachable survivor is further ahead
+// (unless o.Here).
+func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, error) {
+	h, cfg := e.Host, e.Config
+	r := &Recovery{env: e, Res: &Result{Result: hostlocal.Result{Verb: "recover", Node: cfg.NodeName(), DryRun: e.DryRun}}}
+	j, err := loadJournal(h)
+	if err != nil {
+		return r, r.fail(err)
+	}
+	if j != nil && j.Done {
+		// A finished recovery: a new one starts from scratch.
+		if !e.DryRun {
+			if err := retireJournal(h, j); err != nil {
+				return r, r.fail(err)
+			}
+		}
+		j = nil
+	}
+	if j != nil && j.Verb != "recover" {
+		return r, r.fail(fmt.Errorf("an unfinished %s is recorded in %s (started %s): run `kubectl-etcd %s` again to finish it first",
+			j.Verb, journalPath(h), j.Started.Format(time.RFC3339), j.Verb))
+	}
+	if j == nil {
+		s, err := survey(ctx, e)
+		if err != nil {
+			return r, r.fail(err)
+		}
+		r.Res.Survey = s
+		if s.Quorum {
+			r.Res.State = e.ReadState(ctx, nil)
+			return r, r.fail(fmt.Errorf("the cluster has a quorum (%s): there is nothing to recover. `kubectl-etcd status --local` shows it; to replace a dead member use `kubectl-etcd join` on its host or `kubectl etcd scale`", quorumWho(s)))
+		}
+		if s.Silent != nil && s.Ahead == nil {
+			if !o.Here {
+				return r, r.fail(fmt.Errorf("%s (member %s) is up but its etcd does not answer (restarted without a quorum, it serves no client until it rejoins), so whether it is further ahead than this host (raft index %d, revision %d) cannot be told from here. Run `kubectl-etcd recover --dry-run` as root on %s to see its raft index, recover on the host that is ahead, or rerun here with --here to accept losing what only %s has",
+					s.Silent.Name, s.Silent.ID, s.Local.RaftIndex, s.Local.Revision, s.Silent.Name, s.Silent.Name))
+			}
+			r.Res.Warnings = append(r.Res.Warnings, fmt.Sprintf("--here: %s is up but could not be asked; writes only it has are lost", s.Silent.Name))
+		}
+		if s.Ahead != nil {
+			if !o.Here {
+				return r, r.fail(fmt.Errorf("%s (member %s, raft index %d, revision %d) is further ahead than this host (raft index %d, revision %d): recovering here would lose the writes only it has. Run `kubectl-etcd recover` as root on %s instead, or rerun here with --here to accept that loss",
+					s.Ahead.Name, s.Ahead.ID, s.Ahead.RaftIndex, s.Ahead.Revision, s.Local.RaftIndex, s.Local.Revision, s.Ahead.Name))
+			}
+			r.Res.Warnings = append(r.Res.Warnings, fmt.Sprintf("--here: %s is further ahead (raft index %d vs %d here); the writes only it has are lost, and it is cut off like every other member", s.Ahead.Name, s.Ahead.RaftIndex, s.Local.RaftIndex))
+		}
+		j = &journal{Verb: "recover", Started: h.Now().UTC(), Node: cfg.NodeName(), MemberID: s.Local.id, ClusterID: s.Local.clusterID,
+			Index: s.Local.RaftIndex, Revision: s.Local.Revision, Here: o.Here}
+		for _, m := range s.Members {
+			if m.ID != s.Local.id {
+				j.Old = append(j.Old, m)
+			}
+		}
+	} else {
+		r.Res.Notes = append(r.Res.Notes, fmt.Sprintf("carrying on with the recovery started %s (journal %s)", j.Started.Format(time.RFC3339), journalPath(h)))
+	}
+	r.j = j
+	r.Plan = r.planSteps()
+	r.Res.Next = nextSteps(cfg, j)
+	return r, nil
+}
+
+func (r *Recovery) fail(err error) error {
+	r.Res.Error = err.Error()
+	return err
+}
+
+func quorumWho(s *Survey) string {
+	var who []string
+	for _, x := range append([]Survivor{s.Local}, s.Others...) {
+		if x.Leader != "" {
+			who = append(who, fmt.Sprintf("%s follows leader %s", x.Name, x.Leader))
+		}
+	}
+	return strings.Join(who, ", ")
+}
+
+func (r *Recovery) planSteps() *plan.Plan {
+	e, j := r.env, r.j
+	h, cfg := e.Host, e.Config
+	var cut []string
+	for _, m := range j.Old {
+		cut = append(cut, fmt.Sprintf("%s (%x)", m.Name, m.ID))
+	}
+	p := &plan.Plan{Title: fmt.Sprintf("recover: etcd cluster %x from %s's data (member %x, raft index %d, revision %d) as a new single-member cluster; members cut off: %s",
+		j.ClusterID, cfg.NodeName(), j.MemberID, j.Index, j.Revision, orNone(cut))}
+	if j.Copy == "" {
+		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone (nothing may write the data dir while it is copied)", h.EtcdManifest()),
+			func(ctx context.Context) (string, error) {
+				if j.Copy != "" {
+					return "already done", nil
+				}
+				return "", stopEtcd(ctx, e)
+			})
+		p.Add("copy data dir", fmt.Sprintf("copy %s to %s.before-recover-<time> (inside it, as %sbefore-recover-<time>, when it is a mount point); the copy is never deleted", cfg.DataDir(), cfg.DataDir(), etcddata.AsidePrefix),
+			func(ctx context.Context) (string, error) {
+				copied, err := etcddata.CopyAside(h.Path(cfg.DataDir()), "before-recover", h.Now())
+				if err != nil {
+					return "", err
+				}
+				j.Copy = hostPath(h, copied)
+				if err := j.save(h); err != nil {
+					return "", err
+				}
+				return "copied to " + j.Copy, nil
+			})
+	}
+	if !j.NormalWritten {
+		p.Add("force new cluster (quarantined)", fmt.Sprintf("write %s: this member under another pod name, with --force-new-cluster and client URL %s only (no apiserver reads it); it restarts from its own data as the only member, the others recorded as removed, so etcd answers their peer traffic with 410 Gone and they stop themselves", quarantineManifest(h), quarantineURL()),
+			func(ctx context.Context) (string, error) {
+				return r.quarantine(ctx, true)
+			})
+		p.Add("verify", fmt.Sprintf("the quarantined member leads itself alone, is member %x, and its revision is not behind %d", j.MemberID, j.Revision),
+			func(ctx context.Context) (string, error) { return r.verify(ctx) })
+		p.Add("marker", fmt.Sprintf("write %s on the recovered cluster (time, host, the members cut off) so join and status recognise stale members", MarkerKey),
+			func(ctx context.Context) (string, error) { return r.writeMarker(ctx) })
+		r.addSwitchSteps(p)
+	}
+	r.addFinishSteps(p)
+	return p
+}
+
+// addFinishSteps are the common end: the apiserver back on the local member,
+// then the journal closed.
+func (r *Recovery) addFinishSteps(p *plan.Plan) {
+	e, j := r.env, r.j
+	h, cfg := e.Host, e.Config
+	p.Add("apiserver", "kube-apiserver on this host reads the local member again; wait until it is ready",
+		func(ctx context.Context) (string, error) {
+			servers, err := h.APIServerEtcdServers()
+			if err != nil {
+				return "no kube-apiserver manifest on this host", nil
+			}
+			if !(len(servers) == 1 && servers[0] == staticpod.LocalEtcdServer(cfg)) {
+				if _, err := h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer); err != nil {
+					return "", err
+				}
+				return "re-pointed from " + strings.Join(servers, ",") + " and ready", nil
+			}
+			return "ready", h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer)
+		})
+	p.Add("finish", "close the journal "+journalPath(h), func(ctx context.Context) (string, error) {
+		j.Done, j.Finished = true, h.Now().UTC()
+		if err := j.save(h); err != nil {
+			return "", err
+		}
+		return "", retireJournal(h, j)
+	})
+}
+
+func stopEtcd(ctx context.Context, e *hostlocal.Env) error {
+	if err := e.Host.StopEtcd(); err != nil {
+		return err
+	}
+	return e.Host.WaitEtcdGone(ctx, e.Config, e.Timeouts.EtcdStop)
+}
+
+// quarantineConfig is cfg with the member's client URLs moved to the
+// quarantine port (and, for recover, --force-new-cluster): rendered by
+// kubeadm's own GetEtcdPodSpec like every other manifest.
+func quarantineConfig(cfg *staticpod.Config, force bool) *staticpod.Config {
+	local := *cfg.Init.Etcd.Local
+	q := fmt.Sprintf("https://127.0.0.1:%d", QuarantinePort)
+	local.ExtraArgs = append(slices.Clone(local.ExtraArgs),
+		kubeadmapi.Arg{Name: "listen-client-urls", Value: q},
+		kubeadmapi.Arg{Name: "advertise-client-urls", Value: q})
+	if force {
+		local.ExtraArgs = append(local.ExtraArgs, kubeadmapi.Arg{Name: "force-new-cluster", Value: "true"})
+	}
+	init := *cfg.Init
+	init.Etcd.Local = &local
+	out := *cfg
+	out.Init = &init
+	return &out
+}
+
+func quarantineURL() string { return fmt.Sprintf("https://127.0.0.1:%d", QuarantinePort) }
+
+// quarantine writes the quarantined member's manifest and waits until it serves.
+func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
+	e, j := r.env, r.j
+	h, cfg := e.Host, e.Config
+	if !j.Quarantined || !fileExists(h.Path(quarantineManifest(h))) {
+		if len(h.EtcdPIDs(cfg)) > 0 && !fileExists(h.Path(quarantineManifest(h))) {
+			if err := stopEtcd(ctx, e); err != nil {
+				return "", err
+			}
+		}
+		if !j.Quarantined {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", QuarantinePort)); err != nil {
+				return "", fmt.Errorf("the quarantine port %d is in use on %s: %w", QuarantinePort, cfg.NodeName(), err)
+			} else {
+				l.Close()
+			}
+		}
+		manifest, err := renderQuarantine(cfg, force)
+		if err != nil {
+			return "", err
+		}
+		if err := writeAtomic(h.Path(quarantineManifest(h)), manifest, 0o600); err != nil {
+			return "", err
+		}
+		j.Quarantined = true
+		if err := j.save(h); err != nil {
+			return "", err
+		}
+	}
+	st, err := r.waitServing(ctx, quarantineURL())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("member %x of cluster %x serving on the quarantine port, revision %d", st.id, st.clusterID, st.Revision), nil
+}
+
+// waitServing waits until the member at endpoint answers and leads.
+func (r *Recovery) waitServing(ctx context.Context, endpoint string) (*Survivor, error) {
+	e := r.env
+	tlsCfg, err := e.Host.EphemeralClientTLS(e.Config)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(e.Timeouts.EtcdStart)
+	var last error
+	for {
+		st, err := status(ctx, tlsCfg, endpoint)
+		if err == nil && st.Leader != 0 {
+			s := &Survivor{}
+			fill(s, st)
+			return s, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%s answers but has no leader yet", endpoint)
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("timed out after %s waiting for etcd on %s to serve at %s (last: %v); see the etcd container's log (crictl logs) on the host", e.Timeouts.EtcdStart, e.Config.NodeName(), endpoint, last)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// verify checks the quarantined member: its identity, alone in the
+// membership, leading, and not behind what the survey read.
+func (r *Recovery) verify(ctx context.Context) (string, error) {
+	e, j := r.env, r.j
+	tlsCfg, err := e.Host.EphemeralClientTLS(e.Config)
+	if err != nil {
+		return "", err
+	}
+	st, err := r.waitServing(ctx, quarantineURL())
+	if err != nil {
+		return "", err
+	}
+	if j.MemberID != 0 && st.id != j.MemberID {
+		return "", fmt.Errorf("the quarantined member is %x, not %x whose data was surveyed", st.id, j.MemberID)
+	}
+	if st.leader != st.id {
+		return "", fmt.Errorf("the quarantined member %x follows %x instead of leading alone", st.id, st.leader)
+	}
+	if st.Revision < j.Revision {
+		return "", fmt.Errorf("the recovered member's revision %d is behind the %d read before: data is missing; the copy %s is untouched", st.Revision, j.Revision, j.Copy)
+	}
+	ms, err := memberList(ctx, tlsCfg, quarantineURL())
+	if err != nil {
+		return "", err
+	}
+	if len(ms) != 1 || ms[0].ID != st.id {
+		return "", fmt.Errorf("the recovered cluster has %d members, want only %x", len(ms), st.id)
+	}
+	if j.ClusterID == 0 {
+		j.ClusterID, j.MemberID = st.clusterID, st.id
+		if err := j.save(e.Host); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("member %x alone, leading, revision %d (was %d)", st.id, st.Revision, j.Revision), nil
+}
+
+func (r *Recovery) writeMarker(ctx context.Context) (string, error) {
+	e, j := r.env, r.j
+	tlsCfg, err := e.Host.EphemeralClientTLS(e.Config)
+	if err != nil {
+		return "", err
+	}
+	m := hostlocal.RecoveryMarker{Verb: j.Verb, Time: j.Started, Host: j.Node, MemberID: fmt.Sprintf("%x", j.MemberID), ClusterID: fmt.Sprintf("%x", j.ClusterID),
+		RemovedMembers: j.Old, RevisionBefore: j.Revision, RaftIndex: j.Index, Copy: j.Copy, Snapshot: j.Snapshot}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	c, err := client(tlsCfg, quarantineURL())
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Put(pctx, MarkerKey, string(raw)); err != nil {
+		return "", fmt.Errorf("writing %s: %w", MarkerKey, err)
+	}
+	return "", nil
+}
+
+// normal writes kubeadm's single-member manifest and waits until the member
+// serves on the normal client port.
+func (r *Recovery) normal(ctx context.Context) (string, error) {
+	e, j := r.env, r.j
+	h, cfg := e.Host, e.Config
+	manifest, err := staticpod.RenderEtcdManifest(cfg, nil)
+	if err != nil {
+		return "", err
+	}
+	// The quarantined member must be gone before the normal one starts on
+	// the same data dir.
+	if err := r.stopQuarantine(ctx); err != nil {
+		return "", err
+	}
+	if err := h.WriteEtcdManifest(manifest); err != nil {
+		return "", err
+	}
+	j.NormalWritten = true
+	if err := j.save(h); err != nil {
+		return "", err
+	}
+	st, err := r.waitServing(ctx, staticpod.LocalEtcdServer(cfg))
+	if err != nil {
+		return "", err
+	}
+	if j.MemberID != 0 && st.id != j.MemberID {
+		return "", fmt.Errorf("the member on %s is %x, not the recovered %x", staticpod.LocalEtcdServer(cfg), st.id, j.MemberID)
+	}
+	if st.Revision < j.Revision {
+		return "", fmt.Errorf("the member's revision %d is behind the %d read before", st.Revision, j.Revision)
+	}
+	return fmt.Sprintf("member %x serving at %s, revision %d", st.id, staticpod.LocalEtcdServer(cfg), st.Revision), nil
+}
+
+func nextSteps(cfg *staticpod.Config, j *journal) []string {
+	ep := "https://" + net.JoinHostPort(cfg.AdvertiseAddress(), "2379")
+	var out []string
+	for _, m := range j.Old {
+		if slices.Contains(m.PeerURLs, cfg.PeerURL()) {
+			continue // this host's own old member (restore)
+		}
+		name := m.Name
+		if name == "" {
+			name = fmt.Sprintf("%x", m.ID)
+		}
+		until := "Until then its etcd stops itself whenever it reaches this member (removed: 410 Gone)."
+		if j.Verb == "restore" {
+			until = "If its old data survived, keep it off until then: the restored cluster has a new ID, so its old member is not told to stop."
+		}
+		out = append(out, fmt.Sprintf("%s (old member %x, %s): when it is back, run as root on it: kubectl-etcd join --endpoints %s   (its stale data is moved aside, never used; it joins as a new learner). %s Gone for good: nothing is left to remove from etcd; give the cluster a new control-plane host (kubeadm join --control-plane) or grow it with kubectl etcd scale.",
+			name, m.ID, strings.Join(m.PeerURLs, ","), ep, until))
+	}
+	if len(out) == 0 {
+		out = append(out, "grow the cluster again with kubectl etcd scale --replicas 3 (or kubectl-etcd join on each control-plane host)")
+	}
+	return out
+}
+
+func hostPath(h *staticpod.Host, p string) string {
+	return strings.TrimPrefix(p, strings.TrimSuffix(h.Root, "/"))
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

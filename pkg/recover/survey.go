@@ -1,0 +1,264 @@
+// Package recover brings a kubeadm stacked etcd back after quorum loss, from
+// the data of a surviving member (Recover), or after total loss, from a
+// snapshot (Restore). Both run as root on a control-plane host with the
+// apiserver down, so they work from the host's files and certificates alone.
+//
+// The guarantees, in order: the most recent surviving data wins (a survivor
+// further ahead is named, and used unless --here); nothing is deleted (the
+// data dir is copied or moved aside first); no apiserver reads the recovering
+// member until it is verified (it serves on a quarantine client port until
+// then, as etcd-manager does); every step can be run again after a crash (a
+// journal in /etc/kubernetes/kubectl-etcd records what is done); and the end
+// is a normal kubeadm single-member manifest that `join` and `scale` grow back.
+package recover
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// Survivor is one member of the old membership as the survey found it.
+type Survivor struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	PeerURL   string `json:"peerURL"`
+	ClientURL string `json:"clientURL,omitempty"`
+	ThisHost  bool   `json:"thisHost,omitempty"`
+	// Running: etcd answered (for this host: an etcd process serves the data dir).
+	Running   bool   `json:"running"`
+	Offline   bool   `json:"offline,omitempty"` // facts read from the stopped data dir
+	Silent    bool   `json:"silent,omitempty"`  // its port accepts connections, but etcd does not answer
+	RaftIndex uint64 `json:"raftIndex,omitempty"`
+	RaftTerm  uint64 `json:"raftTerm,omitempty"`
+	Revision  int64  `json:"revision,omitempty"`
+	Leader    string `json:"leader,omitempty"` // the leader it follows, if any
+	ClusterID string `json:"clusterID,omitempty"`
+	Error     string `json:"error,omitempty"`
+
+	id, clusterID, leader uint64
+}
+
+// Survey is what is left of the cluster, seen from this host.
+type Survey struct {
+	Local   Survivor          `json:"local"`
+	Others  []Survivor        `json:"others"`
+	Members []etcddata.Member `json:"members"` // the old membership
+	Removed []uint64          `json:"-"`
+	Quorum  bool              `json:"quorum"`
+	Ahead   *Survivor         `json:"ahead,omitempty"`  // a reachable survivor further ahead than this host
+	Silent  *Survivor         `json:"silent,omitempty"` // a survivor that is up but cannot be asked
+	Data    *etcddata.State   `json:"dataDir,omitempty"`
+	cfg     *staticpod.Config
+	host    *staticpod.Host
+	tls     *tls.Config
+}
+
+// survey looks at the local member (running or not) and every other member of
+// its membership that answers with this host's CA. It changes nothing.
+func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
+	h, cfg := e.Host, e.Config
+	tlsCfg, err := h.EphemeralClientTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Survey{cfg: cfg, host: h, tls: tlsCfg}
+	s.Local = Survivor{Name: cfg.NodeName(), PeerURL: cfg.PeerURL(), ClientURL: staticpod.LocalEtcdServer(cfg), ThisHost: true}
+	running := len(h.EtcdPIDs(cfg)) > 0
+	var st *clientv3.StatusResponse
+	if running {
+		st, err = status(ctx, tlsCfg, staticpod.LocalEtcdServer(cfg))
+	}
+	if running && err == nil {
+		fill(&s.Local, st)
+		s.Local.Running = true
+		ms, err := memberList(ctx, tlsCfg, staticpod.LocalEtcdServer(cfg))
+		if err != nil {
+			return nil, err
+		}
+		s.Members = ms
+	} else {
+		var facts *etcddata.State
+		var membership *etcddata.Membership
+		if running {
+			// Up but not serving: a member restarted without a quorum
+			// does not answer clients until it has rejoined.
+			facts, membership, err = etcddata.ReadInUse(h.Path(cfg.DataDir()))
+		} else {
+			facts, err = etcddata.Read(h.Path(cfg.DataDir()))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !facts.HasData {
+			return nil, fmt.Errorf("%s has no etcd data in %s and no etcd running: there is nothing here to recover from; run recover on a host that has its data dir, or restore a snapshot (kubectl-etcd restore FILE)", cfg.NodeName(), cfg.DataDir())
+		}
+		s.Data = facts
+		s.Local.Offline = true
+		s.Local.id, s.Local.clusterID = facts.MemberID, facts.ClusterID
+		s.Local.ID, s.Local.ClusterID = fmt.Sprintf("%x", facts.MemberID), fmt.Sprintf("%x", facts.ClusterID)
+		s.Local.RaftIndex = max(facts.RaftCommit, facts.ConsistentIndex)
+		s.Local.RaftTerm, s.Local.Revision = facts.RaftTerm, facts.Revision
+		if membership == nil {
+			if membership, err = etcddata.ReadMembership(h.Path(cfg.DataDir())); err != nil {
+				return nil, err
+			}
+		}
+		s.Members, s.Removed = membership.Members, membership.Removed
+	}
+	if s.Local.Leader != "" {
+		s.Quorum = true
+	}
+	// Ask every other member at once: a powered-off host costs a dial
+	// timeout, and there may be several.
+	var others []etcddata.Member
+	for _, m := range s.Members {
+		if m.ID != s.Local.id {
+			others = append(others, m)
+		}
+	}
+	s.Others = make([]Survivor, len(others))
+	var wg sync.WaitGroup
+	for i, m := range others {
+		wg.Go(func() { s.Others[i] = ask(ctx, tlsCfg, m) })
+	}
+	wg.Wait()
+	for i := range s.Others {
+		o := &s.Others[i]
+		if o.Silent && (s.Silent == nil) {
+			s.Silent = o
+		}
+		if !o.Running {
+			continue
+		}
+		if o.Leader != "" {
+			s.Quorum = true
+		}
+		if o.RaftIndex > s.Local.RaftIndex && (s.Ahead == nil || o.RaftIndex > s.Ahead.RaftIndex) {
+			s.Ahead = o
+		}
+	}
+	return s, nil
+}
+
+// ask surveys one other member through its client URL.
+func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
+	o := Survivor{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), id: m.ID}
+	if len(m.PeerURLs) > 0 {
+		o.PeerURL = m.PeerURLs[0]
+	}
+	o.ClientURL = clientURLOf(m)
+	if o.ClientURL == "" {
+		o.Error = "no client URL known"
+		return o
+	}
+	st, err := status(ctx, tlsCfg, o.ClientURL)
+	switch {
+	case err != nil && portOpen(ctx, o.ClientURL):
+		// Its etcd is up but does not answer: restarted without a quorum,
+		// it serves no client until it rejoins. Its raft index is unknown.
+		o.Silent = true
+		o.Error = "etcd is up but does not answer (restarted without a quorum): its raft index is unknown"
+	case err != nil:
+		o.Error = err.Error()
+	case st.Header.GetMemberId() != m.ID:
+		o.Error = fmt.Sprintf("%s answers as member %x, not %x", o.ClientURL, st.Header.GetMemberId(), m.ID)
+	default:
+		fill(&o, st)
+		o.Running = true
+	}
+	return o
+}
+
+func fill(s *Survivor, st *clientv3.StatusResponse) {
+	s.id, s.clusterID, s.leader = st.Header.GetMemberId(), st.Header.GetClusterId(), st.Leader
+	s.ID, s.ClusterID = fmt.Sprintf("%x", s.id), fmt.Sprintf("%x", s.clusterID)
+	if st.Leader != 0 {
+		s.Leader = fmt.Sprintf("%x", st.Leader)
+	}
+	s.RaftIndex, s.RaftTerm, s.Revision = st.RaftIndex, st.RaftTerm, st.Header.GetRevision()
+}
+
+// clientURLOf is a member's client URL, or kubeadm's (port 2379 on its peer
+// address) when it never published one.
+func clientURLOf(m etcddata.Member) string {
+	if len(m.ClientURLs) > 0 {
+		return m.ClientURLs[0]
+	}
+	if len(m.PeerURLs) == 0 {
+		return ""
+	}
+	u, err := url.Parse(m.PeerURLs[0])
+	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	return "https://" + u.Hostname() + ":2379"
+}
+
+func client(tlsCfg *tls.Config, endpoint string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: tlsCfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+}
+
+// status asks one endpoint for its status; it needs no quorum.
+func status(ctx context.Context, tlsCfg *tls.Config, endpoint string) (*clientv3.StatusResponse, error) {
+	c, err := client(tlsCfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := c.Status(sctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", endpoint, err)
+	}
+	return st, nil
+}
+
+// memberList is a serializable member list from one endpoint: it needs no quorum.
+func memberList(ctx context.Context, tlsCfg *tls.Config, endpoint string) ([]etcddata.Member, error) {
+	c, err := client(tlsCfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := c.MemberList(sctx, clientv3.WithSerializable())
+	if err != nil {
+		return nil, fmt.Errorf("listing members at %s: %w", endpoint, err)
+	}
+	var out []etcddata.Member
+	for _, m := range resp.Members {
+		out = append(out, etcddata.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// portOpen reports whether endpoint's host:port accepts a TCP connection.
+func portOpen(ctx context.Context, endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

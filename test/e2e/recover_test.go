@@ -1,0 +1,311 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+// staleWatch polls a returning stale host for dangerous behaviour: its etcd
+// reporting a leader (a quorum of the old membership) or its apiserver
+// answering (serving old data).
+type staleWatch struct {
+	mu         sync.Mutex
+	violations []string
+	up, polls  int
+}
+
+func (s *staleWatch) run(t *testing.T, h *testbed.Host, ns string, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		out, err := etcdctl(ctx, h, "endpoint", "status", "-w", "json", "--command-timeout=1s")
+		cancel()
+		s.mu.Lock()
+		s.polls++
+		if err == nil {
+			var st []struct {
+				Status struct {
+					Leader uint64 `json:"leader"`
+				} `json:"Status"`
+			}
+			if json.Unmarshal(out, &st) == nil && len(st) == 1 {
+				s.up++
+				if st[0].Status.Leader != 0 {
+					s.violations = append(s.violations, fmt.Sprintf("%s %s: etcd reports leader %x", time.Now().Format("15:04:05.000"), h.Name, st[0].Status.Leader))
+				}
+			}
+		}
+		s.mu.Unlock()
+		ctx, cancel = context.WithTimeout(context.Background(), 4*time.Second)
+		out, err = h.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=2s", "get", "configmaps", "-n", ns, "-o", "name")
+		cancel()
+		if err == nil {
+			s.mu.Lock()
+			s.violations = append(s.violations, fmt.Sprintf("%s %s: apiserver served %d configmaps", time.Now().Format("15:04:05.000"), h.Name, strings.Count(string(out), "\n")))
+			s.mu.Unlock()
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func hasPath(t *testing.T, h *testbed.Host, glob string) string {
+	t.Helper()
+	out, _ := h.Exec(context.Background(), "sh", "-c", "ls -d "+glob+" 2>/dev/null")
+	return strings.TrimSpace(string(out))
+}
+
+// TestRecoverQuorumLoss: 3 members, a writer; hosts 2 and 3 powered off, so
+// etcd loses its quorum and the apiserver its storage. recover on host 1
+// (killed twice on the way and rerun) brings it back from host 1's data;
+// hosts 2 and 3 come back together with their stale data and must neither
+// elect a leader nor serve through their apiservers; join brings each back
+// fresh; every acknowledged write is there; nothing was deleted.
+func TestRecoverQuorumLoss(t *testing.T) {
+	b := upBed(t, "e2erec", "10.99.30", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	ctx := context.Background()
+	ep := "--endpoints=https://" + h1.Address + ":2379"
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+
+	// Bad input: a healthy cluster; not root.
+	manifestBefore, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml")
+	if out, err := kectl(t, h1, "recover", "--yes"); err == nil || !strings.Contains(out, "nothing to recover") {
+		t.Errorf("recover on a healthy cluster: %v\n%s", err, out)
+	}
+	if out, err := h1.Exec(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "kubectl-etcd", "recover", "--yes"); err == nil || !strings.Contains(string(out), "runs as root") {
+		t.Errorf("recover as non-root: %v\n%s", err, out)
+	}
+	if out, err := plugin(t, b, "recover"); err == nil || !strings.Contains(out, "nothing to recover") || !strings.Contains(out, "CONTROL-PLANE NODE") {
+		t.Errorf("kubectl etcd recover on a healthy cluster: %v\n%s", err, out)
+	}
+	if m, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(m) != string(manifestBefore) {
+		t.Error("a refused recover changed the etcd manifest")
+	}
+	if p := hasPath(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /var/lib/etcd/.kubectl-etcd-*"); p != "" {
+		t.Errorf("a refused recover left %s", p)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+
+	ns := "e2e-recover"
+	w := startWriter(t, b, ns)
+	time.Sleep(8 * time.Second)
+
+	// Quorum loss.
+	for _, h := range []*testbed.Host{h2, h3} {
+		if err := h.PowerOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := time.Now()
+	for i := 0; ; i++ {
+		out, err := h1.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=3s", "get", "--raw=/readyz")
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			break
+		}
+		if i > 60 {
+			t.Fatal("h1's apiserver still ready a minute after quorum loss")
+		}
+		time.Sleep(time.Second)
+	}
+
+	// From the workstation: explained, with the host command.
+	if out, err := plugin(t, b, "recover"); err == nil || !strings.Contains(out, "kubectl-etcd recover") {
+		t.Errorf("kubectl etcd recover with the apiserver down: %v\n%s", err, out)
+	}
+	// Dry run: the plan, nothing changed.
+	out, err := kectl(t, h1, "recover", "--dry-run")
+	if err != nil || !strings.Contains(out, "force new cluster") || !strings.Contains(out, "h2") {
+		t.Fatalf("recover --dry-run: %v\n%s", err, out)
+	}
+	if m, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(m) != string(manifestBefore) {
+		t.Error("recover --dry-run changed the etcd manifest")
+	}
+	// Without --yes and without a "yes" on stdin: nothing happens.
+	if out, err := h1.Exec(ctx, "sh", "-c", "echo no | kubectl-etcd recover"); err == nil || !strings.Contains(string(out), "not confirmed") {
+		t.Errorf("recover answered 'no': %v\n%s", err, out)
+	}
+	if m, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(m) != string(manifestBefore) {
+		t.Error("an unconfirmed recover changed the etcd manifest")
+	}
+
+	// Crashes on the way, then a rerun converges.
+	killDuring(t, h1, "copy data dir", "recover", "--yes")
+	killDuring(t, h1, "force new cluster (quarantined)", "recover", "--yes")
+	out, err = kectl(t, h1, "recover", "--yes")
+	if err != nil || !strings.Contains(out, "kubectl-etcd join --endpoints https://"+h1.Address+":2379") {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	t.Logf("quorum lost -> recovered on h1: %s", time.Since(lost).Round(100*time.Millisecond))
+	apiserverReady(t, h1)
+	wantVoters(t, b, "h1", "h1")
+	if copies := hasPath(t, h1, "/var/lib/etcd/.kubectl-etcd-before-recover-*/member/snap/db /var/lib/etcd.before-recover-*/member/snap/db"); strings.Count(copies, "\n") != 0 || copies == "" {
+		t.Errorf("want exactly one complete copy of h1's data, got %q", copies)
+	}
+	if out, err := etcdctl(ctx, h1, "get", "--print-value-only", "/kubectl-etcd/recovery"); err != nil || !strings.Contains(string(out), `"host":"h1"`) {
+		t.Errorf("recovery marker: %v %s", err, out)
+	}
+	// Twice: nothing to recover.
+	if out, err := kectl(t, h1, "recover", "--yes"); err == nil || !strings.Contains(out, "nothing to recover") {
+		t.Errorf("recover again: %v\n%s", err, out)
+	}
+	time.Sleep(5 * time.Second) // writes through the recovered cluster
+
+	// Hosts 2 and 3 come back together with their stale data.
+	var wg sync.WaitGroup
+	for _, h := range []*testbed.Host{h2, h3} {
+		wg.Go(func() {
+			if err := h.PowerOn(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	watches := map[string]*staleWatch{"h2": {}, "h3": {}}
+	for _, h := range []*testbed.Host{h2, h3} {
+		wg.Go(func() { watches[h.Name].run(t, h, ns, 60*time.Second) })
+	}
+	wg.Wait()
+	for name, s := range watches {
+		t.Logf("%s stale window: %d polls, etcd answered %d times, violations %d", name, s.polls, s.up, len(s.violations))
+		for _, v := range s.violations {
+			t.Errorf("split brain: %s", v)
+		}
+		h := b.Host(name)
+		logs, _ := h.Exec(ctx, "sh", "-c", "cat /var/log/pods/kube-system_etcd-*/etcd/*.log | grep -c 'permanently removed' || true")
+		t.Logf("%s etcd log lines saying it was permanently removed: %s", name, strings.TrimSpace(string(logs)))
+	}
+	wantVoters(t, b, "h1", "h1")
+
+	// join brings each back fresh; the stale data is moved aside.
+	for _, h := range []*testbed.Host{h2, h3} {
+		out, err := kectl(t, h, "join", ep)
+		if err != nil {
+			t.Fatalf("join on %s: %v", h.Name, err)
+		}
+		if !strings.Contains(out, "cut off") || !strings.Contains(out, "stale") {
+			t.Errorf("join on %s did not say its data was stale:\n%s", h.Name, out)
+		}
+		if p := hasPath(t, h, "/var/lib/etcd/.kubectl-etcd-stale-member-*/member/snap/db /var/lib/etcd.stale-member-*/member/snap/db"); p == "" {
+			t.Errorf("%s's stale data was not kept", h.Name)
+		}
+		apiserverReady(t, h)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	w.finish(t, b, ns)
+
+	// No etcd data: h3 leaves, then recover there has nothing to work from.
+	if _, err := kectl(t, h3, "leave"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kectl(t, h3, "recover", "--yes"); err == nil || !strings.Contains(out, "no etcd data") {
+		t.Errorf("recover without data: %v\n%s", err, out)
+	}
+}
+
+// TestRecoverSurvivorChoice: h1 goes down first and misses writes; then h3
+// goes down, leaving h2 alone without a quorum. h1 comes back with its etcd
+// kept stopped. recover on h1 (behind) refuses and names h2; on h2 (ahead)
+// it proceeds; h1 and h3 join back; every acknowledged write is there.
+func TestRecoverSurvivorChoice(t *testing.T) {
+	b := upBed(t, "e2erec2", "10.99.31", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	ctx := context.Background()
+	ns := "e2e-survivor"
+	w := startWriter(t, b, ns)
+	time.Sleep(4 * time.Second)
+	if err := h1.PowerOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second) // writes only h2 and h3 have
+	if err := h3.PowerOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// h1 boots with its etcd manifest parked (as `kubectl-etcd` parks it), so
+	// its stale member stays stopped and h2 stays alone.
+	disk := b.Dir + "/hosts/h1/disk/etc/kubernetes"
+	if err := os.MkdirAll(disk+"/kubectl-etcd", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(disk+"/manifests/etcd.yaml", disk+"/kubectl-etcd/etcd.yaml.stopped"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := kectl(t, h1, "recover", "--yes")
+	if err == nil || !strings.Contains(out, "further ahead") || !strings.Contains(out, "`kubectl-etcd recover` as root on h2") {
+		t.Fatalf("recover on h1 (behind): %v\n%s", err, out)
+	}
+	if p := hasPath(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /etc/kubernetes/manifests/etcd.yaml /var/lib/etcd/.kubectl-etcd-*"); p != "" {
+		t.Errorf("a refused recover left %s", p)
+	}
+	if out, err := kectl(t, h2, "recover", "--yes"); err != nil {
+		t.Fatalf("recover on h2 (ahead): %v\n%s", err, out)
+	}
+	apiserverReady(t, h2)
+	wantVoters(t, b, "h2", "h2")
+	if err := h3.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ep := "--endpoints=https://" + h2.Address + ":2379"
+	for _, h := range []*testbed.Host{h1, h3} {
+		if out, err := kectl(t, h, "join", ep); err != nil {
+			t.Fatalf("join on %s: %v\n%s", h.Name, err, out)
+		}
+		apiserverReady(t, h)
+	}
+	wantVoters(t, b, "h2", "h1", "h2", "h3")
+	w.finish(t, b, ns)
+}
+
+// TestRecoverRebootedSurvivor: h2 and h3 die, then h1 reboots too, so its
+// kubelet never reaches its apiserver after boot (it then does not finish
+// terminating removed static pods). recover on h1 still brings it back, and
+// h2, h3 join.
+func TestRecoverRebootedSurvivor(t *testing.T) {
+	b := upBed(t, "e2erec3", "10.99.32", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	ctx := context.Background()
+	ns := "e2e-rebooted"
+	w := startWriter(t, b, ns)
+	time.Sleep(5 * time.Second)
+	for _, h := range []*testbed.Host{h2, h3, h1} {
+		if err := h.PowerOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h1.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second) // kubelet up, etcd up without a quorum
+	start := time.Now()
+	if out, err := kectl(t, h1, "recover", "--yes"); err != nil {
+		t.Fatalf("recover on the rebooted survivor: %v\n%s", err, out)
+	}
+	t.Logf("recover on the rebooted survivor took %s", time.Since(start).Round(100*time.Millisecond))
+	apiserverReady(t, h1)
+	wantVoters(t, b, "h1", "h1")
+	for _, h := range []*testbed.Host{h2, h3} {
+		if err := h.PowerOn(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []*testbed.Host{h2, h3} {
+		if out, err := kectl(t, h, "join", "--endpoints=https://"+h1.Address+":2379"); err != nil {
+			t.Fatalf("join on %s: %v\n%s", h.Name, err, out)
+		}
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	w.finish(t, b, ns)
+}
