@@ -169,6 +169,12 @@ func (e *Env) addAPIServerOffRemovedStep(p *plan.Plan, members []etcdcluster.Mem
 	if len(gone) == 0 || len(voters) == 0 {
 		return
 	}
+	// A host whose member was removed while it was away comes back with an
+	// apiserver that has no etcd, so its kubelet never synced and would not
+	// replace the apiserver's static pod: bridge it to the members first.
+	if e.needsBridge(context.Background()) {
+		e.addBridgeStep(p, voters)
+	}
 	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s (%s no longer a member) to the members %s and wait until it serves",
 		strings.Join(servers, ","), strings.Join(gone, ","), strings.Join(voters, ",")), func(ctx context.Context) (string, error) {
 		_, err := h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
