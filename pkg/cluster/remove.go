@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -219,6 +220,9 @@ func (s *Session) repointOff(ctx context.Context, removed etcdcluster.Member, re
 		return
 	}
 	obs.client.Close()
+	// In parallel: each restart of a kube-apiserver takes tens of seconds,
+	// and these hosts have no member, so no quorum depends on them.
+	var wg sync.WaitGroup
 	for _, n := range obs.nodes {
 		servers := obs.apis[n.Name]
 		if n.Name == removedNode || memberAt(obs.members, n) != nil || !listsAny(servers, removed.ClientURLs) {
@@ -229,14 +233,17 @@ func (s *Session) repointOff(ctx context.Context, removed etcdcluster.Member, re
 			continue
 		}
 		fmt.Fprintf(s.Out, "      %s's kube-apiserver still lists removed member %s (%s): pointing it at the members left\n", n.Name, removed, servers)
-		if err := s.hostVerb(ctx, n.Name, []string{"leave"}, "kubectl-etcd leave"); err != nil {
-			if errors.Is(err, hostpod.ErrKubeletCannotStartPods) {
-				fmt.Fprintf(s.Out, "      note: %v\n", err)
-				continue
+		wg.Go(func() {
+			if err := s.hostVerb(ctx, n.Name, []string{"leave"}, "kubectl-etcd leave"); err != nil {
+				if errors.Is(err, hostpod.ErrKubeletCannotStartPods) {
+					fmt.Fprintf(s.Out, "      note: %v\n", err)
+					return
+				}
+				fmt.Fprintf(s.Out, "      warning: re-pointing %s's kube-apiserver: %v\n", n.Name, err)
 			}
-			fmt.Fprintf(s.Out, "      warning: re-pointing %s's kube-apiserver: %v\n", n.Name, err)
-		}
+		})
 	}
+	wg.Wait()
 }
 
 func without(statuses []etcdcluster.Status, id uint64) []etcdcluster.Status {
