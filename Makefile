@@ -76,3 +76,8 @@ bench-hostlocal:
 
 clean:
 	rm -rf bin dist
+
+## bench-scale: time `kubectl etcd scale` 1 -> 3 against the same learner add/promote by hand (etcdctl), one bed
+.PHONY: bench-scale
+bench-scale:
+	hack/bench-scale.sh 1
