@@ -113,3 +113,8 @@ break-all:
 	$(TESTBED) exec h1 -- sh -c 'mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.broken && \
 		while pgrep -x etcd >/dev/null; do sleep 0.5; done && \
 		mv /var/lib/etcd/member /var/lib/etcd/.kubectl-etcd-destroyed-$$(date -u +%Y%m%dT%H%M%SZ)'
+
+## bench-scale: time `kubectl etcd scale` 1 -> 3 against the same learner add/promote by hand (etcdctl), one bed
+.PHONY: bench-scale
+bench-scale:
+	hack/bench-scale.sh 1
