@@ -66,9 +66,9 @@ breakquorum manual-1
 t0=$(now)
 M=/etc/kubernetes/manifests/etcd.yaml
 ex h1 -- sh -c "mv $M /etc/kubernetes/etcd.yaml.manual && while pgrep -x etcd >/dev/null; do sleep 0.5; done && cp -a /var/lib/etcd/member /var/lib/etcd-backup-\$(date +%s)"
-ex h1 -- sh -c "sed 's|    - --data-dir=/var/lib/etcd|    - --data-dir=/var/lib/etcd\n    - --force-new-cluster|' /etc/kubernetes/etcd.yaml.manual > $M"
+ex h1 -- sh -c "sed 's|    - --data-dir=/var/lib/etcd|    - --data-dir=/var/lib/etcd\n    - --force-new-cluster|' /etc/kubernetes/etcd.yaml.manual > /etc/kubernetes/etcd.yaml.fnc && mv /etc/kubernetes/etcd.yaml.fnc $M"
 ex h1 -- sh -c "until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
-ex h1 -- sh -c "cp /etc/kubernetes/etcd.yaml.manual $M.tmp && mv $M.tmp $M && sleep 5 && until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
+ex h1 -- sh -c "cp /etc/kubernetes/etcd.yaml.manual /etc/kubernetes/etcd.yaml.back && mv /etc/kubernetes/etcd.yaml.back $M && sleep 5 && until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
 t_rec=$(ms "$t0")
 tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
 for h in h2 h3; do
