@@ -24,7 +24,7 @@ now() { date +%s%N; }
 ms() { echo $(( ($(now) - $1) / 1000000 )); }
 
 echo "filling etcd with ~${FILL_MIB} MiB of 1 MiB values ..."
-tb exec h1 -- sh -c "head -c 786432 /dev/urandom | base64 -w0 > /tmp/bench-value && for i in \$(seq 1 $FILL_MIB); do $EC put /bench/fill/\$i < /tmp/bench-value >/dev/null || exit 1; done" >>"$log" 2>&1
+tb exec h1 -- sh -c "head -c 786432 /dev/urandom | base64 -w0 > /var/lib/bench-value && for i in \$(seq 1 $FILL_MIB); do $EC put /bench/fill/\$i < /var/lib/bench-value >/dev/null || exit 1; done" >>"$log" 2>&1
 size=$(tb exec h1 -- sh -c "$E endpoint status -w json" | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
 echo "DB size: $(( size / 1048576 )) MiB"
 
@@ -65,10 +65,10 @@ echo "kubectl-etcd: 3 healthy voters with the latest write after $((t_tool/1000)
 breakquorum manual-1
 t0=$(now)
 M=/etc/kubernetes/manifests/etcd.yaml
-ex h1 -- sh -c "mv $M /root/etcd.yaml && while pgrep -x etcd >/dev/null; do sleep 0.5; done && cp -a /var/lib/etcd/member /var/lib/etcd-backup-\$(date +%s)"
-ex h1 -- sh -c "sed 's|    - --data-dir=/var/lib/etcd|    - --data-dir=/var/lib/etcd\n    - --force-new-cluster|' /root/etcd.yaml > $M"
+ex h1 -- sh -c "mv $M /etc/kubernetes/etcd.yaml.manual && while pgrep -x etcd >/dev/null; do sleep 0.5; done && cp -a /var/lib/etcd/member /var/lib/etcd-backup-\$(date +%s)"
+ex h1 -- sh -c "sed 's|    - --data-dir=/var/lib/etcd|    - --data-dir=/var/lib/etcd\n    - --force-new-cluster|' /etc/kubernetes/etcd.yaml.manual > /etc/kubernetes/etcd.yaml.fnc && mv /etc/kubernetes/etcd.yaml.fnc $M"
 ex h1 -- sh -c "until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
-ex h1 -- sh -c "cp /root/etcd.yaml $M.tmp && mv $M.tmp $M && sleep 5 && until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
+ex h1 -- sh -c "cp /etc/kubernetes/etcd.yaml.manual /etc/kubernetes/etcd.yaml.back && mv /etc/kubernetes/etcd.yaml.back $M && sleep 5 && until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
 t_rec=$(ms "$t0")
 tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
 for h in h2 h3; do
