@@ -122,6 +122,12 @@ tool() {
     T[$label,$h]=$(awk -v h="$h" '$0 ~ "^\\[[0-9]+/[0-9]+\\] add a member on " h "$" {f=1}
       f && /^      done in / {d=$3; m=0; if (d ~ /ms$/) {sub(/ms$/, "", d); printf "%.1f", d/1000; exit} if (d ~ /m/) {split(d, p, "m"); m=p[1]; d=p[2]} sub(/s$/, "", d); printf "%.1f", m*60+d; exit}' "$out")
   done
+  for h in h2 h3; do
+    # its join's own step "[i/n] apiserver: ..." then "done in 44.596s" (none on a fresh bed)
+    T[$label,api_$h]=$(awk -v h="$h" '$0 ~ "^      " h " \\| \\[[0-9]+/[0-9]+\\] apiserver:" {f=1}
+      f && $0 ~ "^      " h " \\|       done in " {d=$5; m=0; if (d ~ /ms$/) {sub(/ms$/, "", d); printf "%.1f", d/1000; exit} if (d ~ /m/) {split(d, p, "m"); m=p[1]; d=p[2]} sub(/s$/, "", d); printf "%.1f", m*60+d; exit}' "$out")
+    T[$label,api_$h]=${T[$label,api_$h]:--}
+  done
   T[$label,cmds]=1
   rm -f "$out"
   labels+=("$label")
@@ -140,15 +146,19 @@ scale_down() {
 # wait loop counts as one). Counted in a file: typed often runs in a subshell.
 typedlog=/tmp/bench-scale.typed
 typed() {
+  local s rc=0
   printf '%s# %s\n' "$1" "${2//$'\n'/\\n}" >>"$typedlog"
   printf '[by hand on %s] %s\n' "$1" "$2" >>"$log"
-  hx "$1" "$2"
+  s=$(now)
+  hx "$1" "$2" || rc=$?
+  printf '  (%s s, exit %d)\n' "$(secs $(($(now) - s)))" "$rc" >>"$log"
+  return $rc
 }
 
 # by_hand_join HOST: what kubeadm's etcd-join and the tool's join do, with
 # etcdctl, kubeadm and sed, as a runbook says.
 by_hand_join() {
-  local h="$1" a out id ic manifest old
+  local h="$1" a out id ic manifest old api_start
   a=$(ip "$h")
   # 1. Add the learner (on a current member).
   out=$(typed h1 "etcdctl member add $h --learner --peer-urls=https://$a:2380") || die "member add $h"
@@ -201,10 +211,12 @@ EOF" || die "$h: kubeadm config for certs"
   #    apiserver, edit --etcd-servers (renamed in), wait until kubelet has
   #    replaced it and the new one is ready.
   old=$(typed "$h" 'pgrep -x kube-apiserver || true')
+  api_start=$(now)
   typed "$h" "sed 's#^    - --etcd-servers=.*#    - --etcd-servers=https://127.0.0.1:2379#' /etc/kubernetes/manifests/kube-apiserver.yaml >/etc/kubernetes/kube-apiserver.yaml.new && mv /etc/kubernetes/kube-apiserver.yaml.new /etc/kubernetes/manifests/kube-apiserver.yaml" ||
     die "$h: editing kube-apiserver.yaml"
   typed "$h" "while pgrep -x kube-apiserver | grep -qx '${old:-none}'; do sleep 0.5; done; until [[ \$(kubectl --server=https://127.0.0.1:6443 get --raw=/readyz 2>/dev/null) == ok ]]; do sleep 0.5; done" >>"$log" 2>&1 ||
     die "$h: kube-apiserver ready"
+  api_secs=$(secs $(($(now) - api_start)))
 }
 
 by_hand() {
@@ -215,6 +227,7 @@ by_hand() {
     hs=$(now)
     by_hand_join "$h"
     T[$label,$h]=$(secs $(($(now) - hs)))
+    T[$label,api_$h]=$api_secs
   done
   e=$(now)
   T[$label,total]=$(secs $((e - s)))
@@ -239,13 +252,16 @@ for r in $(seq 1 "$rounds"); do
 done
 
 echo
-printf '%-20s %10s %12s %8s %8s %9s\n' "1 -> 3 members" "returned s" "all ready s" "h2 s" "h3 s" "commands"
+printf '%-18s %10s %11s %7s %7s %9s %9s %8s\n' "1 -> 3 members" "returned s" "all ready s" "h2 s" "h3 s" "h2 api s" "h3 api s" "commands"
 for l in "${labels[@]}"; do
-  printf '%-20s %10s %12s %8s %8s %9s\n' "$l" "${T[$l,total]}" "${T[$l,ready]}" "${T[$l,h2]}" "${T[$l,h3]}" "${T[$l,cmds]}"
+  printf '%-18s %10s %11s %7s %7s %9s %9s %8s\n' "$l" "${T[$l,total]}" "${T[$l,ready]}" "${T[$l,h2]}" "${T[$l,h3]}" \
+    "${T[$l,api_h2]}" "${T[$l,api_h3]}" "${T[$l,cmds]}"
 done
 echo "(returned: until the command (tool) or the last step (by hand) ended; all ready: until every"
 echo " host's kube-apiserver answers /readyz ok. Rounds start from scale --replicas 1: h2's and h3's"
 echo " apiservers read h1's member and are restarted onto their local one at the end. On the fresh"
 echo " bed they already point at 127.0.0.1 and crash-loop until their member is there, so the tool"
 echo " does not restart them and returns before they serve. Commands: lines typed inside the"
-echo " hosts, a wait loop counts as one; h2/h3: time per host.)"
+echo " hosts, a wait loop counts as one; h2/h3: time per host; api: of which pointing the host's"
+echo " kube-apiserver at its local member until the new one is ready, mostly the old one's graceful"
+echo " shutdown, which often runs into kubelet's 30 s grace period.)"
