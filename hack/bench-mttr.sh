@@ -8,6 +8,7 @@
 #       and kubeadm's manifest left as it was.
 # The DB is first filled to >= 256 MiB with large values.
 # Run as root, under the bed lock: flock /var/tmp/kubectl-etcd-bed.lock hack/bench-mttr.sh
+# (Written but not yet run: no numbers from it so far.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILL_MIB="${FILL_MIB:-280}"
