@@ -143,7 +143,11 @@ func TestSnapshotAndBackups(t *testing.T) {
 	}
 
 	// On the host, from the local member, with the host's certificates.
-	out, err := kectl(t, h1, "snapshot", "save", "/var/tmp/local.db", "--local", "-o", "json")
+	// The bed host's /var/tmp is the machine's: a name of this run only,
+	// removed afterwards, so an earlier run's file cannot get in the way.
+	localDB := fmt.Sprintf("/var/tmp/e2esnap-local-%d.db", time.Now().UnixNano())
+	t.Cleanup(func() { _, _ = h1.Exec(context.Background(), "rm", "-f", localDB) })
+	out, err := kectl(t, h1, "snapshot", "save", localDB, "--local", "-o", "json")
 	if err != nil {
 		t.Fatalf("snapshot save --local: %v", err)
 	}
@@ -152,10 +156,10 @@ func TestSnapshotAndBackups(t *testing.T) {
 	if local.Revision < saved.Revision || local.Node != "h1" || local.Endpoint != "https://127.0.0.1:2379" || !local.IntegrityHash {
 		t.Errorf("local snapshot facts: %+v", local)
 	}
-	if out, err := kectl(t, h1, "snapshot", "status", "/var/tmp/local.db"); err != nil || !strings.Contains(out, local.SHA256) {
+	if out, err := kectl(t, h1, "snapshot", "status", localDB); err != nil || !strings.Contains(out, local.SHA256) {
 		t.Errorf("status on the host: %v", err)
 	}
-	hostRaw, err := h1.ReadFile("/var/tmp/local.db")
+	hostRaw, err := h1.ReadFile(localDB)
 	if err != nil {
 		t.Fatal(err)
 	}
