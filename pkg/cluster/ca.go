@@ -11,17 +11,8 @@ import (
 	"io"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/sealedca"
 )
-
-// caMessage mirrors cmd.CAMessage (the JSON lines of ca-receive/ca-send);
-// only public keys and ciphertext travel in it.
-type caMessage struct {
-	Present     bool   `json:"present,omitempty"`
-	Installed   bool   `json:"installed,omitempty"`
-	PublicKey   []byte `json:"publicKey,omitempty"`
-	Sealed      []byte `json:"sealed,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-}
 
 // ensureCA makes sure target holds the etcd CA before it joins: kubeadm
 // join --control-plane brings it when certificates are uploaded, but hosts
@@ -57,7 +48,7 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 		return <-done
 	}
 	fmt.Fprintf(s.Out, "      %s has no etcd CA: sending it, sealed to a one-time key of %s, from a member host\n", target, target)
-	var sealed *caMessage
+	var sealed *sealedca.Message
 	var errs []error
 	for _, src := range sources {
 		var out, serr bytes.Buffer
@@ -67,7 +58,7 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 			errs = append(errs, fmt.Errorf("on %s: %w", src, err))
 			continue
 		}
-		var m caMessage
+		var m sealedca.Message
 		if err := json.Unmarshal(lastJSON(out.Bytes()), &m); err != nil || len(m.Sealed) == 0 {
 			errs = append(errs, fmt.Errorf("on %s: no sealed CA in the answer", src))
 			continue
@@ -78,7 +69,7 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 	if sealed == nil {
 		return fail(fmt.Errorf("getting the etcd CA from a member host for %s: %w", target, errors.Join(errs...)))
 	}
-	line, _ := json.Marshal(caMessage{Sealed: sealed.Sealed})
+	line, _ := json.Marshal(sealedca.Message{Sealed: sealed.Sealed})
 	if _, err := toTargetW.Write(append(line, '\n')); err != nil {
 		return fail(fmt.Errorf("sending the sealed etcd CA to %s: %w", target, err))
 	}
@@ -95,19 +86,19 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 	return nil
 }
 
-func nextCAMessage(sc *bufio.Scanner) (caMessage, error) {
+func nextCAMessage(sc *bufio.Scanner) (sealedca.Message, error) {
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
 		if !bytes.HasPrefix(line, []byte("{")) {
 			continue
 		}
-		var m caMessage
+		var m sealedca.Message
 		if err := json.Unmarshal(line, &m); err == nil {
 			return m, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return caMessage{}, err
+		return sealedca.Message{}, err
 	}
-	return caMessage{}, io.ErrUnexpectedEOF
+	return sealedca.Message{}, io.ErrUnexpectedEOF
 }

@@ -14,16 +14,6 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/sealedca"
 )
 
-// CAMessage is what ca-receive and ca-send print (one JSON line each) and
-// read. Only public keys and ciphertext ever appear in it.
-type CAMessage struct {
-	Present     bool   `json:"present,omitempty"`
-	Installed   bool   `json:"installed,omitempty"`
-	PublicKey   []byte `json:"publicKey,omitempty"`
-	Sealed      []byte `json:"sealed,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-}
-
 // CAReceiveOptions: take the etcd CA, sealed, from another host.
 type CAReceiveOptions struct{ HostOptions }
 
@@ -59,20 +49,20 @@ func (o *CAReceiveOptions) Run() error {
 		if err != nil {
 			return err
 		}
-		return enc.Encode(CAMessage{Present: true, Fingerprint: sealedca.Fingerprint(cert)})
+		return enc.Encode(sealedca.Message{Present: true, Fingerprint: sealedca.Fingerprint(cert)})
 	}
 	r, err := sealedca.NewReceiver()
 	if err != nil {
 		return err
 	}
-	if err := enc.Encode(CAMessage{PublicKey: r.PublicKey()}); err != nil {
+	if err := enc.Encode(sealedca.Message{PublicKey: r.PublicKey()}); err != nil {
 		return err
 	}
 	line, err := bufio.NewReader(o.In).ReadBytes('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 		return fmt.Errorf("waiting for the sealed etcd CA on stdin: %w", err)
 	}
-	var msg CAMessage
+	var msg sealedca.Message
 	if err := json.Unmarshal(line, &msg); err != nil || len(msg.Sealed) == 0 {
 		return errors.New(`stdin did not bring {"sealed": ...}: no etcd CA was installed`)
 	}
@@ -84,7 +74,7 @@ func (o *CAReceiveOptions) Run() error {
 	if err != nil {
 		return fmt.Errorf("installing the etcd CA on %s: %w", o.config.NodeName(), err)
 	}
-	return enc.Encode(CAMessage{Installed: installed, Present: !installed, Fingerprint: sealedca.Fingerprint(b.CertPEM)})
+	return enc.Encode(sealedca.Message{Installed: installed, Present: !installed, Fingerprint: sealedca.Fingerprint(b.CertPEM)})
 }
 
 // CASendOptions: seal this host's etcd CA to a receiver's one-time key.
@@ -120,7 +110,7 @@ func NewCmdCASend(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return json.NewEncoder(o.Out).Encode(CAMessage{Sealed: sealed, Fingerprint: sealedca.Fingerprint(cert)})
+			return json.NewEncoder(o.Out).Encode(sealedca.Message{Sealed: sealed, Fingerprint: sealedca.Fingerprint(cert)})
 		},
 	}
 	o.AddFlags(cmd.Flags(), false)

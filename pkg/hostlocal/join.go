@@ -236,17 +236,7 @@ func (e *Env) planReplace(p *plan.Plan, c *etcdcluster.Client, members []etcdclu
 		e.addStopStep(p)
 	}
 	if local.hasData || running {
-		p.Add("move data aside", fmt.Sprintf("move %s aside to %s.replaced-<time> (inside it when it is a mount point); never deleted", cfg.DataDir(), cfg.DataDir()),
-			func(context.Context) (string, error) {
-				moved, err := e.moveDataDirAside("replaced")
-				if err != nil {
-					return "", err
-				}
-				if moved == "" {
-					return "no data dir", nil
-				}
-				return "moved to " + moved, nil
-			})
+		e.addMoveAsideStep(p, "replaced")
 	}
 	e.addCertStep(p, res)
 	p.Add("remove member", fmt.Sprintf("remove member %s (%x) from the cluster", me, me.ID), func(ctx context.Context) (string, error) {

@@ -117,16 +117,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 func (e *Env) addLeftDataSteps(p *plan.Plan) {
 	h, cfg := e.Host, e.Config
 	if facts, err := e.dataDirState(); (err == nil && facts.HasData) || len(h.EtcdPIDs(cfg)) > 0 || h.EtcdManifestExists() {
-		p.Add("move data aside", fmt.Sprintf("move %s aside to %s.left-<time> (inside it, as .kubectl-etcd-left-<time>, when it is a mount point); never deleted", cfg.DataDir(), cfg.DataDir()), func(context.Context) (string, error) {
-			moved, err := e.moveDataDirAside("left")
-			if err != nil {
-				return "", err
-			}
-			if moved == "" {
-				return "no data dir", nil
-			}
-			return "moved to " + moved, nil
-		})
+		e.addMoveAsideStep(p, "left")
 	}
 	if !(h.StoppedManifestExists() || h.EtcdManifestExists() || len(h.EtcdPIDs(cfg)) > 0) {
 		return
@@ -180,6 +171,22 @@ func (e *Env) addAPIServerOffRemovedStep(p *plan.Plan, members []etcdcluster.Mem
 		_, err := h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
 		return "", err
 	})
+}
+
+// addMoveAsideStep moves the data dir aside under reason (never deleted).
+func (e *Env) addMoveAsideStep(p *plan.Plan, reason string) {
+	dir := e.Config.DataDir()
+	p.Add("move data aside", fmt.Sprintf("move %s aside to %s.%s-<time> (inside it, as .kubectl-etcd-%s-<time>, when it is a mount point); never deleted", dir, dir, reason, reason),
+		func(context.Context) (string, error) {
+			moved, err := e.moveDataDirAside(reason)
+			if err != nil {
+				return "", err
+			}
+			if moved == "" {
+				return "no data dir", nil
+			}
+			return "moved to " + moved, nil
+		})
 }
 
 func sameSet(a, b []string) bool {

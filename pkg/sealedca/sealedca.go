@@ -27,6 +27,17 @@ type Bundle struct {
 	KeyPEM  []byte `json:"key"`
 }
 
+// Message is one JSON line of the hand-over between the hosts' pods
+// (kubectl-etcd ca-receive / ca-send) and the plugin that relays them. Only
+// public keys and ciphertext ever appear in it.
+type Message struct {
+	Present     bool   `json:"present,omitempty"`
+	Installed   bool   `json:"installed,omitempty"`
+	PublicKey   []byte `json:"publicKey,omitempty"`
+	Sealed      []byte `json:"sealed,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
 // Fingerprint names a CA certificate (SHA-256 of its PEM) in messages
 // without showing anything secret.
 func Fingerprint(certPEM []byte) string {
