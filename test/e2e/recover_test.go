@@ -217,6 +217,7 @@ func TestRecoverQuorumLoss(t *testing.T) {
 // kept stopped. recover on h1 (behind) refuses and names h2; on h2 (ahead)
 // it proceeds; h1 and h3 join back; every acknowledged write is there.
 func TestRecoverSurvivorChoice(t *testing.T) {
+	longTest(t)
 	b := upBed(t, "e2erec2", "10.99.31", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
 	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
 	ctx := context.Background()
@@ -274,6 +275,7 @@ func TestRecoverSurvivorChoice(t *testing.T) {
 // terminating removed static pods). recover on h1 still brings it back, and
 // h2, h3 join.
 func TestRecoverRebootedSurvivor(t *testing.T) {
+	longTest(t)
 	b := upBed(t, "e2erec3", "10.99.32", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
 	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
 	ctx := context.Background()

@@ -162,6 +162,7 @@ func TestPluginScaleUp(t *testing.T) {
 // back; every host's apiserver keeps serving (re-pointed at the remaining
 // member, then back at its own).
 func TestPluginScaleDownUp(t *testing.T) {
+	longTest(t)
 	b := upBed(t, "e2escale2", "10.99.11", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
 	w := startWriter(t, b, "e2e-scale2-writer")
 	if out, err := plugin(t, b, "scale", "--replicas", "1", "--dry-run"); err != nil || !strings.Contains(out, "dry run") {

@@ -111,6 +111,7 @@ type memberList struct {
 // whose apiserver stores its objects in the etcd static pod; a power cut
 // takes the API away and a power-on brings it back with the data.
 func TestSingleHostBed(t *testing.T) {
+	longTest(t)
 	ctx := context.Background()
 	before := readMachineState(t)
 	name := "e2eone"
@@ -211,6 +212,7 @@ func waitPodRunning(t *testing.T, b *testbed.Bed, ns, name string) *corev1.Pod {
 // without a member, one worker — plus a privileged host pod, and a bed left
 // behind being detected and replaced.
 func TestMultiHostBed(t *testing.T) {
+	longTest(t)
 	ctx := context.Background()
 	before := readMachineState(t)
 	name := "e2emulti"
