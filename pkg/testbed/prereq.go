@@ -144,6 +144,9 @@ func Prepare(ctx context.Context, log io.Writer) (*Prereqs, error) {
 	p := &Prereqs{HostBinaries: map[string]string{
 		"kubeadm": kube + "/kubeadm", "kubelet": kube + "/kubelet", "kubectl": kube + "/kubectl",
 		"etcdctl": etcd + "/etcdctl", "etcdutl": etcd + "/etcdutl",
+		// A plain etcd server for tests that need another cluster's data; under
+		// another name so that `pgrep -x etcd` still means the host's member.
+		"etcd-scratch": etcd + "/etcd",
 		"kubectl-etcd": proj + "/kubectl-etcd", "testbed": proj + "/testbed",
 	}}
 	bin := func(src, name string) ImageFile {

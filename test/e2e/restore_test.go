@@ -81,13 +81,28 @@ func TestRestoreTotalLoss(t *testing.T) {
 		mk(fmt.Sprintf("after-%d", i)) // lost by the restore: written after the snapshot
 	}
 
-	// Bad input: truncated and corrupted files; a healthy cluster.
+	// Bad input: truncated and corrupted files; a healthy cluster; snapshots
+	// of other clusters.
 	if out, err := h1.Exec(ctx, "sh", "-c", "head -c 65536 "+snap+" > /var/lib/kt-backup/truncated.db && cp "+snap+" /var/lib/kt-backup/corrupt.db && "+
 		"printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of=/var/lib/kt-backup/corrupt.db bs=1 seek=40000 conv=notrunc 2>/dev/null"); err != nil {
 		t.Fatal(err, string(out))
 	}
+	// Snapshots of other clusters, from a plain etcd server on h1's loopback:
+	// one with no Kubernetes data, one whose kube-root-ca.crt holds another
+	// CA (the front-proxy CA: a real CA, not this cluster's).
+	other := "d=$(mktemp -d /var/tmp/other-cluster-XXXXXX) && E='etcdctl --endpoints=http://127.0.0.1:12379' && " +
+		"{ etcd-scratch --name other --data-dir $d/data --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 " +
+		"--listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 --initial-cluster other=http://127.0.0.1:12380 >$d/log 2>&1 & } && " +
+		"until $E endpoint health >/dev/null 2>&1; do sleep 0.2; done && $E put /registry/pods/x y >/dev/null && " +
+		"$E snapshot save /var/lib/kt-backup/not-kubernetes.db >/dev/null && " +
+		"$E put /registry/configmaps/kube-system/kube-root-ca.crt < /etc/kubernetes/pki/front-proxy-ca.crt >/dev/null && " +
+		"$E snapshot save /var/lib/kt-backup/other-cluster.db >/dev/null && pkill -x etcd-scratch && rm -rf $d"
+	if out, err := h1.Exec(ctx, "sh", "-c", other); err != nil {
+		t.Fatal(err, string(out))
+	}
 	manifestBefore, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml")
-	for file, want := range map[string]string{"/var/lib/kt-backup/truncated.db": "truncated", "/var/lib/kt-backup/corrupt.db": "corrupted", snap: "has a quorum", "/var/lib/kt-backup/missing.db": "no such file"} {
+	for file, want := range map[string]string{"/var/lib/kt-backup/truncated.db": "truncated", "/var/lib/kt-backup/corrupt.db": "corrupted", snap: "has a quorum", "/var/lib/kt-backup/missing.db": "no such file",
+		"/var/lib/kt-backup/other-cluster.db": "is of another Kubernetes cluster", "/var/lib/kt-backup/not-kubernetes.db": "not a snapshot of a Kubernetes cluster's etcd"} {
 		if out, err := kectl(t, h1, "restore", file, "--yes"); err == nil || !strings.Contains(out, want) {
 			t.Errorf("restore %s: want %q, got %v\n%s", file, want, err, out)
 		}
