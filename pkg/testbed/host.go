@@ -144,7 +144,12 @@ func (h *Host) Command(ctx context.Context, args ...string) (*exec.Cmd, error) {
 	}
 	full := append([]string{"-t", strconv.Itoa(pid), "-m", "-u", "-n", "-p", "--wd=/", "--",
 		"env", "-i", "PATH=" + h.bed.hostPATH(), "HOME=/root", "KUBECONFIG=/etc/kubernetes/admin.conf"}, args...)
-	return exec.CommandContext(ctx, "nsenter", full...), nil
+	cmd := exec.CommandContext(ctx, "nsenter", full...)
+	// nsenter forks into the host's PID namespace: when ctx ends, killing
+	// nsenter leaves its child holding the output pipe, so Wait must not
+	// wait for the pipe forever.
+	cmd.WaitDelay = 10 * time.Second
+	return cmd, nil
 }
 
 // Exec runs a command inside the host and returns its combined output; the

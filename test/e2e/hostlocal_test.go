@@ -184,7 +184,7 @@ func leaderHost(t *testing.T, b *testbed.Bed) *testbed.Host {
 func kectl(t *testing.T, h *testbed.Host, args ...string) (string, error) {
 	t.Helper()
 	start := time.Now()
-	out, err := h.Exec(context.Background(), append([]string{"kubectl-etcd"}, args...)...)
+	out, err := h.Exec(cmdContext(t), append([]string{"kubectl-etcd"}, args...)...)
 	t.Logf("%s: kubectl-etcd %s (%s)\n%s", h.Name, strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), out)
 	return string(out), err
 }
@@ -194,7 +194,7 @@ func apiserverReady(t *testing.T, h *testbed.Host) {
 	var out []byte
 	var err error
 	for i := 0; i < 90; i++ {
-		out, err = h.Exec(context.Background(), "kubectl", "--server=https://127.0.0.1:6443", "get", "--raw=/readyz")
+		out, err = h.Exec(context.Background(), "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=5s", "get", "--raw=/readyz")
 		if err == nil && strings.TrimSpace(string(out)) == "ok" {
 			return
 		}
@@ -207,7 +207,7 @@ func apiserverReady(t *testing.T, h *testbed.Host) {
 // output shows the given step finished: a crash at that point.
 func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string) {
 	t.Helper()
-	cmd, err := h.Command(context.Background(), append([]string{"kubectl-etcd"}, args...)...)
+	cmd, err := h.Command(cmdContext(t), append([]string{"kubectl-etcd"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,7 +90,7 @@ func TestPluginBadInputAndInterrupts(t *testing.T) {
 // it returns the output.
 func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, marker string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), append([]string{"--kubeconfig", b.Kubeconfig()}, args...)...)
+	cmd := workstation(t, b, args...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,6 +45,26 @@ func longTest(t *testing.T) {
 	if os.Getenv("KETCD_E2E") != "all" {
 		t.Skip("long test: run with KETCD_E2E=all (make e2e-all)")
 	}
+}
+
+// cmdTimeout bounds every command a test runs (a verb, a plugin call): the
+// longest verb takes about 4 min on a bed; a hung one must fail its test with
+// its output, not hang the run until go test's own timeout kills everything.
+const cmdTimeout = 12 * time.Minute
+
+// cmdContext is a context for one command, ended after cmdTimeout.
+func cmdContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// workstation runs the plugin binary from "the workstation", bounded by
+// cmdTimeout.
+func workstation(t *testing.T, b *testbed.Bed, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(cmdContext(t), filepath.Join(b.BinDir(), "kubectl-etcd"), append([]string{"--kubeconfig", b.Kubeconfig()}, args...)...)
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
 }
 
 // logWriter sends the bed's progress lines to the test log.

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +20,8 @@ import (
 // apiserver proxy on 127.0.0.1).
 func plugin(t *testing.T, b *testbed.Bed, args ...string) (string, error) {
 	t.Helper()
-	bin := filepath.Join(b.BinDir(), "kubectl-etcd")
 	start := time.Now()
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", b.Kubeconfig()}, args...)...)
+	cmd := workstation(t, b, args...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("workstation: kubectl etcd %s (%s)\n%s", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), out)
 	return string(out), err
@@ -45,7 +42,7 @@ type statusJSON struct {
 
 func pluginStatus(t *testing.T, b *testbed.Bed) statusJSON {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), "--kubeconfig", b.Kubeconfig(), "status", "-o", "json")
+	cmd := workstation(t, b, "status", "-o", "json")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,7 +28,7 @@ import (
 func pluginJSON(t *testing.T, b *testbed.Bed, v any, args ...string) {
 	t.Helper()
 	start := time.Now()
-	cmd := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), append([]string{"--kubeconfig", b.Kubeconfig()}, args...)...)
+	cmd := workstation(t, b, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
