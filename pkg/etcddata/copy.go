@@ -16,7 +16,10 @@ import (
 // own disk, where the space for a copy is), to dir/.kubectl-etcd-<reason>-<time>
 // inside it (etcd and Read ignore such entries). The copy is made under a
 // ".partial" name and renamed when complete and synced, so a crash never
-// leaves something that looks like a full copy. It returns the copy's path.
+// leaves something that looks like a full copy; the ".partial" copies for the
+// same reason that an interrupted earlier call left are removed first (they
+// are incomplete copies of ours, and dir, their source, is still here). It
+// returns the copy's path.
 func CopyAside(dir, reason string, now time.Time) (string, error) {
 	if err := checkReason(reason); err != nil {
 		return "", err
@@ -33,6 +36,17 @@ func CopyAside(dir, reason string, now time.Time) (string, error) {
 	base := fmt.Sprintf("%s.%s-%s", dir, reason, stamp)
 	if isMountPoint(dir) {
 		base = filepath.Join(dir, fmt.Sprintf("%s%s-%s", AsidePrefix, reason, stamp))
+	}
+	// An interrupted earlier copy: <prefix><stamp>[-n].partial.
+	prefix := strings.TrimSuffix(base, stamp)
+	left, err := filepath.Glob(globQuote(prefix) + "[0-9]*.partial")
+	if err != nil {
+		return "", fmt.Errorf("copying data dir %s: looking for interrupted copies: %w", dir, err)
+	}
+	for _, p := range left {
+		if err := os.RemoveAll(p); err != nil {
+			return "", fmt.Errorf("copying data dir %s: removing the incomplete copy %s of an interrupted run: %w", dir, p, err)
+		}
 	}
 	target := base
 	for i := 1; exists(target) || exists(target+".partial"); i++ {
@@ -142,4 +156,16 @@ func ReadInUse(dataDir string) (*State, *Membership, error) {
 		return nil, nil, fmt.Errorf("data dir %s (in use, read from a copy): %s", dataDir, strings.ReplaceAll(err.Error(), tmp, dataDir))
 	}
 	return st, m, nil
+}
+
+// globQuote escapes the glob metacharacters of a literal path prefix.
+func globQuote(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteRune('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

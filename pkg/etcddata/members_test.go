@@ -93,7 +93,19 @@ func TestMembershipAndCopyAside(t *testing.T) {
 	if want := m1.DataDir + ".before-recover-20260102T030405Z"; copied != want {
 		t.Errorf("copy at %s, want %s", copied, want)
 	}
+	// A copy interrupted by a crash (a .partial from an earlier second) is
+	// removed by the next copy; the finished copy stays.
+	interrupted := m1.DataDir + ".before-recover-20260102T030300Z.partial"
+	if err := os.MkdirAll(filepath.Join(interrupted, "member", "snap"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	again, err := etcddata.CopyAside(m1.DataDir, "before-recover", now)
+	if _, serr := os.Stat(interrupted); !os.IsNotExist(serr) {
+		t.Errorf("the interrupted copy %s is still there: %v", interrupted, serr)
+	}
+	if _, serr := os.Stat(copied); serr != nil {
+		t.Errorf("the finished copy %s is gone: %v", copied, serr)
+	}
 	if err != nil || !strings.HasSuffix(again, "-1") {
 		t.Errorf("second copy in the same second: %s, %v (want a -1 name)", again, err)
 	}
