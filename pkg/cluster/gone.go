@@ -41,6 +41,58 @@ func readMarker(ctx context.Context, c *etcdcluster.Client) *hostlocal.RecoveryM
 	return m
 }
 
+// nodeLease is when a node's kubelet last renewed its lease, and for how long.
+type nodeLease struct {
+	renewed  time.Time
+	duration time.Duration
+}
+
+// nodeLeases reads the kubelets' node leases; none when they cannot be read.
+func (s *Session) nodeLeases(ctx context.Context) map[string]nodeLease {
+	out := map[string]nodeLease{}
+	list, err := s.Clientset.CoordinationV1().Leases("kube-node-lease").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return out
+	}
+	for _, l := range list.Items {
+		if l.Spec.RenewTime == nil {
+			continue
+		}
+		d := 40 * time.Second // kubelet's default nodeLeaseDurationSeconds
+		if l.Spec.LeaseDurationSeconds != nil {
+			d = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
+		}
+		out[l.Name] = nodeLease{renewed: l.Spec.RenewTime.Time, duration: d}
+	}
+	return out
+}
+
+// leaseSlack allows for clock skew between this workstation and the host.
+const leaseSlack = 20 * time.Second
+
+// down reports whether n's host looks down or gone, and why. A node's Ready
+// condition lags: the node lifecycle controller marks a silent node NotReady
+// only after its grace period, and a kube-controller-manager that restarts
+// (as after a recovery) grants every node a fresh one; so a host powered off
+// minutes ago can still show Ready. Its kubelet's lease says it directly.
+func (o *observed) down(n Node) (bool, string) {
+	l, ok := o.leases[n.Name]
+	if !ok {
+		if n.Ready {
+			return false, "Ready"
+		}
+		return true, "NotReady"
+	}
+	since := o.now.Sub(l.renewed).Round(time.Second)
+	if since > l.duration+leaseSlack {
+		return true, fmt.Sprintf("its kubelet last renewed its node lease %s ago", since)
+	}
+	if !n.Ready {
+		return false, fmt.Sprintf("NotReady, though its kubelet renewed its node lease %s ago", since)
+	}
+	return false, "Ready"
+}
+
 // cutOff is a member the last recovery cut off, and its node if it still has one.
 type cutOff struct {
 	member etcddata.Member
@@ -130,9 +182,10 @@ func (o *observed) joinEndpoints() string {
 func (o *observed) cutOffDrift(c cutOff) Drift {
 	n := c.node
 	join := fmt.Sprintf("`kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)", o.joinEndpoints())
-	next := fmt.Sprintf("%s is NotReady. Gone for good: `kubectl etcd remove %s --delete-node` (deletes its Node and mirror pods). Back again: %s", n.Name, n.Name, join)
-	if n.Ready {
-		next = fmt.Sprintf("%s is Ready, so its host is back: run %s", n.Name, join)
+	down, why := o.down(*n)
+	next := fmt.Sprintf("%s is down (%s). Gone for good: `kubectl etcd remove %s --delete-node` (deletes its Node and mirror pods). Back again: run %s", n.Name, why, n.Name, join)
+	if !down {
+		next = fmt.Sprintf("%s is up (%s), so its host is back: run %s", n.Name, why, join)
 	}
 	return Drift{Kind: "cut-off-by-recovery", Node: n.Name, Member: c.name(),
 		Detail: fmt.Sprintf("%s's etcd member %s (%x) is no longer a member: %s. %s", n.Name, c.name(), c.member.ID, c.why(), next)}
@@ -142,11 +195,17 @@ func (o *observed) cutOffDrift(c cutOff) Drift {
 // nothing is left to remove in etcd. Deleting the host's Node object is the
 // operator's call (kubeadm's own advice for a removed control-plane host is
 // `kubectl delete node`), so it happens only with --delete-node, and never
-// for a Ready node: a host that is back must rejoin, not disappear.
+// for a host that is up (see down): a host that is back must rejoin, not
+// disappear.
 func (s *Session) removeCutOff(ctx context.Context, obs *observed, c cutOff, o MemberOptions) (*ClusterStatus, error) {
-	if o.DeleteNode && c.node != nil && c.node.Ready {
-		return nil, fmt.Errorf("node %s is Ready, so its host is not gone: its member %s (%x) was cut off by the %s on %s; run `kubectl-etcd join --endpoints %s` on it as root to give it a new member (its stale data is moved aside), or `kubeadm reset` it before deleting its node",
-			c.node.Name, c.name(), c.member.ID, c.marker.Verb, c.marker.Host, obs.joinEndpoints())
+	var down bool
+	var why string
+	if c.node != nil {
+		down, why = obs.down(*c.node)
+	}
+	if o.DeleteNode && c.node != nil && !down {
+		return nil, fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone: its member %s (%x) was cut off by the %s on %s; run `kubectl-etcd join --endpoints %s` on it as root to give it a new member (its stale data is moved aside), or `kubeadm reset` it before deleting its node",
+			c.node.Name, why, c.name(), c.member.ID, c.marker.Verb, c.marker.Host, obs.joinEndpoints())
 	}
 	title := "Plan"
 	if o.DryRun {
@@ -162,11 +221,14 @@ func (s *Session) removeCutOff(ctx context.Context, obs *observed, c cutOff, o M
 	case c.node == nil:
 		fmt.Fprintf(s.Out, "  no control-plane node %s is left either: nothing to do\n", c.name())
 	case o.DeleteNode:
-		fmt.Fprintf(s.Out, "  1. delete node %s (NotReady) and its control-plane mirror pods\n", c.node.Name)
-	default:
-		fmt.Fprintf(s.Out, "  node %s stays (it is NotReady): if its host is gone for good, delete it with `kubectl delete node %s` (or rerun with --delete-node); kubeadm upgrade refuses while a control-plane node is NotReady\n",
-			c.node.Name, c.node.Name)
+		fmt.Fprintf(s.Out, "  1. delete node %s (down: %s) and its control-plane mirror pods\n", c.node.Name, why)
+	case down:
+		fmt.Fprintf(s.Out, "  node %s stays (down: %s): if its host is gone for good, delete it with `kubectl delete node %s` (or rerun with --delete-node); kubeadm upgrade refuses while a control-plane node is NotReady\n",
+			c.node.Name, why, c.node.Name)
 		fmt.Fprintf(s.Out, "  if the host comes back: run `kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)\n", obs.joinEndpoints())
+	default:
+		fmt.Fprintf(s.Out, "  node %s is up (%s): its host is back; run `kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)\n",
+			c.node.Name, why, obs.joinEndpoints())
 	}
 	if o.DryRun {
 		return obs.report(), nil

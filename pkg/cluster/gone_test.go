@@ -62,6 +62,23 @@ func TestCutOffAfterRecovery(t *testing.T) {
 		t.Errorf("summary %q", st.Summary)
 	}
 
+	// A node still shown Ready (the node lifecycle controller lags) whose
+	// kubelet has not renewed its lease for minutes is down; one whose
+	// kubelet renewed it just now is up, and --delete-node is not for it.
+	obs.now = time.Date(2026, 11, 27, 2, 10, 0, 0, time.UTC)
+	obs.nodes[1].Ready = true
+	obs.leases = map[string]nodeLease{"cp-b": {renewed: obs.now.Add(-3 * time.Minute), duration: 40 * time.Second}}
+	if down, why := obs.down(obs.nodes[1]); !down || why != "its kubelet last renewed its node lease 3m0s ago" {
+		t.Errorf("down(cp-b) with a stale lease = %v, %q", down, why)
+	}
+	obs.leases["cp-b"] = nodeLease{renewed: obs.now.Add(-5 * time.Second), duration: 40 * time.Second}
+	if down, _ := obs.down(obs.nodes[1]); down {
+		t.Error("down(cp-b) with a fresh lease")
+	}
+	if st := obs.report(); len(st.Drift) != 1 || !strings.Contains(st.Drift[0].Detail, "cp-b is up (Ready), so its host is back: run `kubectl-etcd join") {
+		t.Errorf("drift for a cut-off host that is back: %+v", st.Drift)
+	}
+
 	// A host that came back and rejoined has a member again: not cut off,
 	// even though the marker still names its old member.
 	b2 := member(5, "cp-b", "10.0.0.2")

@@ -24,7 +24,7 @@ type MemberOptions struct {
 	NoSnapshot bool
 	// DeleteNode (remove only): also delete the node's Node object and its
 	// control-plane mirror pods, for a host that is gone for good. Refused
-	// for a Ready node.
+	// for a host that is up (its kubelet renews its node lease).
 	DeleteNode bool
 }
 
@@ -103,8 +103,8 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 		return nil, err
 	}
 	n, nodeKnown := nodeNamed(obs.nodes, node)
-	if o.DeleteNode && nodeKnown && n.Ready {
-		return nil, fmt.Errorf("--delete-node: node %s is Ready, so its host is not gone; remove the member without --delete-node (the host leaves cleanly), then `kubeadm reset` the host before deleting its node", node)
+	if down, why := obs.down(n); o.DeleteNode && nodeKnown && !down {
+		return nil, fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone; remove the member without --delete-node (the host leaves cleanly), then `kubeadm reset` the host before deleting its node", node, why)
 	}
 	c := Change{Kind: "remove", Node: node, Member: &m}
 	var snapNode string
@@ -130,7 +130,7 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 	steps := 1
 	if o.DeleteNode && nodeKnown {
 		steps = 2
-		fmt.Fprintf(s.Out, "  2. delete node %s (NotReady) and its control-plane mirror pods\n", node)
+		fmt.Fprintf(s.Out, "  2. delete node %s (down) and its control-plane mirror pods\n", node)
 	} else if o.DeleteNode {
 		fmt.Fprintf(s.Out, "  (--delete-node: member %s runs on no control-plane node, so there is no node to delete)\n", m)
 	}

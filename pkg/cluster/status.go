@@ -76,6 +76,10 @@ type observed struct {
 	statuses []etcdcluster.Status
 	// marker is the last recover's or restore's marker, if any.
 	marker *hostlocal.RecoveryMarker
+	// leases are the control-plane nodes' kubelet leases (kube-node-lease),
+	// read at time now: whether a host is alive right now (see down).
+	leases map[string]nodeLease
+	now    time.Time
 }
 
 func (s *Session) observe(ctx context.Context) (*observed, error) {
@@ -109,6 +113,7 @@ func (s *Session) observe(ctx context.Context) (*observed, error) {
 		return nil, err
 	}
 	o.marker = readMarker(ctx, o.client)
+	o.leases, o.now = s.nodeLeases(ctx), time.Now()
 	return o, nil
 }
 

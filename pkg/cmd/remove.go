@@ -53,7 +53,8 @@ hosts' Node objects and mirror pods remain. Naming such a host (or its old
 member) says so, has nothing to remove in etcd and exits 0, however often it
 is run. With --delete-node it also deletes the Node object and its
 control-plane mirror pods of a host that is gone for good (refused for a
-Ready node); without it, it prints the "kubectl delete node" to run:
+host that is up: its kubelet still renews its node lease); without it, it
+prints the "kubectl delete node" to run:
 deleting a node is the operator's decision (kubeadm upgrade refuses while a
 control-plane node is NotReady).`,
 		Example: `  kubectl etcd remove cp-3 --dry-run
@@ -65,7 +66,7 @@ control-plane node is NotReady).`,
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
 	}
 	o.addFlags(cmd)
-	cmd.Flags().BoolVar(&o.DeleteNode, "delete-node", false, "also delete the node's Node object and control-plane mirror pods (a host gone for good; refused for a Ready node)")
+	cmd.Flags().BoolVar(&o.DeleteNode, "delete-node", false, "also delete the node's Node object and control-plane mirror pods (a host gone for good; refused while its kubelet renews its node lease)")
 	return cmd
 }
 
