@@ -75,11 +75,13 @@ const leaseSlack = 20 * time.Second
 // only after its grace period, and a kube-controller-manager that restarts
 // (as after a recovery) grants every node a fresh one; so a host powered off
 // minutes ago can still show Ready. Its kubelet's lease says it directly.
+// A Ready node without a lease cannot be told either way: it counts as down
+// (nothing shows its kubelet alive), and why says so.
 func (o *observed) down(n Node) (bool, string) {
 	l, ok := o.leases[n.Name]
 	if !ok {
 		if n.Ready {
-			return false, "Ready"
+			return true, "it shows Ready, but has no node lease showing its kubelet alive; Ready lags minutes behind a host's loss"
 		}
 		return true, "NotReady"
 	}
@@ -90,7 +92,7 @@ func (o *observed) down(n Node) (bool, string) {
 	if !n.Ready {
 		return false, fmt.Sprintf("NotReady, though its kubelet renewed its node lease %s ago", since)
 	}
-	return false, "Ready"
+	return false, fmt.Sprintf("Ready, its kubelet renewed its node lease %s ago", since)
 }
 
 // cutOff is a member the last recovery cut off, and its node if it still has one.
@@ -109,8 +111,12 @@ func (c cutOff) name() string {
 
 // why says what cut the member off, for messages.
 func (c cutOff) why() string {
-	return fmt.Sprintf("the %s on %s at %s cut it off (it started a new cluster from %s's data alone)",
-		c.marker.Verb, c.marker.Host, c.marker.Time.UTC().Format(time.RFC3339), c.marker.Host)
+	from := c.marker.Host + "'s data alone"
+	if c.marker.Snapshot != "" {
+		from = "the snapshot " + c.marker.Snapshot
+	}
+	return fmt.Sprintf("the %s on %s at %s cut it off (it started a new cluster from %s)",
+		c.marker.Verb, c.marker.Host, c.marker.Time.UTC().Format(time.RFC3339), from)
 }
 
 // cutOffOn returns the cut-off member that ran on node n, if n has no member

@@ -75,8 +75,14 @@ func TestCutOffAfterRecovery(t *testing.T) {
 	if down, _ := obs.down(obs.nodes[1]); down {
 		t.Error("down(cp-b) with a fresh lease")
 	}
-	if st := obs.report(); len(st.Drift) != 1 || !strings.Contains(st.Drift[0].Detail, "cp-b is up (Ready), so its host is back: run `kubectl-etcd join") {
+	if st := obs.report(); len(st.Drift) != 1 || !strings.Contains(st.Drift[0].Detail, "cp-b is up (Ready, its kubelet renewed its node lease 5s ago), so its host is back: run `kubectl-etcd join") {
 		t.Errorf("drift for a cut-off host that is back: %+v", st.Drift)
+	}
+
+	// Ready without a lease: nothing shows it alive.
+	delete(obs.leases, "cp-b")
+	if down, why := obs.down(obs.nodes[1]); !down || !strings.Contains(why, "no node lease") {
+		t.Errorf("down(cp-b) Ready without a lease = %v, %q", down, why)
 	}
 
 	// A host that came back and rejoined has a member again: not cut off,

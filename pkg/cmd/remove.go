@@ -54,9 +54,8 @@ member) says so, has nothing to remove in etcd and exits 0, however often it
 is run. With --delete-node it also deletes the Node object and its
 control-plane mirror pods of a host that is gone for good (refused for a
 host that is up: its kubelet still renews its node lease); without it, it
-prints the "kubectl delete node" to run:
-deleting a node is the operator's decision (kubeadm upgrade refuses while a
-control-plane node is NotReady).`,
+prints the "kubectl delete node" to run: deleting a node is the operator's
+decision (kubeadm upgrade refuses while a control-plane node is NotReady).`,
 		Example: `  kubectl etcd remove cp-3 --dry-run
   kubectl etcd remove cp-3
   kubectl etcd remove 8e9e05c52164694d
