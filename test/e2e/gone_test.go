@@ -129,7 +129,8 @@ func TestRecoverGoneForGood(t *testing.T) {
 	}
 	if out, err := plugin(t, b, "status"); err != nil || !strings.Contains(out, "(cut off by the recover on h1 at") ||
 		!strings.Contains(out, "kubectl etcd remove h2 --delete-node") || !strings.Contains(out, "2 of them cut off by the recover on h1 (h2, h3)") ||
-		strings.Contains(out, "not a member of the cluster") {
+		strings.Contains(out, "not a member of the cluster") || !strings.Contains(out, "h2 is down (") || !strings.Contains(out, "h3 is down (") ||
+		strings.Contains(out, "its host is back") {
 		t.Errorf("status after the recovery: %v\n%s", err, out)
 	}
 
