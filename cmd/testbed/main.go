@@ -136,6 +136,26 @@ func newRoot() *cobra.Command {
 		},
 	}
 
+	// A bare host joins later: a new control-plane host arriving after a
+	// failure, the way an operator adds one (the real kubeadm join).
+	joinCP := &cobra.Command{
+		Use:   "join-control-plane HOST",
+		Short: "Join a bare host with the real `kubeadm join --control-plane` (kubeadm adds its etcd member)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := testbed.Load(name, root)
+			if err != nil {
+				return err
+			}
+			b.SetLog(os.Stderr)
+			h := b.Host(args[0])
+			if h == nil {
+				return fmt.Errorf("bed %q has no host %q", name, args[0])
+			}
+			return b.JoinControlPlane(cmd.Context(), h)
+		},
+	}
+
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the bed's hosts and whether each is on",
@@ -166,7 +186,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 
-	cmd.AddCommand(up, down, execCmd, power(true), power(false), standalone, status, proxy)
+	cmd.AddCommand(up, down, execCmd, power(true), power(false), standalone, joinCP, status, proxy)
 	return cmd
 }
 

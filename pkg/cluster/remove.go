@@ -22,6 +22,10 @@ type MemberOptions struct {
 	Target     string
 	DryRun     bool
 	NoSnapshot bool
+	// DeleteNode (remove only): also delete the node's Node object and its
+	// control-plane mirror pods, for a host that is gone for good. Refused
+	// for a host that is up (its kubelet renews its node lease).
+	DeleteNode bool
 }
 
 // resolve finds the member an operator named: a control-plane node's
@@ -86,6 +90,10 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 	if err != nil {
 		return nil, err
 	}
+	if c, ok := obs.cutOffTarget(o.Target); ok {
+		obs.client.Close()
+		return s.removeCutOff(ctx, obs, c, o)
+	}
 	m, node, err := s.resolve(ctx, obs, o.Target)
 	if err == nil {
 		err = etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID)
@@ -93,6 +101,10 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 	obs.client.Close()
 	if err != nil {
 		return nil, err
+	}
+	n, nodeKnown := nodeNamed(obs.nodes, node)
+	if down, why := obs.down(n); o.DeleteNode && nodeKnown && !down {
+		return nil, fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone; remove the member without --delete-node (the host leaves cleanly), then `kubeadm reset` the host before deleting its node", node, why)
 	}
 	c := Change{Kind: "remove", Node: node, Member: &m}
 	var snapNode string
@@ -109,12 +121,19 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 	if snapNode != "" {
 		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-remove"))
 	}
-	if n, ok := nodeNamed(obs.nodes, node); ok && n.Ready {
+	if nodeKnown && n.Ready {
 		fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd leave`): point its kube-apiserver at the other members, move leadership away, remove the member, stop etcd, move its data aside\n", node)
 	} else {
-		fmt.Fprintf(s.Out, "  1. remove member %x through etcd only: %s\n", m.ID, hostGoneWhy(node, ok))
+		fmt.Fprintf(s.Out, "  1. remove member %x through etcd only: %s\n", m.ID, hostGoneWhy(node, nodeKnown))
 	}
 	fmt.Fprintln(s.Out, "     then point member-less hosts' kube-apiservers that still list it at the members left")
+	steps := 1
+	if o.DeleteNode && nodeKnown {
+		steps = 2
+		fmt.Fprintf(s.Out, "  2. delete node %s (down) and its control-plane mirror pods\n", node)
+	} else if o.DeleteNode {
+		fmt.Fprintf(s.Out, "  (--delete-node: member %s runs on no control-plane node, so there is no node to delete)\n", m)
+	}
 	if o.DryRun {
 		return obs.report(), nil
 	}
@@ -123,12 +142,20 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 			return nil, err
 		}
 	}
-	fmt.Fprintf(s.Out, "[1/1] %s\n", c)
+	fmt.Fprintf(s.Out, "[1/%d] %s\n", steps, c)
 	start := time.Now()
 	if err := s.apply(ctx, c); err != nil {
 		return nil, fmt.Errorf("removing member %s (%x): %w", m, m.ID, err)
 	}
 	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	if steps == 2 {
+		fmt.Fprintf(s.Out, "[2/2] delete node %s and its control-plane mirror pods\n", node)
+		start = time.Now()
+		if err := s.deleteNode(ctx, node); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
+	}
 	return s.Status(ctx)
 }
 

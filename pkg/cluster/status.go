@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 )
 
 // MemberRow is one member as the workstation sees it.
@@ -42,11 +44,15 @@ type HostRow struct {
 	EtcdPod       bool   `json:"etcdPod"`
 	Member        string `json:"member,omitempty"`
 	APIServerEtcd string `json:"apiserverEtcdServers,omitempty"`
+	// CutOffBy is set when the host's old member was cut off by a recover or
+	// restore (the cluster's recovery marker names it) and it has no member
+	// since: "recover on h1 at <time>".
+	CutOffBy string `json:"cutOffBy,omitempty"`
 }
 
 // Drift is a disagreement between the member list and the hosts.
 type Drift struct {
-	Kind   string `json:"kind"` // member-without-host | manifest-without-member | node-without-member
+	Kind   string `json:"kind"` // member-without-host | manifest-without-member | node-without-member | cut-off-by-recovery
 	Node   string `json:"node,omitempty"`
 	Member string `json:"member,omitempty"`
 	Detail string `json:"detail"`
@@ -68,6 +74,12 @@ type observed struct {
 	client   *etcdcluster.Client
 	members  []etcdcluster.Member
 	statuses []etcdcluster.Status
+	// marker is the last recover's or restore's marker, if any.
+	marker *hostlocal.RecoveryMarker
+	// leases are the control-plane nodes' kubelet leases (kube-node-lease),
+	// read at time now: whether a host is alive right now (see down).
+	leases map[string]nodeLease
+	now    time.Time
 }
 
 func (s *Session) observe(ctx context.Context) (*observed, error) {
@@ -100,6 +112,8 @@ func (s *Session) observe(ctx context.Context) (*observed, error) {
 		o.client.Close()
 		return nil, err
 	}
+	o.marker = readMarker(ctx, o.client)
+	o.leases, o.now = s.nodeLeases(ctx), time.Now()
 	return o, nil
 }
 
@@ -157,8 +171,14 @@ func (o *observed) report() *ClusterStatus {
 	}
 	for _, n := range o.nodes {
 		h := HostRow{Node: n.Name, Address: n.Address, Ready: n.Ready, EtcdPod: pods[n.Name], Member: memberOn[n.Name], APIServerEtcd: o.apis[n.Name]}
+		c, cut := o.cutOffOn(n)
+		if cut {
+			h.CutOffBy = fmt.Sprintf("%s on %s at %s", c.marker.Verb, c.marker.Host, c.marker.Time.UTC().Format(time.RFC3339))
+		}
 		st.Hosts = append(st.Hosts, h)
 		switch {
+		case cut:
+			st.Drift = append(st.Drift, o.cutOffDrift(c))
 		case h.EtcdPod && h.Member == "":
 			st.Drift = append(st.Drift, Drift{Kind: "manifest-without-member", Node: n.Name,
 				Detail: fmt.Sprintf("%s runs an etcd static pod that is not a member of the cluster", n.Name)})
@@ -182,5 +202,14 @@ func (o *observed) report() *ClusterStatus {
 	}
 	st.Summary = fmt.Sprintf("%d voting members, %d healthy (%s, tolerates %d failure(s)); %d control-plane nodes",
 		voters, healthy, q, max(0, healthy-etcdcluster.Quorum(voters)), len(o.nodes))
+	var cut []string
+	for _, h := range st.Hosts {
+		if h.CutOffBy != "" {
+			cut = append(cut, h.Node)
+		}
+	}
+	if len(cut) > 0 {
+		st.Summary += fmt.Sprintf(", %d of them cut off by the %s (%s)", len(cut), o.marker.Verb+" on "+o.marker.Host, strings.Join(cut, ", "))
+	}
 	return st
 }

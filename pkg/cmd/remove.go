@@ -23,6 +23,7 @@ type MemberOptions struct {
 	Target     string
 	DryRun     bool
 	NoSnapshot bool
+	DeleteNode bool
 	Output     string
 
 	run func(s *cluster.Session, ctx context.Context, o cluster.MemberOptions) (*cluster.ClusterStatus, error)
@@ -44,15 +45,27 @@ away, the member is removed, etcd stopped and the data dir moved aside (never
 deleted). A dead or gone host's member is removed through etcd alone; if the
 host comes back, run "kubectl-etcd leave" (or "join") on it. Afterwards,
 member-less hosts whose kube-apiserver still lists the removed member are
-pointed at the members left.`,
+pointed at the members left.
+
+After a quorum loss, "kubectl-etcd recover" (or "restore") already cut the
+other members off: they are not in the member list any more, but their
+hosts' Node objects and mirror pods remain. Naming such a host (or its old
+member) says so, has nothing to remove in etcd and exits 0, however often it
+is run. With --delete-node it also deletes the Node object and its
+control-plane mirror pods of a host that is gone for good (refused for a
+host that is up: its kubelet still renews its node lease); without it, it
+prints the "kubectl delete node" to run: deleting a node is the operator's
+decision (kubeadm upgrade refuses while a control-plane node is NotReady).`,
 		Example: `  kubectl etcd remove cp-3 --dry-run
   kubectl etcd remove cp-3
-  kubectl etcd remove 8e9e05c52164694d`,
+  kubectl etcd remove 8e9e05c52164694d
+  kubectl etcd remove cp-3 --delete-node     # the host is gone for good`,
 		Args:              exactlyOne("remove", "NODE|MEMBER"),
 		ValidArgsFunction: completeControlPlaneNodes(configFlags),
 		RunE:              func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
 	}
 	o.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.DeleteNode, "delete-node", false, "also delete the node's Node object and control-plane mirror pods (a host gone for good; refused while its kubelet renews its node lease)")
 	return cmd
 }
 
@@ -124,7 +137,7 @@ func (o *MemberOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
+	st, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
 	if err != nil {
 		return err
 	}

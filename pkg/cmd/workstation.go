@@ -109,6 +109,9 @@ func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) e
 		if member == "" {
 			member = "-"
 		}
+		if h.CutOffBy != "" {
+			member = "- (cut off by the " + h.CutOffBy + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", h.Node, h.Ready, member, h.APIServerEtcd)
 	}
 	tw.Flush()

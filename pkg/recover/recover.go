@@ -423,8 +423,8 @@ func nextSteps(cfg *staticpod.Config, j *journal) []string {
 		if j.Verb == "restore" {
 			until = "If its old data survived, keep it off until then: the restored cluster has a new ID, so its old member is not told to stop."
 		}
-		out = append(out, fmt.Sprintf("%s (old member %x, %s): when it is back, run as root on it: kubectl-etcd join --endpoints %s   (its stale data is moved aside, never used; it joins as a new learner). %s Gone for good: nothing is left to remove from etcd; give the cluster a new control-plane host (kubeadm join --control-plane) or grow it with kubectl etcd scale.",
-			name, m.ID, strings.Join(m.PeerURLs, ","), ep, until))
+		out = append(out, fmt.Sprintf("%s (old member %x, %s): when it is back, run as root on it: kubectl-etcd join --endpoints %s   (its stale data is moved aside, never used; it joins as a new learner). %s Gone for good: nothing is left to remove from etcd; `kubectl etcd remove %s --delete-node` deletes its Node and mirror pods; give the cluster a new control-plane host (kubeadm join --control-plane) or grow it with kubectl etcd scale.",
+			name, m.ID, strings.Join(m.PeerURLs, ","), ep, until, name))
 	}
 	if len(out) == 0 {
 		out = append(out, "grow the cluster again with kubectl etcd scale --replicas 3 (or kubectl-etcd join on each control-plane host)")

@@ -155,7 +155,23 @@ func (b *Bed) JoinControlPlane(ctx context.Context, h *Host) error {
 		return fmt.Errorf("kubeadm join --control-plane: %w", err)
 	}
 	b.logf("%s: joined as control plane with etcd (%s)", h.Name, time.Since(start).Round(100*time.Millisecond))
-	return nil
+	return b.setRole(h, RoleControlPlane)
+}
+
+// setRole records that a bare host has joined (a host added after the bed
+// came up, e.g. to replace hosts gone for good), so that bed.json, `testbed
+// status` and WaitNodesReady see it as what it now is.
+func (b *Bed) setRole(h *Host, r Role) error {
+	if h.Role != RoleBare {
+		return nil
+	}
+	h.Role = r
+	for i := range b.State.Hosts {
+		if b.State.Hosts[i].Name == h.Name {
+			b.State.Hosts[i].Role = r
+		}
+	}
+	return b.save()
 }
 
 // JoinControlPlaneWithoutEtcd makes h a control-plane host with no etcd

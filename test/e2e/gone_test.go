@@ -1,0 +1,254 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+// goneStatus is the part of `status -o json` this story reads.
+type goneStatus struct {
+	Members []struct {
+		Host    string `json:"host"`
+		Name    string `json:"name"`
+		Healthy bool   `json:"healthy"`
+		Learner bool   `json:"learner"`
+	} `json:"members"`
+	Hosts []struct {
+		Node          string `json:"node"`
+		Ready         bool   `json:"ready"`
+		Member        string `json:"member"`
+		APIServerEtcd string `json:"apiserverEtcdServers"`
+		CutOffBy      string `json:"cutOffBy"`
+	} `json:"hosts"`
+	Drift []struct {
+		Kind string `json:"kind"`
+		Node string `json:"node"`
+	} `json:"drift"`
+	Summary string `json:"summary"`
+}
+
+func goneStatusOf(t *testing.T, b *testbed.Bed) goneStatus {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), "--kubeconfig", b.Kubeconfig(), "status", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("status -o json: %v", err)
+	}
+	var st goneStatus
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func nodeExists(t *testing.T, b *testbed.Bed, name string) bool {
+	t.Helper()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatalf("reading node %s: %v", name, err)
+	}
+	return err == nil
+}
+
+// TestRecoverGoneForGood: quorum loss as in TestRecoverQuorumLoss, but hosts
+// 2 and 3 never return. After `recover` on h1, `kubectl etcd remove` says
+// their members were cut off by the recovery, has nothing to remove in etcd,
+// exits 0 (again when rerun), and with --delete-node deletes their Node
+// objects and mirror pods; two new hosts join with the real
+// `kubeadm join --control-plane`, which adds their members itself. The end:
+// three healthy voters h1, h4, h5, every apiserver ready, kubeadm's upgrade
+// health checks pass, every acknowledged write readable.
+func TestRecoverGoneForGood(t *testing.T) {
+	longTest(t)
+	b := upBed(t, "e2egone", "10.99.51", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane, testbed.RoleBare, testbed.RoleBare)
+	h1, h2, h3, h4, h5 := b.Host("h1"), b.Host("h2"), b.Host("h3"), b.Host("h4"), b.Host("h5")
+	ctx := context.Background()
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+
+	ns := "e2e-gone"
+	w := startWriter(t, b, ns)
+	time.Sleep(5 * time.Second)
+
+	// Quorum loss; h2 and h3 are never powered on again.
+	for _, h := range []*testbed.Host{h2, h3} {
+		if err := h.PowerOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := time.Now()
+	for i := 0; ; i++ {
+		out, err := h1.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=3s", "get", "--raw=/readyz")
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			break
+		}
+		if i > 60 {
+			t.Fatal("h1's apiserver still ready a minute after quorum loss")
+		}
+		time.Sleep(time.Second)
+	}
+	out, err := kectl(t, h1, "recover", "--yes")
+	if err != nil || !strings.Contains(out, "Gone for good") {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	apiserverReady(t, h1)
+	t.Logf("quorum lost -> h1's apiserver ready again: %s", time.Since(lost).Round(100*time.Millisecond))
+	wantVoters(t, b, "h1", "h1")
+
+	// status: h2 and h3 are shown as cut off by the recovery, not as an
+	// etcd pod that is "not a member".
+	st := goneStatusOf(t, b)
+	cut := map[string]string{}
+	for _, h := range st.Hosts {
+		cut[h.Node] = h.CutOffBy
+	}
+	for _, n := range []string{"h2", "h3"} {
+		if !strings.HasPrefix(cut[n], "recover on h1 at ") {
+			t.Errorf("status: host %s cutOffBy %q, want the recover on h1", n, cut[n])
+		}
+	}
+	for _, d := range st.Drift {
+		if d.Kind != "cut-off-by-recovery" {
+			t.Errorf("status: drift %+v after the recovery, want only cut-off-by-recovery", d)
+		}
+	}
+	if out, err := plugin(t, b, "status"); err != nil || !strings.Contains(out, "(cut off by the recover on h1 at") ||
+		!strings.Contains(out, "kubectl etcd remove h2 --delete-node") || !strings.Contains(out, "2 of them cut off by the recover on h1 (h2, h3)") ||
+		strings.Contains(out, "not a member of the cluster") || !strings.Contains(out, "h2 is down (") || !strings.Contains(out, "h3 is down (") ||
+		strings.Contains(out, "its host is back") {
+		t.Errorf("status after the recovery: %v\n%s", err, out)
+	}
+
+	// remove h2: nothing left in etcd; the node is the operator's to delete.
+	out, err = plugin(t, b, "remove", "h2", "--dry-run")
+	if err != nil || !strings.Contains(out, "Plan (dry run") || !strings.Contains(out, "nothing to remove in etcd") {
+		t.Errorf("remove h2 --dry-run: %v\n%s", err, out)
+	}
+	for i := 0; i < 2; i++ { // the rerun is the same no-op
+		out, err = plugin(t, b, "remove", "h2")
+		if err != nil || !strings.Contains(out, "is not in the member list any more: the recover on h1 at ") ||
+			!strings.Contains(out, "nothing to remove in etcd") || !strings.Contains(out, "`kubectl delete node h2`") {
+			t.Errorf("remove h2 (run %d): %v\n%s", i+1, err, out)
+		}
+		if !nodeExists(t, b, "h2") {
+			t.Fatal("remove h2 without --delete-node deleted node h2")
+		}
+	}
+	wantVoters(t, b, "h1", "h1")
+	// kubeadm itself refuses to upgrade while h2's node is there, NotReady.
+	upgradePlan := func() (string, error) {
+		out, err := h1.Exec(ctx, "kubeadm", "upgrade", "plan", testbed.KubernetesVersion, "--ignore-preflight-errors=CreateJob,CoreDNSUnsupportedPlugins,CoreDNSMigration")
+		t.Logf("h1: kubeadm upgrade plan: %v\n%s", err, out)
+		return string(out), err
+	}
+	if out, err := upgradePlan(); err == nil || !strings.Contains(out, "there are NotReady control-planes in the cluster: [h2") {
+		t.Errorf("kubeadm upgrade plan with h2, h3 NotReady: want it refused naming them, got %v", err)
+	}
+
+	// remove h3 --delete-node: node and mirror pods deleted; rerun a no-op.
+	out, err = plugin(t, b, "remove", "h3", "--delete-node")
+	if err != nil || !strings.Contains(out, "nothing to remove in etcd") || !strings.Contains(out, "node h3 deleted") ||
+		!strings.Contains(out, "mirror pod kube-system/etcd-h3 deleted") {
+		t.Errorf("remove h3 --delete-node: %v\n%s", err, out)
+	}
+	if nodeExists(t, b, "h3") {
+		t.Error("node h3 still exists after remove --delete-node")
+	}
+	if out, err := plugin(t, b, "remove", "h3", "--delete-node"); err != nil || !strings.Contains(out, "no control-plane node h3 is left either: nothing to do") {
+		t.Errorf("remove h3 again: %v\n%s", err, out)
+	}
+	// A wrong name is still a clear error, and changes nothing.
+	if out, err := plugin(t, b, "remove", "h9"); err == nil || !strings.Contains(out, `"h9" is neither a control-plane node nor an etcd member`) {
+		t.Errorf("remove h9: %v\n%s", err, out)
+	}
+	// --delete-node is refused for a Ready node (h1 has the only member:
+	// refused either way; nothing changes).
+	if out, err := plugin(t, b, "remove", "h1", "--delete-node"); err == nil {
+		t.Errorf("remove h1 --delete-node succeeded:\n%s", out)
+	}
+	if !nodeExists(t, b, "h1") {
+		t.Fatal("node h1 deleted")
+	}
+	wantVoters(t, b, "h1", "h1")
+
+	// The operator decides h2 is gone for good, too.
+	if out, err := plugin(t, b, "remove", "h2", "--delete-node"); err != nil || !strings.Contains(out, "node h2 deleted") {
+		t.Errorf("remove h2 --delete-node: %v\n%s", err, out)
+	}
+	st = goneStatusOf(t, b)
+	if len(st.Hosts) != 1 || st.Hosts[0].Node != "h1" || len(st.Drift) != 0 {
+		t.Errorf("status after both removals: hosts %+v, drift %+v", st.Hosts, st.Drift)
+	}
+
+	// New hosts join the normal way: kubeadm adds their etcd members.
+	for _, h := range []*testbed.Host{h4, h5} {
+		start := time.Now()
+		if err := b.JoinControlPlane(ctx, h); err != nil {
+			t.Fatalf("kubeadm join --control-plane on %s: %v", h.Name, err)
+		}
+		t.Logf("%s: kubeadm join --control-plane took %s", h.Name, time.Since(start).Round(100*time.Millisecond))
+	}
+	wantVoters(t, b, "h1", "h1", "h4", "h5")
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "nodes h1, h4, h5 Ready", func() bool {
+		for _, n := range []string{"h1", "h4", "h5"} {
+			node, err := cs.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+			if err != nil || nodeReady(node) != corev1.ConditionTrue {
+				return false
+			}
+		}
+		return true
+	})
+	for _, h := range []*testbed.Host{h1, h4, h5} {
+		apiserverReady(t, h)
+	}
+	st = goneStatusOf(t, b)
+	var hosts []string
+	for _, m := range st.Members {
+		if !m.Healthy || m.Learner {
+			t.Errorf("member row %+v", m)
+		}
+		hosts = append(hosts, m.Host)
+	}
+	if strings.Join(hosts, ",") != "h1,h4,h5" {
+		t.Errorf("status: members on %v, want h1,h4,h5", hosts)
+	}
+	for _, h := range st.Hosts {
+		if h.Member == "" || !h.Ready || h.CutOffBy != "" || h.APIServerEtcd != "https://127.0.0.1:2379" {
+			t.Errorf("host row %+v", h)
+		}
+	}
+	if len(st.Hosts) != 3 || len(st.Drift) != 0 || !strings.HasPrefix(st.Summary, "3 voting members, 3 healthy (quorum") {
+		t.Errorf("status: %d hosts, drift %+v, summary %q", len(st.Hosts), st.Drift, st.Summary)
+	}
+	// kubeadm's own view is consistent: its upgrade health checks pass
+	// (skipped: CreateJob, as the bed's pause image never exits; the CoreDNS
+	// checks, as the bed skips the CoreDNS addon).
+	if out, err := upgradePlan(); err != nil || strings.Contains(out, "NotReady") {
+		t.Errorf("kubeadm upgrade plan after the new hosts joined: %v", err)
+	}
+
+	w.finish(t, b, ns)
+	if copies := hasPath(t, h1, "/var/lib/etcd/.kubectl-etcd-before-recover-*/member/snap/db /var/lib/etcd.before-recover-*/member/snap/db"); strings.Count(copies, "\n") != 0 || copies == "" {
+		t.Errorf("want exactly one complete copy of h1's data from the recover, got %q", copies)
+	}
+	noHostPodsLeft(t, b)
+}
