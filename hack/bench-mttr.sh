@@ -8,7 +8,6 @@
 #       and kubeadm's manifest left as it was.
 # The DB is first filled to >= 256 MiB with large values.
 # Run as root, under the bed lock: flock /var/tmp/kubectl-etcd-bed.lock hack/bench-mttr.sh
-# (Written but not yet run: no numbers from it so far.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILL_MIB="${FILL_MIB:-280}"
@@ -16,7 +15,14 @@ go build -o /tmp/kubectl-etcd-bench-testbed ./cmd/testbed
 tb() { /tmp/kubectl-etcd-bench-testbed --name benchmttr "$@"; }
 log=/tmp/bench-mttr.log
 : >"$log"
-trap 'tb down >>"$log" 2>&1 || true' EXIT
+# On the way out, keep each host's etcd and kubelet view for a post-mortem.
+postmortem() {
+  for h in h1 h2 h3; do
+    tb exec $h -- sh -c 'tail -n 60 /var/log/pods/kube-system_etcd-*/etcd/*.log; crictl ps -a 2>/dev/null | head -20' >"/tmp/bench-mttr-$h.log" 2>&1 || true
+  done
+  tb down >>"$log" 2>&1 || true
+}
+trap postmortem EXIT
 tb up --subnet 10.99.34 --hosts 3 >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
 E="etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
 EC="$E --command-timeout=5s"
@@ -45,6 +51,18 @@ healthy3() { # 3 voting members, all healthy, and the latest write readable on e
   echo "never reached 3 healthy voters with $key=$val"; return 1
 }
 
+apisready() { # every host's kube-apiserver answers /readyz
+  for i in $(seq 1 600); do
+    ok=0
+    for h in h1 h2 h3; do
+      tb exec $h -- kubectl --server=https://127.0.0.1:6443 --request-timeout=3s get --raw=/readyz >/dev/null 2>&1 && ok=$((ok+1))
+    done
+    [[ "$ok" == 3 ]] && return 0
+    sleep 1
+  done
+  echo "the apiservers never all became ready"; return 1
+}
+
 breakquorum() { # LABEL: write the latest key, power off h2 and h3
   ex h1 -- sh -c "$EC put /bench/latest $1"
   tb power-off h2 >>"$log" 2>&1; tb power-off h3 >>"$log" 2>&1
@@ -60,7 +78,9 @@ ex h2 -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
 ex h3 -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
 healthy3 /bench/latest tool-1
 t_tool=$(ms "$t0")
-echo "kubectl-etcd: 3 healthy voters with the latest write after $((t_tool/1000)).$(( (t_tool%1000)/100 )) s (recover on h1: $((t_rec/1000)).$(( (t_rec%1000)/100 )) s)"
+apisready
+t_api=$(ms "$t0")
+echo "kubectl-etcd: 3 healthy voters with the latest write after $((t_tool/1000)).$(( (t_tool%1000)/100 )) s (recover on h1: $((t_rec/1000)).$(( (t_rec%1000)/100 )) s); all 3 apiservers ready after $((t_api/1000)).$(( (t_api%1000)/100 )) s"
 
 # (2) the manual procedure (etcd's op-guide: --force-new-cluster, then member add one by one)
 breakquorum manual-1
@@ -74,10 +94,15 @@ t_rec=$(ms "$t0")
 tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
 for h in h2 h3; do
   ip=10.99.34.1${h#h}
-  ex h1 -- sh -c "$EC member add $h --peer-urls=https://$ip:2380"
+  # etcd refuses a voter add until every voter has been connected for 5 s
+  # ("unhealthy cluster" right after the previous host started): retry, as
+  # an operator would.
+  for try in $(seq 1 60); do ex h1 -- sh -c "$EC member add $h --peer-urls=https://$ip:2380" && break; sleep 1; done
   # The stale member crash-loops (removed: 410); move its data away between restarts.
   ex $h -- sh -c "mv /var/lib/etcd/member /var/lib/etcd/.stale-\$(date +%s) 2>/dev/null; until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
 done
 healthy3 /bench/latest manual-1
 t_man=$(ms "$t0")
-echo "manual procedure: 3 healthy voters with the latest write after $((t_man/1000)).$(( (t_man%1000)/100 )) s (force-new-cluster on h1: $((t_rec/1000)).$(( (t_rec%1000)/100 )) s)"
+apisready
+t_api=$(ms "$t0")
+echo "manual procedure: 3 healthy voters with the latest write after $((t_man/1000)).$(( (t_man%1000)/100 )) s (force-new-cluster on h1: $((t_rec/1000)).$(( (t_rec%1000)/100 )) s); all 3 apiservers ready after $((t_api/1000)).$(( (t_api%1000)/100 )) s"

@@ -6,8 +6,15 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
@@ -23,9 +30,14 @@ import (
 // kubeadm makes it, is valid for 127.0.0.1 too), so the apiserver serves the
 // cluster's current data, kubelet reaches it, and static pods can change.
 
-// bridgeSettle is how long the bridge stays up after the apiserver is ready,
-// for kubelet to list its pods and clean up the removed etcd pod.
+// bridgeSettle is how long the bridge stays up after kubelet has shown it
+// reaches its apiserver, for it to finish cleaning up the removed etcd pod
+// (kept generous: a mirror pod that never existed proves nothing).
 const bridgeSettle = 15 * time.Second
+
+// kubeletSyncWait bounds the wait for that proof: kubelet backs off up to
+// 30 s between attempts to reach its apiserver, and its informer relists.
+const kubeletSyncWait = 90 * time.Second
 
 // needsBridge: this host's apiserver reads only the local member, which is
 // not serving, and it does not answer.
@@ -61,13 +73,63 @@ func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string) {
 			if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
 				return "", fmt.Errorf("the local apiserver did not become ready through the bridge: %w", err)
 			}
+			note := fmt.Sprintf("apiserver ready after %s", time.Since(start).Round(100*time.Millisecond))
+			// An apiserver that answers is not yet a kubelet that has
+			// synced: closing the bridge before that left a join's new etcd
+			// pod never started (hack/bench-mttr.sh). kubelet deletes the
+			// mirror pod of the etcd static pod this join removed only once
+			// its API pod source is ready: that is the proof.
+			mirror := "etcd-" + cfg.NodeName()
+			if err := WaitPod(ctx, h, cfg, mirror, kubeletSyncWait, func(_ *corev1.Pod, err error) bool {
+				return apierrors.IsNotFound(err)
+			}); err != nil {
+				note += fmt.Sprintf("; kubelet had not removed the mirror pod %s: %v", mirror, err)
+			} else {
+				note += fmt.Sprintf(", kubelet synced after %s", time.Since(start).Round(100*time.Millisecond))
+			}
 			select {
 			case <-ctx.Done():
 				return "", ctx.Err()
 			case <-time.After(bridgeSettle):
 			}
-			return fmt.Sprintf("apiserver ready after %s; bridge closed", time.Since(start).Round(100*time.Millisecond)), nil
+			return note + "; bridge closed", nil
 		})
+}
+
+// LocalAPIClient is a client of this host's own kube-apiserver (not the load
+// balancer: that one may serve other hosts' views) with the host's admin.conf.
+func LocalAPIClient(h *staticpod.Host, cfg *staticpod.Config) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", h.Path(filepath.Join(h.KubernetesDir, "admin.conf")))
+	if err != nil {
+		return nil, fmt.Errorf("reading this host's admin.conf: %w", err)
+	}
+	rc.Host = fmt.Sprintf("https://127.0.0.1:%d", cfg.Init.LocalAPIEndpoint.BindPort)
+	rc.TLSClientConfig.ServerName = "kubernetes" // in every kubeadm apiserver certificate
+	rc.Timeout = 3 * time.Second
+	return kubernetes.NewForConfig(rc)
+}
+
+// WaitPod polls this host's apiserver for the pod kube-system/name (a
+// kubelet mirror pod) until done says the answer (the pod, or the error
+// getting it) is the one waited for; it fails after timeout.
+func WaitPod(ctx context.Context, h *staticpod.Host, cfg *staticpod.Config, name string, timeout time.Duration, done func(*corev1.Pod, error) bool) error {
+	cs, err := LocalAPIClient(h, cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		pod, err := cs.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
+		if done(pod, err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for pod kube-system/%s on this host's apiserver: %w (last: %v)", name, ctx.Err(), err)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Relay forwards every connection accepted on l to target until stopped;

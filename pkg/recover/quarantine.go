@@ -9,9 +9,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
 	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
 
@@ -109,32 +106,11 @@ func (r *Recovery) bridge(ctx context.Context) (string, error) {
 // reaches its apiserver (and so will finish terminating removed static pods).
 func (r *Recovery) waitMirrorPod(ctx context.Context, timeout time.Duration) bool {
 	e := r.env
-	h, cfg := e.Host, e.Config
-	rc, err := clientcmd.BuildConfigFromFlags("", h.Path("/etc/kubernetes/admin.conf"))
-	if err != nil {
-		return false
-	}
-	rc.Host = fmt.Sprintf("https://127.0.0.1:%d", cfg.Init.LocalAPIEndpoint.BindPort)
-	rc.TLSClientConfig.ServerName = "kubernetes" // in every kubeadm apiserver certificate
-	rc.Timeout = 3 * time.Second
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return false
-	}
-	name := QuarantinePodName + "-" + cfg.NodeName()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		pod, err := cs.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
-		if err == nil && !pod.CreationTimestamp.Time.Before(r.j.Started.Add(-time.Minute)) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(time.Second):
-		}
-	}
-	return false
+	name := QuarantinePodName + "-" + e.Config.NodeName()
+	err := hostlocal.WaitPod(ctx, e.Host, e.Config, name, timeout, func(pod *v1.Pod, err error) bool {
+		return err == nil && !pod.CreationTimestamp.Time.Before(r.j.Started.Add(-time.Minute))
+	})
+	return err == nil
 }
 
 // stopQuarantine retires the quarantine pod's manifest (kept, not deleted)
