@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,8 +63,8 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	// The node and what it has already (an upload, a restore running or
 	// done) come first, through the apiserver alone: while a restore runs,
 	// etcd may not answer for a while, and a rerun must still find it.
-	nodes, err := s.ControlPlaneNodes(ctx)
-	if err != nil {
+	var nodes []Node
+	if err := s.untilAnswers(ctx, o, func() (err error) { nodes, err = s.ControlPlaneNodes(ctx); return err }); err != nil {
 		return nil, err
 	}
 	n, ok := nodeNamed(nodes, o.Node)
@@ -76,8 +77,11 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	if !n.Ready {
 		return nil, fmt.Errorf("node %s is not Ready: its kubelet cannot run the host pods the restore needs; copy the file there and run `kubectl-etcd restore FILE` on it as root", n.Name)
 	}
-	check, err := s.restoreCheck(ctx, n.Name, info.SHA256, o.AllowOtherCluster)
-	if err != nil {
+	var check *recover.UploadCheck
+	if err := s.untilAnswers(ctx, o, func() (err error) {
+		check, err = s.restoreCheck(ctx, n.Name, info.SHA256, o.AllowOtherCluster)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if o.Before == 0 {
@@ -382,4 +386,29 @@ func (s *Session) hostJSONTo(ctx context.Context, node string, argv []string, st
 		return fmt.Errorf("on %s: reading the answer: %w (%s)", node, err, strings.TrimSpace(stdout.String()))
 	}
 	return nil
+}
+
+// untilAnswers runs f until it gets an answer from the cluster: a failure to
+// reach the apiserver or to run a host pod is retried for o.Timeout (a
+// restore an earlier run started takes them away for a few minutes); an
+// answer that is an error is returned at once.
+func (s *Session) untilAnswers(ctx context.Context, o RestoreOptions, f func() error) error {
+	deadline := time.Now().Add(o.Timeout)
+	said := false
+	for {
+		err := f()
+		var exit *hostpod.ExitError
+		if err == nil || errors.As(err, &exit) || errors.Is(err, hostpod.ErrNodeNotFound) || errors.Is(err, hostpod.ErrForbidden) ||
+			errors.Is(err, hostpod.ErrImagePull) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		if !said {
+			said = true
+			fmt.Fprintf(s.Out, "%s\nIf an earlier run started a restore on %s, the cluster answers again when it ends: retrying for up to %s.\n", firstLine(err.Error()), o.Node, o.Timeout)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
