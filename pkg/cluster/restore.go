@@ -314,7 +314,11 @@ func (s *Session) afterRestore(ctx context.Context, o RestoreOptions) (*RestoreR
 	if err != nil {
 		return nil, err
 	}
-	return &RestoreResult{Status: st, Next: fmt.Sprintf("kubectl etcd scale --replicas %d", max(o.Before, 1))}, nil
+	res := &RestoreResult{Status: st}
+	if len(st.Members) < o.Before {
+		res.Next = fmt.Sprintf("kubectl etcd scale --replicas %d", o.Before)
+	}
+	return res, nil
 }
 
 // restoreCheck asks node about the upload of the snapshot with that sha256.

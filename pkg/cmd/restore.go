@@ -172,7 +172,7 @@ func (o *RestoreOptions) workstation(ctx context.Context, file string) error {
 		return err
 	}
 	if res.Next != "" {
-		fmt.Fprintf(progress, "\nThe cluster runs on one etcd member. Grow it again:\n  %s\n", res.Next)
+		fmt.Fprintf(progress, "\nThe cluster runs on fewer etcd members than before the restore. Grow it again:\n  %s\n", res.Next)
 	}
 	return nil
 }

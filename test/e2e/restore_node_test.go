@@ -203,6 +203,9 @@ func TestPluginRestoreNode(t *testing.T) {
 	if err != nil || !strings.Contains(out, "restored on h1 already") {
 		t.Errorf("a rerun after the restore: %v, want it to say the snapshot was restored already", err)
 	}
+	if strings.Contains(out, "Grow it again") {
+		t.Error("a rerun with three members asks to grow the cluster again")
+	}
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 }
 
