@@ -170,6 +170,9 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	} else {
 		fmt.Fprintf(s.Out, "  then grow the cluster again yourself: kubectl etcd scale --replicas %d\n", o.Before)
 	}
+	if check.DetachError != "" {
+		return nil, fmt.Errorf("on %s, a process cannot be started outside the host pod's cgroups (%s), so the restore would die with the pod; nothing was changed. Copy the file to %s and run `kubectl-etcd restore FILE` there as root, after shrinking etcd to its member (kubectl etcd scale --nodes %s)", n.Name, check.DetachError, n.Name, n.Name)
+	}
 	if check.Present && check.Error != "" {
 		return nil, fmt.Errorf("on %s: %s (nothing was changed)", n.Name, check.Error)
 	}

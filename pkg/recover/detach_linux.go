@@ -111,3 +111,27 @@ func intoInitCgroups(h *staticpod.Host, pid int) error {
 	}
 	return nil
 }
+
+// probeDetach checks, before anything is changed, that a process started
+// from here can be moved out of the pod's cgroups (startDetached's move):
+// it starts this binary as a detached child, moves it, and lets it exit
+// without the "go" (it does nothing then).
+func probeDetach(h *staticpod.Host) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, "restore", "detach-probe", "--detached-child")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	goPipe, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	err = intoInitCgroups(h, cmd.Process.Pid)
+	goPipe.Close()
+	_ = cmd.Wait() // it exits at once: no "go"
+	return err
+}

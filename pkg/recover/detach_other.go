@@ -12,3 +12,7 @@ import (
 func startDetached(_ *staticpod.Host, _ []string, _, _ string) (int, error) {
 	return 0, errors.New("a detached restore is started on Linux hosts only")
 }
+
+func probeDetach(_ *staticpod.Host) error {
+	return errors.New("a detached restore is started on Linux hosts only")
+}

@@ -120,6 +120,9 @@ type UploadCheck struct {
 	Warnings []string       `json:"warnings,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Run      *RunReport     `json:"run,omitempty"`
+	// DetachError says why a restore could not be started detached from
+	// the host pod here (checked before anything is changed).
+	DetachError string `json:"detachError,omitempty"`
 }
 
 // CheckUpload looks for the upload of the snapshot with that sha256 and, if
@@ -137,6 +140,9 @@ func CheckUpload(e *hostlocal.Env, sum string, allowOther bool) (*UploadCheck, e
 		return nil, err
 	}
 	c.Run = run
+	if err := probeDetach(h); err != nil {
+		c.DetachError = err.Error()
+	}
 	got, err := fileSHA256(h.Path(c.Path))
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
