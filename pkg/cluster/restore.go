@@ -225,7 +225,15 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 		Run     *recover.RunReport `json:"run"`
 	}
 	if err := s.hostJSON(ctx, n.Name, []string{"restore-node", "start", "--sha256", info.SHA256}, nil, &started); err != nil {
-		return nil, fmt.Errorf("starting the restore on %s: %w", n.Name, err)
+		var exit *hostpod.ExitError
+		if errors.As(err, &exit) || errors.Is(err, hostpod.ErrKubeletCannotStartPods) || errors.Is(err, hostpod.ErrNodeNotFound) ||
+			errors.Is(err, hostpod.ErrForbidden) || errors.Is(err, hostpod.ErrImagePull) || ctx.Err() != nil {
+			return nil, fmt.Errorf("starting the restore on %s: %w", n.Name, err)
+		}
+		// The pod ran, but its end was not seen: the restore it started
+		// stops the etcd every apiserver reads, which can cut the answer
+		// off. The host's record says whether it started.
+		fmt.Fprintf(s.Out, "      the answer was cut off (%s): the restore has probably started and taken the apiserver down\n", firstLine(err.Error()))
 	}
 	if started.Run != nil {
 		verb := "started"
