@@ -60,6 +60,6 @@ kubectl-etcd works in two ways:
 	cmd.AddCommand(NewCmdAgent(streams))
 	cmd.AddCommand(NewCmdSnapshot(configFlags, streams), NewCmdBackup(configFlags, streams))
 	cmd.AddCommand(NewCmdRecover(configFlags, streams))
-	cmd.AddCommand(NewCmdRestore(streams))
+	cmd.AddCommand(NewCmdRestore(configFlags, streams), NewCmdRestoreNode(streams))
 	return cmd
 }

@@ -41,6 +41,11 @@ type RestoreOptions struct {
 	// AllowOtherCluster restores a snapshot whose Kubernetes cluster CA is
 	// not this host's (a snapshot of another cluster).
 	AllowOtherCluster bool
+	// ReplaceSoleMember restores over a running cluster whose only member is
+	// this host's: a roll-back (`kubectl etcd restore --node` shrinks the
+	// cluster to that member first). No second cluster can arise, and the
+	// member's writes after the snapshot are lost.
+	ReplaceSoleMember bool
 }
 
 // restoringDir is where etcd's restore writes before the result is moved in
@@ -91,7 +96,7 @@ func PlanRestore(ctx context.Context, e *hostlocal.Env, o RestoreOptions) (*Reco
 		return r, r.fail(err)
 	}
 	if j == nil {
-		if err := refuseIfQuorum(ctx, e); err != nil {
+		if err := refuseIfQuorum(ctx, e, o.ReplaceSoleMember); err != nil {
 			return r, r.fail(err)
 		}
 		j = &journal{Verb: "restore", Started: h.Now().UTC(), Node: cfg.NodeName(), Snapshot: file, Revision: info.Revision}
@@ -193,8 +198,14 @@ func latestValue(file, key string) (val []byte, found bool, err error) {
 
 // refuseIfQuorum refuses a restore while any member this host knows of
 // leads or follows a leader.
-func refuseIfQuorum(ctx context.Context, e *hostlocal.Env) error {
+func refuseIfQuorum(ctx context.Context, e *hostlocal.Env, soleOK bool) error {
 	st := e.ReadState(ctx, nil)
+	if soleOK && len(st.Members) == 1 && st.Members[0].IsThis {
+		return nil
+	}
+	if soleOK && len(st.Members) > 1 {
+		return fmt.Errorf("--replace-sole-member: the etcd cluster has %d members, not only this host's: shrink it to this host's member first (kubectl etcd scale --nodes %s)", len(st.Members), e.Config.NodeName())
+	}
 	for _, m := range st.Members {
 		if m.Healthy {
 			return fmt.Errorf("the etcd cluster has a quorum (member %s answers with a leader): restoring a snapshot here would start a second cluster beside it. To roll the cluster back, first take every other member out (kubectl-etcd leave on its host, or power it off), or use recover for quorum loss", m.Name)

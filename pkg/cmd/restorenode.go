@@ -1,0 +1,95 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+)
+
+// RestoreNodeOptions: the host side of `kubectl etcd restore FILE --node X`,
+// run by the plugin in a host pod. Each step answers one JSON document.
+type RestoreNodeOptions struct {
+	HostOptions
+	SHA256            string
+	Size              int64
+	AllowOtherCluster bool
+}
+
+// NewCmdRestoreNode returns the hidden `kubectl-etcd restore-node` and its
+// steps: receive (the upload, on stdin), check, start (detached), result.
+func NewCmdRestoreNode(streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "restore-node",
+		Hidden: true, // run by the plugin in its host pod
+		Short:  "The host side of kubectl etcd restore --node (run by the plugin)",
+	}
+	step := func(use, short string, needConfig bool, run func(o *RestoreNodeOptions, cmd *cobra.Command) (any, error)) (*cobra.Command, *RestoreNodeOptions) {
+		o := &RestoreNodeOptions{HostOptions: HostOptions{IOStreams: streams}}
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if err := recover.CheckSHA256(o.SHA256); err != nil {
+					return fmt.Errorf("--sha256: %w", err)
+				}
+				if needConfig {
+					if err := o.prepare(cmd, nil); err != nil {
+						return err
+					}
+				} else {
+					if err := o.Validate(); err != nil {
+						return err
+					}
+					o.host = staticpod.NewHost(o.Root)
+				}
+				v, err := run(o, cmd)
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(o.Out).Encode(v)
+			},
+		}
+		o.AddFlags(c.Flags(), false)
+		c.Flags().StringVar(&o.SHA256, "sha256", "", "sha256 of the snapshot file")
+		return c, o
+	}
+	receive, ro := step("receive", "Write the snapshot on stdin into "+recover.UploadDir+" (.part, fsync, sha256 checked, rename)", false,
+		func(o *RestoreNodeOptions, _ *cobra.Command) (any, error) {
+			path, had, err := recover.Receive(o.host, o.In, o.SHA256, o.Size)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"path": path, "alreadyThere": had}, nil
+		})
+	receive.Flags().Int64Var(&ro.Size, "size", 0, "size of the snapshot file in bytes")
+	check, co := step("check", "Is the upload there; is it a sound snapshot of this cluster; is a restore of it running or done (changes nothing)", true,
+		func(o *RestoreNodeOptions, _ *cobra.Command) (any, error) {
+			return recover.CheckUpload(o.env(), o.SHA256, o.AllowOtherCluster)
+		})
+	check.Flags().BoolVar(&co.AllowOtherCluster, "allow-other-cluster", false, "accept a snapshot whose Kubernetes cluster CA is not this host's")
+	start, _ := step("start", "Start the restore of the upload detached from this pod, and return", true,
+		func(o *RestoreNodeOptions, _ *cobra.Command) (any, error) {
+			run, started, err := recover.StartRestore(o.env(), o.SHA256, hostpod.HostBinaryPath)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"started": started, "run": run}, nil
+		})
+	result, _ := step("result", "The detached restore of the upload: running, done or failed, with its log's tail", false,
+		func(o *RestoreNodeOptions, _ *cobra.Command) (any, error) {
+			run, err := recover.ReadRun(o.host, o.SHA256)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"run": run}, nil
+		})
+	cmd.AddCommand(receive, check, start, result)
+	return cmd
+}
