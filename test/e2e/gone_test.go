@@ -86,22 +86,7 @@ func TestRecoverGoneForGood(t *testing.T) {
 	time.Sleep(5 * time.Second)
 
 	// Quorum loss; h2 and h3 are never powered on again.
-	for _, h := range []*testbed.Host{h2, h3} {
-		if err := h.PowerOff(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lost := time.Now()
-	for i := 0; ; i++ {
-		out, err := h1.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=3s", "get", "--raw=/readyz")
-		if err != nil || strings.TrimSpace(string(out)) != "ok" {
-			break
-		}
-		if i > 60 {
-			t.Fatal("h1's apiserver still ready a minute after quorum loss")
-		}
-		time.Sleep(time.Second)
-	}
+	lost := loseQuorum(t, h1, h2, h3)
 	out, err := kectl(t, h1, "recover", "--yes")
 	if err != nil || !strings.Contains(out, "Gone for good") {
 		t.Fatalf("recover: %v\n%s", err, out)

@@ -100,23 +100,7 @@ func TestRecoverQuorumLoss(t *testing.T) {
 	w := startWriter(t, b, ns)
 	time.Sleep(8 * time.Second)
 
-	// Quorum loss.
-	for _, h := range []*testbed.Host{h2, h3} {
-		if err := h.PowerOff(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lost := time.Now()
-	for i := 0; ; i++ {
-		out, err := h1.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=3s", "get", "--raw=/readyz")
-		if err != nil || strings.TrimSpace(string(out)) != "ok" {
-			break
-		}
-		if i > 60 {
-			t.Fatal("h1's apiserver still ready a minute after quorum loss")
-		}
-		time.Sleep(time.Second)
-	}
+	lost := loseQuorum(t, h1, h2, h3)
 
 	// From the workstation: explained, with the host command.
 	if out, err := plugin(t, b, "recover"); err == nil || !strings.Contains(out, "kubectl-etcd recover") {
@@ -314,4 +298,27 @@ func TestRecoverRebootedSurvivor(t *testing.T) {
 	}
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 	w.finish(t, b, ns)
+}
+
+// loseQuorum powers off the hosts down and waits until survivor's apiserver
+// stops being ready (its etcd has no quorum); it returns when the power went.
+func loseQuorum(t *testing.T, survivor *testbed.Host, down ...*testbed.Host) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	for _, h := range down {
+		if err := h.PowerOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := time.Now()
+	for i := 0; ; i++ {
+		out, err := survivor.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=3s", "get", "--raw=/readyz")
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			return lost
+		}
+		if i > 60 {
+			t.Fatalf("%s's apiserver still ready a minute after quorum loss", survivor.Name)
+		}
+		time.Sleep(time.Second)
+	}
 }

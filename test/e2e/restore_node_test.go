@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
@@ -158,36 +157,7 @@ func TestPluginRestoreNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
-	for _, cm := range got.Items {
-		names[cm.Name] = true
-	}
-	for i := range 5 {
-		if !names[fmt.Sprintf("before-%d", i)] {
-			t.Errorf("before-%d (in the snapshot) is missing after the restore", i)
-		}
-	}
-	for i := range 3 {
-		if names[fmt.Sprintf("after-%d", i)] {
-			t.Errorf("after-%d (written after the snapshot) is present: not the snapshot's state", i)
-		}
-	}
-	// A watch from before the restore is told its revision is gone.
-	wi, err := cs.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: oldRV})
-	if err == nil {
-		select {
-		case ev := <-wi.ResultChan():
-			st, ok := ev.Object.(*metav1.Status)
-			if ev.Type != watch.Error || !ok || st.Code != 410 {
-				t.Errorf("watch from resource version %s before the restore: got %s %#v, want 410 Expired", oldRV, ev.Type, ev.Object)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("watch from before the restore: no event in 30s, want 410 Expired")
-		}
-		wi.Stop()
-	} else if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-		t.Errorf("watch from before the restore: %v, want 410 Expired", err)
-	}
+	wantSnapshotState(t, cs, ns, got, oldRV, 5, 3)
 	if p := hasPath(t, h1, "/var/lib/etcd/.kubectl-etcd-before-restore-* /var/lib/etcd.before-restore-*"); p == "" {
 		t.Error("h1's old data dir was not moved aside")
 	}

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
@@ -148,36 +149,7 @@ func TestRestoreTotalLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
-	for _, cm := range got.Items {
-		names[cm.Name] = true
-	}
-	for i := range 10 {
-		if !names[fmt.Sprintf("before-%d", i)] {
-			t.Errorf("before-%d (in the snapshot) is missing after the restore", i)
-		}
-	}
-	for i := range 5 {
-		if names[fmt.Sprintf("after-%d", i)] {
-			t.Errorf("after-%d (written after the snapshot) is present: not the snapshot's state", i)
-		}
-	}
-	// A watch from before the disaster is told its revision is gone.
-	wi, err := cs.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: oldRV})
-	if err == nil {
-		select {
-		case ev := <-wi.ResultChan():
-			st, ok := ev.Object.(*metav1.Status)
-			if ev.Type != watch.Error || !ok || st.Code != 410 {
-				t.Errorf("watch from resource version %s before the restore: got %s %#v, want 410 Expired", oldRV, ev.Type, ev.Object)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("watch from before the restore: no event in 30s, want 410 Expired")
-		}
-		wi.Stop()
-	} else if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-		t.Errorf("watch from before the restore: %v, want 410 Expired", err)
-	}
+	wantSnapshotState(t, cs, ns, got, oldRV, 10, 5)
 	// The informer relists: it drops the lost objects and sees new ones.
 	mk("post-restore")
 	var mu sync.Mutex
@@ -212,4 +184,42 @@ func TestRestoreTotalLoss(t *testing.T) {
 		apiserverReady(t, h)
 	}
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
+}
+
+// wantSnapshotState checks a restored namespace: before-0..before-(nBefore-1)
+// (in the snapshot) are in got, after-0..after-(nAfter-1) (written after it)
+// are not, and a watch from oldRV (before the restore) is told 410 Expired.
+func wantSnapshotState(t *testing.T, cs kubernetes.Interface, ns string, got *corev1.ConfigMapList, oldRV string, nBefore, nAfter int) {
+	t.Helper()
+	names := map[string]bool{}
+	for _, cm := range got.Items {
+		names[cm.Name] = true
+	}
+	for i := range nBefore {
+		if !names[fmt.Sprintf("before-%d", i)] {
+			t.Errorf("before-%d (in the snapshot) is missing after the restore", i)
+		}
+	}
+	for i := range nAfter {
+		if names[fmt.Sprintf("after-%d", i)] {
+			t.Errorf("after-%d (written after the snapshot) is present: not the snapshot's state", i)
+		}
+	}
+	wi, err := cs.CoreV1().ConfigMaps(ns).Watch(context.Background(), metav1.ListOptions{ResourceVersion: oldRV})
+	if err != nil {
+		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			t.Errorf("watch from before the restore: %v, want 410 Expired", err)
+		}
+		return
+	}
+	defer wi.Stop()
+	select {
+	case ev := <-wi.ResultChan():
+		st, ok := ev.Object.(*metav1.Status)
+		if ev.Type != watch.Error || !ok || st.Code != 410 {
+			t.Errorf("watch from resource version %s before the restore: got %s %#v, want 410 Expired", oldRV, ev.Type, ev.Object)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("watch from before the restore: no event in 30s, want 410 Expired")
+	}
 }
