@@ -50,14 +50,30 @@ func (e *Env) needsBridge(ctx context.Context) bool {
 	return h.WaitAPIServerReady(ctx, cfg, 2*time.Second) != nil
 }
 
-func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string) {
+// addBridgeStep adds the bridge. With keep, the relay stays open after the
+// step, and the returned func (safe to call more than once, or when the
+// step never ran) closes it: for leave, whose next step replaces the
+// apiserver's static pod, the very thing kubelet must be synced for, and
+// where no etcd will listen on this host again. Without keep (join, whose own
+// etcd needs the port), it closes at the end of the step.
+func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string, keep bool) (closeBridge func()) {
 	h, cfg := e.Host, e.Config
+	var mu sync.Mutex
+	var held func()
+	closeBridge = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if held != nil {
+			held()
+			held = nil
+		}
+	}
 	if len(endpoints) == 0 {
-		return
+		return closeBridge
 	}
 	u, err := url.Parse(endpoints[0])
 	if err != nil || u.Host == "" {
-		return
+		return closeBridge
 	}
 	target := u.Host
 	listen := staticpod.LocalEtcdServer(cfg)[len("https://"):]
@@ -68,7 +84,13 @@ func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string) {
 				return "", fmt.Errorf("listening on %s for the bridge (is an etcd still running here?): %w", listen, err)
 			}
 			stop := Relay(l, target)
-			defer stop()
+			if keep {
+				mu.Lock()
+				held = stop
+				mu.Unlock()
+			} else {
+				defer stop()
+			}
 			start := time.Now()
 			if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
 				return "", fmt.Errorf("the local apiserver did not become ready through the bridge: %w", err)
@@ -92,8 +114,12 @@ func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string) {
 				return "", ctx.Err()
 			case <-time.After(bridgeSettle):
 			}
+			if keep {
+				return note + "; bridge kept open until the next step has replaced the apiserver", nil
+			}
 			return note + "; bridge closed", nil
 		})
+	return closeBridge
 }
 
 // LocalAPIClient is a client of this host's own kube-apiserver (not the load

@@ -203,7 +203,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 				return nil, c, err
 			}
 			if e.needsBridge(ctx) {
-				e.addBridgeStep(p, clientURLsExcept(members, 0))
+				e.addBridgeStep(p, clientURLsExcept(members, 0), false)
 			}
 		} else if err := portsFree(cfg); err != nil {
 			return nil, c, err
