@@ -28,13 +28,13 @@ unit:
 	$(GO) test -count=1 ./...
 
 ## e2e: end-to-end tests on real kubeadm test beds (root; builds components on first use):
-## one test per story of each issue, what CI runs
+## one test per story of each issue, what CI runs; the log ends with each failed test's last lines
 e2e:
-	KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -v ./test/e2e/
+	set -o pipefail; KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
 
 ## e2e-all: every end-to-end test, including the long variations CI skips (about 75 min warm)
 e2e-all:
-	KETCD_E2E=all KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 150m -v ./test/e2e/
+	set -o pipefail; KETCD_E2E=all KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 150m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
 
 ## lint: gofmt and go vet
 lint:

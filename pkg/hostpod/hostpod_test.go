@@ -208,3 +208,30 @@ func TestTailBuffer(t *testing.T) {
 		t.Fatalf("tail = %q", got)
 	}
 }
+
+func TestStartedOrFailed(t *testing.T) {
+	r := newRunner(fake.NewClientset())
+	waiting := func(reason, msg string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kubectl-etcd-h2-x"}, Status: corev1.PodStatus{Phase: corev1.PodPending,
+			ContainerStatuses: []corev1.ContainerStatus{{Name: containerName,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}}}
+	}
+	for _, tc := range []struct {
+		name    string
+		pod     *corev1.Pod
+		done    bool
+		wantErr string
+	}{
+		{"creating", waiting("ContainerCreating", ""), false, ""},
+		{"kubelet informers not synced yet", waiting("CreateContainerConfigError", "services have not yet been read at least once, cannot construct envvars"), false, ""},
+		{"config error", waiting("CreateContainerConfigError", `secret "x" not found`), false, `cannot start on node h2: CreateContainerConfigError: secret "x" not found`},
+		{"run error", waiting("RunContainerError", "exec format error"), false, "RunContainerError: exec format error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done, err := r.startedOrFailed("h2", tc.pod)
+			if done != tc.done || (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("startedOrFailed = %v, %v; want %v, error containing %q", done, err, tc.done, tc.wantErr)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,15 @@ var imagePullReasons = map[string]bool{
 var startReasons = map[string]bool{
 	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
 	"PreCreateHookError": true, "PreStartHookError": true, "ContainerCannotRun": true,
+}
+
+// kubeletSyncing: a kubelet that has just (re)connected to its apiserver
+// refuses to build a container's environment until its informers have
+// listed once ("services have not yet been read at least once, cannot
+// construct envvars"), and retries by itself a moment later. Seen on a
+// freshly joined host in CI; waiting (within the Running bound) is right.
+func kubeletSyncing(msg string) bool {
+	return strings.Contains(msg, "have not yet been read at least once")
 }
 
 // poll gets the pod every Timeouts.Poll until done says so, fails, timeout
@@ -134,7 +144,7 @@ func (r *Runner) startedOrFailed(node string, p *corev1.Pod) (bool, error) {
 		case cs.State.Waiting != nil && imagePullReasons[cs.State.Waiting.Reason]:
 			return false, kindErrorf(ErrImagePull, "node %s cannot get image %s for kubectl-etcd's pod (%s: %s); make the image available to that node (or pass another image)",
 				node, r.Image, cs.State.Waiting.Reason, cs.State.Waiting.Message)
-		case cs.State.Waiting != nil && startReasons[cs.State.Waiting.Reason]:
+		case cs.State.Waiting != nil && startReasons[cs.State.Waiting.Reason] && !kubeletSyncing(cs.State.Waiting.Message):
 			return false, fmt.Errorf("the container of pod %s/%s cannot start on node %s: %s: %s",
 				r.Namespace, p.Name, node, cs.State.Waiting.Reason, cs.State.Waiting.Message)
 		}
