@@ -29,16 +29,6 @@ import (
 // kubeadm makes it, is valid for 127.0.0.1 too), so the apiserver serves the
 // cluster's current data, kubelet reaches it, and static pods can change.
 
-// bridgeSettle is how long the bridge stays up after kubelet has shown it
-// reaches its apiserver, for its pod informer to sync and kubelet to finish
-// cleaning up the removed etcd pod (a lease renewal shows the connection,
-// not yet the informer).
-const bridgeSettle = 15 * time.Second
-
-// kubeletSyncWait bounds the wait for that proof: kubelet backs off up to
-// 30 s between attempts to reach its apiserver, and its informer relists.
-const kubeletSyncWait = 90 * time.Second
-
 // needsBridge: this host's apiserver reads only the local member, which is
 // not serving, and it does not answer.
 func (e *Env) needsBridge(ctx context.Context) bool {
@@ -50,76 +40,95 @@ func (e *Env) needsBridge(ctx context.Context) bool {
 	return h.WaitAPIServerReady(ctx, cfg, 2*time.Second) != nil
 }
 
-// addBridgeStep adds the bridge. With keep, the relay stays open after the
-// step, and the returned func (safe to call more than once, or when the
-// step never ran) closes it: for leave, whose next step replaces the
-// apiserver's static pod, the very thing kubelet must be synced for, and
-// where no etcd will listen on this host again. Without keep (join, whose own
-// etcd needs the port), it closes at the end of the step.
-func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string, keep bool) (closeBridge func()) {
-	h, cfg := e.Host, e.Config
-	var mu sync.Mutex
-	var held func()
-	closeBridge = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if held != nil {
-			held()
-			held = nil
-		}
+// bridge is an open relay, held across the steps that follow its own: a
+// settle time after the apiserver answered was not always enough for
+// kubelet to sync (hack/bench-mttr.sh saw a join's new etcd pod never start
+// after the bridge closed, TestPluginMembers a leave's apiserver never
+// restarted). So it closes only once the change kubelet had to be synced
+// for has happened: for leave, the apiserver replaced; for join, kubelet
+// started the new etcd container (which needs the port: it fails to bind
+// once and kubelet restarts it some 10 s later).
+type bridge struct {
+	mu     sync.Mutex
+	stop   func() // nil: not open (yet, or any more)
+	opened time.Time
+}
+
+// Close closes the relay; safe to call more than once, or when it never opened.
+func (b *bridge) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stop != nil {
+		b.stop()
+		b.stop = nil
 	}
+}
+
+// Open says whether the relay is open, and since when.
+func (b *bridge) Open() (bool, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stop != nil, b.opened
+}
+
+// kubeletSyncWait bounds the wait for a node-lease renewal through the
+// bridge: kubelet backs off up to 30 s between attempts to reach its apiserver.
+const kubeletSyncWait = 90 * time.Second
+
+// bridgeSettle is how long the bridge step waits after that renewal, for
+// kubelet's pod informer to list (a renewal shows the connection, not yet
+// the informer).
+const bridgeSettle = 15 * time.Second
+
+// addBridgeStep adds the bridge step. The relay stays open after the step
+// until a later step closes it, or the plan ends. With waitSync, the step
+// also waits for a sign that kubelet has synced: needed when the next step
+// replaces the apiserver itself (leave), which takes the bridged API away
+// from kubelet; join's next steps leave the apiserver up until kubelet has
+// started the new etcd, which is the proof it waits for instead.
+func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string, waitSync bool) *bridge {
+	h, cfg := e.Host, e.Config
+	b := &bridge{}
 	if len(endpoints) == 0 {
-		return closeBridge
+		return b
 	}
 	u, err := url.Parse(endpoints[0])
 	if err != nil || u.Host == "" {
-		return closeBridge
+		return b
 	}
 	target := u.Host
 	listen := staticpod.LocalEtcdServer(cfg)[len("https://"):]
-	p.Add("bridge apiserver", fmt.Sprintf("relay %s to %s until this host's kube-apiserver is ready (kubelet, which never reached it since boot, does not replace static pods before it has)", listen, target),
+	p.Finally(b.Close)
+	p.Add("bridge apiserver", fmt.Sprintf("relay %s to %s until kubelet has acted on the next change (kubelet, which never reached this host's kube-apiserver since boot, does not replace static pods before it has)", listen, target),
 		func(ctx context.Context) (string, error) {
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
 				return "", fmt.Errorf("listening on %s for the bridge (is an etcd still running here?): %w", listen, err)
 			}
-			stop := Relay(l, target)
-			if keep {
-				mu.Lock()
-				held = stop
-				mu.Unlock()
-			} else {
-				defer stop()
-			}
+			b.mu.Lock()
+			b.stop, b.opened = Relay(l, target), time.Now()
+			b.mu.Unlock()
 			start := time.Now()
 			if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
+				b.Close()
 				return "", fmt.Errorf("the local apiserver did not become ready through the bridge: %w", err)
 			}
 			note := fmt.Sprintf("apiserver ready after %s", time.Since(start).Round(100*time.Millisecond))
-			// An apiserver that answers is not yet a kubelet that has
-			// synced: closing the bridge 15 s after the apiserver was ready
-			// once left a join's new etcd pod never started
-			// (hack/bench-mttr.sh). kubelet renews its node lease through
-			// its apiserver every 10 s: a renewal after the bridge opened
-			// shows it gets through. (The etcd mirror pod this join removed
-			// is not a proof: kubelet was seen starting the new etcd while
-			// that mirror pod was still there.)
-			if err := WaitLeaseRenewed(ctx, h, cfg, start, kubeletSyncWait); err != nil {
-				note += "; " + err.Error()
-			} else {
-				note += fmt.Sprintf(", kubelet renewed its node lease after %s", time.Since(start).Round(100*time.Millisecond))
+			if waitSync {
+				if err := WaitLeaseRenewed(ctx, h, cfg, start, kubeletSyncWait); err != nil {
+					note += "; " + err.Error()
+				} else {
+					note += fmt.Sprintf(", kubelet renewed its node lease after %s", time.Since(start).Round(100*time.Millisecond))
+				}
+				select {
+				case <-ctx.Done():
+					return "", ctx.Err()
+				case <-time.After(bridgeSettle):
+				}
 			}
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(bridgeSettle):
-			}
-			if keep {
-				return note + "; bridge kept open until the next step has replaced the apiserver", nil
-			}
-			return note + "; bridge closed", nil
+			return note + "; the bridge stays open", nil
 		})
-	return closeBridge
+	return b
 }
 
 // LocalAPIClient is a client of this host's own kube-apiserver (not the load

@@ -198,12 +198,13 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		}
 		e.addManifestStep(p, c)
 	default:
+		var b *bridge
 		if local.hasData || running {
 			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
 				return nil, c, err
 			}
 			if e.needsBridge(ctx) {
-				e.addBridgeStep(p, clientURLsExcept(members, 0), false)
+				b = e.addBridgeStep(p, clientURLsExcept(members, 0), false)
 			}
 		} else if err := portsFree(cfg); err != nil {
 			return nil, c, err
@@ -213,11 +214,11 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		}
 		e.addCertStep(p, res)
 		e.addFreshJoinSteps(p, c, members, statuses)
-		e.addPromoteSteps(p, c)
+		e.addPromoteSteps(p, c, b)
 		e.addAPIServerLocalStep(p)
 		return p, c, nil
 	}
-	e.addPromoteSteps(p, c)
+	e.addPromoteSteps(p, c, nil)
 	e.addAPIServerLocalStep(p)
 	return p, c, nil
 }
@@ -257,7 +258,7 @@ func (e *Env) planReplace(p *plan.Plan, c *etcdcluster.Client, members []etcdclu
 		return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
 	})
 	e.addFreshJoinSteps(p, c, members, statuses)
-	e.addPromoteSteps(p, c)
+	e.addPromoteSteps(p, c, nil)
 	e.addAPIServerLocalStep(p)
 	return p, c, nil
 }
@@ -395,13 +396,32 @@ func initialCluster(members []etcdcluster.Member, cfg *staticpod.Config) []stati
 	return out
 }
 
-func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client) {
+// addPromoteSteps waits for the new member, promotes it and waits for a
+// healthy quorum. With an open bridge b (which holds the local client port),
+// it first waits for kubelet to start the new etcd container, the proof that
+// kubelet no longer needs the bridge, and closes it.
+func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client, b *bridge) {
 	h, cfg := e.Host, e.Config
-	p.Add("wait for start", "until the local member serves and the cluster sees it started", func(ctx context.Context) (string, error) {
+	detail := "until the local member serves and the cluster sees it started"
+	if b != nil {
+		detail = "until kubelet starts the new etcd container, then close the bridge and wait " + detail
+	}
+	p.Add("wait for start", detail, func(ctx context.Context) (string, error) {
+		var note string
+		if b != nil {
+			if open, since := b.Open(); open {
+				err := h.WaitEtcdContainerStarted(ctx, cfg, since, e.Timeouts.EtcdStart)
+				b.Close()
+				if err != nil {
+					return "", err
+				}
+				note = fmt.Sprintf("kubelet started the etcd container %s after the bridge opened; bridge closed", time.Since(since).Round(100*time.Millisecond))
+			}
+		}
 		if _, err := h.WaitEtcdServing(ctx, cfg, e.Timeouts.EtcdStart); err != nil {
 			return "", err
 		}
-		return "", nil
+		return note, nil
 	})
 	p.Add("promote", "promote the learner to a voting member once it has caught up with the leader", func(ctx context.Context) (string, error) {
 		members, err := e.members(ctx, c)

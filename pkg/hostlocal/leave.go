@@ -163,17 +163,14 @@ func (e *Env) addAPIServerOffRemovedStep(p *plan.Plan, members []etcdcluster.Mem
 	// A host whose member was removed while it was away comes back with an
 	// apiserver that has no etcd, so its kubelet never synced and would not
 	// replace the apiserver's static pod: bridge it to the members first.
-	// The bridge stays open until kubelet has replaced the apiserver: a
-	// settle time after the apiserver answered was not always enough for
-	// kubelet to sync (TestPluginMembers once saw it never restart the
-	// apiserver after the bridge closed).
-	closeBridge := func() {}
+	// The bridge stays open until kubelet has replaced the apiserver.
+	b := &bridge{}
 	if e.needsBridge(context.Background()) {
-		closeBridge = e.addBridgeStep(p, voters, true)
+		b = e.addBridgeStep(p, voters, true)
 	}
 	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s (%s no longer a member) to the members %s and wait until it serves",
 		strings.Join(servers, ","), strings.Join(gone, ","), strings.Join(voters, ",")), func(ctx context.Context) (string, error) {
-		defer closeBridge()
+		defer b.Close()
 		_, err := h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
 		return "", err
 	})

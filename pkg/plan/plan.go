@@ -33,6 +33,16 @@ type StepResult struct {
 type Plan struct {
 	Title string
 	Steps []Step
+	// finally runs when Execute returns, whatever happened: for what a step
+	// holds open across later steps (join's apiserver bridge), which must
+	// not outlive the plan when a later step fails.
+	finally []func()
+}
+
+// Finally registers f to run, in reverse order of registration, when
+// Execute returns (also after a failure, an interruption or a dry run).
+func (p *Plan) Finally(f func()) {
+	p.finally = append(p.finally, f)
 }
 
 // Add appends a step.
@@ -47,6 +57,11 @@ func (p *Plan) Execute(ctx context.Context, out io.Writer, dryRun bool) ([]StepR
 	if out == nil {
 		out = io.Discard
 	}
+	defer func() {
+		for i := len(p.finally) - 1; i >= 0; i-- {
+			p.finally[i]()
+		}
+	}()
 	results := make([]StepResult, len(p.Steps))
 	for i, s := range p.Steps {
 		results[i] = StepResult{Name: s.Name, Detail: s.Detail, Outcome: "not-run"}

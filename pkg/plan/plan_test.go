@@ -29,13 +29,15 @@ func TestStopsAtFirstFailure(t *testing.T) {
 	p.Add("a", "first", func(context.Context) (string, error) { order = append(order, "a"); return "ok", nil })
 	p.Add("b", "second", func(context.Context) (string, error) { order = append(order, "b"); return "", errors.New("boom") })
 	p.Add("c", "third", func(context.Context) (string, error) { order = append(order, "c"); return "", nil })
+	p.Finally(func() { order = append(order, "f1") })
+	p.Finally(func() { order = append(order, "f2") })
 	var out bytes.Buffer
 	res, err := p.Execute(context.Background(), &out, false)
 	if err == nil || !strings.Contains(err.Error(), `step "b": boom`) {
 		t.Fatalf("want the failing step named, got %v", err)
 	}
-	if strings.Join(order, "") != "ab" {
-		t.Errorf("ran %v, want a then b only", order)
+	if strings.Join(order, " ") != "a b f2 f1" {
+		t.Errorf("ran %v, want a then b only, then the finally funcs in reverse", order)
 	}
 	if res[0].Outcome != "done" || res[1].Outcome != "failed" || res[2].Outcome != "not-run" {
 		t.Errorf("outcomes %+v", res)

@@ -127,6 +127,37 @@ func (h *Host) WaitEtcdServing(ctx context.Context, cfg *Config, timeout time.Du
 	return st, err
 }
 
+// PodLogsDir is where kubelet keeps pod logs (its podLogsDir default, which
+// kubeadm keeps), one dir per pod: <namespace>_<name>_<uid>/<container>/<n>.log.
+const PodLogsDir = "/var/log/pods"
+
+// WaitEtcdContainerStarted waits until kubelet has started an etcd container
+// of this host's static pod after since: one of its log files under
+// PodLogsDir was written after since (the container runtime writes what
+// etcd prints from its first line, even when it exits at once). It says
+// when kubelet acted on a new manifest, before etcd serves or even when it
+// cannot bind yet. Without a pod log dir on the host it falls back to
+// seeing an etcd process.
+func (h *Host) WaitEtcdContainerStarted(ctx context.Context, cfg *Config, since time.Time, timeout time.Duration) error {
+	logs := filepath.Join(h.Path(PodLogsDir), "kube-system_etcd-"+cfg.NodeName()+"_*", "etcd", "*.log")
+	_, statErr := os.Stat(h.Path(PodLogsDir))
+	return pollEvery(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+		if statErr != nil {
+			return len(h.EtcdPIDs(cfg)) > 0, nil
+		}
+		files, _ := filepath.Glob(logs)
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil && fi.ModTime().After(since) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}, func() string {
+		return fmt.Sprintf("kubelet on %s started no etcd container within %s (no log written under %s since %s)",
+			cfg.NodeName(), timeout, logs, since.Format(time.RFC3339))
+	})
+}
+
 // RestartAPIServerWith changes the local kube-apiserver's --etcd-servers and
 // waits until kubelet has replaced the old apiserver process and the new one
 // is ready. Nothing happens when it already has these servers.
@@ -176,6 +207,11 @@ func (h *Host) WaitAPIServerReady(ctx context.Context, cfg *Config, timeout time
 }
 
 func pollUntil(ctx context.Context, timeout time.Duration, cond func() (bool, error), msg func() string) error {
+	return pollEvery(ctx, timeout, 500*time.Millisecond, cond, msg)
+}
+
+// pollEvery is pollUntil with its own interval.
+func pollEvery(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error), msg func() string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -192,7 +228,7 @@ func pollUntil(ctx context.Context, timeout time.Duration, cond func() (bool, er
 				return fmt.Errorf("timed out: %s", msg())
 			}
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

@@ -400,3 +400,38 @@ func TestSignClientCSR(t *testing.T) {
 		t.Error("a two-day certificate was signed")
 	}
 }
+
+func TestWaitEtcdContainerStarted(t *testing.T) {
+	h, cfg := testHost(t, true)
+	dir := h.Path(filepath.Join(PodLogsDir, "kube-system_etcd-cp-1_0123abcd", "etcd"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "0.log")
+	os.WriteFile(old, []byte("the stale member's last words\n"), 0o640)
+	os.Chtimes(old, time.Now().Add(-time.Minute), time.Now().Add(-time.Minute))
+	since := time.Now()
+
+	// Only an older container's log: kubelet has not acted yet.
+	err := h.WaitEtcdContainerStarted(context.Background(), cfg, since, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "kubelet on cp-1 started no etcd container within 300ms") {
+		t.Fatalf("err = %v, want a timeout naming the host", err)
+	}
+	// Another pod's log does not count.
+	other := h.Path(filepath.Join(PodLogsDir, "kube-system_kube-apiserver-cp-1_99", "kube-apiserver"))
+	os.MkdirAll(other, 0o755)
+	os.WriteFile(filepath.Join(other, "0.log"), []byte("x\n"), 0o640)
+	if err := h.WaitEtcdContainerStarted(context.Background(), cfg, since, 300*time.Millisecond); err == nil {
+		t.Fatal("the apiserver's log was taken for etcd's")
+	}
+	// A new etcd container (a new pod UID, as a changed manifest makes) writes its first line.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		d := h.Path(filepath.Join(PodLogsDir, "kube-system_etcd-cp-1_4567ef", "etcd"))
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "0.log"), []byte("starting etcd\n"), 0o640)
+	}()
+	if err := h.WaitEtcdContainerStarted(context.Background(), cfg, since, 5*time.Second); err != nil {
+		t.Fatalf("a new etcd container's log was not seen: %v", err)
+	}
+}
