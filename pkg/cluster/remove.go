@@ -138,7 +138,7 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 		return obs.report(), nil
 	}
 	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, snapNode, "pre-remove"); err != nil {
+		if err := s.snapshotFirst(ctx, "0", snapNode, "pre-remove"); err != nil {
 			return nil, err
 		}
 	}
@@ -221,7 +221,7 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus,
 		return obs.report(), nil
 	}
 	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, snapNode, "pre-replace"); err != nil {
+		if err := s.snapshotFirst(ctx, "0", snapNode, "pre-replace"); err != nil {
 			return nil, err
 		}
 	}

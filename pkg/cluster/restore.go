@@ -209,7 +209,8 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, snapNode, "pre-restore"); err != nil {
+		// Part of step 1 in the plan printed above.
+		if err := s.snapshotFirst(ctx, "1", snapNode, "pre-restore"); err != nil {
 			return nil, err
 		}
 	}

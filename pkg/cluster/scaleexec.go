@@ -64,7 +64,7 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*ClusterStatus, er
 		return obs.report(), nil
 	}
 	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, snapNode, "pre-scale"); err != nil {
+		if err := s.snapshotFirst(ctx, "0", snapNode, "pre-scale"); err != nil {
 			return nil, err
 		}
 	}
@@ -99,9 +99,10 @@ func snapshotStep(node, reason string) string {
 
 // snapshotFirst runs the host-local `backup run` on node: a verified
 // snapshot of its member into the host's backup directory, kept until
-// scheduled backups prune it.
-func (s *Session) snapshotFirst(ctx context.Context, node, reason string) error {
-	fmt.Fprintf(s.Out, "[0] %s\n", snapshotStep(node, reason))
+// scheduled backups prune it. step is its progress label: "0" before a
+// verb's numbered changes, or the number of the step it is part of.
+func (s *Session) snapshotFirst(ctx context.Context, step, node, reason string) error {
+	fmt.Fprintf(s.Out, "[%s] %s\n", step, snapshotStep(node, reason))
 	start := time.Now()
 	if err := s.hostVerb(ctx, node, []string{"backup", "run", "--reason", reason}, "kubectl-etcd backup run --reason "+reason); err != nil {
 		return fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)
