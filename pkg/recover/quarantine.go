@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
 	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
 
@@ -87,18 +88,39 @@ func (r *Recovery) bridge(ctx context.Context) (string, error) {
 	// kubelet backs off up to 30 s between attempts to reach its apiserver;
 	// its mirror pod of the quarantine pod shows it got through.
 	synced := r.waitMirrorPod(ctx, 90*time.Second)
-	select {
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-time.After(5 * time.Second): // kubelet lists its pods and cleans up
-	}
 	note := fmt.Sprintf("apiserver ready after %s", ready.Round(100*time.Millisecond))
 	if synced {
-		note += fmt.Sprintf(", kubelet synced after %s", time.Since(start).Round(100*time.Millisecond))
+		note += fmt.Sprintf(", kubelet's quarantine mirror pod after %s", time.Since(start).Round(100*time.Millisecond))
 	} else {
 		note += "; kubelet's mirror pod did not show within 90s"
 	}
+	// That shows kubelet's API client, not yet its pod informer, which the
+	// next step needs (kubelet starts the new etcd-<node> only after its
+	// housekeeping has forgotten the old one, and housekeeping waits for
+	// the informer). Housekeeping also deletes the mirror pod of the old
+	// etcd-<node>, whose manifest the first step moved out: its deletion
+	// is the proof.
+	if r.waitOldMirrorPodGone(ctx, 90*time.Second) {
+		note += fmt.Sprintf(", its housekeeping deleted the old etcd mirror pod after %s", time.Since(start).Round(100*time.Millisecond))
+	} else {
+		note += "; the old etcd mirror pod was not deleted within 90s"
+	}
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(5 * time.Second): // kubelet finishes its housekeeping pass
+	}
 	return note + "; bridge closed", nil
+}
+
+// waitOldMirrorPodGone waits until the local apiserver has no mirror pod
+// etcd-<node> (kubelet's housekeeping deletes it once the manifest is gone).
+func (r *Recovery) waitOldMirrorPodGone(ctx context.Context, timeout time.Duration) bool {
+	e := r.env
+	err := hostlocal.WaitPod(ctx, e.Host, e.Config, "etcd-"+e.Config.NodeName(), timeout, func(_ *v1.Pod, err error) bool {
+		return apierrors.IsNotFound(err)
+	})
+	return err == nil
 }
 
 // waitMirrorPod waits until the local apiserver has kubelet's mirror pod of
