@@ -3,10 +3,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +41,24 @@ type goneStatus struct {
 
 func goneStatusOf(t *testing.T, b *testbed.Bed) goneStatus {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), "--kubeconfig", b.Kubeconfig(), "status", "-o", "json").Output()
-	if err != nil {
-		t.Fatalf("status -o json: %v", err)
+	// Right after a recover, the apiserver behind the load balancer can
+	// still be switching: a failure is logged with its stderr and retried
+	// for a minute; one that lasts fails the test with it.
+	var out []byte
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var stderr bytes.Buffer
+		cmd := workstation(t, b, "status", "-o", "json")
+		cmd.Stderr = &stderr
+		var err error
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status -o json: %v\n%s", err, stderr.String())
+		}
+		t.Logf("status -o json: %v (retrying)\n%s", err, stderr.String())
+		time.Sleep(5 * time.Second)
 	}
 	var st goneStatus
 	if err := json.Unmarshal(out, &st); err != nil {
