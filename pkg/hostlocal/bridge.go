@@ -105,10 +105,10 @@ func (e *Env) addBridgeStep(p *plan.Plan, endpoints []string, waitSync bool) *br
 			if err != nil {
 				return "", fmt.Errorf("listening on %s for the bridge (is an etcd still running here?): %w", listen, err)
 			}
-			b.mu.Lock()
-			b.stop, b.opened = Relay(l, target), time.Now()
-			b.mu.Unlock()
 			start := time.Now()
+			b.mu.Lock()
+			b.stop, b.opened = Relay(l, target), start
+			b.mu.Unlock()
 			if err := h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer); err != nil {
 				b.Close()
 				return "", fmt.Errorf("the local apiserver did not become ready through the bridge: %w", err)
