@@ -26,6 +26,7 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/podexec"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
 )
@@ -42,8 +43,18 @@ type Session struct {
 	RESTConfig *rest.Config
 	Runner     *hostpod.Runner
 	Out        io.Writer
+	// StatusVia is how Status reads etcd; the zero value is StatusAuto.
+	StatusVia StatusVia
+	// SkipCertExpiry spares Status the TLS handshake per member (through the
+	// apiserver's port-forward) that reads the serving certificates' expiry
+	// on the exec path, for output that does not show it.
+	SkipCertExpiry bool
+	// Warn takes the one line Status prints when it falls back from exec
+	// to a host pod (stderr, so -o json stays clean); Out when nil.
+	Warn io.Writer
 
 	dialer *tunnel.Dialer
+	exec   *podexec.Runner
 	tls    *tls.Config
 }
 
@@ -57,6 +68,7 @@ func NewSession(cs kubernetes.Interface, rc *rest.Config, image string, out io.W
 		out = io.Discard
 	}
 	return &Session{Clientset: cs, RESTConfig: rc, Out: out, dialer: d,
+		exec:   &podexec.Runner{Client: cs, Config: rc},
 		Runner: &hostpod.Runner{Client: cs, Config: rc, Image: image, Log: out}}, nil
 }
 

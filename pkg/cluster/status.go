@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -117,8 +118,48 @@ func (s *Session) observe(ctx context.Context) (*observed, error) {
 	return o, nil
 }
 
+// StatusVia says how Status reads etcd.
+type StatusVia string
+
+const (
+	// StatusAuto tries StatusExec and falls back to StatusHostPod, saying why.
+	StatusAuto StatusVia = "auto"
+	// StatusExec runs etcdctl in the etcd static pods (kubectl exec's way,
+	// with the host's healthcheck-client certificate): no pod is created.
+	StatusExec StatusVia = "exec"
+	// StatusHostPod has a host pod sign a client certificate and reaches
+	// the members through the apiserver's port-forward, as the verbs that
+	// change something do.
+	StatusHostPod StatusVia = "host-pod"
+)
+
+// ParseStatusVia checks a --via value.
+func ParseStatusVia(v string) (StatusVia, error) {
+	switch via := StatusVia(v); via {
+	case StatusAuto, StatusExec, StatusHostPod:
+		return via, nil
+	}
+	return "", fmt.Errorf("unknown --via %q (auto, exec, host-pod)", v)
+}
+
 // Status reads members, hosts and drift.
 func (s *Session) Status(ctx context.Context) (*ClusterStatus, error) {
+	if s.StatusVia != StatusHostPod {
+		o, err := s.observeByExec(ctx)
+		var ee *execError
+		switch {
+		case err == nil:
+			return o.report(), nil
+		case s.StatusVia == StatusExec || !errors.As(err, &ee) || ctx.Err() != nil:
+			return nil, err
+		}
+		w := s.Warn
+		if w == nil {
+			w = s.Out
+		}
+		fmt.Fprintf(w, "status: etcdctl in the etcd pods did not answer (%s); reading etcd through a host pod instead\n",
+			strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	o, err := s.observe(ctx)
 	if err != nil {
 		return nil, err

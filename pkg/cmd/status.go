@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 )
 
@@ -18,6 +19,9 @@ type StatusOptions struct {
 	WorkstationOptions
 	Local     bool
 	Endpoints string
+	Via       string
+
+	via cluster.StatusVia
 }
 
 // NewCmdStatus returns `kubectl etcd status` / `kubectl-etcd status --local`.
@@ -31,7 +35,10 @@ func NewCmdStatus(configFlags *genericclioptions.ConfigFlags, streams genericioo
 health, DB size, raft index, revision, version, alarms; -o wide adds more),
 one row per control-plane node with the etcd its kube-apiserver reads, and
 the drift between members and hosts. Members are queried in parallel through
-the apiserver; a dead member is a row saying so.
+the apiserver; a dead member is a row saying so. By default etcd is read with
+the etcdctl of the running etcd static pods (an exec, as kubectl exec does,
+with the host's healthcheck-client certificate) and no pod is created; when
+that cannot answer, status says why on stderr and uses a host pod instead.
 
 With --local, run as root on a control-plane host: whether etcd runs here, the
 local member's identity, raft index and revision (read from the data dir when
@@ -40,15 +47,15 @@ member the host can reach. Works with the apiserver down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !o.Local {
-				switch o.Output {
-				case "", "json", "yaml", "wide":
-				default:
-					return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
+				if err := o.validateWorkstation(); err != nil {
+					return err
 				}
 				s, err := o.session(o.ErrOut)
 				if err != nil {
 					return err
 				}
+				// The default table does not show certificate expiry.
+				s.StatusVia, s.Warn, s.SkipCertExpiry = o.via, o.ErrOut, o.Output == ""
 				st, err := s.Status(cmd.Context())
 				if err != nil {
 					return err
@@ -72,5 +79,21 @@ member the host can reach. Works with the apiserver down.`,
 	o.WorkstationOptions.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.Local, "local", false, "report from this host (as root), without the apiserver")
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "extra client URLs to reach the cluster by")
+	cmd.Flags().StringVar(&o.Via, "via", string(cluster.StatusAuto), "how to read etcd from the workstation: exec (etcdctl in the etcd pods, no pod created), host-pod (a host pod signs a client certificate; members through port-forward), auto (exec, else host-pod)")
 	return cmd
+}
+
+// validateWorkstation rejects bad flags before anything is asked of the cluster.
+func (o *StatusOptions) validateWorkstation() error {
+	switch o.Output {
+	case "", "json", "yaml", "wide":
+	default:
+		return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
+	}
+	via, err := cluster.ParseStatusVia(o.Via)
+	if err != nil {
+		return err
+	}
+	o.via = via
+	return nil
 }
