@@ -137,6 +137,7 @@ func TestPluginScaleUp(t *testing.T) {
 			t.Errorf("host row %+v", h)
 		}
 	}
+	checkStatusPaths(t, b)
 	// Bad input changes nothing.
 	for _, tc := range []struct {
 		args []string
@@ -145,6 +146,7 @@ func TestPluginScaleUp(t *testing.T) {
 		{[]string{"scale", "--replicas", "0"}, "at least 1"},
 		{[]string{"scale", "--replicas", "5"}, "more than the 3 control-plane nodes"},
 		{[]string{"scale", "--nodes", "h1,nope"}, `"nope" is not a control-plane node`},
+		{[]string{"status", "--via", "ssh"}, `unknown --via "ssh" (auto, exec, host-pod)`},
 	} {
 		if out, err := plugin(t, b, tc.args...); err == nil || !strings.Contains(out, tc.want) {
 			t.Errorf("%v: want %q, got %v", tc.args, tc.want, err)
