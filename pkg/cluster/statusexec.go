@@ -129,10 +129,11 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 		}
 	}
 	var errs []error
+	var tried []string
 	for _, p := range pods {
 		r, err := s.readByExec(ctx, p, pods, o.nodes, certs)
 		if err != nil {
-			errs = append(errs, err)
+			errs, tried = append(errs, err), append(tried, p.name)
 			if ctx.Err() != nil {
 				break
 			}
@@ -141,7 +142,22 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 		o.members, o.statuses, o.marker = r.members, r.statuses, r.marker
 		return o, nil
 	}
-	return nil, &execError{errors.Join(errs...)}
+	return nil, &execError{sameIn(errs, tried)}
+}
+
+// sameIn joins the pods' errors, once when they differ only by the pod's
+// name (exec forbidden, no etcdctl): the fallback's one line stays short.
+func sameIn(errs []error, pods []string) error {
+	if len(errs) < 2 {
+		return errors.Join(errs...)
+	}
+	first := strings.ReplaceAll(errs[0].Error(), pods[0], "")
+	for i, err := range errs[1:] {
+		if strings.ReplaceAll(err.Error(), pods[i+1], "") != first {
+			return errors.Join(errs...)
+		}
+	}
+	return fmt.Errorf("%w (the same in %s)", errs[0], strings.Join(pods[1:], ", "))
 }
 
 // execError is the exec path failing in every etcd pod: what the host-pod

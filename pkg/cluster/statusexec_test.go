@@ -92,3 +92,21 @@ func TestParseStatusVia(t *testing.T) {
 		t.Errorf("tunnel: %v", err)
 	}
 }
+
+func TestSameIn(t *testing.T) {
+	forbidden := func(pod string) error {
+		return errors.New(`etcdctl member list in kube-system/` + pod + `: exec etcdctl in kube-system/` + pod + ` (container etcd): pods "` + pod + `" is forbidden`)
+	}
+	pods := []string{"etcd-h1", "etcd-h2", "etcd-h3"}
+	got := sameIn([]error{forbidden("etcd-h1"), forbidden("etcd-h2"), forbidden("etcd-h3")}, pods).Error()
+	if want := forbidden("etcd-h1").Error() + " (the same in etcd-h2, etcd-h3)"; got != want {
+		t.Errorf("same errors:\n got %s\nwant %s", got, want)
+	}
+	mixed := sameIn([]error{forbidden("etcd-h1"), errors.New("etcdctl member list in kube-system/etcd-h2: exit code 1: context deadline exceeded")}, pods[:2]).Error()
+	if !strings.Contains(mixed, "etcd-h1\" is forbidden\n") || !strings.HasSuffix(mixed, "context deadline exceeded") {
+		t.Errorf("different errors: %s", mixed)
+	}
+	if got := sameIn([]error{forbidden("etcd-h1")}, pods[:1]).Error(); got != forbidden("etcd-h1").Error() {
+		t.Errorf("one pod: %s", got)
+	}
+}
