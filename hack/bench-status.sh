@@ -43,7 +43,7 @@ etcdctl=("$beddir/bin/kubectl" --kubeconfig "$beddir/kubeconfig" -n kube-system 
 ready=
 for _ in $(seq 120); do
   if s=$("${plugin[@]}" status 2>"$log.err") && [[ ! -s "$log.err" ]] &&
-    [[ $(grep -c ' healthy ' <<<"$s") == 3 ]] && [[ $("${etcdctl[@]}" 2>>"$log" | wc -l) == 3 ]]; then
+    [[ $(grep -c '^h[123] .* healthy ' <<<"$s") == 3 ]] && [[ $("${etcdctl[@]}" 2>>"$log" | wc -l) == 3 ]]; then
     ready=1
     break
   fi
