@@ -6,11 +6,16 @@
 #       with --force-new-cluster by hand (manifest edited), then on each
 #       returning host: member add, stale data moved away, wait until started,
 #       and kubeadm's manifest left as it was.
-# The DB is first filled to >= 256 MiB with large values.
+# The DB is first filled to >= 256 MiB with large values. RUNS rounds (default
+# 3), each the tool then the manual procedure; medians and every run go to
+# docs/bench/mttr.json with the commit they ran on.
 # Run as root, under the bed lock: flock /var/tmp/kubectl-etcd-bed.lock hack/bench-mttr.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILL_MIB="${FILL_MIB:-280}"
+RUNS="${RUNS:-3}"
+OUT="${OUT:-docs/bench/mttr.json}"
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd pkg hack || echo -dirty)"
 go build -o /tmp/kubectl-etcd-bench-testbed ./cmd/testbed
 tb() { /tmp/kubectl-etcd-bench-testbed --name benchmttr "$@"; }
 log=/tmp/bench-mttr.log
@@ -20,7 +25,7 @@ postmortem() {
   for h in h1 h2 h3; do
     tb exec $h -- sh -c 'tail -n 60 /var/log/pods/kube-system_etcd-*/etcd/*.log; crictl ps -a 2>/dev/null | head -20' >"/tmp/bench-mttr-$h.log" 2>&1 || true
   done
-  tb down >>"$log" 2>&1 || true
+  [[ -n "${KEEP_BED:-}" ]] || tb down >>"$log" 2>&1 || true
 }
 trap postmortem EXIT
 tb up --subnet 10.99.34 --hosts 3 >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
@@ -36,6 +41,7 @@ size=$(tb exec h1 -- sh -c "$E endpoint status -w json" | sed -n 's/.*"dbSize":\
 echo "DB size: $(( size / 1048576 )) MiB"
 
 healthy3() { # 3 voting members, all healthy, and the latest write readable on every member
+  local n ok got i h
   local key="$1" val="$2"
   for i in $(seq 1 600); do
     if tb exec h1 -- sh -c "$EC member list -w json" 2>/dev/null | grep -o '"isLearner":true' >/dev/null; then sleep 1; continue; fi
@@ -52,6 +58,7 @@ healthy3() { # 3 voting members, all healthy, and the latest write readable on e
 }
 
 apisready() { # every host's kube-apiserver answers /readyz
+  local ok i h
   for i in $(seq 1 600); do
     ok=0
     for h in h1 h2 h3; do
@@ -68,41 +75,84 @@ breakquorum() { # LABEL: write the latest key, power off h2 and h3
   tb power-off h2 >>"$log" 2>&1; tb power-off h3 >>"$log" 2>&1
 }
 
-# (1) the tool
-breakquorum tool-1
-t0=$(now)
-ex h1 -- kubectl-etcd recover --yes
-t_rec=$(ms "$t0")
-tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
-ex h2 -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
-ex h3 -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
-healthy3 /bench/latest tool-1
-t_tool=$(ms "$t0")
-apisready
-t_api=$(ms "$t0")
-echo "kubectl-etcd: 3 healthy voters with the latest write after $((t_tool/1000)).$(( (t_tool%1000)/100 )) s (recover on h1: $((t_rec/1000)).$(( (t_rec%1000)/100 )) s); all 3 apiservers ready after $((t_api/1000)).$(( (t_api%1000)/100 )) s"
+secs() { printf '%d.%d' $(($1 / 1000)) $(( ($1 % 1000) / 100 )); } # ms -> s.d
 
-# (2) the manual procedure (etcd's op-guide: --force-new-cluster, then member add one by one)
-breakquorum manual-1
-t0=$(now)
-M=/etc/kubernetes/manifests/etcd.yaml
-ex h1 -- sh -c "mv $M /etc/kubernetes/etcd.yaml.manual && while pgrep -x etcd >/dev/null; do sleep 0.5; done && cp -a /var/lib/etcd/member /var/lib/etcd-backup-\$(date +%s)"
-ex h1 -- sh -c "sed 's|    - --data-dir=/var/lib/etcd|    - --data-dir=/var/lib/etcd\n    - --force-new-cluster|' /etc/kubernetes/etcd.yaml.manual > /etc/kubernetes/etcd.yaml.fnc && mv /etc/kubernetes/etcd.yaml.fnc $M"
-ex h1 -- sh -c "until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
-ex h1 -- sh -c "cp /etc/kubernetes/etcd.yaml.manual /etc/kubernetes/etcd.yaml.back && mv /etc/kubernetes/etcd.yaml.back $M && sleep 5 && until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
-t_rec=$(ms "$t0")
-tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
-for h in h2 h3; do
-  ip=10.99.34.1${h#h}
-  # etcd refuses a voter add until every voter has been connected for 5 s
-  # ("unhealthy cluster" right after the previous host started): retry, as
-  # an operator would.
-  for try in $(seq 1 60); do ex h1 -- sh -c "$EC member add $h --peer-urls=https://$ip:2380" && break; sleep 1; done
-  # The stale member crash-loops (removed: 410); move its data away between restarts.
-  ex $h -- sh -c "mv /var/lib/etcd/member /var/lib/etcd/.stale-\$(date +%s) 2>/dev/null; until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
+# tool_run N: recover on h1, power h2/h3 on, join on each, until 3 healthy voters.
+tool_run() {
+  local n="$1" t0 t1
+  breakquorum "tool-$n"
+  t0=$(now)
+  echo "== $(date +%T.%N) run $n, tool: recover on h1" >>"$log"
+  ex h1 -- kubectl-etcd recover --yes
+  t_rec=$(ms "$t0")
+  tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
+  joins=()
+  for h in h2 h3; do
+    t1=$(now)
+    echo "== $(date +%T.%N) run $n, tool: join on $h" >>"$log"
+    ex $h -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
+    joins+=("$(secs "$(ms "$t1")")")
+  done
+  healthy3 /bench/latest "tool-$n"
+  t_tool=$(ms "$t0")
+  apisready
+  t_api=$(ms "$t0")
+  echo "run $n kubectl-etcd: 3 healthy voters with the latest write after $(secs "$t_tool") s (recover on h1: $(secs "$t_rec") s; joins ${joins[*]} s); all 3 apiservers ready after $(secs "$t_api") s"
+}
+
+# manual_run N: etcd's op-guide: --force-new-cluster, then member add one by one.
+manual_run() {
+  local n="$1" t0
+  breakquorum "manual-$n"
+  t0=$(now)
+  echo "== $(date +%T.%N) run $n, manual procedure" >>"$log"
+  M=/etc/kubernetes/manifests/etcd.yaml
+  ex h1 -- sh -c "mv $M /etc/kubernetes/etcd.yaml.manual && while pgrep -x etcd >/dev/null; do sleep 0.5; done && cp -a /var/lib/etcd/member /var/lib/etcd-backup-\$(date +%s)"
+  ex h1 -- sh -c "sed 's|    - --data-dir=/var/lib/etcd|    - --data-dir=/var/lib/etcd\n    - --force-new-cluster|' /etc/kubernetes/etcd.yaml.manual > /etc/kubernetes/etcd.yaml.fnc && mv /etc/kubernetes/etcd.yaml.fnc $M"
+  ex h1 -- sh -c "until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
+  ex h1 -- sh -c "cp /etc/kubernetes/etcd.yaml.manual /etc/kubernetes/etcd.yaml.back && mv /etc/kubernetes/etcd.yaml.back $M && sleep 5 && until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
+  m_rec=$(ms "$t0")
+  tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
+  for h in h2 h3; do
+    ip=10.99.34.1${h#h}
+    # etcd refuses a voter add until every voter has been connected for 5 s
+    # ("unhealthy cluster" right after the previous host started): retry, as
+    # an operator would.
+    for try in $(seq 1 60); do ex h1 -- sh -c "$EC member add $h --peer-urls=https://$ip:2380" && break; sleep 1; done
+    # The stale member crash-loops (removed: 410); move its data away between restarts.
+    ex $h -- sh -c "mv /var/lib/etcd/member /var/lib/etcd/.stale-\$(date +%s) 2>/dev/null; until $EC endpoint health >/dev/null 2>&1; do sleep 1; done"
+  done
+  healthy3 /bench/latest "manual-$n"
+  t_man=$(ms "$t0")
+  apisready
+  m_api=$(ms "$t0")
+  echo "run $n manual procedure: 3 healthy voters with the latest write after $(secs "$t_man") s (force-new-cluster on h1: $(secs "$m_rec") s); all 3 apiservers ready after $(secs "$m_api") s"
+}
+
+runs_json=()
+for n in $(seq 1 "$RUNS"); do
+  tool_run "$n"
+  manual_run "$n"
+  runs_json+=("{\"toolSeconds\": $(secs "$t_tool"), \"manualSeconds\": $(secs "$t_man"), \"recoverSeconds\": $(secs "$t_rec"), \"joinSeconds\": [$(IFS=,; echo "${joins[*]}")], \"toolAPIServersReadySeconds\": $(secs "$t_api"), \"manualForceNewClusterSeconds\": $(secs "$m_rec"), \"manualAPIServersReadySeconds\": $(secs "$m_api")}")
 done
-healthy3 /bench/latest manual-1
-t_man=$(ms "$t0")
-apisready
-t_api=$(ms "$t0")
-echo "manual procedure: 3 healthy voters with the latest write after $((t_man/1000)).$(( (t_man%1000)/100 )) s (force-new-cluster on h1: $((t_rec/1000)).$(( (t_rec%1000)/100 )) s); all 3 apiservers ready after $((t_api/1000)).$(( (t_api%1000)/100 )) s"
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+field() { printf '%s\n' "${runs_json[@]}" | sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" | median; }
+mt=$(field toolSeconds); mm=$(field manualSeconds); mr=$(field recoverSeconds)
+mj=$(printf '%s\n' "${runs_json[@]}" | sed -n 's/.*"joinSeconds": \[\([0-9.,]*\)\].*/\1/p' | tr , '\n' | median)
+ratio=$(awk -v a="$mt" -v b="$mm" 'BEGIN {printf "%.2f", a/b}')
+mkdir -p "$(dirname "$OUT")"
+{
+  echo "{"
+  echo "  \"commit\": \"$commit\","
+  echo "  \"dbMiB\": $(( size / 1048576 )),"
+  echo "  \"median\": {\"toolSeconds\": $mt, \"manualSeconds\": $mm, \"ratio\": $ratio, \"recoverSeconds\": $mr, \"joinSeconds\": $mj},"
+  echo "  \"runs\": ["
+  for i in "${!runs_json[@]}"; do
+    sep=,; [[ $i == $(( ${#runs_json[@]} - 1 )) ]] && sep=
+    echo "    ${runs_json[$i]}$sep"
+  done
+  echo "  ]"
+  echo "}"
+} >"$OUT"
+echo "medians over $RUNS runs (DB $(( size / 1048576 )) MiB, commit $commit): tool $mt s, manual $mm s, ratio $ratio; recover $mr s, join $mj s -> $OUT"

@@ -23,6 +23,8 @@ if [[ "${BENCH_SCALE_LOCKED:-}" != 1 ]]; then
   exec env BENCH_SCALE_LOCKED=1 flock -o "$lock" "$0" "$@"
 fi
 rounds="${1:-1}"
+OUT="${OUT:-docs/bench/scale.json}"
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd pkg hack || echo -dirty)"
 name=benchscale
 net=10.99.40
 log=/tmp/bench-scale.log
@@ -265,3 +267,31 @@ echo " does not restart them and returns before they serve. Commands: lines type
 echo " hosts, a wait loop counts as one; h2/h3: time per host; api: of which pointing the host's"
 echo " kube-apiserver at its local member until the new one is ready, mostly the old one's graceful"
 echo " shutdown, which often runs into kubelet's 30 s grace period.)"
+
+# docs/bench/scale.json: the tool and by hand from the same start (the rounds),
+# medians over the rounds, with the commit they ran on.
+med() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+tool_s=$(for r in $(seq 1 "$rounds"); do echo "${T[tool, round $r,total]}"; done | med)
+hand_s=$(for r in $(seq 1 "$rounds"); do echo "${T[by hand, round $r,total]}"; done | med)
+tool_ready=$(for r in $(seq 1 "$rounds"); do echo "${T[tool, round $r,ready]}"; done | med)
+hand_ready=$(for r in $(seq 1 "$rounds"); do echo "${T[by hand, round $r,ready]}"; done | med)
+ratio=$(awk -v a="$tool_s" -v b="$hand_s" 'BEGIN {printf "%.2f", a/b}')
+mkdir -p "$(dirname "$OUT")"
+{
+  echo "{"
+  echo "  \"commit\": \"$commit\","
+  echo "  \"rounds\": $rounds,"
+  echo "  \"toolSeconds\": $tool_s,"
+  echo "  \"byHandSeconds\": $hand_s,"
+  echo "  \"ratio\": $ratio,"
+  echo "  \"toolAllReadySeconds\": $tool_ready,"
+  echo "  \"byHandAllReadySeconds\": $hand_ready,"
+  echo "  \"perRound\": ["
+  for r in $(seq 1 "$rounds"); do
+    sep=,; [[ $r == "$rounds" ]] && sep=
+    echo "    {\"tool\": {\"total\": ${T[tool, round $r,total]}, \"h2\": ${T[tool, round $r,h2]:-null}, \"h3\": ${T[tool, round $r,h3]:-null}, \"apiH2\": \"${T[tool, round $r,api_h2]}\", \"apiH3\": \"${T[tool, round $r,api_h3]}\"}, \"byHand\": {\"total\": ${T[by hand, round $r,total]}, \"h2\": ${T[by hand, round $r,h2]}, \"h3\": ${T[by hand, round $r,h3]}, \"apiH2\": \"${T[by hand, round $r,api_h2]}\", \"apiH3\": \"${T[by hand, round $r,api_h3]}\"}}$sep"
+  done
+  echo "  ]"
+  echo "}"
+} >"$OUT"
+echo "median over $rounds round(s) at $commit: tool $tool_s s, by hand $hand_s s, ratio $ratio -> $OUT"

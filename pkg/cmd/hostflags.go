@@ -27,6 +27,7 @@ type HostOptions struct {
 	AdvertiseAddress string
 	DryRun           bool
 	Output           string
+	RestartKubelet   bool
 
 	host   *staticpod.Host
 	config *staticpod.Config
@@ -41,6 +42,7 @@ func (o *HostOptions) AddFlags(fs *pflag.FlagSet, mutating bool) {
 	fs.StringVarP(&o.Output, "output", "o", "", "output format: json (progress then goes to stderr)")
 	if mutating {
 		fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan (every step, file and member change) and change nothing")
+		fs.BoolVar(&o.RestartKubelet, "restart-kubelet", true, "when this host's kubelet holds etcd or the apiserver in crash-loop back-off (apiserver down), restart it with systemctl (running containers keep running); false: wait for the back-off instead")
 	}
 }
 
@@ -101,7 +103,7 @@ func (o *HostOptions) env() *hostlocal.Env {
 	if o.Output == "json" {
 		out = o.ErrOut
 	}
-	return &hostlocal.Env{Host: o.host, Config: o.config, Out: out, DryRun: o.DryRun, Timeouts: hostlocal.DefaultTimeouts()}
+	return &hostlocal.Env{Host: o.host, Config: o.config, Out: out, DryRun: o.DryRun, Timeouts: hostlocal.DefaultTimeouts(), NoKubeletRestart: !o.RestartKubelet}
 }
 
 // report prints a verb's result: the final state for people, or JSON.

@@ -28,6 +28,7 @@ type Timeouts struct {
 	Promote     time.Duration // learner caught up and promoted
 	APIServer   time.Duration // apiserver ready after re-pointing
 	ClusterCall time.Duration // one call to the cluster
+	Kubelet     time.Duration // systemctl restart kubelet -> kubelet healthy
 }
 
 // DefaultTimeouts are generous for a loaded host but finite. EtcdStart
@@ -37,7 +38,7 @@ type Timeouts struct {
 // (seen in hack/bench-mttr.sh: 2 min 8 s on one host, over 3 min on another).
 func DefaultTimeouts() Timeouts {
 	return Timeouts{EtcdStart: 6 * time.Minute, EtcdStop: 2 * time.Minute, Promote: 3 * time.Minute,
-		APIServer: 3 * time.Minute, ClusterCall: 10 * time.Second}
+		APIServer: 3 * time.Minute, ClusterCall: 10 * time.Second, Kubelet: time.Minute}
 }
 
 // Env is what every verb works with.
@@ -47,6 +48,9 @@ type Env struct {
 	Out      io.Writer // progress lines (nil: none)
 	DryRun   bool
 	Timeouts Timeouts
+	// NoKubeletRestart keeps the verbs from restarting kubelet; they then
+	// wait for kubelet's back-offs (and bridge its apiserver) instead.
+	NoKubeletRestart bool
 }
 
 // Result is what a verb reports: its plan with each step's outcome and the

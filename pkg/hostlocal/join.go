@@ -163,6 +163,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		}
 		if !running {
 			e.addManifestStep(p, c)
+			e.kickKubelet(ctx, p, res)
 		}
 	case me != nil && me.Started() && !local.hasData:
 		// The cluster knows this host as a started member, but its data is
@@ -197,14 +198,23 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 			break
 		}
 		e.addManifestStep(p, c)
+		e.kickKubelet(ctx, p, res)
 	default:
 		var b *bridge
+		restart := false
 		if local.hasData || running {
 			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
 				return nil, c, err
 			}
-			if e.needsBridge(ctx) {
-				b = e.addBridgeStep(p, clientURLsExcept(members, 0), false)
+			if e.kubeletStuck(ctx) {
+				// The short way is a kubelet restart once the new manifest
+				// is written; the long way a bridge from now on.
+				if err := e.KubeletRestartable(); err == nil {
+					restart = true
+				} else {
+					res.Notes = append(res.Notes, fmt.Sprintf("kubelet is not restarted (%v): its apiserver is bridged to the cluster instead", err))
+					b = e.addBridgeStep(p, clientURLsExcept(members, 0), false)
+				}
 			}
 		} else if err := portsFree(cfg); err != nil {
 			return nil, c, err
@@ -214,6 +224,9 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		}
 		e.addCertStep(p, res)
 		e.addFreshJoinSteps(p, c, members, statuses)
+		if restart {
+			e.AddKubeletRestartStep(p, "it starts the new etcd member and this host's kube-apiserver at once: it has no apiserver to reach, and holds both in crash-loop back-off")
+		}
 		e.addPromoteSteps(p, c, b)
 		e.addAPIServerLocalStep(p)
 		return p, c, nil
@@ -278,7 +291,7 @@ func (e *Env) addStopStep(p *plan.Plan) {
 			if err := h.StopEtcd(); err != nil {
 				return "", err
 			}
-			return "", h.WaitEtcdGone(ctx, cfg, e.Timeouts.EtcdStop)
+			return h.WaitEtcdGone(ctx, cfg, e.Timeouts.EtcdStop)
 		})
 }
 

@@ -48,16 +48,29 @@ func renderQuarantine(cfg *staticpod.Config, force bool) ([]byte, error) {
 	return out, nil
 }
 
-// addSwitchSteps end the quarantine: bridge the apiserver to the verified
-// member until it answers (so kubelet has synced), then the member moves from
-// the quarantine pod to kubeadm's normal etcd.yaml.
+// addSwitchSteps end the quarantine: the member moves from the quarantine
+// pod to kubeadm's normal etcd.yaml. When kubelet may be restarted, the
+// restart (in addFinishSteps) starts the new etcd-<node> at once. Otherwise
+// a bridge lets the apiserver reach the verified member until it answers (so
+// kubelet has synced and will replace the static pod), then the manifest
+// changes and the step waits for kubelet.
 func (r *Recovery) addSwitchSteps(p *plan.Plan) {
 	e := r.env
 	h, cfg := e.Host, e.Config
+	if r.restartKubelet {
+		p.Add("single-member manifest", fmt.Sprintf("stop the quarantine pod, write kubeadm's normal single-member manifest %s (no --force-new-cluster, client port 2379)", h.EtcdManifest()),
+			func(ctx context.Context) (string, error) { return "", r.writeNormal(ctx) })
+		return
+	}
 	p.Add("bridge apiserver", fmt.Sprintf("relay %s to the verified member at %s until this host's kube-apiserver is ready (kubelet replaces static pods only after it has reached its apiserver since it started)",
 		staticpod.LocalEtcdServer(cfg), quarantineURL()), func(ctx context.Context) (string, error) { return r.bridge(ctx) })
 	p.Add("single-member manifest", fmt.Sprintf("stop the quarantine pod, write kubeadm's normal single-member manifest %s (no --force-new-cluster, client port 2379) and wait until it serves", h.EtcdManifest()),
-		func(ctx context.Context) (string, error) { return r.normal(ctx) })
+		func(ctx context.Context) (string, error) {
+			if err := r.writeNormal(ctx); err != nil {
+				return "", err
+			}
+			return r.waitNormal(ctx)
+		})
 }
 
 func (r *Recovery) bridge(ctx context.Context) (string, error) {
@@ -150,7 +163,8 @@ func (r *Recovery) stopQuarantine(ctx context.Context) error {
 			return fmt.Errorf("stopping the quarantine pod: %w", err)
 		}
 	}
-	return h.WaitEtcdGone(ctx, e.Config, e.Timeouts.EtcdStop)
+	_, err := h.WaitEtcdGone(ctx, e.Config, e.Timeouts.EtcdStop)
+	return err
 }
 
 func fileExists(p string) bool {

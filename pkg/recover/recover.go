@@ -46,6 +46,9 @@ type Recovery struct {
 	Plan *plan.Plan
 	Res  *Result
 	j    *journal
+	// restartKubelet: kubelet is restarted to start the normal member at
+	// once, instead of bridging the apiserver until kubelet syncs.
+	restartKubelet bool
 }
 
 // Run carries out the plan (or prints it under dry run) and records the
@@ -124,9 +127,28 @@ func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, e
 		r.Res.Notes = append(r.Res.Notes, fmt.Sprintf("carrying on with the recovery started %s (journal %s)", j.Started.Format(time.RFC3339), journalPath(h)))
 	}
 	r.j = j
+	r.useKubeletRestart()
 	r.Plan = r.planSteps()
 	r.Res.Next = nextSteps(cfg, j)
 	return r, nil
+}
+
+// restartNote tells, in the quarantine step's plan, that kubelet is restarted there.
+func (r *Recovery) restartNote() string {
+	if !r.restartKubelet {
+		return ""
+	}
+	return "; then restart kubelet (systemctl restart kubelet), so it starts the pod at once instead of first waiting on the stuck apiserver to make its mirror pod; running containers keep running"
+}
+
+// useKubeletRestart decides between restarting kubelet and bridging the
+// apiserver, and says so when the short way is not possible.
+func (r *Recovery) useKubeletRestart() {
+	if err := r.env.KubeletRestartable(); err != nil {
+		r.Res.Notes = append(r.Res.Notes, fmt.Sprintf("kubelet is not restarted (%v): the apiserver is bridged to the recovered member until kubelet has synced, and kubelet's back-offs are waited for", err))
+		return
+	}
+	r.restartKubelet = true
 }
 
 func (r *Recovery) fail(err error) error {
@@ -159,7 +181,7 @@ func (r *Recovery) planSteps() *plan.Plan {
 				if j.Copy != "" {
 					return "already done", nil
 				}
-				return "", stopEtcd(ctx, e)
+				return stopEtcd(ctx, e)
 			})
 		p.Add("copy data dir", fmt.Sprintf("copy %s to %s.before-recover-<time> (inside it, as %sbefore-recover-<time>, when it is a mount point); the copy is never deleted", cfg.DataDir(), cfg.DataDir(), etcddata.AsidePrefix),
 			func(ctx context.Context) (string, error) {
@@ -175,7 +197,7 @@ func (r *Recovery) planSteps() *plan.Plan {
 			})
 	}
 	if !j.NormalWritten {
-		p.Add("force new cluster (quarantined)", fmt.Sprintf("write %s: this member under another pod name, with --force-new-cluster and client URL %s only (no apiserver reads it); it restarts from its own data as the only member, the others recorded as removed, so etcd answers their peer traffic with 410 Gone and they stop themselves", quarantineManifest(h), quarantineURL()),
+		p.Add("force new cluster (quarantined)", fmt.Sprintf("write %s: this member under another pod name, with --force-new-cluster and client URL %s only (no apiserver reads it); it restarts from its own data as the only member, the others recorded as removed, so etcd answers their peer traffic with 410 Gone and they stop themselves%s", quarantineManifest(h), quarantineURL(), r.restartNote()),
 			func(ctx context.Context) (string, error) {
 				return r.quarantine(ctx, true)
 			})
@@ -194,6 +216,13 @@ func (r *Recovery) planSteps() *plan.Plan {
 func (r *Recovery) addFinishSteps(p *plan.Plan) {
 	e, j := r.env, r.j
 	h, cfg := e.Host, e.Config
+	if r.restartKubelet {
+		// Also on a rerun: a restart is harmless when kubelet already did
+		// its part, and needed when the run stopped right after the manifest.
+		e.AddKubeletRestartStep(p, fmt.Sprintf("it starts the new %s and restarts this host's kube-apiserver at once (it holds the apiserver, which crash-looped while etcd had no quorum, in back-off for up to 5 min; and a kubelet that has not reached its apiserver since it started replaces no static pod)", h.EtcdManifest()))
+		p.Add("etcd", fmt.Sprintf("wait until the member serves at %s as the recovered member, its revision not behind the survey's", staticpod.LocalEtcdServer(cfg)),
+			func(ctx context.Context) (string, error) { return r.waitNormal(ctx) })
+	}
 	p.Add("apiserver", "kube-apiserver on this host reads the local member again; wait until it is ready",
 		func(ctx context.Context) (string, error) {
 			servers, err := h.APIServerEtcdServers()
@@ -217,9 +246,9 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 	})
 }
 
-func stopEtcd(ctx context.Context, e *hostlocal.Env) error {
+func stopEtcd(ctx context.Context, e *hostlocal.Env) (string, error) {
 	if err := e.Host.StopEtcd(); err != nil {
-		return err
+		return "", err
 	}
 	return e.Host.WaitEtcdGone(ctx, e.Config, e.Timeouts.EtcdStop)
 }
@@ -249,9 +278,10 @@ func quarantineURL() string { return fmt.Sprintf("https://127.0.0.1:%d", Quarant
 func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 	e, j := r.env, r.j
 	h, cfg := e.Host, e.Config
+	note := ""
 	if !j.Quarantined || !fileExists(h.Path(quarantineManifest(h))) {
 		if len(h.EtcdPIDs(cfg)) > 0 && !fileExists(h.Path(quarantineManifest(h))) {
-			if err := stopEtcd(ctx, e); err != nil {
+			if _, err := stopEtcd(ctx, e); err != nil {
 				return "", err
 			}
 		}
@@ -273,12 +303,24 @@ func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 		if err := j.save(h); err != nil {
 			return "", err
 		}
+		if r.restartKubelet {
+			// A kubelet that reaches its apiserver would first create the
+			// quarantine pod's mirror pod, and an apiserver without a quorum
+			// takes every request and answers none: 34 s per static pod
+			// change (hack/bench-mttr.sh). A restarted kubelet has not
+			// listed its Node yet, so it creates no mirror pod and starts
+			// the pod at once; its back-offs are gone too.
+			if err := h.RestartKubelet(ctx, e.Timeouts.Kubelet); err != nil {
+				return "", err
+			}
+			note = "kubelet restarted; "
+		}
 	}
 	st, err := r.waitServing(ctx, quarantineURL())
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("member %x of cluster %x serving on the quarantine port, revision %d", st.id, st.clusterID, st.Revision), nil
+	return fmt.Sprintf("%smember %x of cluster %x serving on the quarantine port, revision %d", note, st.id, st.clusterID, st.Revision), nil
 }
 
 // waitServing waits until the member at endpoint answers and leads.
@@ -374,27 +416,32 @@ func (r *Recovery) writeMarker(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-// normal writes kubeadm's single-member manifest and waits until the member
-// serves on the normal client port.
-func (r *Recovery) normal(ctx context.Context) (string, error) {
+// writeNormal stops the quarantine pod and writes kubeadm's single-member
+// manifest.
+func (r *Recovery) writeNormal(ctx context.Context) error {
 	e, j := r.env, r.j
 	h, cfg := e.Host, e.Config
 	manifest, err := staticpod.RenderEtcdManifest(cfg, nil)
 	if err != nil {
-		return "", err
+		return err
 	}
 	// The quarantined member must be gone before the normal one starts on
 	// the same data dir.
 	if err := r.stopQuarantine(ctx); err != nil {
-		return "", err
+		return err
 	}
 	if err := h.WriteEtcdManifest(manifest); err != nil {
-		return "", err
+		return err
 	}
 	j.NormalWritten = true
-	if err := j.save(h); err != nil {
-		return "", err
-	}
+	return j.save(h)
+}
+
+// waitNormal waits until the recovered member serves on the normal client
+// port, as itself and not behind what the survey read.
+func (r *Recovery) waitNormal(ctx context.Context) (string, error) {
+	e, j := r.env, r.j
+	cfg := e.Config
 	st, err := r.waitServing(ctx, staticpod.LocalEtcdServer(cfg))
 	if err != nil {
 		return "", err

@@ -123,6 +123,7 @@ func PlanRestore(ctx context.Context, e *hostlocal.Env, o RestoreOptions) (*Reco
 		r.Res.Notes = append(r.Res.Notes, fmt.Sprintf("carrying on with the restore started %s (journal %s)", j.Started.Format(time.RFC3339), journalPath(h)))
 	}
 	r.j = j
+	r.useKubeletRestart()
 	r.Plan = r.planRestoreSteps(info)
 	r.Res.Next = nextSteps(cfg, j)
 	return r, nil
@@ -221,7 +222,7 @@ func (r *Recovery) planRestoreSteps(info *snapshot.Info) *plan.Plan {
 		j.Snapshot, info.Revision, cfg.NodeName(), RevisionBump)}
 	if !j.Restored {
 		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir (if there) and wait until no etcd runs on %s", h.EtcdManifest(), cfg.DataDir()),
-			func(ctx context.Context) (string, error) { return "", stopEtcd(ctx, e) })
+			func(ctx context.Context) (string, error) { return stopEtcd(ctx, e) })
 		p.Add("move data aside", fmt.Sprintf("move %s aside to %s.before-restore-<time> (inside it, as %sbefore-restore-<time>, when it is a mount point); never deleted", cfg.DataDir(), cfg.DataDir(), etcddata.AsidePrefix),
 			func(ctx context.Context) (string, error) {
 				if j.Copy != "" {

@@ -182,44 +182,67 @@ func defaultClusterConfiguration() (*kubeadmapi.ClusterConfiguration, error) {
 }
 
 // fetchKubeadmConfig reads kube-system/kubeadm-config through the host's admin
-// kubeconfig, quickly: when this runs the apiserver is often down.
+// kubeconfigs, quickly: when this runs the apiserver is often down, or up
+// without a quorum, taking requests and answering none. Both kubeconfigs are
+// tried at once, so such an apiserver costs one timeout, not two.
 func (h *Host) fetchKubeadmConfig(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	if timeout == 0 {
-		timeout = 5 * time.Second
+		timeout = 3 * time.Second // a ConfigMap read from a working apiserver takes milliseconds
 	}
-	var lastErr error
-	for _, name := range []string{"admin.conf", "super-admin.conf"} {
+	names := []string{"admin.conf", "super-admin.conf"}
+	type answer struct {
+		raw []byte
+		err error
+	}
+	answers := make(chan answer, len(names))
+	tried := 0
+	for _, name := range names {
 		p := h.Path(h.KubernetesDir + "/" + name)
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		rc, err := clientcmd.BuildConfigFromFlags("", p)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		rc.Timeout = timeout
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(cctx, kubeadmconstants.KubeadmConfigConfigMap, metav1.GetOptions{})
-		cancel()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if s, ok := cm.Data[kubeadmconstants.ClusterConfigurationConfigMapKey]; ok {
-			return []byte(s), nil
-		}
-		lastErr = errors.New("kubeadm-config has no ClusterConfiguration")
+		tried++
+		go func() {
+			raw, err := readKubeadmConfig(ctx, p, timeout)
+			answers <- answer{raw, err}
+		}()
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no admin kubeconfig on the host")
+	if tried == 0 {
+		return nil, errors.New("no admin kubeconfig on the host")
 	}
-	return nil, lastErr
+	var errs []error
+	for range tried {
+		a := <-answers
+		if a.err == nil {
+			return a.raw, nil
+		}
+		errs = append(errs, a.err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// readKubeadmConfig reads the ClusterConfiguration of kubeadm-config with
+// the kubeconfig at path.
+func readKubeadmConfig(ctx context.Context, path string, timeout time.Duration) ([]byte, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, err
+	}
+	rc.Timeout = timeout
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(cctx, kubeadmconstants.KubeadmConfigConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := cm.Data[kubeadmconstants.ClusterConfigurationConfigMapKey]; ok {
+		return []byte(s), nil
+	}
+	return nil, errors.New("kubeadm-config has no ClusterConfiguration")
 }
 
 // inferFromManifests fills what the host's own manifests say: the apiserver's

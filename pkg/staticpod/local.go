@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -59,15 +61,48 @@ func (h *Host) pids(prog, arg string) []int {
 	return pids
 }
 
+// EtcdKillAfter is how long WaitEtcdGone leaves it to kubelet to stop an
+// etcd whose manifest was moved out before it stops it itself.
+const EtcdKillAfter = 3 * time.Second
+
 // WaitEtcdGone waits until no etcd process serves the data dir: after the
 // manifest leaves, kubelet needs a few seconds to kill the container, and
-// nothing may touch the data dir before it is really gone.
-func (h *Host) WaitEtcdGone(ctx context.Context, cfg *Config, timeout time.Duration) error {
-	return pollUntil(ctx, timeout, func() (bool, error) { return len(h.EtcdPIDs(cfg)) == 0, nil },
-		func() string {
-			return fmt.Sprintf("etcd (pids %v) still running on %s %s after its manifest was moved out: is kubelet running?",
-				h.EtcdPIDs(cfg), cfg.NodeName(), timeout)
-		})
+// nothing may touch the data dir before it is really gone. A kubelet that has
+// not reached its apiserver since it started refuses to kill removed static
+// pods ("skipping delete because sources aren't ready yet"), so an etcd still
+// running after EtcdKillAfter is sent SIGTERM here, as kubelet would have
+// done; with its manifest gone, nothing starts it again. The note says so.
+func (h *Host) WaitEtcdGone(ctx context.Context, cfg *Config, timeout time.Duration) (string, error) {
+	start, note := time.Now(), ""
+	err := pollUntil(ctx, timeout, func() (bool, error) {
+		pids := h.EtcdPIDs(cfg)
+		if len(pids) > 0 && note == "" && time.Since(start) > EtcdKillAfter && !h.manifestUses("--data-dir="+cfg.DataDir()) {
+			for _, p := range pids {
+				_ = syscall.Kill(p, syscall.SIGTERM)
+			}
+			note = fmt.Sprintf("kubelet had not stopped etcd (pids %v) %s after its manifest left: sent it SIGTERM", pids, EtcdKillAfter)
+		}
+		return len(pids) == 0, nil
+	}, func() string {
+		return fmt.Sprintf("etcd (pids %v) still running on %s %s after its manifest was moved out: is kubelet running?",
+			h.EtcdPIDs(cfg), cfg.NodeName(), timeout)
+	})
+	return note, err
+}
+
+// manifestUses says whether a static-pod manifest in the manifests dir
+// holds arg (e.g. another manifest still runs an etcd on the data dir).
+func (h *Host) manifestUses(arg string) bool {
+	files, _ := filepath.Glob(filepath.Join(h.Path(h.ManifestDir()), "*"))
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), ".") {
+			continue // kubelet ignores dotfiles
+		}
+		if raw, err := os.ReadFile(f); err == nil && bytes.Contains(raw, []byte(arg+"\n")) {
+			return true
+		}
+	}
+	return false
 }
 
 // LocalClient is an etcd client for the member on this host only.

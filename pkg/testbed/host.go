@@ -241,6 +241,13 @@ func (h *Host) PowerOn(ctx context.Context) error {
 	if h.IsOn() {
 		return nil
 	}
+	// A real boot starts without the cgroups of the containers that ran
+	// before the power cut; here they outlive the host's processes, and
+	// kubelet's cAdvisor then spends about 3 s on each at every kubelet
+	// start before it syncs any pod.
+	if err := h.removeCgroups(); err != nil {
+		return fmt.Errorf("powering on %s: clearing the cgroups left from before: %w", h.Name, err)
+	}
 	if err := h.makeCgroups(); err != nil {
 		return err
 	}

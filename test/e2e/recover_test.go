@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
 )
 
@@ -98,6 +101,9 @@ func TestRecoverQuorumLoss(t *testing.T) {
 
 	ns := "e2e-recover"
 	w := startWriter(t, b, ns)
+	// A workload on h1: recover restarts h1's kubelet; its containers must
+	// keep running through that (same process, no container restart).
+	wl := startWorkload(t, b, ns, "h1")
 	time.Sleep(8 * time.Second)
 
 	lost := loseQuorum(t, h1, h2, h3)
@@ -126,7 +132,7 @@ func TestRecoverQuorumLoss(t *testing.T) {
 	// the journal); each rerun resumes from the journal, and the end state
 	// is checked below: one copy of the data, the marker, the voters.
 	for _, step := range []string{"stop local etcd", "copy data dir", "force new cluster (quarantined)",
-		"verify", "marker", "bridge apiserver", "single-member manifest"} {
+		"verify", "marker", "single-member manifest", "restart kubelet"} {
 		killDuring(t, h1, step, "recover", "--yes")
 	}
 	out, err = kectl(t, h1, "recover", "--yes")
@@ -134,7 +140,11 @@ func TestRecoverQuorumLoss(t *testing.T) {
 		t.Fatalf("recover: %v\n%s", err, out)
 	}
 	t.Logf("quorum lost -> recovered on h1: %s", time.Since(lost).Round(100*time.Millisecond))
+	if n := strings.Count(out, "kubelet back after"); n == 0 {
+		t.Errorf("recover did not restart kubelet:\n%s", out)
+	}
 	apiserverReady(t, h1)
+	wl.check(t, b)
 	wantVoters(t, b, "h1", "h1")
 	if copies := hasPath(t, h1, "/var/lib/etcd/.kubectl-etcd-before-recover-*/member/snap/db /var/lib/etcd.before-recover-*/member/snap/db"); strings.Count(copies, "\n") != 0 || copies == "" {
 		t.Errorf("want exactly one complete copy of h1's data, got %q", copies)
@@ -321,4 +331,63 @@ func loseQuorum(t *testing.T, survivor *testbed.Host, down ...*testbed.Host) tim
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// workload is a plain pod pinned to a host, and the process its container runs.
+type workload struct {
+	ns, name string
+	host     *testbed.Host
+	pid      string
+	uid      string
+	cid      string
+}
+
+// startWorkload runs a sleeping pod on host (host network: the bed has no
+// pod network) and notes its process and container.
+func startWorkload(t *testing.T, b *testbed.Bed, ns, host string) *workload {
+	t.Helper()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workload{ns: ns, name: "workload-" + host, host: b.Host(host)}
+	tag := "kubectl-etcd-e2e-workload-" + host
+	if _, err := cs.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: w.name},
+		Spec: corev1.PodSpec{NodeName: host, HostNetwork: true,
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{Name: "sleep", Image: testbed.ToolboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sh", "-c", "exec -a " + tag + " sleep 86400"}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPodRunning(t, b, ns, w.name)
+	w.uid = string(p.UID)
+	if len(p.Status.ContainerStatuses) == 1 {
+		w.cid = p.Status.ContainerStatuses[0].ContainerID
+	}
+	out, err := w.host.Exec(context.Background(), "pgrep", "-f", tag)
+	if err != nil {
+		t.Fatalf("the workload's process on %s: %v %s", host, err, out)
+	}
+	w.pid = strings.TrimSpace(string(out))
+	return w
+}
+
+// check: the same process still runs, and the pod shows the same container
+// with no restart.
+func (w *workload) check(t *testing.T, b *testbed.Bed) {
+	t.Helper()
+	if out, err := w.host.Exec(context.Background(), "kill", "-0", w.pid); err != nil {
+		t.Errorf("the workload's process %s on %s is gone: %v %s", w.pid, w.host.Name, err, out)
+	}
+	p := waitPodRunning(t, b, w.ns, w.name)
+	if string(p.UID) != w.uid || len(p.Status.ContainerStatuses) != 1 {
+		t.Fatalf("workload pod %s changed: uid %s (was %s), %d containers", w.name, p.UID, w.uid, len(p.Status.ContainerStatuses))
+	}
+	cs := p.Status.ContainerStatuses[0]
+	if cs.RestartCount != 0 || cs.ContainerID != w.cid {
+		t.Errorf("workload container restarted: restarts %d, container %s (was %s)", cs.RestartCount, cs.ContainerID, w.cid)
+	}
+	t.Logf("workload %s on %s: process %s and container %s kept running", w.name, w.host.Name, w.pid, w.cid)
 }

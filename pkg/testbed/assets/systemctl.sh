@@ -16,12 +16,28 @@ stop() {
   fi
   return 0
 }
+# start_wait: like systemd's start job for a Type=simple unit (kubelet.service),
+# return once the supervisor has started a new main process (not the one in
+# $1), or fail as systemd does when the job fails.
+start_wait() {
+  rm -f "/run/testbed/$svc.stopped"
+  touch "/run/testbed/$svc.start-now"
+  # Before kubeadm wrote its config, kubelet.service would only crash-loop;
+  # the supervisor starts it once the file is there.
+  [[ "$svc" != kubelet || -e /var/lib/kubelet/config.yaml ]] || return 0
+  for _ in $(seq 1 100); do
+    if alive && [[ "$(cat "$pidf")" != "${1:-}" ]]; then return 0; fi
+    sleep 0.1
+  done
+  echo "Job for $svc.service failed: it did not start within 10s (see /var/log/testbed/$svc.log)." >&2
+  return 1
+}
 case "$svc" in kubelet|containerd) ;; *) [[ "$cmd" == daemon-reload ]] || { echo "Unit $svc.service could not be found." >&2; exit 4; } ;; esac
 case "$cmd" in
   daemon-reload|enable|disable|mask|unmask|reset-failed) exit 0 ;;
   stop) stop ;;
-  start) rm -f "/run/testbed/$svc.stopped" ;;
-  restart|try-restart|reload-or-restart) stop; rm -f "/run/testbed/$svc.stopped" ;;
+  start) if alive; then exit 0; fi; start_wait "" || exit 1 ;;
+  restart|try-restart|reload-or-restart) old="$(cat "$pidf" 2>/dev/null || true)"; stop; start_wait "$old" || exit 1 ;;
   is-enabled) echo enabled ;;
   is-active) if alive || [[ ! -e "/run/testbed/$svc.stopped" ]]; then echo active; else echo inactive; exit 3; fi ;;
   status)

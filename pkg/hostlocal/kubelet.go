@@ -1,0 +1,55 @@
+package hostlocal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+)
+
+// KubeletRestartable says whether this run may restart the host's kubelet
+// (the short way past kubelet's back-offs, see staticpod.RestartKubelet),
+// and if not, why: the operator said no, or the host does not allow it. The
+// verbs then take the long way, the bridge, as before.
+func (e *Env) KubeletRestartable() error {
+	if e.NoKubeletRestart {
+		return errors.New("--restart-kubelet=false was given")
+	}
+	return e.Host.CanRestartKubelet()
+}
+
+// kubeletStuck says whether kubelet has to be restarted (or bridged) for a
+// changed static pod to start soon: this host's apiserver reads only the
+// local member, which is not serving, and it does not answer. Its kubelet is
+// then at best in crash-loop back-off for the apiserver, and at worst has not
+// reached its apiserver since it booted (it then replaces no static pod).
+func (e *Env) kubeletStuck(ctx context.Context) bool { return e.needsBridge(ctx) }
+
+// AddKubeletRestartStep adds "restart kubelet": why says what the restart
+// buys at this point of the plan.
+func (e *Env) AddKubeletRestartStep(p *plan.Plan, why string) {
+	p.Add("restart kubelet", fmt.Sprintf("systemctl restart kubelet (as kubeadm's own phases do), so that %s. Running containers keep running; kubelet's probes, status updates and node lease pause for the few seconds of the restart", why),
+		func(ctx context.Context) (string, error) {
+			start := time.Now()
+			if err := e.Host.RestartKubelet(ctx, e.Timeouts.Kubelet); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("kubelet back after %s", time.Since(start).Round(100*time.Millisecond)), nil
+		})
+}
+
+// kickKubelet adds the kubelet restart after a manifest change when kubelet
+// is stuck and may be restarted; it says whether it did.
+func (e *Env) kickKubelet(ctx context.Context, p *plan.Plan, res *Result) bool {
+	if !e.kubeletStuck(ctx) {
+		return false
+	}
+	if err := e.KubeletRestartable(); err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("kubelet is not restarted (%v): the new etcd starts when kubelet's back-off ends (up to 5 min)", err))
+		return false
+	}
+	e.AddKubeletRestartStep(p, "it starts the new etcd member and this host's kube-apiserver at once: it has no apiserver to reach, and holds both in crash-loop back-off")
+	return true
+}

@@ -1,0 +1,121 @@
+package staticpod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Restarting kubelet. kubelet keeps two things in memory only that make a
+// recovery wait on it for minutes:
+//   - the crash-loop back-off of every container (up to 5 min): the local
+//     kube-apiserver crash-loops while etcd has no quorum, and a stale member
+//     cut off by a recovery stops itself and crash-loops too;
+//   - when kubelet has not reached its apiserver since it started (the host
+//     booted while etcd could not serve), its pod housekeeping never runs, so
+//     it neither kills a removed static pod nor starts a replacement of the
+//     same name.
+// A kubelet restart, which kubeadm's own kubelet-start and upgrade phases do,
+// clears both: the new kubelet starts the static pods of the manifests dir
+// at once, with no back-off. Running containers keep running (they belong to
+// the container runtime, not to kubelet); what pauses for the few seconds of
+// the restart is kubelet itself: probes, status updates, the node lease.
+
+// KubeletService is the systemd unit kubeadm's packages install.
+const KubeletService = "kubelet.service"
+
+// CanRestartKubelet says whether this process can restart the host's
+// kubelet through its service manager, and if not, why: it must run on the
+// host itself (a host pod's own attach stream goes through that kubelet) and
+// find systemctl.
+func (h *Host) CanRestartKubelet() error {
+	if filepath.Clean(h.Root) != "/" {
+		return fmt.Errorf("running in a pod (host root %s), whose own connection goes through kubelet", h.Root)
+	}
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return fmt.Errorf("no systemctl on this host to restart %s with: %w", KubeletService, err)
+	}
+	if len(h.KubeletPIDs()) == 0 {
+		return errors.New("kubelet is not running on this host")
+	}
+	return nil
+}
+
+// KubeletPIDs lists the host's kubelet processes.
+func (h *Host) KubeletPIDs() []int { return h.pids("kubelet", "") }
+
+// RestartKubelet restarts the host's kubelet with `systemctl restart
+// kubelet` and waits until a new kubelet process answers its health check.
+func (h *Host) RestartKubelet(ctx context.Context, timeout time.Duration) error {
+	if err := h.CanRestartKubelet(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	old := h.KubeletPIDs()
+	cmd := exec.CommandContext(ctx, "systemctl", "restart", KubeletService)
+	// systemctl ignores requests when it believes it runs in a chroot, as a
+	// restore detached from a host pod does; the unit is the host's either way.
+	cmd.Env = append(os.Environ(), "SYSTEMD_IGNORE_CHROOT=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl restart %s: %w: %s", KubeletService, err, strings.TrimSpace(string(out)))
+	}
+	healthz := h.kubeletHealthzURL()
+	client := &http.Client{Timeout: time.Second}
+	var last string
+	return pollEvery(ctx, timeout, 200*time.Millisecond, func() (bool, error) {
+		pids := h.KubeletPIDs()
+		if len(pids) == 0 || slices.ContainsFunc(pids, func(p int) bool { return slices.Contains(old, p) }) {
+			last = "the old kubelet still runs, or no new one yet"
+			return false, nil
+		}
+		if healthz == "" {
+			return true, nil
+		}
+		resp, err := client.Get(healthz)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK, nil
+	}, func() string {
+		return fmt.Sprintf("kubelet on this host was not back within %s of `systemctl restart %s` (last: %s); see `journalctl -u kubelet`", timeout, KubeletService, last)
+	})
+}
+
+// kubeletHealthzURL is kubelet's health endpoint as its configuration file
+// (kubeadm's /var/lib/kubelet/config.yaml) sets it; "" when it is disabled.
+func (h *Host) kubeletHealthzURL() string {
+	addr, port := "127.0.0.1", 10248 // kubelet's defaults, which kubeadm keeps
+	if raw, err := os.ReadFile(h.Path("/var/lib/kubelet/config.yaml")); err == nil {
+		var c struct {
+			HealthzBindAddress string `json:"healthzBindAddress"`
+			HealthzPort        *int   `json:"healthzPort"`
+		}
+		if yaml.Unmarshal(raw, &c) == nil {
+			if c.HealthzBindAddress != "" && c.HealthzBindAddress != "0.0.0.0" && c.HealthzBindAddress != "::" {
+				addr = c.HealthzBindAddress
+			}
+			if c.HealthzPort != nil {
+				port = *c.HealthzPort
+			}
+		}
+	}
+	if port == 0 {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(addr, strconv.Itoa(port)) + "/healthz"
+}
