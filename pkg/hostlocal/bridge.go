@@ -37,7 +37,7 @@ func (e *Env) needsBridge(ctx context.Context) bool {
 	if err != nil || len(servers) != 1 || servers[0] != staticpod.LocalEtcdServer(cfg) {
 		return false
 	}
-	return h.WaitAPIServerReady(ctx, cfg, 2*time.Second) != nil
+	return !h.APIServerReady(cfg)
 }
 
 // bridge is an open relay, held across the steps that follow its own: a

@@ -222,23 +222,32 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 // WaitAPIServerReady waits until the local kube-apiserver answers /readyz
 // (anonymous, as kubeadm allows) on the advertise address.
 func (h *Host) WaitAPIServerReady(ctx context.Context, cfg *Config, timeout time.Duration) error {
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
-		// Readiness only; the apiserver's identity is not in question on its own host.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", cfg.Init.LocalAPIEndpoint.BindPort)
 	var last string
 	return pollUntil(ctx, timeout, func() (bool, error) {
-		resp, err := client.Get(url)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
+		var ok bool
+		ok, last = apiServerReady(cfg)
+		return ok, nil
 	}, func() string {
 		return fmt.Sprintf("kube-apiserver on %s not ready within %s (last: %s)", cfg.NodeName(), timeout, last)
 	})
+}
+
+// APIServerReady asks the local kube-apiserver's /readyz once.
+func (h *Host) APIServerReady(cfg *Config) bool {
+	ok, _ := apiServerReady(cfg)
+	return ok
+}
+
+func apiServerReady(cfg *Config) (bool, string) {
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		// Readiness only; the apiserver's identity is not in question on its own host.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/readyz", cfg.Init.LocalAPIEndpoint.BindPort))
+	if err != nil {
+		return false, err.Error()
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, resp.Status
 }
 
 func pollUntil(ctx context.Context, timeout time.Duration, cond func() (bool, error), msg func() string) error {

@@ -351,13 +351,13 @@ func startWorkload(t *testing.T, b *testbed.Bed, ns, host string) *workload {
 		t.Fatal(err)
 	}
 	w := &workload{ns: ns, name: "workload-" + host, host: b.Host(host)}
-	tag := "kubectl-etcd-e2e-workload-" + host
+	tag := "sleep 86399" // its command line, unique on the host
 	if _, err := cs.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: w.name},
 		Spec: corev1.PodSpec{NodeName: host, HostNetwork: true,
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{Name: "sleep", Image: testbed.ToolboxImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", "exec -a " + tag + " sleep 86400"}}}},
+				Command: strings.Fields(tag)}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,13 @@ func startWorkload(t *testing.T, b *testbed.Bed, ns, host string) *workload {
 	if len(p.Status.ContainerStatuses) == 1 {
 		w.cid = p.Status.ContainerStatuses[0].ContainerID
 	}
-	out, err := w.host.Exec(context.Background(), "pgrep", "-f", tag)
+	var out []byte
+	for i := 0; i < 20; i++ { // Running may be reported a moment before the process shows
+		if out, err = w.host.Exec(context.Background(), "pgrep", "-x", "-f", tag); err == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("the workload's process on %s: %v %s", host, err, out)
 	}
