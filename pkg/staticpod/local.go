@@ -78,7 +78,11 @@ func (h *Host) WaitEtcdGone(ctx context.Context, cfg *Config, timeout time.Durat
 		pids := h.EtcdPIDs(cfg)
 		if len(pids) > 0 && note == "" && time.Since(start) > EtcdKillAfter && !h.manifestUses("--data-dir="+cfg.DataDir()) {
 			for _, p := range pids {
-				_ = syscall.Kill(p, syscall.SIGTERM)
+				// os.Process.Signal rather than syscall.Kill: this package
+				// also builds for the plugin's darwin and windows targets.
+				if proc, err := os.FindProcess(p); err == nil {
+					_ = proc.Signal(syscall.SIGTERM)
+				}
 			}
 			note = fmt.Sprintf("kubelet had not stopped etcd (pids %v) %s after its manifest left: sent it SIGTERM", pids, EtcdKillAfter)
 		}
