@@ -73,14 +73,6 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 		}
 		out = append(out, e)
 	}
-	// A stable order, ready pods first: the member list is asked of the
-	// first pod that answers, and a pod that is not ready is likely to fail.
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].ready != out[j].ready {
-			return out[i].ready
-		}
-		return out[i].node < out[j].node
-	})
 	return out, nil
 }
 
@@ -116,6 +108,20 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 		o.etcdPods = append(o.etcdPods, p.node)
 	}
 	sort.Strings(o.etcdPods)
+	// A stable order, ready pods on Ready nodes first: the first pod that
+	// answers is used, and an exec to a host that is down can take the
+	// apiserver long to give up on.
+	readyNode := map[string]bool{}
+	for _, n := range o.nodes {
+		readyNode[n.Name] = n.Ready
+	}
+	first := func(p etcdPod) bool { return p.ready && readyNode[p.node] }
+	sort.SliceStable(pods, func(i, j int) bool {
+		if first(pods[i]) != first(pods[j]) {
+			return first(pods[i])
+		}
+		return pods[i].node < pods[j].node
+	})
 	if len(pods) == 0 {
 		return nil, errNoEtcdPod
 	}
@@ -230,7 +236,9 @@ func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nod
 	for _, u := range single {
 		askAll([]string{u})
 	}
+	listed := make(chan struct{})
 	wg.Go(func() {
+		defer close(listed)
 		lctx, cancel := context.WithTimeout(ctx, execPodTimeout)
 		defer cancel()
 		res, err := run(lctx, p.access.Command(etcdctl.MemberList...))
@@ -251,10 +259,13 @@ func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nod
 			}
 		}
 	})
-	wg.Wait()
+	<-listed
 	if membersErr != nil {
+		// The next pod is tried at once; this one's status execs end by
+		// themselves, within etcdctl's timeouts.
 		return nil, membersErr
 	}
+	wg.Wait()
 	r := &execRead{members: members}
 	troubled := false
 	for _, m := range members {
