@@ -187,3 +187,20 @@ func readWAL(dataDir, walDir string, st *State) (err error) {
 	st.RaftTerm, st.RaftCommit = hs.GetTerm(), hs.GetCommit()
 	return nil
 }
+
+// ReadIdentity reads only the member and cluster IDs of a data dir, from
+// its WAL's metadata. Reading the WAL takes no lock, so this works while an
+// etcd runs on the dir: a member without a quorum since it started never
+// answers a status request (etcd serves clients only once it has joined
+// its cluster), yet its identity decides what a join does with it.
+func ReadIdentity(dataDir string) (memberID, clusterID uint64, err error) {
+	walDir := datadir.ToWALDir(dataDir)
+	if !wal.Exist(walDir) {
+		return 0, 0, fmt.Errorf("data dir %s has no WAL files in %s", dataDir, walDir)
+	}
+	st := &State{}
+	if err := readWAL(dataDir, walDir, st); err != nil {
+		return 0, 0, err
+	}
+	return st.MemberID, st.ClusterID, nil
+}

@@ -49,6 +49,22 @@ func TestReadRealDataDir(t *testing.T) {
 		}
 	})
 
+	t.Run("identity of a running member", func(t *testing.T) {
+		member, cluster, err := etcddata.ReadIdentity(m.DataDir)
+		if err != nil {
+			t.Fatalf("ReadIdentity of a running member's dir: %v", err)
+		}
+		if member != status.Header.MemberId || cluster != status.Header.ClusterId {
+			t.Errorf("ReadIdentity = %x/%x, the running member reported %x/%x", member, cluster, status.Header.MemberId, status.Header.ClusterId)
+		}
+	})
+	t.Run("identity without a WAL", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, _, err := etcddata.ReadIdentity(dir); err == nil || !strings.Contains(err.Error(), "no WAL files") || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("ReadIdentity of an empty dir = %v, want a no-WAL error naming the dir", err)
+		}
+	})
+
 	m.Stop()
 	if snaps, _ := filepath.Glob(filepath.Join(datadir.ToSnapDir(m.DataDir), "*.snap")); len(snaps) == 0 {
 		t.Errorf("etcd wrote no snapshot; the test does not cover reading a WAL from a snapshot")

@@ -10,6 +10,7 @@ import (
 	etcdutil "k8s.io/kubernetes/cmd/kubeadm/app/util/etcd"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -70,6 +71,13 @@ func (e *Env) localIdentity(ctx context.Context) (localIdentity, bool, error) {
 			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w (and the member of %s did not start: %v)", cfg.DataDir(), err, h.EtcdManifest(), werr)
 		}
 		running = true
+	}
+	// The identity is in the WAL, which can be read while etcd runs; asking
+	// the member instead costs the status call's whole timeout when it has
+	// no quorum (a stale member never answers: etcd serves clients only once
+	// it has joined its cluster), the usual case on a host a join repairs.
+	if member, cluster, err := etcddata.ReadIdentity(h.Path(cfg.DataDir())); err == nil {
+		return localIdentity{hasData: true, memberID: member, clusterID: cluster}, true, nil
 	}
 	st, err := h.LocalStatus(ctx, cfg)
 	if err != nil {
@@ -302,9 +310,13 @@ func (e *Env) addStaleDataSteps(p *plan.Plan, local localIdentity, clusterID uin
 	cfg := e.Config
 	foreign := local.clusterID != 0 && clusterID != 0 && local.clusterID != clusterID
 	if foreign && !moveForeign {
-		return fmt.Errorf("data dir %s belongs to etcd cluster %x (member %x, revision %d), not to cluster %x at the given endpoints: "+
+		rev := ""
+		if local.revision != 0 {
+			rev = fmt.Sprintf(", revision %d", local.revision) // unknown while etcd runs on it
+		}
+		return fmt.Errorf("data dir %s belongs to etcd cluster %x (member %x%s), not to cluster %x at the given endpoints: "+
 			"refusing to touch it. If that data is not needed, rerun with --move-aside-foreign-data (it is moved aside, not deleted)",
-			cfg.DataDir(), local.clusterID, local.memberID, local.revision, clusterID)
+			cfg.DataDir(), local.clusterID, local.memberID, rev, clusterID)
 	}
 	// A manifest without a running etcd is a stale member kubelet is about
 	// to restart (a removed member stops itself and crash-loops): park the
