@@ -32,9 +32,12 @@ func (e *Env) kubeletStuck(ctx context.Context) bool { return e.needsBridge(ctx)
 func (e *Env) AddKubeletRestartStep(p *plan.Plan, why string) {
 	p.Add("restart kubelet", fmt.Sprintf("systemctl restart kubelet (as kubeadm's own phases do), so that %s. Running containers keep running; kubelet's probes, status updates and node lease pause for the few seconds of the restart", why),
 		func(ctx context.Context) (string, error) {
-			start := time.Now()
+			start, was := time.Now(), len(e.Host.KubeletPIDs()) > 0
 			if err := e.Host.RestartKubelet(ctx, e.Timeouts.Kubelet); err != nil {
 				return "", err
+			}
+			if !was {
+				return fmt.Sprintf("kubelet was not running: started, healthy after %s", time.Since(start).Round(100*time.Millisecond)), nil
 			}
 			return fmt.Sprintf("kubelet back after %s", time.Since(start).Round(100*time.Millisecond)), nil
 		})

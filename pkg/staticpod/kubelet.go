@@ -2,7 +2,6 @@ package staticpod
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,16 +37,16 @@ const KubeletService = "kubelet.service"
 // CanRestartKubelet says whether this process can restart the host's
 // kubelet through its service manager, and if not, why: it must run on the
 // host itself (a host pod's own attach stream goes through that kubelet) and
-// find systemctl.
+// find systemctl. A kubelet that is not running may be (re)started too: a
+// host just booted may not have started it yet, and the verbs that restart
+// it need it to run the static pods they write anyway; a fresh kubelet
+// started after the manifest is written is what the restart is for.
 func (h *Host) CanRestartKubelet() error {
 	if filepath.Clean(h.Root) != "/" {
 		return fmt.Errorf("running in a pod (host root %s), whose own connection goes through kubelet", h.Root)
 	}
 	if _, err := exec.LookPath("systemctl"); err != nil {
 		return fmt.Errorf("no systemctl on this host to restart %s with: %w", KubeletService, err)
-	}
-	if len(h.KubeletPIDs()) == 0 {
-		return errors.New("kubelet is not running on this host")
 	}
 	return nil
 }
@@ -56,7 +55,8 @@ func (h *Host) CanRestartKubelet() error {
 func (h *Host) KubeletPIDs() []int { return h.pids("kubelet", "") }
 
 // RestartKubelet restarts the host's kubelet with `systemctl restart
-// kubelet` and waits until a new kubelet process answers its health check.
+// kubelet` (which starts it when it is not running) and waits until a new
+// kubelet process answers its health check.
 func (h *Host) RestartKubelet(ctx context.Context, timeout time.Duration) error {
 	if err := h.CanRestartKubelet(); err != nil {
 		return err
