@@ -32,6 +32,16 @@ tb up --subnet 10.99.34 --hosts 3 >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
 E="etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
 EC="$E --command-timeout=5s"
 ex() { tb exec "$@" >>"$log" 2>&1; }
+# ext: ex, each output line stamped with the seconds since the command began,
+# so the log shows where a verb spends its time before its first step too.
+ext() {
+  local s=${EPOCHREALTIME/./} rc d
+  tb exec "$@" 2>&1 | while IFS= read -r l; do
+    d=$(( (${EPOCHREALTIME/./} - s) / 100000 )); printf '%4d.%ds %s\n' $((d / 10)) $((d % 10)) "$l"
+  done >>"$log"
+  rc=${PIPESTATUS[0]}
+  return "$rc"
+}
 now() { date +%s%N; }
 ms() { echo $(( ($(now) - $1) / 1000000 )); }
 
@@ -83,14 +93,14 @@ tool_run() {
   breakquorum "tool-$n"
   t0=$(now)
   echo "== $(date +%T.%N) run $n, tool: recover on h1" >>"$log"
-  ex h1 -- kubectl-etcd recover --yes
+  ext h1 -- kubectl-etcd recover --yes
   t_rec=$(ms "$t0")
   tb power-on h2 >>"$log" 2>&1 & tb power-on h3 >>"$log" 2>&1; wait
   joins=()
   for h in h2 h3; do
     t1=$(now)
     echo "== $(date +%T.%N) run $n, tool: join on $h" >>"$log"
-    ex $h -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
+    ext $h -- kubectl-etcd join --endpoints=https://10.99.34.11:2379
     joins+=("$(secs "$(ms "$t1")")")
   done
   healthy3 /bench/latest "tool-$n"
