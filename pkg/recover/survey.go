@@ -164,9 +164,13 @@ func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
 		o.Error = "no client URL known"
 		return o
 	}
+	// The port probe runs alongside the status call, not after it fails: a
+	// powered-off host costs both their timeouts otherwise.
+	open := make(chan bool, 1)
+	go func() { open <- portOpen(ctx, o.ClientURL) }()
 	st, err := status(ctx, tlsCfg, o.ClientURL)
 	switch {
-	case err != nil && portOpen(ctx, o.ClientURL):
+	case err != nil && <-open:
 		// Its etcd is up but does not answer: restarted without a quorum,
 		// it serves no client until it rejoins. Its raft index is unknown.
 		o.Silent = true
