@@ -27,11 +27,18 @@ func (e *Env) KubeletRestartable() error {
 // reached its apiserver since it booted (it then replaces no static pod).
 func (e *Env) kubeletStuck(ctx context.Context) bool { return e.needsBridge(ctx) }
 
-// AddKubeletRestartStep adds "restart kubelet": why says what the restart
-// buys at this point of the plan.
+// AddKubeletRestartStep adds "restart kubelet" after the etcd manifest was
+// written: why says what the restart buys at this point of the plan. A
+// kubelet that started after the manifest was written (an earlier run
+// restarted it, then stopped) is not restarted again: see
+// staticpod.KubeletStartedAfter.
 func (e *Env) AddKubeletRestartStep(p *plan.Plan, why string) {
 	p.Add("restart kubelet", fmt.Sprintf("systemctl restart kubelet (as kubeadm's own phases do), so that %s. Running containers keep running; kubelet's probes, status updates and node lease pause for the few seconds of the restart", why),
 		func(ctx context.Context) (string, error) {
+			if e.Host.KubeletStartedAfter(e.Host.EtcdManifest()) {
+				// A rerun after an interruption right after this step.
+				return fmt.Sprintf("not restarted again: kubelet started after %s was written", e.Host.EtcdManifest()), nil
+			}
 			start, was := time.Now(), len(e.Host.KubeletPIDs()) > 0
 			if err := e.Host.RestartKubelet(ctx, e.Timeouts.Kubelet); err != nil {
 				return "", err

@@ -217,8 +217,8 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 	e, j := r.env, r.j
 	h, cfg := e.Host, e.Config
 	if r.restartKubelet {
-		// Also on a rerun: a restart is harmless when kubelet already did
-		// its part, and needed when the run stopped right after the manifest.
+		// Also on a rerun: needed when the run stopped right after the
+		// manifest; skipped by the step when kubelet started after it.
 		e.AddKubeletRestartStep(p, fmt.Sprintf("it starts the new %s and restarts this host's kube-apiserver at once (it holds the apiserver, which crash-looped while etcd had no quorum, in back-off for up to 5 min; and a kubelet that has not reached its apiserver since it started replaces no static pod)", h.EtcdManifest()))
 		p.Add("etcd", fmt.Sprintf("wait until the member serves at %s as the recovered member, its revision not behind the survey's", staticpod.LocalEtcdServer(cfg)),
 			func(ctx context.Context) (string, error) { return r.waitNormal(ctx) })

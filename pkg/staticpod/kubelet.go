@@ -2,6 +2,7 @@ package staticpod
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -118,4 +119,73 @@ func (h *Host) kubeletHealthzURL() string {
 		return ""
 	}
 	return "http://" + net.JoinHostPort(addr, strconv.Itoa(port)) + "/healthz"
+}
+
+// KubeletStartedAfter says whether every running kubelet started after the
+// file at path (a host path, e.g. a static-pod manifest) was last written.
+// Such a kubelet read the file when it started, with no back-off and no
+// stale view of the pod: what a restart would give. A second restart is not
+// harmless: a kubelet that has not reached its apiserver since it started
+// holds the volumes of pods it finds already running (on a rerun, the etcd
+// and kube-apiserver pods the first restart started) for minutes. False when
+// no kubelet runs or anything cannot be read.
+func (h *Host) KubeletStartedAfter(path string) bool {
+	fi, err := os.Stat(h.Path(path))
+	if err != nil {
+		return false
+	}
+	pids := h.KubeletPIDs()
+	if len(pids) == 0 {
+		return false
+	}
+	for _, pid := range pids {
+		start, err := h.processStart(pid)
+		if err != nil || !start.After(fi.ModTime()) {
+			return false
+		}
+	}
+	return true
+}
+
+// userHZ is the unit of /proc's clock-tick fields: fixed at 100 by the
+// kernel's user ABI on every architecture Kubernetes runs on.
+const userHZ = 100
+
+// processStart is the wall-clock time process pid started: its start in
+// clock ticks since boot (/proc/<pid>/stat, field 22), placed on the wall
+// clock with /proc/uptime (10 ms steps; /proc/stat's btime has whole seconds
+// only, too coarse for a restart right after a write).
+func (h *Host) processStart(pid int) (time.Time, error) {
+	stat, err := os.ReadFile(h.Path(fmt.Sprintf("/proc/%d/stat", pid)))
+	if err != nil {
+		return time.Time{}, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return time.Time{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return time.Time{}, fmt.Errorf("/proc/%d/stat: %d fields after the command name", pid, len(fields))
+	}
+	ticks, err := strconv.ParseUint(fields[19], 10, 64) // field 22: starttime
+	if err != nil {
+		return time.Time{}, fmt.Errorf("/proc/%d/stat starttime: %w", pid, err)
+	}
+	now := time.Now()
+	up, err := os.ReadFile(h.Path("/proc/uptime"))
+	if err != nil {
+		return time.Time{}, err
+	}
+	upFields := strings.Fields(string(up))
+	if len(upFields) == 0 {
+		return time.Time{}, errors.New("/proc/uptime is empty")
+	}
+	upSecs, err := strconv.ParseFloat(upFields[0], 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("/proc/uptime: %w", err)
+	}
+	boot := now.Add(-time.Duration(upSecs * float64(time.Second)))
+	return boot.Add(time.Duration(ticks) * time.Second / userHZ), nil
 }

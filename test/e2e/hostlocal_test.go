@@ -213,6 +213,7 @@ func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string)
 	}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string)
 	if !killed {
 		t.Fatalf("step %q never finished; output:\n%s", afterStep, strings.Join(seen, "\n"))
 	}
-	t.Logf("%s: SIGKILLed kubectl-etcd %s after step %q", h.Name, strings.Join(args, " "), afterStep)
+	t.Logf("%s: SIGKILLed kubectl-etcd %s after step %q (%s after it started)", h.Name, strings.Join(args, " "), afterStep, time.Since(start).Round(100*time.Millisecond))
 }
 
 // TestHostLocalJoinLeave: the host-local binary grows host 1's kubeadm etcd to
