@@ -176,12 +176,12 @@ func (r *Recovery) planSteps() *plan.Plan {
 	p := &plan.Plan{Title: fmt.Sprintf("recover: etcd cluster %x from %s's data (member %x, raft index %d, revision %d) as a new single-member cluster; members cut off: %s",
 		j.ClusterID, cfg.NodeName(), j.MemberID, j.Index, j.Revision, orNone(cut))}
 	if j.Copy == "" {
-		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone (nothing may write the data dir while it is copied)", h.EtcdManifest()),
+		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone (nothing may write the data dir while it is copied; without a quorum it commits nothing, so one still draining its clients %s after SIGTERM is killed)", h.EtcdManifest(), staticpod.EtcdDrainKillAfter),
 			func(ctx context.Context) (string, error) {
 				if j.Copy != "" {
 					return "already done", nil
 				}
-				return stopEtcd(ctx, e)
+				return stopSurvivor(ctx, e)
 			})
 		p.Add("copy data dir", fmt.Sprintf("copy %s to %s.before-recover-<time> (inside it, as %sbefore-recover-<time>, when it is a mount point); the copy is never deleted", cfg.DataDir(), cfg.DataDir(), etcddata.AsidePrefix),
 			func(ctx context.Context) (string, error) {
@@ -253,6 +253,17 @@ func stopEtcd(ctx context.Context, e *hostlocal.Env) (string, error) {
 	return e.Host.WaitEtcdGone(ctx, e.Config, e.Timeouts.EtcdStop)
 }
 
+// stopSurvivor stops the member a recovery starts from. recover runs only
+// when the survey found no quorum, so the member commits nothing, and its
+// graceful stop is mostly a wait for kube-apiserver's watches to end (7 s):
+// it is killed after a short drain, see staticpod.WaitEtcdGoneWithoutQuorum.
+func stopSurvivor(ctx context.Context, e *hostlocal.Env) (string, error) {
+	if err := e.Host.StopEtcd(); err != nil {
+		return "", err
+	}
+	return e.Host.WaitEtcdGoneWithoutQuorum(ctx, e.Config, e.Timeouts.EtcdStop)
+}
+
 // quarantineConfig is cfg with the member's client URLs moved to the
 // quarantine port (and, for recover, --force-new-cluster): rendered by
 // kubeadm's own GetEtcdPodSpec like every other manifest.
@@ -281,7 +292,11 @@ func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 	note := ""
 	if !j.Quarantined || !fileExists(h.Path(quarantineManifest(h))) {
 		if len(h.EtcdPIDs(cfg)) > 0 && !fileExists(h.Path(quarantineManifest(h))) {
-			if _, err := stopEtcd(ctx, e); err != nil {
+			stop := stopEtcd
+			if force {
+				stop = stopSurvivor // recover's survivor, which has no quorum
+			}
+			if _, err := stop(ctx, e); err != nil {
 				return "", err
 			}
 		}

@@ -222,7 +222,9 @@ func status(ctx context.Context, tlsCfg *tls.Config, endpoint string) (*clientv3
 		return nil, err
 	}
 	defer c.Close()
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// A member answers its status in milliseconds; a powered-off host's
+	// costs the whole timeout, and the survey waits for the slowest.
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	st, err := c.Status(sctx, endpoint)
 	if err != nil {

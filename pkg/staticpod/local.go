@@ -69,6 +69,13 @@ func (h *Host) pids(prog, arg string) []int {
 // does not act.
 const EtcdKillAfter = time.Second
 
+// EtcdDrainKillAfter is how long WaitEtcdGoneWithoutQuorum lets etcd drain
+// its client connections after SIGTERM before it kills it. etcd waits up to
+// its request timeout (5 s + 2 election timeouts: 7 s with kubeadm's
+// settings) for the kube-apiserver's watch streams, which never end by
+// themselves, before it stops raft and closes its files.
+const EtcdDrainKillAfter = 2 * time.Second
+
 // WaitEtcdGone waits until no etcd process serves the data dir: after the
 // manifest leaves, kubelet needs a few seconds to kill the container, and
 // nothing may touch the data dir before it is really gone. A kubelet that has
@@ -77,20 +84,52 @@ const EtcdKillAfter = time.Second
 // running after EtcdKillAfter is sent SIGTERM here, as kubelet would have
 // done; with its manifest gone, nothing starts it again. The note says so.
 func (h *Host) WaitEtcdGone(ctx context.Context, cfg *Config, timeout time.Duration) (string, error) {
+	return h.waitEtcdGone(ctx, cfg, timeout, 0)
+}
+
+// WaitEtcdGoneWithoutQuorum is WaitEtcdGone for a member that has no quorum
+// (the survivor a recovery starts from): one still draining its clients
+// EtcdDrainKillAfter after SIGTERM is killed (SIGKILL). Without a quorum it
+// commits nothing, so nothing is pending: every write it acknowledged is in
+// its WAL, fsynced before the acknowledgement, and is replayed at its next
+// start, as after a power cut (etcd's crash-safety guarantee). What the kill
+// skips is only the wait for clients that cannot be served anyway.
+func (h *Host) WaitEtcdGoneWithoutQuorum(ctx context.Context, cfg *Config, timeout time.Duration) (string, error) {
+	return h.waitEtcdGone(ctx, cfg, timeout, EtcdDrainKillAfter)
+}
+
+func (h *Host) waitEtcdGone(ctx context.Context, cfg *Config, timeout, killAfterTerm time.Duration) (string, error) {
 	start, note := time.Now(), ""
-	err := pollUntil(ctx, timeout, func() (bool, error) {
-		pids := h.EtcdPIDs(cfg)
-		if len(pids) > 0 && note == "" && time.Since(start) > EtcdKillAfter && !h.manifestUses("--data-dir="+cfg.DataDir()) {
-			for _, p := range pids {
-				// os.Process.Signal rather than syscall.Kill: this package
-				// also builds for the plugin's darwin and windows targets.
-				if proc, err := os.FindProcess(p); err == nil {
-					_ = proc.Signal(syscall.SIGTERM)
-				}
+	var termed time.Time
+	killed := false
+	signal := func(pids []int, sig os.Signal) {
+		for _, p := range pids {
+			// os.Process.Signal rather than syscall.Kill: this package
+			// also builds for the plugin's darwin and windows targets.
+			if proc, err := os.FindProcess(p); err == nil {
+				_ = proc.Signal(sig)
 			}
-			note = fmt.Sprintf("etcd (pids %v) still ran %s after its manifest left: sent it SIGTERM (kubelet may have too; one that has not reached its apiserver since it started does not)", pids, EtcdKillAfter)
 		}
-		return len(pids) == 0, nil
+	}
+	err := pollEvery(ctx, timeout, 250*time.Millisecond, func() (bool, error) {
+		pids := h.EtcdPIDs(cfg)
+		if len(pids) == 0 {
+			return true, nil
+		}
+		if h.manifestUses("--data-dir=" + cfg.DataDir()) {
+			return false, nil // another manifest runs etcd on the dir: kubelet's to stop
+		}
+		switch {
+		case termed.IsZero() && time.Since(start) > EtcdKillAfter:
+			signal(pids, syscall.SIGTERM)
+			termed = time.Now()
+			note = fmt.Sprintf("etcd (pids %v) still ran %s after its manifest left: sent it SIGTERM (kubelet may have too; one that has not reached its apiserver since it started does not)", pids, EtcdKillAfter)
+		case killAfterTerm > 0 && !killed && !termed.IsZero() && time.Since(termed) > killAfterTerm:
+			signal(pids, syscall.SIGKILL)
+			killed = true
+			note += fmt.Sprintf("; still draining its client connections %s later (it waits up to 7 s for kube-apiserver's watches): killed it (SIGKILL). Without a quorum it had nothing pending; its WAL holds every write it acknowledged", killAfterTerm)
+		}
+		return false, nil
 	}, func() string {
 		return fmt.Sprintf("etcd (pids %v) still running on %s %s after its manifest was moved out: is kubelet running?",
 			h.EtcdPIDs(cfg), cfg.NodeName(), timeout)
