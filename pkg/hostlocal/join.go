@@ -106,6 +106,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		}
 		return nil, nil, err
 	}
+	stuck := e.kubeletStuckLater(ctx)
 	c, err := e.clusterClient(ctx, o.Endpoints)
 	if err != nil {
 		return nil, nil, err
@@ -171,7 +172,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		}
 		if !running {
 			e.addManifestStep(p, c)
-			e.kickKubelet(ctx, p, res)
+			e.kickKubelet(stuck, p, res)
 		}
 	case me != nil && me.Started() && !local.hasData:
 		// The cluster knows this host as a started member, but its data is
@@ -206,7 +207,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 			break
 		}
 		e.addManifestStep(p, c)
-		e.kickKubelet(ctx, p, res)
+		e.kickKubelet(stuck, p, res)
 	default:
 		var b *bridge
 		restart := false
@@ -214,7 +215,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 			if err := e.addStaleDataSteps(p, local, clusterID, running, o.MoveForeignData); err != nil {
 				return nil, c, err
 			}
-			if e.kubeletStuck(ctx) {
+			if stuck() {
 				// The short way is a kubelet restart once the new manifest
 				// is written; the long way a bridge from now on.
 				if err := e.KubeletRestartable(); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
@@ -26,6 +27,20 @@ func (e *Env) KubeletRestartable() error {
 // then at best in crash-loop back-off for the apiserver, and at worst has not
 // reached its apiserver since it booted (it then replaces no static pod).
 func (e *Env) kubeletStuck(ctx context.Context) bool { return e.needsBridge(ctx) }
+
+// kubeletStuckLater starts kubeletStuck now and returns its answer when
+// asked: on a host whose apiserver hangs, the readiness probe costs up to its
+// whole timeout, which then overlaps the calls to the cluster.
+func (e *Env) kubeletStuckLater(ctx context.Context) func() bool {
+	ch := make(chan bool, 1)
+	go func() { ch <- e.kubeletStuck(ctx) }()
+	var once sync.Once
+	var stuck bool
+	return func() bool {
+		once.Do(func() { stuck = <-ch })
+		return stuck
+	}
+}
 
 // AddKubeletRestartStep adds "restart kubelet" after the etcd manifest was
 // written: why says what the restart buys at this point of the plan. A
@@ -52,8 +67,8 @@ func (e *Env) AddKubeletRestartStep(p *plan.Plan, why string) {
 
 // kickKubelet adds the kubelet restart after a manifest change when kubelet
 // is stuck and may be restarted; it says whether it did.
-func (e *Env) kickKubelet(ctx context.Context, p *plan.Plan, res *Result) bool {
-	if !e.kubeletStuck(ctx) {
+func (e *Env) kickKubelet(stuck func() bool, p *plan.Plan, res *Result) bool {
+	if !stuck() {
 		return false
 	}
 	if err := e.KubeletRestartable(); err != nil {
