@@ -5,10 +5,15 @@
 package etcddata
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,7 +55,16 @@ type State struct {
 // Read returns the state of the data dir of a stopped member. A missing or
 // empty dir has no data (and is no error); a dir with something other than
 // complete etcd data in it is an error, as is one a running etcd has open.
-func Read(dataDir string) (*State, error) {
+func Read(dataDir string) (*State, error) { return read(dataDir, true) }
+
+// ReadQuick is Read without the WAL's raft state (RaftTerm and RaftCommit
+// stay zero): the IDs come from the head of the newest WAL file (see
+// ReadIdentity), the rest from the database. It is for deciding what to do
+// with a member's data (keep it, or move it aside), on a host where reading
+// a long-lived member's whole WAL would cost seconds.
+func ReadQuick(dataDir string) (*State, error) { return read(dataDir, false) }
+
+func read(dataDir string, fullWAL bool) (*State, error) {
 	empty, err := IsEmpty(dataDir)
 	if err != nil {
 		return nil, err
@@ -75,6 +89,12 @@ func Read(dataDir string) (*State, error) {
 	// we read a WAL that etcd may be writing.
 	if err := readDB(dataDir, dbPath, st); err != nil {
 		return nil, err
+	}
+	if !fullWAL {
+		if st.MemberID, st.ClusterID, err = ReadIdentity(dataDir); err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	if err := readWAL(dataDir, walDir, st); err != nil {
 		return nil, err
@@ -189,18 +209,78 @@ func readWAL(dataDir, walDir string, st *State) (err error) {
 }
 
 // ReadIdentity reads only the member and cluster IDs of a data dir, from
-// its WAL's metadata. Reading the WAL takes no lock, so this works while an
-// etcd runs on the dir: a member without a quorum since it started never
-// answers a status request (etcd serves clients only once it has joined
-// its cluster), yet its identity decides what a join does with it.
+// the metadata record at the head of its newest WAL file. Reading the WAL
+// takes no lock, so this works while an etcd runs on the dir: a member
+// without a quorum since it started never answers a status request (etcd
+// serves clients only once it has joined its cluster), yet its identity
+// decides what a join does with it. Only the head of one file is read: a
+// full read of a member's WAL (hundreds of MiB on a busy cluster) costs
+// seconds of CPU on a host that is busy starting its control plane.
 func ReadIdentity(dataDir string) (memberID, clusterID uint64, err error) {
 	walDir := datadir.ToWALDir(dataDir)
-	if !wal.Exist(walDir) {
+	names, err := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	if err != nil || len(names) == 0 {
 		return 0, 0, fmt.Errorf("data dir %s has no WAL files in %s", dataDir, walDir)
 	}
-	st := &State{}
-	if err := readWAL(dataDir, walDir, st); err != nil {
-		return 0, 0, err
+	sort.Strings(names) // named by sequence and index, zero-padded
+	name := names[len(names)-1]
+	md, err := walMetadata(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("data dir %s: WAL file %s: %w", dataDir, name, err)
 	}
-	return st.MemberID, st.ClusterID, nil
+	if md.GetNodeID() == 0 || md.GetClusterID() == 0 {
+		return 0, 0, fmt.Errorf("data dir %s: WAL file %s: its metadata names no member and cluster", dataDir, name)
+	}
+	return md.GetNodeID(), md.GetClusterID(), nil
+}
+
+// walMetadata decodes the records at the head of a WAL file, as etcd's
+// decoder frames them (a little-endian length whose top byte may carry the
+// padding), until the metadata record, and checks its CRC, which chains
+// from the CRC record that opens every file.
+func walMetadata(name string) (*etcdserverpb.Metadata, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var crc uint32
+	table := crc32.MakeTable(crc32.Castagnoli)
+	for range 4 { // CRC, metadata, snapshot: the metadata comes second
+		var lenField int64
+		if err := binary.Read(r, binary.LittleEndian, &lenField); err != nil {
+			return nil, fmt.Errorf("reading a record's length: %w", err)
+		}
+		recBytes := int64(uint64(lenField) & ^(uint64(0xff) << 56))
+		padBytes := int64(0)
+		if lenField < 0 {
+			padBytes = int64((uint64(lenField) >> 56) & 0x7)
+		}
+		if recBytes <= 0 || recBytes > 1<<20 {
+			return nil, fmt.Errorf("a record of %d bytes at the head of the file: not a WAL", recBytes)
+		}
+		buf := make([]byte, recBytes+padBytes)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("reading a record: %w", err)
+		}
+		var rec walpb.Record
+		if err := proto.Unmarshal(buf[:recBytes], &rec); err != nil {
+			return nil, fmt.Errorf("decoding a record: %w", err)
+		}
+		switch rec.GetType() {
+		case wal.CrcType:
+			crc = rec.GetCrc()
+		case wal.MetadataType:
+			if got := crc32.Update(crc, table, rec.GetData()); got != rec.GetCrc() {
+				return nil, fmt.Errorf("metadata record CRC %08x, want %08x: damaged", got, rec.GetCrc())
+			}
+			var md etcdserverpb.Metadata
+			if err := proto.Unmarshal(rec.GetData(), &md); err != nil {
+				return nil, fmt.Errorf("decoding the metadata: %w", err)
+			}
+			return &md, nil
+		}
+	}
+	return nil, errors.New("no metadata record at the head of the file")
 }

@@ -87,6 +87,17 @@ func TestReadRealDataDir(t *testing.T) {
 		t.Errorf("state %+v has zero raft term, commit, consistent index or db size", st)
 	}
 
+	t.Run("quick read", func(t *testing.T) {
+		q, err := etcddata.ReadQuick(m.DataDir)
+		if err != nil {
+			t.Fatalf("ReadQuick: %v", err)
+		}
+		want := *st
+		want.RaftTerm, want.RaftCommit = 0, 0 // not read
+		if *q != want {
+			t.Errorf("ReadQuick = %+v, want %+v", *q, want)
+		}
+	})
 	t.Run("corrupt database", func(t *testing.T) {
 		dir := copyDir(t, m.DataDir)
 		if err := os.Truncate(datadir.ToBackendFileName(dir), 1000); err != nil {
@@ -119,6 +130,34 @@ func TestReadRealDataDir(t *testing.T) {
 			t.Fatalf("Read of a garbled WAL = %v, want an error about the WAL naming the dir", err)
 		}
 		t.Log(err)
+		if len(names) == 1 {
+			_, _, err := etcddata.ReadIdentity(dir)
+			if err == nil || !strings.Contains(err.Error(), "WAL file") || !strings.Contains(err.Error(), dir) {
+				t.Fatalf("ReadIdentity of a garbled WAL = %v, want an error about the WAL file naming the dir", err)
+			}
+			t.Log(err)
+		}
+	})
+	t.Run("identity with a damaged metadata record", func(t *testing.T) {
+		dir := copyDir(t, m.DataDir)
+		names, _ := filepath.Glob(filepath.Join(datadir.ToWALDir(dir), "*.wal"))
+		last := names[len(names)-1]
+		raw, err := os.ReadFile(last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Byte 40 lies in the metadata record's data: the CRC record
+		// before it takes 16 bytes, the metadata record's frame and
+		// header 8 and about 10 more.
+		raw[40] ^= 0xff
+		if err := os.WriteFile(last, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := etcddata.ReadIdentity(dir); err == nil {
+			t.Fatal("ReadIdentity of a WAL with a flipped metadata byte succeeded; want a CRC or decode error")
+		} else {
+			t.Log(err)
+		}
 	})
 	t.Run("database without WAL", func(t *testing.T) {
 		dir := copyDir(t, m.DataDir)

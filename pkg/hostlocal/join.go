@@ -52,8 +52,12 @@ type localIdentity struct {
 func (e *Env) localIdentity(ctx context.Context) (localIdentity, bool, error) {
 	h, cfg := e.Host, e.Config
 	running := len(h.EtcdPIDs(cfg)) > 0
+	// The quick read: the identity decides, and a long-lived member's whole
+	// WAL (up to 5 files of 64 MiB) took 5 s to read on a host starting its
+	// control plane (hack/bench-mttr.sh).
+	dataDirState := func() (*etcddata.State, error) { return etcddata.ReadQuick(h.Path(cfg.DataDir())) }
 	if !running {
-		facts, err := e.dataDirState()
+		facts, err := dataDirState()
 		if err == nil {
 			return localIdentity{hasData: facts.HasData, memberID: facts.MemberID, clusterID: facts.ClusterID, revision: facts.Revision}, false, nil
 		}
@@ -63,7 +67,7 @@ func (e *Env) localIdentity(ctx context.Context) (localIdentity, bool, error) {
 			return localIdentity{}, false, fmt.Errorf("reading data dir %s: %w", cfg.DataDir(), err)
 		}
 		if _, werr := h.WaitEtcdServing(ctx, cfg, 30*time.Second); werr != nil {
-			if facts, ferr := e.dataDirState(); ferr == nil {
+			if facts, ferr := dataDirState(); ferr == nil {
 				// It came and went: a crash-looping member (e.g. one a
 				// recovery removed, which stops itself). Its data is readable now.
 				return localIdentity{hasData: facts.HasData, memberID: facts.MemberID, clusterID: facts.ClusterID, revision: facts.Revision}, false, nil
