@@ -34,7 +34,9 @@ func TestPluginBadInputAndInterrupts(t *testing.T) {
 		{[]string{"replace", "h1"}, []string{"last member", "restore"}},
 		{[]string{"remove"}, []string{"exactly one NODE|MEMBER"}},
 		{[]string{"scale", "--replicas", "3"}, []string{"more than the 2 control-plane nodes"}},
-		{[]string{"status", "--image", "localhost/testbed/nope:1"}, []string{"localhost/testbed/nope:1", "h1"}},
+		// status reads through the etcd pods' etcdctl and needs no image;
+		// the host-pod path, which does, is asked for by name.
+		{[]string{"status", "--via", "host-pod", "--image", "localhost/testbed/nope:1"}, []string{"localhost/testbed/nope:1", "h1"}},
 		{[]string{"status", "--server", "https://127.0.0.1:1"}, []string{"does not answer", "kubectl-etcd status --local"}},
 	} {
 		out, err := plugin(t, b, tc.args...)
