@@ -34,12 +34,7 @@ func (e *Env) kubeletStuck(ctx context.Context) bool { return e.needsBridge(ctx)
 func (e *Env) kubeletStuckLater(ctx context.Context) func() bool {
 	ch := make(chan bool, 1)
 	go func() { ch <- e.kubeletStuck(ctx) }()
-	var once sync.Once
-	var stuck bool
-	return func() bool {
-		once.Do(func() { stuck = <-ch })
-		return stuck
-	}
+	return sync.OnceValue(func() bool { return <-ch })
 }
 
 // AddKubeletRestartStep adds "restart kubelet" after the etcd manifest was

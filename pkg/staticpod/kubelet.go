@@ -124,11 +124,8 @@ func (h *Host) kubeletHealthzURL() string {
 // KubeletStartedAfter says whether every running kubelet started after the
 // file at path (a host path, e.g. a static-pod manifest) was last written.
 // Such a kubelet read the file when it started, with no back-off and no
-// stale view of the pod: what a restart would give. A second restart is not
-// harmless: a kubelet that has not reached its apiserver since it started
-// holds the volumes of pods it finds already running (on a rerun, the etcd
-// and kube-apiserver pods the first restart started) for minutes. False when
-// no kubelet runs or anything cannot be read.
+// stale view of the pod: what a restart would give, so a rerun need not
+// disturb it again. False when no kubelet runs or anything cannot be read.
 func (h *Host) KubeletStartedAfter(path string) bool {
 	fi, err := os.Stat(h.Path(path))
 	if err != nil {

@@ -116,15 +116,19 @@ func (h *Host) waitEtcdGone(ctx context.Context, cfg *Config, timeout, killAfter
 		if len(pids) == 0 {
 			return true, nil
 		}
-		if h.manifestUses("--data-dir=" + cfg.DataDir()) {
-			return false, nil // another manifest runs etcd on the dir: kubelet's to stop
+		term := termed.IsZero() && time.Since(start) > EtcdKillAfter
+		kill := killAfterTerm > 0 && !killed && !termed.IsZero() && time.Since(termed) > killAfterTerm
+		// Read the manifests only when about to signal: another manifest
+		// that runs etcd on the dir leaves the stop to kubelet.
+		if !(term || kill) || h.manifestUses("--data-dir="+cfg.DataDir()) {
+			return false, nil
 		}
 		switch {
-		case termed.IsZero() && time.Since(start) > EtcdKillAfter:
+		case term:
 			signal(pids, syscall.SIGTERM)
 			termed = time.Now()
 			note = fmt.Sprintf("etcd (pids %v) still ran %s after its manifest left: sent it SIGTERM (kubelet may have too; one that has not reached its apiserver since it started does not)", pids, EtcdKillAfter)
-		case killAfterTerm > 0 && !killed && !termed.IsZero() && time.Since(termed) > killAfterTerm:
+		case kill:
 			signal(pids, syscall.SIGKILL)
 			killed = true
 			note += fmt.Sprintf("; still draining its client connections %s later (it waits up to 7 s for kube-apiserver's watches): killed it (SIGKILL). Without a quorum it had nothing pending; its WAL holds every write it acknowledged", killAfterTerm)

@@ -141,8 +141,8 @@ func TestRecoverQuorumLoss(t *testing.T) {
 	}
 	t.Logf("quorum lost -> recovered on h1: %s", time.Since(lost).Round(100*time.Millisecond))
 	// The last run was killed right after it restarted kubelet: the rerun
-	// must not restart it again (a second restart holds the pods the first
-	// one started for minutes, see staticpod.KubeletStartedAfter).
+	// must not restart it again: kubelet already started after the manifest
+	// was written (staticpod.KubeletStartedAfter).
 	if !strings.Contains(out, "not restarted again: kubelet started after") {
 		t.Errorf("the rerun after a kill right after \"restart kubelet\" did not skip the restart:\n%s", out)
 	}
