@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
 )
 
@@ -57,19 +58,9 @@ func Name(t time.Time, reason string) string {
 	return "etcd-" + t.UTC().Format(timeFormat) + "-" + reason + ".db"
 }
 
-// Entry is one backup in a directory.
-type Entry struct {
-	Name   string    `json:"name"`
-	Path   string    `json:"path"`
-	Time   time.Time `json:"time"`
-	Reason string    `json:"reason"`
-	Size   int64     `json:"size"`
-	// Verified: the file was verified when taken (its sidecar says so and
-	// its size still matches) or just now. `snapshot status` re-reads it.
-	Verified bool           `json:"verified"`
-	Info     *snapshot.Info `json:"info,omitempty"`
-	Problem  string         `json:"problem,omitempty"`
-}
+// Entry is one snapshot in the backup directory; its wire form is the
+// host API's, which the workstation lists.
+type Entry = hostapi.BackupEntry
 
 // List returns the backups in dir, newest first. A backup without a sidecar
 // (the run was killed between the rename and the sidecar) is verified now

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
 
@@ -198,20 +196,11 @@ func (s *Session) ListBackups(ctx context.Context) (*BackupList, error) {
 	for i, n := range nodes {
 		wg.Go(func() {
 			nb := NodeBackups{Node: n.Name, Backups: []backup.Entry{}}
-			var stdout, stderr bytes.Buffer
-			err := s.Runner.Agent(ctx, n.Name, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{
-				Argv: []string{"backup", "list", "--local", "-o", "json"}}}, &stdout, &stderr)
+			local, err := s.Hosts.BackupList(ctx, n.Name)
 			if err != nil {
-				nb.Error = strings.TrimSpace(fmt.Sprintf("%v %s", err, lastLine(stderr.String())))
-			} else {
-				var local struct {
-					Backups []backup.Entry `json:"backups"`
-				}
-				if err := json.Unmarshal(lastJSON(stdout.Bytes()), &local); err != nil {
-					nb.Error = fmt.Sprintf("reading the list from %s: %v", n.Name, err)
-				} else if local.Backups != nil {
-					nb.Backups = local.Backups
-				}
+				nb.Error = err.Error()
+			} else if local.Backups != nil {
+				nb.Backups = local.Backups
 			}
 			out.Nodes[i] = nb
 		})

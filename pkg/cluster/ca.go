@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/sealedca"
 )
 
@@ -24,11 +22,10 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 	defer cancel()
 	toTarget, toTargetW := io.Pipe()
 	fromTarget, fromTargetW := io.Pipe()
-	raw, _ := json.Marshal(hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: []string{"ca-receive"}}})
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		err := s.Runner.Run(ctx, target, []string{"agent"}, io.MultiReader(bytes.NewReader(raw), toTarget), fromTargetW, &stderr)
+		err := s.Hosts.ReceiveCA(ctx, target, toTarget, fromTargetW, &stderr)
 		fromTargetW.Close()
 		done <- err
 	}()
@@ -51,19 +48,16 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 	var sealed *sealedca.Message
 	var errs []error
 	for _, src := range sources {
-		var out, serr bytes.Buffer
-		err := s.Runner.Agent(ctx, src, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{
-			Argv: []string{"ca-send", "--to-public-key", base64.StdEncoding.EncodeToString(first.PublicKey)}}}, &out, &serr)
+		m, err := s.Hosts.SendCA(ctx, src, first.PublicKey)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("on %s: %w", src, err))
+			errs = append(errs, err)
 			continue
 		}
-		var m sealedca.Message
-		if err := json.Unmarshal(lastJSON(out.Bytes()), &m); err != nil || len(m.Sealed) == 0 {
+		if len(m.Sealed) == 0 {
 			errs = append(errs, fmt.Errorf("on %s: no sealed CA in the answer", src))
 			continue
 		}
-		sealed = &m
+		sealed = m
 		break
 	}
 	if sealed == nil {

@@ -13,12 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // Hosts a recovery cut off. `recover` (and `restore`) start a new
-// single-member cluster and leave the marker hostlocal.RecoveryMarkerKey
+// single-member cluster and leave the marker hostapi.RecoveryMarkerKey
 // naming the members they cut off. Those members are no longer in the member
 // list, but their hosts' Node objects and mirror pods stay until someone
 // deletes them: without the marker they would look like a control-plane node
@@ -27,14 +26,14 @@ import (
 
 // readMarker reads the recovery marker; nil when there is none or it cannot
 // be read (status must not fail over it).
-func readMarker(ctx context.Context, c *etcdcluster.Client) *hostlocal.RecoveryMarker {
+func readMarker(ctx context.Context, c *etcdcluster.Client) *hostapi.RecoveryMarker {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	raw, found, err := c.Get(cctx, hostlocal.RecoveryMarkerKey)
+	raw, found, err := c.Get(cctx, hostapi.RecoveryMarkerKey)
 	if err != nil || !found {
 		return nil
 	}
-	m := &hostlocal.RecoveryMarker{}
+	m := &hostapi.RecoveryMarker{}
 	if json.Unmarshal(raw, m) != nil {
 		return nil
 	}
@@ -97,9 +96,9 @@ func (o *observed) down(n Node) (bool, string) {
 
 // cutOff is a member the last recovery cut off, and its node if it still has one.
 type cutOff struct {
-	member etcddata.Member
+	member hostapi.Member
 	node   *Node
-	marker *hostlocal.RecoveryMarker
+	marker *hostapi.RecoveryMarker
 }
 
 func (c cutOff) name() string {

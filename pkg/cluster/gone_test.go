@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // After a recover on cp-a cut off cp-b and cp-c: cp-b's node is still
@@ -15,11 +14,11 @@ import (
 // cp-d joined later with a new member.
 func TestCutOffAfterRecovery(t *testing.T) {
 	a, d := member(1, "cp-a", "10.0.0.1"), member(4, "cp-d", "10.0.0.4")
-	old := func(id uint64, name, addr string) etcddata.Member {
-		return etcddata.Member{ID: id, Name: name, PeerURLs: []string{"https://" + addr + ":2380"}}
+	old := func(id uint64, name, addr string) hostapi.Member {
+		return hostapi.Member{ID: id, Name: name, PeerURLs: []string{"https://" + addr + ":2380"}}
 	}
-	marker := &hostlocal.RecoveryMarker{Verb: "recover", Host: "cp-a", Time: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC),
-		RemovedMembers: []etcddata.Member{old(2, "cp-b", "10.0.0.2"), old(3, "cp-c", "10.0.0.3")}}
+	marker := &hostapi.RecoveryMarker{Verb: "recover", Host: "cp-a", Time: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC),
+		RemovedMembers: []hostapi.Member{old(2, "cp-b", "10.0.0.2"), old(3, "cp-c", "10.0.0.3")}}
 	obs := &observed{
 		nodes:    []Node{{"cp-a", "10.0.0.1", true}, {"cp-b", "10.0.0.2", false}, {"cp-d", "10.0.0.4", true}},
 		etcdPods: []string{"cp-a", "cp-b", "cp-d"},

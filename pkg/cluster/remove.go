@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // MemberOptions name one member (by node, member name or hex ID) and say
@@ -199,7 +199,7 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus,
 			endpoints = append(endpoints, x.ClientURLs...)
 		}
 	}
-	argv := []string{"join", "--endpoints", strings.Join(endpoints, ","), "--replace-member", fmt.Sprintf("%x", m.ID)}
+	join := hostapi.JoinRequest{Endpoints: endpoints, ReplaceMember: m.ID}
 	var snapNode string
 	if !o.NoSnapshot {
 		others := &observed{nodes: obs.nodes, statuses: without(obs.statuses, m.ID)}
@@ -216,7 +216,7 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus,
 		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-replace"))
 	}
 	fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd %s`): stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver at it\n",
-		n.Name, strings.Join(argv, " "), n.Name)
+		n.Name, strings.Join(hostapi.JoinCall(join).Argv, " "), n.Name)
 	if o.DryRun {
 		return obs.report(), nil
 	}
@@ -227,7 +227,7 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus,
 	}
 	fmt.Fprintf(s.Out, "[1/1] replace member %s (%x) on %s\n", m, m.ID, n.Name)
 	start := time.Now()
-	if err := s.hostVerb(ctx, n.Name, argv, hostpod.HostBinaryPath+" "+strings.Join(argv, " ")); err != nil {
+	if err := s.Hosts.Join(ctx, n.Name, join); err != nil {
 		return nil, fmt.Errorf("replacing member %s (%x) on %s: %w", m, m.ID, n.Name, err)
 	}
 	s.waitMirror(ctx, n.Name, func(servers string) bool {
@@ -261,8 +261,8 @@ func (s *Session) repointOff(ctx context.Context, removed etcdcluster.Member, re
 		}
 		fmt.Fprintf(s.Out, "      %s's kube-apiserver still lists removed member %s (%s): pointing it at the members left\n", n.Name, removed, servers)
 		wg.Go(func() {
-			if err := s.hostVerb(ctx, n.Name, []string{"leave"}, "kubectl-etcd leave"); err != nil {
-				if errors.Is(err, hostpod.ErrKubeletCannotStartPods) {
+			if err := s.Hosts.Leave(ctx, n.Name); err != nil {
+				if errors.Is(err, hostapi.ErrUnreachable) {
 					fmt.Fprintf(s.Out, "      note: %v\n", err)
 					return
 				}

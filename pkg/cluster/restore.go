@@ -1,19 +1,14 @@
 package cluster
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
 )
 
@@ -45,7 +40,7 @@ type RestoreResult struct {
 
 // RestoreNode rolls the cluster back to a snapshot on this machine while
 // the apiserver is up: the file is checked here, then on node (uploaded into
-// recover.UploadDir, checked to be a snapshot of this cluster), the cluster
+// hostapi.UploadDir, checked to be a snapshot of this cluster), the cluster
 // is shrunk to node's member with the scale mechanism (every apiserver then
 // reads only that member), and the host-local restore runs on node detached
 // from its pod, since it stops the etcd every apiserver reads. The plugin
@@ -77,7 +72,7 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	if !n.Ready {
 		return nil, fmt.Errorf("node %s is not Ready: its kubelet cannot run the host pods the restore needs; copy the file there and run `kubectl-etcd restore FILE` on it as root", n.Name)
 	}
-	var check *recover.UploadCheck
+	var check *hostapi.UploadCheck
 	if err := s.untilAnswers(ctx, o, func() (err error) {
 		check, err = s.restoreCheck(ctx, n.Name, info.SHA256, o.AllowOtherCluster)
 		return err
@@ -89,14 +84,14 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	if run := check.Run; run != nil && !o.DryRun {
 		switch run.State {
-		case "running":
+		case hostapi.RunRunning:
 			fmt.Fprintf(s.Out, "A restore of this snapshot is running on %s since %s (pid %d, log %s): waiting for it\n", n.Name, run.Started.Format(time.RFC3339), run.PID, run.Log)
 			return s.finishRestore(ctx, o, n.Name, info.SHA256)
-		case "done":
+		case hostapi.RunDone:
 			fmt.Fprintf(s.Out, "This snapshot was restored on %s already (started %s, log %s); nothing to restore.\n", n.Name, run.Started.Format(time.RFC3339), run.Log)
-			fmt.Fprintf(s.Out, "  (to restore it again, move %s.run.json aside on %s)\n", recover.UploadPath(info.SHA256), n.Name)
+			fmt.Fprintf(s.Out, "  (to restore it again, move %s.run.json aside on %s)\n", hostapi.UploadPath(info.SHA256), n.Name)
 			return s.afterRestore(ctx, o)
-		case "failed":
+		case hostapi.RunFailed:
 			fmt.Fprintf(s.Out, "Note: an earlier restore of this snapshot on %s failed: %s (log %s); starting it again carries on where it stopped\n", n.Name, run.Error, run.Log)
 		}
 	}
@@ -138,7 +133,7 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	if o.DryRun {
 		title = "Plan (dry run: nothing will be changed)"
 	}
-	upload := recover.UploadPath(info.SHA256)
+	upload := hostapi.UploadPath(info.SHA256)
 	fmt.Fprintf(s.Out, "%s: restore %s (revision %d, %d keys, sha256 %s) on %s as a new single-member etcd cluster\n",
 		title, o.File, info.Revision, info.TotalKeys, info.SHA256, n.Name)
 	fmt.Fprintf(s.Out, "  Everything the cluster stored after the snapshot is lost (it is at revision %d now; the snapshot at %d).\n", revNow, info.Revision)
@@ -161,9 +156,9 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 			fmt.Fprintf(s.Out, "     - %s\n", c)
 		}
 	}
-	fmt.Fprintf(s.Out, "  3. on %s, detached from the host pod: `kubectl-etcd restore %s --yes --replace-sole-member` (log in %s):\n", n.Name, upload, recover.LogDir)
+	fmt.Fprintf(s.Out, "  3. on %s, detached from the host pod: `kubectl-etcd restore %s --yes --replace-sole-member` (log in %s):\n", n.Name, upload, hostapi.LogDir)
 	fmt.Fprintf(s.Out, "     stop etcd (every kube-apiserver is down until it is back, about 3 minutes), move %s's data dir aside (never deleted),\n", n.Name)
-	fmt.Fprintf(s.Out, "     etcd's own restore into a fresh data dir (revisions bumped by %d, older ones marked compacted: watches relist), start, verify\n", recover.RevisionBump)
+	fmt.Fprintf(s.Out, "     etcd's own restore into a fresh data dir (revisions bumped by %d, older ones marked compacted: watches relist), start, verify\n", hostapi.RestoreRevisionBump)
 	fmt.Fprintf(s.Out, "  4. wait for the apiserver (up to %s) and read the restore's result on %s\n", o.Timeout, n.Name)
 	if o.Replicas > 0 {
 		fmt.Fprintf(s.Out, "  5. grow back to %d members (as `kubectl etcd scale --replicas %d`)\n", o.Replicas, o.Replicas)
@@ -205,7 +200,7 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 		fmt.Fprintf(s.Out, "      %s | warning: %s\n", n.Name, w)
 	}
 	if check.Error != "" {
-		return nil, fmt.Errorf("on %s: %s (nothing was changed; the upload stays in %s)", n.Name, check.Error, recover.UploadDir)
+		return nil, fmt.Errorf("on %s: %s (nothing was changed; the upload stays in %s)", n.Name, check.Error, hostapi.UploadDir)
 	}
 	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	if snapNode != "" {
@@ -221,14 +216,9 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 
 	fmt.Fprintf(s.Out, "[3] start the restore on %s, detached from the host pod\n", n.Name)
-	var started struct {
-		Started bool               `json:"started"`
-		Run     *recover.RunReport `json:"run"`
-	}
-	if err := s.hostJSON(ctx, n.Name, []string{"restore-node", "start", "--sha256", info.SHA256}, nil, &started); err != nil {
-		var exit *hostpod.ExitError
-		if errors.As(err, &exit) || errors.Is(err, hostpod.ErrKubeletCannotStartPods) || errors.Is(err, hostpod.ErrNodeNotFound) ||
-			errors.Is(err, hostpod.ErrForbidden) || errors.Is(err, hostpod.ErrImagePull) || ctx.Err() != nil {
+	started, err := s.Hosts.StartRestore(ctx, n.Name, info.SHA256)
+	if err != nil {
+		if hostapi.Answered(err) || ctx.Err() != nil {
 			return nil, fmt.Errorf("starting the restore on %s: %w", n.Name, err)
 		}
 		// The pod ran, but its end was not seen: the restore it started
@@ -255,14 +245,11 @@ func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum
 	start := time.Now()
 	deadline := start.Add(o.Timeout)
 	down := false
-	var run *recover.RunReport
+	var run *hostapi.RunReport
 	lastLine := ""
 	for {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		var got struct {
-			Run *recover.RunReport `json:"run"`
-		}
-		err := s.hostJSONQuiet(cctx, node, []string{"restore-node", "result", "--sha256", sum}, &got)
+		got, err := s.Hosts.RestoreRun(cctx, node, sum)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -283,18 +270,18 @@ func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum
 				fmt.Fprintf(s.Out, "      %s | %s\n", node, lastLine)
 			}
 		}
-		if run != nil && run.State != "running" {
+		if run != nil && run.State != hostapi.RunRunning {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the restore on %s has not ended after %s: it goes on; look at its log there (%s/restore-*.log) and rerun this command to wait again", node, o.Timeout, recover.LogDir)
+			return nil, fmt.Errorf("the restore on %s has not ended after %s: it goes on; look at its log there (%s/restore-*.log) and rerun this command to wait again", node, o.Timeout, hostapi.LogDir)
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(5 * time.Second):
 		}
 	}
-	if run.State == "failed" {
+	if run.State == hostapi.RunFailed {
 		return nil, fmt.Errorf("the restore on %s failed: %s\nIts log on %s (%s), last lines:\n  %s\nRerun this command, or `kubectl-etcd restore %s` on %s as root, to carry on where it stopped (its journal records the steps done)",
 			node, run.Error, node, run.Log, strings.Join(run.LogTail, "\n  "), run.Snapshot, node)
 	}
@@ -334,74 +321,23 @@ func (s *Session) afterRestore(ctx context.Context, o RestoreOptions) (*RestoreR
 }
 
 // restoreCheck asks node about the upload of the snapshot with that sha256.
-func (s *Session) restoreCheck(ctx context.Context, node, sum string, allowOther bool) (*recover.UploadCheck, error) {
-	argv := []string{"restore-node", "check", "--sha256", sum}
-	if allowOther {
-		argv = append(argv, "--allow-other-cluster")
-	}
-	c := &recover.UploadCheck{}
-	if err := s.hostJSON(ctx, node, argv, nil, c); err != nil {
+func (s *Session) restoreCheck(ctx context.Context, node, sum string, allowOther bool) (*hostapi.UploadCheck, error) {
+	c, err := s.Hosts.CheckUpload(ctx, node, sum, allowOther)
+	if err != nil {
 		return nil, fmt.Errorf("checking the snapshot on %s: %w", node, err)
 	}
 	return c, nil
 }
 
-// upload streams the file to node through a host pod's stdin.
+// upload streams the file to node through the host API.
 func (s *Session) upload(ctx context.Context, node, file string, info *snapshot.Info) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var got struct {
-		Path string `json:"path"`
-	}
-	return s.hostJSON(ctx, node, []string{"restore-node", "receive", "--sha256", info.SHA256, "--size", fmt.Sprint(info.Size)}, f, &got)
-}
-
-// hostJSON runs a host-local verb on node with stdin after the request,
-// relays its stderr lines, and decodes the last JSON line of its stdout.
-func (s *Session) hostJSON(ctx context.Context, node string, argv []string, stdin io.Reader, out any) error {
-	return s.hostJSONTo(ctx, node, argv, stdin, out, s.Out, s.Runner)
-}
-
-// hostJSONQuiet is hostJSON without relayed lines or pod log lines, for polling.
-func (s *Session) hostJSONQuiet(ctx context.Context, node string, argv []string, out any) error {
-	r := *s.Runner
-	r.Log = io.Discard
-	r.Timeouts.Start = 15 * time.Second
-	return s.hostJSONTo(ctx, node, argv, nil, out, io.Discard, &r)
-}
-
-func (s *Session) hostJSONTo(ctx context.Context, node string, argv []string, stdin io.Reader, out any, relay io.Writer, runner *hostpod.Runner) error {
-	req, err := json.Marshal(hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: argv}})
-	if err != nil {
-		return err
-	}
-	in := io.Reader(bytes.NewReader(req))
-	if stdin != nil {
-		in = io.MultiReader(in, stdin)
-	}
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			fmt.Fprintf(relay, "      %s | %s\n", node, sc.Text())
-		}
-	}()
-	var stdout bytes.Buffer
-	err = runner.Run(ctx, node, []string{"agent"}, in, &stdout, pw)
-	pw.Close()
-	<-done
-	if err != nil {
-		return fmt.Errorf("on %s: %w", node, err)
-	}
-	if err := json.Unmarshal(lastJSON(stdout.Bytes()), out); err != nil {
-		return fmt.Errorf("on %s: reading the answer: %w (%s)", node, err, strings.TrimSpace(stdout.String()))
-	}
-	return nil
+	_, err = s.Hosts.Upload(ctx, node, info.SHA256, info.Size, f)
+	return err
 }
 
 // untilAnswers runs f until it gets an answer from the cluster: a failure to
@@ -413,9 +349,10 @@ func (s *Session) untilAnswers(ctx context.Context, o RestoreOptions, f func() e
 	said := false
 	for {
 		err := f()
-		var exit *hostpod.ExitError
-		if err == nil || errors.As(err, &exit) || errors.Is(err, hostpod.ErrNodeNotFound) || errors.Is(err, hostpod.ErrForbidden) ||
-			errors.Is(err, hostpod.ErrImagePull) || ctx.Err() != nil || time.Now().After(deadline) {
+		// A host that cannot run the host pod now is retried too: the
+		// restore's etcd stop takes its kubelet's apiserver away.
+		settled := hostapi.Answered(err) && !errors.Is(err, hostapi.ErrUnreachable)
+		if err == nil || settled || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		if !said {

@@ -1,17 +1,14 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // ScaleOptions say what to scale to and how.
@@ -104,7 +101,7 @@ func snapshotStep(node, reason string) string {
 func (s *Session) snapshotFirst(ctx context.Context, step, node, reason string) error {
 	fmt.Fprintf(s.Out, "[%s] %s\n", step, snapshotStep(node, reason))
 	start := time.Now()
-	if err := s.hostVerb(ctx, node, []string{"backup", "run", "--reason", reason}, "kubectl-etcd backup run --reason "+reason); err != nil {
+	if err := s.Hosts.BackupRun(ctx, node, hostapi.BackupRunRequest{Reason: reason}); err != nil {
 		return fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)
 	}
 	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
@@ -151,8 +148,7 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 		if err := s.ensureCA(ctx, c.Node, sources); err != nil {
 			return err
 		}
-		argv := []string{"join", "--endpoints", strings.Join(endpoints, ",")}
-		if err := s.hostVerb(ctx, c.Node, argv, "kubectl-etcd "+strings.Join(argv, " ")); err != nil {
+		if err := s.Hosts.Join(ctx, c.Node, hostapi.JoinRequest{Endpoints: endpoints}); err != nil {
 			return err
 		}
 		s.waitMirror(ctx, c.Node, func(servers string) bool {
@@ -166,7 +162,7 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 		defer s.repointOff(ctx, *c.Member, c.Node)
 		if c.Node != "" {
 			if n, ok := nodeNamed(obs.nodes, c.Node); ok && n.Ready {
-				err := s.hostVerb(ctx, c.Node, []string{"leave"}, "kubectl-etcd leave")
+				err := s.Hosts.Leave(ctx, c.Node)
 				if err == nil {
 					s.waitMirror(ctx, c.Node, func(servers string) bool {
 						return !strings.Contains(servers, "://127.0.0.1:") && !strings.Contains(servers, "://[::1]:")
@@ -175,7 +171,7 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 				}
 				// The pod never started there (Ready is stale: the node
 				// died a moment ago): the member goes through etcd alone.
-				if !errors.Is(err, hostpod.ErrKubeletCannotStartPods) && !errors.Is(err, hostpod.ErrNodeNotFound) {
+				if !hostapi.Unreachable(err) {
 					return err
 				}
 				fmt.Fprintf(s.Out, "      %s did not start the host pod: %s\n", c.Node, firstLine(err.Error()))
@@ -238,29 +234,6 @@ func memberAt(members []etcdcluster.Member, n Node) *etcdcluster.Member {
 		if got, ok := NodeOf(members[i], []Node{n}); ok && got.Name == n.Name {
 			return &members[i]
 		}
-	}
-	return nil
-}
-
-// hostVerb runs a host-local verb on node in a host pod, relaying its
-// progress lines indented under the step.
-func (s *Session) hostVerb(ctx context.Context, node string, argv []string, hostCmd string) error {
-	r := *s.Runner
-	r.HostLocalCommand = hostCmd
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			fmt.Fprintf(s.Out, "      %s | %s\n", node, sc.Text())
-		}
-	}()
-	err := r.Agent(ctx, node, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{Argv: argv}}, pw, pw)
-	pw.Close()
-	<-done
-	if err != nil {
-		return fmt.Errorf("on %s: %w", node, err)
 	}
 	return nil
 }

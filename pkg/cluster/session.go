@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,8 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -25,9 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/podexec"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
 )
 
@@ -37,12 +33,13 @@ const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 const controlPlaneLabel = ControlPlaneLabel
 
 // Session is one run of the plugin against a cluster: its clients, the host
-// pod runner and the etcd tunnel. Nothing of it is written to disk.
+// API and the etcd tunnel. Nothing of it is written to disk.
 type Session struct {
 	Clientset  kubernetes.Interface
 	RESTConfig *rest.Config
-	Runner     *hostpod.Runner
-	Out        io.Writer
+	// Hosts runs the host-side operations (over host pods).
+	Hosts *hostapi.Client
+	Out   io.Writer
 	// StatusVia is how Status reads etcd; the zero value is StatusAuto.
 	StatusVia StatusVia
 	// SkipCertExpiry spares Status the TLS handshake per member (through the
@@ -58,8 +55,8 @@ type Session struct {
 	tls    *tls.Config
 }
 
-// NewSession builds the session's clients.
-func NewSession(cs kubernetes.Interface, rc *rest.Config, image string, out io.Writer) (*Session, error) {
+// NewSession builds the session's clients; hosts carries the host API.
+func NewSession(cs kubernetes.Interface, rc *rest.Config, hosts hostapi.Transport, out io.Writer) (*Session, error) {
 	d, err := tunnel.NewDialer(rc, cs)
 	if err != nil {
 		return nil, err
@@ -68,8 +65,8 @@ func NewSession(cs kubernetes.Interface, rc *rest.Config, image string, out io.W
 		out = io.Discard
 	}
 	return &Session{Clientset: cs, RESTConfig: rc, Out: out, dialer: d,
-		exec:   &podexec.Runner{Client: cs, Config: rc},
-		Runner: &hostpod.Runner{Client: cs, Config: rc, Image: image, Log: out}}, nil
+		exec:  &podexec.Runner{Client: cs, Config: rc},
+		Hosts: &hostapi.Client{Transport: hosts, Out: out}}, nil
 }
 
 // ControlPlaneNodes lists kubeadm's control-plane nodes, sorted by name.
@@ -150,16 +147,9 @@ func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config,
 	}
 	var errs []error
 	for _, h := range hosts {
-		var stdout, stderr bytes.Buffer
-		err := s.Runner.Agent(ctx, h, hostpod.Request{Verb: hostpod.VerbExec, Args: hostpod.RequestArgs{
-			Argv: []string{"sign-client-cert", "--csr-base64", base64.StdEncoding.EncodeToString(csr)}}}, &stdout, &stderr)
+		signed, err := s.Hosts.SignClientCert(ctx, h, csr)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("on %s: %w", h, err))
-			continue
-		}
-		var signed staticpod.SignedClientCert
-		if err := json.Unmarshal(lastJSON(stdout.Bytes()), &signed); err != nil {
-			errs = append(errs, fmt.Errorf("on %s: reading the signed certificate: %w (%s)", h, err, stdout.String()))
+			errs = append(errs, err)
 			continue
 		}
 		blk, _ := pem.Decode([]byte(signed.CertificatePEM))
@@ -177,17 +167,6 @@ func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config,
 		return s.tls, nil
 	}
 	return nil, fmt.Errorf("getting an etcd client certificate signed on a member host: %w", errors.Join(errs...))
-}
-
-// lastJSON returns the last line of out that looks like a JSON document.
-func lastJSON(out []byte) []byte {
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("{")) {
-			return lines[i]
-		}
-	}
-	return out
 }
 
 // Etcd connects to the members at endpoints through the apiserver.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // MemberRow is one member as the workstation sees it.
@@ -76,7 +76,7 @@ type observed struct {
 	members  []etcdcluster.Member
 	statuses []etcdcluster.Status
 	// marker is the last recover's or restore's marker, if any.
-	marker *hostlocal.RecoveryMarker
+	marker *hostapi.RecoveryMarker
 	// leases are the control-plane nodes' kubelet leases (kube-node-lease),
 	// read at time now: whether a host is alive right now (see down).
 	leases map[string]nodeLease

@@ -19,7 +19,7 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdctl"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/podexec"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
 )
@@ -181,7 +181,7 @@ var errNoEtcdPod = errors.New("no etcd static pod in kube-system: this is not a 
 type execRead struct {
 	members  []etcdcluster.Member
 	statuses []etcdcluster.Status
-	marker   *hostlocal.RecoveryMarker
+	marker   *hostapi.RecoveryMarker
 }
 
 // readByExec asks etcd through pod p, in as few execs as it can: each exec
@@ -303,10 +303,10 @@ func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nod
 
 // readMarkerByExec is readMarker through etcdctl: nil when there is none or
 // it cannot be read.
-func readMarkerByExec(ctx context.Context, run func(context.Context, []string) (*podexec.Result, error), access etcdctl.Access) *hostlocal.RecoveryMarker {
+func readMarkerByExec(ctx context.Context, run func(context.Context, []string) (*podexec.Result, error), access etcdctl.Access) *hostapi.RecoveryMarker {
 	ctx, cancel := context.WithTimeout(ctx, execPodTimeout)
 	defer cancel()
-	res, err := run(ctx, access.Command(etcdctl.Get(hostlocal.RecoveryMarkerKey)...))
+	res, err := run(ctx, access.Command(etcdctl.Get(hostapi.RecoveryMarkerKey)...))
 	if err != nil || res.ExitCode != 0 {
 		return nil
 	}
@@ -314,7 +314,7 @@ func readMarkerByExec(ctx context.Context, run func(context.Context, []string) (
 	if err != nil || !found {
 		return nil
 	}
-	m := &hostlocal.RecoveryMarker{}
+	m := &hostapi.RecoveryMarker{}
 	if json.Unmarshal(raw, m) != nil {
 		return nil
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -66,7 +66,7 @@ func NewCmdRestoreNode(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"path": path, "alreadyThere": had}, nil
+			return &hostapi.Received{Path: path, AlreadyThere: had}, nil
 		})
 	receive.Flags().Int64Var(&ro.Size, "size", 0, "size of the snapshot file in bytes")
 	check, co := step("check", "Is the upload there; is it a sound snapshot of this cluster; is a restore of it running or done (changes nothing)", true,
@@ -76,11 +76,11 @@ func NewCmdRestoreNode(streams genericiooptions.IOStreams) *cobra.Command {
 	check.Flags().BoolVar(&co.AllowOtherCluster, "allow-other-cluster", false, "accept a snapshot whose Kubernetes cluster CA is not this host's")
 	start, _ := step("start", "Start the restore of the upload detached from this pod, and return", true,
 		func(o *RestoreNodeOptions, _ *cobra.Command) (any, error) {
-			run, started, err := recover.StartRestore(o.env(), o.SHA256, hostpod.HostBinaryPath)
+			run, started, err := recover.StartRestore(o.env(), o.SHA256, hostapi.HostBinaryPath)
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"started": started, "run": run}, nil
+			return &hostapi.RestoreStarted{Started: started, Run: run}, nil
 		})
 	result, _ := step("result", "The detached restore of the upload: running, done or failed, with its log's tail", false,
 		func(o *RestoreNodeOptions, _ *cobra.Command) (any, error) {
@@ -88,7 +88,7 @@ func NewCmdRestoreNode(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"run": run}, nil
+			return &hostapi.RestoreRun{Run: run}, nil
 		})
 	cmd.AddCommand(receive, check, start, result)
 	return cmd

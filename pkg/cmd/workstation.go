@@ -48,7 +48,9 @@ func (o *WorkstationOptions) session(out io.Writer) (*cluster.Session, error) {
 	if _, err := cs.Discovery().ServerVersion(); err != nil {
 		return nil, fmt.Errorf("the apiserver at %s does not answer (%v): if etcd lost quorum, run `kubectl-etcd status --local` as root on a control-plane host", rc.Host, err)
 	}
-	return cluster.NewSession(cs, rc, o.Image, out)
+	// The host API's transport is chosen here, once: host pods for now.
+	pods := &hostpod.Runner{Client: cs, Config: rc, Image: o.Image, Log: out}
+	return cluster.NewSession(cs, rc, pods, out)
 }
 
 // printClusterStatus writes the status for people or scripts.

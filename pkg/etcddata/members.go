@@ -12,16 +12,13 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.etcd.io/etcd/server/v3/storage/datadir"
 	"go.etcd.io/etcd/server/v3/storage/schema"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
-// Member is one member as a stopped member's database records it.
-type Member struct {
-	ID         uint64   `json:"id"`
-	Name       string   `json:"name,omitempty"`
-	PeerURLs   []string `json:"peerURLs,omitempty"`
-	ClientURLs []string `json:"clientURLs,omitempty"`
-	IsLearner  bool     `json:"isLearner,omitempty"`
-}
+// Member is one member as a stopped member's database records it (the host
+// API's type: recovery markers carry the members they cut off).
+type Member = hostapi.Member
 
 // Membership is what a stopped member's database says about the cluster's
 // membership as of the last entry it applied.

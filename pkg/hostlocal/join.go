@@ -149,7 +149,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	if m := e.recoveryMarker(ctx, c); m != nil && local.memberID != 0 && m.Cut(local.memberID) {
 		// Cut off by a recover (same cluster ID) or a restore (a new one):
 		// stale either way, never another cluster's data.
-		res.Notes = append(res.Notes, m.describe(local.memberID))
+		res.Notes = append(res.Notes, describeMarker(m, local.memberID))
 		o.MoveForeignData = true
 	}
 

@@ -97,7 +97,7 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 			}
 		}
 		if m := e.recoveryMarker(ctx, c); m != nil && st.DataDirFacts != nil && st.DataDirFacts.HasData && m.Cut(st.DataDirFacts.MemberID) {
-			st.Stale = m.describe(st.DataDirFacts.MemberID)
+			st.Stale = describeMarker(m, st.DataDirFacts.MemberID)
 		}
 	}
 	st.Summary = summarize(st)

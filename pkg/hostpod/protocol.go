@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/version"
 )
 
@@ -22,9 +24,8 @@ import (
 const HostRoot = "/host"
 
 // HostBinaryPath is where every agent run leaves a copy of itself on the
-// host, so the host-local verbs are at hand there when the apiserver (and so
-// this pod) cannot be used any more.
-const HostBinaryPath = "/var/lib/kubectl-etcd/kubectl-etcd"
+// host (hostapi.HostBinaryPath).
+const HostBinaryPath = hostapi.HostBinaryPath
 
 // NodeNameEnv carries the pod's node name (from the downward API) to the
 // agent: the pod runs on that node, so it is the kubelet's node name by
@@ -78,3 +79,29 @@ func (r *Runner) Agent(ctx context.Context, node string, req Request, stdout, st
 	}
 	return r.Run(ctx, node, []string{"agent"}, bytes.NewReader(raw), stdout, stderr)
 }
+
+// Exec runs the host-local command line call.Argv on node through the
+// agent (VerbExec), with stdin after the request: the hostapi.Transport of
+// host pods. When the node's kubelet cannot start the pod, the error names
+// the host-local command to run there instead.
+func (r *Runner) Exec(ctx context.Context, node string, call hostapi.Call, stdin io.Reader, stdout, stderr io.Writer) error {
+	raw, err := json.Marshal(Request{Verb: VerbExec, Args: RequestArgs{Argv: call.Argv}})
+	if err != nil {
+		return fmt.Errorf("encoding the agent request: %w", err)
+	}
+	in := io.Reader(bytes.NewReader(raw))
+	if stdin != nil {
+		in = io.MultiReader(in, stdin)
+	}
+	c := *r
+	c.HostLocalCommand = call.HostCommand()
+	if call.Poll {
+		// A poll is repeated until it answers: no pod lines, and a node
+		// that does not start the pod is given up on sooner.
+		c.Log = io.Discard
+		c.Timeouts.Start = 15 * time.Second
+	}
+	return c.Run(ctx, node, []string{"agent"}, in, stdout, stderr)
+}
+
+var _ hostapi.Transport = (*Runner)(nil)

@@ -198,7 +198,7 @@ func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
 
 // exitResult turns the ended pod into Run's result.
 func exitResult(node string, p *corev1.Pod, tail string) error {
-	e := &ExitError{Node: node, Pod: p.Name, Tail: tail}
+	e := &ExitError{Node: node, Where: "pod " + p.Name, Tail: tail}
 	if cs := containerStatus(p); cs != nil && cs.State.Terminated != nil {
 		t := cs.State.Terminated
 		if t.ExitCode == 0 {

@@ -14,8 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
@@ -28,16 +28,16 @@ import (
 // once the apiserver is back.
 
 // UploadDir is where snapshots uploaded for a restore are kept on the host.
-const UploadDir = "/var/lib/kubectl-etcd/restore"
+const UploadDir = hostapi.UploadDir
 
 // LogDir is where a detached restore writes its progress and result.
-const LogDir = "/var/log/kubectl-etcd"
+const LogDir = hostapi.LogDir
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // UploadPath is the host path of the upload of the snapshot with that
 // sha256: named by content, so a rerun finds it.
-func UploadPath(sum string) string { return filepath.Join(UploadDir, sum[:16]+".db") }
+func UploadPath(sum string) string { return hostapi.UploadPath(sum) }
 
 func runStatePath(sum string) string { return UploadPath(sum) + ".run.json" }
 
@@ -112,18 +112,7 @@ func fileSHA256(p string) (string, error) {
 }
 
 // UploadCheck is what the host says about an uploaded snapshot.
-type UploadCheck struct {
-	Path     string         `json:"path"`
-	Present  bool           `json:"present"`
-	Info     *snapshot.Info `json:"info,omitempty"`
-	Notes    []string       `json:"notes,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Run      *RunReport     `json:"run,omitempty"`
-	// DetachError says why a restore could not be started detached from
-	// the host pod here (checked before anything is changed).
-	DetachError string `json:"detachError,omitempty"`
-}
+type UploadCheck = hostapi.UploadCheck
 
 // CheckUpload looks for the upload of the snapshot with that sha256 and, if
 // it is there, runs the checks restore makes before it changes anything: a
@@ -172,20 +161,7 @@ func CheckUpload(e *hostlocal.Env, sum string, allowOther bool) (*UploadCheck, e
 }
 
 // RunReport is a detached restore on the host, as far as it got.
-type RunReport struct {
-	Snapshot string    `json:"snapshot"`
-	PID      int       `json:"pid"`
-	Started  time.Time `json:"started"`
-	Log      string    `json:"log"`
-	Result   string    `json:"resultFile"`
-	// State: running | done | failed.
-	State string `json:"state,omitempty"`
-	// Error says why it failed (from its result, or its log).
-	Error   string   `json:"error,omitempty"`
-	LogTail []string `json:"logTail,omitempty"`
-	// Outcome is the restore's own result, once it ended.
-	Outcome *Result `json:"outcome,omitempty"`
-}
+type RunReport = hostapi.RunReport
 
 // ReadRun reports the detached restore of the snapshot with that sha256, or
 // nil when none was started.
@@ -203,20 +179,20 @@ func ReadRun(h *staticpod.Host, sum string) (*RunReport, error) {
 	}
 	r.LogTail = tailLines(h.Path(r.Log), 15)
 	out, _ := os.ReadFile(h.Path(r.Result))
-	var res Result
+	var res hostapi.VerbResult
 	if len(out) > 0 && json.Unmarshal(out, &res) == nil {
 		r.Outcome = &res
-		r.State = "done"
+		r.State = hostapi.RunDone
 		if res.Error != "" {
-			r.State, r.Error = "failed", res.Error
+			r.State, r.Error = hostapi.RunFailed, res.Error
 		}
 		return r, nil
 	}
 	if alive(h, r.PID, r.Snapshot) {
-		r.State = "running"
+		r.State = hostapi.RunRunning
 		return r, nil
 	}
-	r.State = "failed"
+	r.State = hostapi.RunFailed
 	r.Error = "the restore process ended without a result"
 	if n := len(r.LogTail); n > 0 {
 		r.Error += ": " + r.LogTail[n-1]
@@ -268,7 +244,7 @@ func StartRestore(e *hostlocal.Env, sum, binary string) (*RunReport, bool, error
 		return nil, false, err
 	}
 	h := e.Host
-	if run, err := ReadRun(h, sum); err != nil || (run != nil && run.State != "failed") {
+	if run, err := ReadRun(h, sum); err != nil || (run != nil && run.State != hostapi.RunFailed) {
 		return run, false, err
 	}
 	stamp := h.Now().UTC().Format("20060102T150405Z")
@@ -285,7 +261,7 @@ func StartRestore(e *hostlocal.Env, sum, binary string) (*RunReport, bool, error
 	if err != nil {
 		return nil, false, err
 	}
-	run.PID, run.State = pid, "running"
+	run.PID, run.State = pid, hostapi.RunRunning
 	raw, _ := json.MarshalIndent(run, "", "  ")
 	if err := writeAtomic(h.Path(runStatePath(sum)), raw, 0o600); err != nil {
 		return run, true, fmt.Errorf("the restore runs (pid %d, log %s), but its record could not be written: %w", pid, run.Log, err)

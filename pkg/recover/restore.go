@@ -19,6 +19,7 @@ import (
 	etcdutil "k8s.io/kubernetes/cmd/kubeadm/app/util/etcd"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
@@ -29,7 +30,7 @@ import (
 // Kubernetes: clients watching from a revision before the disaster get
 // "compacted" and relist, instead of silently missing or replaying events.
 // 1e9 covers a week at more than 1,500 writes a second.
-const RevisionBump = 1_000_000_000
+const RevisionBump = hostapi.RestoreRevisionBump
 
 // ClusterCAKey is where Kubernetes keeps the cluster CA for pods (the
 // kube-root-ca.crt ConfigMap): the snapshot's cluster identity.

@@ -15,6 +15,8 @@ import (
 	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 	"k8s.io/kubernetes/cmd/kubeadm/app/util/pkiutil"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // EphemeralClientTLS signs, with the etcd CA on this host, a short-lived
@@ -58,18 +60,11 @@ func (p publicKeyOnly) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error
 	return nil, errors.New("no private key here")
 }
 
-// SignedClientCert is a short-lived etcd client certificate and the CA to trust.
-type SignedClientCert struct {
-	CertificatePEM string    `json:"certificate"`
-	CAPEM          string    `json:"ca"`
-	NotAfter       time.Time `json:"notAfter"`
-}
-
 // SignClientCSR signs, with the etcd CA on this host, a client certificate
 // for the public key of a certificate request made elsewhere: the plugin's
 // way to talk to etcd with a key that exists only in its memory. The subject
 // is fixed (the request's is ignored) and the validity short.
-func (h *Host) SignClientCSR(cfg *Config, csrDER []byte, validity time.Duration) (*SignedClientCert, error) {
+func (h *Host) SignClientCSR(cfg *Config, csrDER []byte, validity time.Duration) (*hostapi.SignedClientCert, error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the certificate request: %w", err)
@@ -96,7 +91,7 @@ func (h *Host) SignClientCSR(cfg *Config, csrDER []byte, validity time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("signing the client certificate: %w", err)
 	}
-	return &SignedClientCert{
+	return &hostapi.SignedClientCert{
 		CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
 		CAPEM:          string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw})),
 		NotAfter:       cert.NotAfter,

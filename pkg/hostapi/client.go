@@ -1,0 +1,192 @@
+package hostapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/sealedca"
+)
+
+// Client calls the host-side operations over a Transport, one method per
+// operation. It holds no state between calls and may serve many calls at
+// once, also on different hosts.
+type Client struct {
+	Transport Transport
+	// Out receives the progress lines of the calls that relay them,
+	// indented under the caller's step as "      NODE | line"; nil: none.
+	Out io.Writer
+}
+
+// Join adds node's member to the cluster (learner, caught up, promoted) and
+// points its kube-apiserver at it.
+func (c *Client) Join(ctx context.Context, node string, req JoinRequest) error {
+	return c.progress(ctx, node, JoinCall(req))
+}
+
+// JoinCall is the call Join makes, for plans that show it.
+func JoinCall(req JoinRequest) Call {
+	argv := []string{"join", "--endpoints", strings.Join(req.Endpoints, ",")}
+	if req.ReplaceMember != 0 {
+		argv = append(argv, "--replace-member", fmt.Sprintf("%x", req.ReplaceMember))
+	}
+	return Call{Argv: argv}
+}
+
+// Leave removes node's member safely and points its kube-apiserver at the
+// members left; on a host without a member it only re-points.
+func (c *Client) Leave(ctx context.Context, node string) error {
+	return c.progress(ctx, node, Call{Argv: []string{"leave"}})
+}
+
+// BackupRun takes a snapshot into node's backup directory.
+func (c *Client) BackupRun(ctx context.Context, node string, req BackupRunRequest) error {
+	return c.progress(ctx, node, Call{Argv: []string{"backup", "run", "--reason", req.Reason}})
+}
+
+// BackupList lists node's backup directory.
+func (c *Client) BackupList(ctx context.Context, node string) (*BackupList, error) {
+	out := &BackupList{}
+	if err := c.result(ctx, node, Call{Argv: []string{"backup", "list", "--local", "-o", "json"}}, nil, false, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SignClientCert has node's etcd CA sign a short-lived client certificate
+// for the public key in csrDER (the key itself never leaves the caller).
+func (c *Client) SignClientCert(ctx context.Context, node string, csrDER []byte) (*SignedClientCert, error) {
+	out := &SignedClientCert{}
+	call := Call{Argv: []string{"sign-client-cert", "--csr-base64", base64.StdEncoding.EncodeToString(csrDER)}}
+	if err := c.result(ctx, node, call, nil, false, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SendCA has node seal its etcd CA to a one-time public key of another host.
+func (c *Client) SendCA(ctx context.Context, node string, toPublicKey []byte) (*sealedca.Message, error) {
+	out := &sealedca.Message{}
+	call := Call{Argv: []string{"ca-send", "--to-public-key", base64.StdEncoding.EncodeToString(toPublicKey)}}
+	if err := c.result(ctx, node, call, nil, false, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReceiveCA runs node's side of the CA hand-over, a conversation of
+// sealedca.Message lines: node writes whether it has the CA (and if not, a
+// one-time public key) to out, reads the sealed CA from in, and confirms.
+func (c *Client) ReceiveCA(ctx context.Context, node string, in io.Reader, out, errOut io.Writer) error {
+	return c.Transport.Exec(ctx, node, Call{Argv: []string{"ca-receive"}}, in, out, errOut)
+}
+
+// CheckUpload asks node about the upload of the snapshot with that sha256:
+// there, sound, of this cluster, restored already? It changes nothing.
+func (c *Client) CheckUpload(ctx context.Context, node, sum string, allowOtherCluster bool) (*UploadCheck, error) {
+	argv := []string{"restore-node", "check", "--sha256", sum}
+	if allowOtherCluster {
+		argv = append(argv, "--allow-other-cluster")
+	}
+	out := &UploadCheck{}
+	if err := c.result(ctx, node, Call{Argv: argv}, nil, true, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Upload streams a snapshot of that sha256 and size to node's UploadDir.
+func (c *Client) Upload(ctx context.Context, node, sum string, size int64, r io.Reader) (*Received, error) {
+	out := &Received{}
+	call := Call{Argv: []string{"restore-node", "receive", "--sha256", sum, "--size", fmt.Sprint(size)}}
+	if err := c.result(ctx, node, call, r, true, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// StartRestore starts the restore of the upload with that sha256 on node,
+// detached from the transport (it takes the apiserver away for a while),
+// and returns at once. The answer is partial, not nil, when err is not.
+func (c *Client) StartRestore(ctx context.Context, node, sum string) (*RestoreStarted, error) {
+	out := &RestoreStarted{}
+	err := c.result(ctx, node, Call{Argv: []string{"restore-node", "start", "--sha256", sum}}, nil, true, out)
+	return out, err
+}
+
+// RestoreRun polls node's record of the detached restore of that sha256.
+func (c *Client) RestoreRun(ctx context.Context, node, sum string) (*RestoreRun, error) {
+	out := &RestoreRun{}
+	if err := c.result(ctx, node, Call{Argv: []string{"restore-node", "result", "--sha256", sum}, Poll: true}, nil, false, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// progress runs a call whose output is progress lines, relayed to Out.
+func (c *Client) progress(ctx context.Context, node string, call Call) error {
+	w, done := c.relay(node)
+	err := c.Transport.Exec(ctx, node, call, nil, w, w)
+	done()
+	if err != nil {
+		return fmt.Errorf("on %s: %w", node, err)
+	}
+	return nil
+}
+
+// result runs a call that answers with one JSON document, the last JSON
+// line of its stdout, decoded into out; its stderr is relayed when relay.
+func (c *Client) result(ctx context.Context, node string, call Call, stdin io.Reader, relay bool, out any) error {
+	var stdout, stderr bytes.Buffer
+	errOut := io.Writer(&stderr)
+	done := func() {}
+	if relay {
+		errOut, done = c.relay(node)
+	}
+	err := c.Transport.Exec(ctx, node, call, stdin, &stdout, errOut)
+	done()
+	if err != nil {
+		return fmt.Errorf("on %s: %w", node, err)
+	}
+	if err := json.Unmarshal(lastJSON(stdout.Bytes()), out); err != nil {
+		return fmt.Errorf("on %s: reading the answer of `%s`: %w (%s)", node, strings.Join(call.Argv[:min(2, len(call.Argv))], " "), err, strings.TrimSpace(stdout.String()))
+	}
+	return nil
+}
+
+// relay returns a writer whose lines go to Out under node's name, and a
+// func that flushes it (call it once the writer is no longer written).
+func (c *Client) relay(node string) (io.Writer, func()) {
+	if c.Out == nil {
+		return io.Discard, func() {}
+	}
+	pr, pw := io.Pipe()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			fmt.Fprintf(c.Out, "      %s | %s\n", node, sc.Text())
+		}
+		io.Copy(io.Discard, pr) // a line too long: drain, never block the writer
+	}()
+	return pw, func() { pw.Close(); <-finished }
+}
+
+// lastJSON returns the last line of out that looks like a JSON document:
+// host verbs may print progress on stdout before their answer.
+func lastJSON(out []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("{")) {
+			return lines[i]
+		}
+	}
+	return out
+}

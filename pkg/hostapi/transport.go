@@ -1,0 +1,114 @@
+// Package hostapi is the typed API of kubectl-etcd's host-side operations:
+// one request and result type per operation, and a Client with one method
+// per operation over a small Transport that runs this same binary on a host.
+//
+// Both faces import it: the workstation calls the Client; the host-side
+// commands produce the result types. The wire form of a request is the
+// host-local command line itself (what an operator would type as root on
+// the host), on purpose: when a transport cannot reach a host, the error
+// names that exact command, and the two can never drift apart.
+//
+// Host pods (pkg/hostpod) are the transport today; SSH and the local host
+// are the next ones. Whatever the transport, its failures are classified by
+// the errors below, so callers decide once (Unreachable, Answered) instead of
+// matching one transport's errors.
+package hostapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Transport runs kubectl-etcd on a host with a host-local command line,
+// streams stdin to it and its stdout and stderr back, and waits for it to
+// end. It returns nil only when the command exited 0, an *ExitError when it
+// ran and failed, and otherwise an error classified by one of the Err*
+// kinds below when it could tell why the command did not run.
+type Transport interface {
+	Exec(ctx context.Context, node string, call Call, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+// Call is one run of a host-local command on a host.
+type Call struct {
+	// Argv is the host-local command line without the binary, e.g.
+	// ["join", "--endpoints", "https://10.0.0.11:2379"].
+	Argv []string
+	// Poll marks a call repeated until it answers: the transport stays
+	// quiet about it and gives up on an unresponsive host sooner.
+	Poll bool
+}
+
+// HostCommand is the call as an operator runs it as root on the host.
+func (c Call) HostCommand() string {
+	return HostBinaryPath + " " + strings.Join(c.Argv, " ")
+}
+
+// Kinds of transport failure (errors.Is). The error returned carries the
+// full explanation; these only classify it.
+var (
+	// ErrNoSuchHost: the host named is not known to the transport.
+	ErrNoSuchHost = errors.New("no such host")
+	// ErrUnreachable: the host is there but cannot run kubectl-etcd now
+	// (for host pods: its kubelet cannot start pods, usually because its
+	// apiserver has no etcd). The host-local command is the way.
+	ErrUnreachable = errors.New("the host cannot be reached")
+	// ErrForbidden: the transport was refused permission (RBAC, admission).
+	ErrForbidden = errors.New("forbidden")
+	// ErrSetup: the transport itself is not set up to run kubectl-etcd
+	// there (for host pods: the image cannot be pulled).
+	ErrSetup = errors.New("the transport cannot run kubectl-etcd")
+)
+
+// Unreachable reports whether err says the host could not run the command at
+// all (unknown or unreachable): nothing ran there.
+func Unreachable(err error) bool {
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrNoSuchHost)
+}
+
+// Answered reports whether err is a definite outcome: the command ran and
+// failed, or the transport knows it cannot run it. Any other error (a broken
+// stream, a timeout) leaves open whether the command ran, and a caller that
+// needs to know asks the host again.
+func Answered(err error) bool {
+	var exit *ExitError
+	return errors.As(err, &exit) || Unreachable(err) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrSetup)
+}
+
+// ExitError is a run whose kubectl-etcd process ended unsuccessfully.
+type ExitError struct {
+	Node string
+	// Where it ran, as the transport names it (e.g. "pod kube-system/x").
+	Where    string
+	ExitCode int32
+	// Reason is the transport's reason, e.g. "Error", "OOMKilled",
+	// "DeadlineExceeded".
+	Reason string
+	// Tail is the last lines of its stderr.
+	Tail string
+}
+
+func (e *ExitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kubectl-etcd in %s on node %s failed", e.Where, e.Node)
+	if e.ExitCode != 0 {
+		fmt.Fprintf(&b, " with exit code %d", e.ExitCode)
+	}
+	if e.Reason != "" && e.Reason != "Error" {
+		fmt.Fprintf(&b, " (%s)", e.Reason)
+	}
+	if t := strings.TrimSpace(e.Tail); t != "" {
+		b.WriteString(":\n" + indent(t))
+	}
+	return b.String()
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
