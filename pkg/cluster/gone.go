@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 )
 
 // Hosts a recovery cut off. `recover` (and `restore`) start a new
@@ -202,7 +203,7 @@ func (o *observed) cutOffDrift(c cutOff) Drift {
 // `kubectl delete node`), so it happens only with --delete-node, and never
 // for a host that is up (see down): a host that is back must rejoin, not
 // disappear.
-func (s *Session) removeCutOff(ctx context.Context, obs *observed, c cutOff, o MemberOptions) (*ClusterStatus, error) {
+func (s *Session) removeCutOff(ctx context.Context, obs *observed, c cutOff, o MemberOptions) (*Result, error) {
 	var down bool
 	var why string
 	if c.node != nil {
@@ -212,41 +213,30 @@ func (s *Session) removeCutOff(ctx context.Context, obs *observed, c cutOff, o M
 		return nil, fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone: its member %s (%x) was cut off by the %s on %s; run `kubectl-etcd join --endpoints %s` on it as root to give it a new member (its stale data is moved aside), or `kubeadm reset` it before deleting its node",
 			c.node.Name, why, c.name(), c.member.ID, c.marker.Verb, c.marker.Host, obs.joinEndpoints())
 	}
-	title := "Plan"
-	if o.DryRun {
-		title = "Plan (dry run: nothing will be changed)"
-	}
 	where := "whose node is gone"
 	if c.node != nil {
 		where = "on " + c.node.Name
 	}
-	fmt.Fprintf(s.Out, "%s: remove member %s (%x) %s\n", title, c.name(), c.member.ID, where)
-	fmt.Fprintf(s.Out, "  member %s (%x) is not in the member list any more: %s; nothing to remove in etcd\n", c.name(), c.member.ID, c.why())
+	p := &plan.Plan{Title: fmt.Sprintf("remove member %s (%x) %s", c.name(), c.member.ID, where)}
+	note := func(format string, args ...any) { p.Notes = append(p.Notes, fmt.Sprintf(format, args...)) }
+	note("member %s (%x) is not in the member list any more: %s; nothing to remove in etcd", c.name(), c.member.ID, c.why())
 	switch {
 	case c.node == nil:
-		fmt.Fprintf(s.Out, "  no control-plane node %s is left either: nothing to do\n", c.name())
+		note("no control-plane node %s is left either: nothing to do", c.name())
 	case o.DeleteNode:
-		fmt.Fprintf(s.Out, "  1. delete node %s (down: %s) and its control-plane mirror pods\n", c.node.Name, why)
+		name := c.node.Name
+		p.Add("delete node "+name, fmt.Sprintf("delete node %s (down: %s) and its control-plane mirror pods", name, why), func(ctx context.Context) (string, error) {
+			return "", s.deleteNode(ctx, name)
+		})
 	case down:
-		fmt.Fprintf(s.Out, "  node %s stays (down: %s): if its host is gone for good, delete it with `kubectl delete node %s` (or rerun with --delete-node); kubeadm upgrade refuses while a control-plane node is NotReady\n",
+		note("node %s stays (down: %s): if its host is gone for good, delete it with `kubectl delete node %s` (or rerun with --delete-node); kubeadm upgrade refuses while a control-plane node is NotReady",
 			c.node.Name, why, c.node.Name)
-		fmt.Fprintf(s.Out, "  if the host comes back: run `kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)\n", obs.joinEndpoints())
+		note("if the host comes back: run `kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)", obs.joinEndpoints())
 	default:
-		fmt.Fprintf(s.Out, "  node %s is up (%s): its host is back; run `kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)\n",
+		note("node %s is up (%s): its host is back; run `kubectl-etcd join --endpoints %s` on it as root (its etcd data is stale; join moves it aside and adds a new member)",
 			c.node.Name, why, obs.joinEndpoints())
 	}
-	if o.DryRun {
-		return obs.report(), nil
-	}
-	if c.node != nil && o.DeleteNode {
-		fmt.Fprintf(s.Out, "[1/1] delete node %s and its control-plane mirror pods\n", c.node.Name)
-		start := time.Now()
-		if err := s.deleteNode(ctx, c.node.Name); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	}
-	return s.Status(ctx)
+	return s.execute(ctx, "remove", p, o.DryRun, obs)
 }
 
 // deleteNode deletes a gone host's Node object and the mirror pods of its

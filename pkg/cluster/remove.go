@@ -7,13 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 )
 
 // MemberOptions name one member (by node, member name or hex ID) and say
@@ -85,7 +85,7 @@ func memberNames(obs *observed) string {
 // stopped, data moved aside); a dead or gone host's member is removed
 // through etcd alone. Afterwards, member-less hosts whose apiserver still
 // lists the removed member are pointed at the members left.
-func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, error) {
+func (s *Session) Remove(ctx context.Context, o MemberOptions) (*Result, error) {
 	obs, err := s.observe(ctx)
 	if err != nil {
 		return nil, err
@@ -107,56 +107,35 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*ClusterStatus, 
 		return nil, fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone; remove the member without --delete-node (the host leaves cleanly), then `kubeadm reset` the host before deleting its node", node, why)
 	}
 	c := Change{Kind: "remove", Node: node, Member: &m}
-	var snapNode string
+	p := &plan.Plan{Title: c.String()}
 	if !o.NoSnapshot {
-		if snapNode, err = snapshotNode(obs); err != nil {
+		snapNode, err := snapshotNode(obs)
+		if err != nil {
 			return nil, err
 		}
+		s.addSnapshotStep(p, snapNode, "pre-remove")
 	}
-	title := "Plan"
-	if o.DryRun {
-		title = "Plan (dry run: nothing will be changed)"
-	}
-	fmt.Fprintf(s.Out, "%s: %s\n", title, c)
-	if snapNode != "" {
-		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-remove"))
-	}
+	how := fmt.Sprintf("remove member %x through etcd only: %s", m.ID, hostGoneWhy(node, nodeKnown))
 	if nodeKnown && n.Ready {
-		fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd leave`): point its kube-apiserver at the other members, move leadership away, remove the member, stop etcd, move its data aside\n", node)
-	} else {
-		fmt.Fprintf(s.Out, "  1. remove member %x through etcd only: %s\n", m.ID, hostGoneWhy(node, nodeKnown))
+		how = fmt.Sprintf("on %s (host pod, `kubectl-etcd leave`): point its kube-apiserver at the other members, move leadership away, remove the member, stop etcd, move its data aside", node)
 	}
-	fmt.Fprintln(s.Out, "     then point member-less hosts' kube-apiservers that still list it at the members left")
-	steps := 1
-	if o.DeleteNode && nodeKnown {
-		steps = 2
-		fmt.Fprintf(s.Out, "  2. delete node %s (down) and its control-plane mirror pods\n", node)
-	} else if o.DeleteNode {
-		fmt.Fprintf(s.Out, "  (--delete-node: member %s runs on no control-plane node, so there is no node to delete)\n", m)
+	p.AddSteps(c.stepName(), how+"; then point member-less hosts' kube-apiservers that still list it at the members left",
+		func(ctx context.Context) (string, []plan.StepResult, error) {
+			note, sub, err := s.apply(ctx, c)
+			if err != nil {
+				return note, sub, fmt.Errorf("removing member %s (%x): %w", m, m.ID, err)
+			}
+			return note, sub, nil
+		})
+	switch {
+	case o.DeleteNode && nodeKnown:
+		p.Add("delete node "+node, fmt.Sprintf("delete node %s (down) and its control-plane mirror pods", node), func(ctx context.Context) (string, error) {
+			return "", s.deleteNode(ctx, node)
+		})
+	case o.DeleteNode:
+		p.Notes = append(p.Notes, fmt.Sprintf("(--delete-node: member %s runs on no control-plane node, so there is no node to delete)", m))
 	}
-	if o.DryRun {
-		return obs.report(), nil
-	}
-	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, "0", snapNode, "pre-remove"); err != nil {
-			return nil, err
-		}
-	}
-	fmt.Fprintf(s.Out, "[1/%d] %s\n", steps, c)
-	start := time.Now()
-	if err := s.apply(ctx, c); err != nil {
-		return nil, fmt.Errorf("removing member %s (%x): %w", m, m.ID, err)
-	}
-	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	if steps == 2 {
-		fmt.Fprintf(s.Out, "[2/2] delete node %s and its control-plane mirror pods\n", node)
-		start = time.Now()
-		if err := s.deleteNode(ctx, node); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	}
-	return s.Status(ctx)
+	return s.execute(ctx, "remove", p, o.DryRun, obs)
 }
 
 func hostGoneWhy(node string, known bool) string {
@@ -173,7 +152,7 @@ func hostGoneWhy(node string, known bool) string {
 // the node back as a fresh learner, promote. It runs the host-local
 // `join --replace-member ID` on the node; a node that cannot run pods (its
 // apiserver is down with its member) gets that exact command to run.
-func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus, error) {
+func (s *Session) Replace(ctx context.Context, o MemberOptions) (*Result, error) {
 	obs, err := s.observe(ctx)
 	if err != nil {
 		return nil, err
@@ -200,41 +179,28 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*ClusterStatus,
 		}
 	}
 	join := hostapi.JoinRequest{Endpoints: endpoints, ReplaceMember: m.ID}
-	var snapNode string
+	p := &plan.Plan{Title: fmt.Sprintf("replace member %s (%x) on %s with a fresh one", m, m.ID, n.Name)}
 	if !o.NoSnapshot {
 		others := &observed{nodes: obs.nodes, statuses: without(obs.statuses, m.ID)}
-		if snapNode, err = snapshotNode(others); err != nil {
+		snapNode, err := snapshotNode(others)
+		if err != nil {
 			return nil, err
 		}
+		s.addSnapshotStep(p, snapNode, "pre-replace")
 	}
-	title := "Plan"
-	if o.DryRun {
-		title = "Plan (dry run: nothing will be changed)"
-	}
-	fmt.Fprintf(s.Out, "%s: replace member %s (%x) on %s with a fresh one\n", title, m, m.ID, n.Name)
-	if snapNode != "" {
-		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-replace"))
-	}
-	fmt.Fprintf(s.Out, "  1. on %s (host pod, `kubectl-etcd %s`): stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver at it\n",
-		n.Name, strings.Join(hostapi.JoinCall(join).Argv, " "), n.Name)
-	if o.DryRun {
-		return obs.report(), nil
-	}
-	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, "0", snapNode, "pre-replace"); err != nil {
-			return nil, err
-		}
-	}
-	fmt.Fprintf(s.Out, "[1/1] replace member %s (%x) on %s\n", m, m.ID, n.Name)
-	start := time.Now()
-	if err := s.Hosts.Join(ctx, n.Name, join); err != nil {
-		return nil, fmt.Errorf("replacing member %s (%x) on %s: %w", m, m.ID, n.Name, err)
-	}
-	s.waitMirror(ctx, n.Name, func(servers string) bool {
-		return strings.Contains(servers, "://127.0.0.1:") || strings.Contains(servers, "://[::1]:")
-	})
-	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	return s.Status(ctx)
+	p.AddSteps("replace "+n.Name, fmt.Sprintf("on %s (host pod, `kubectl-etcd %s`): stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver at it",
+		n.Name, strings.Join(hostapi.JoinCall(join).Argv, " "), n.Name),
+		func(ctx context.Context) (string, []plan.StepResult, error) {
+			joined, err := s.Hosts.Join(ctx, n.Name, join)
+			if err != nil {
+				return "", stepsOf(joined), fmt.Errorf("replacing member %s (%x) on %s: %w", m, m.ID, n.Name, err)
+			}
+			s.waitMirror(ctx, n.Name, func(servers string) bool {
+				return strings.Contains(servers, "://127.0.0.1:") || strings.Contains(servers, "://[::1]:")
+			})
+			return "", stepsOf(joined), nil
+		})
+	return s.execute(ctx, "replace", p, o.DryRun, obs)
 }
 
 // repointOff points the kube-apiservers of member-less hosts that still list
@@ -261,7 +227,7 @@ func (s *Session) repointOff(ctx context.Context, removed etcdcluster.Member, re
 		}
 		fmt.Fprintf(s.Out, "      %s's kube-apiserver still lists removed member %s (%s): pointing it at the members left\n", n.Name, removed, servers)
 		wg.Go(func() {
-			if err := s.Hosts.Leave(ctx, n.Name); err != nil {
+			if _, err := s.Hosts.Leave(ctx, n.Name); err != nil {
 				if errors.Is(err, hostapi.ErrUnreachable) {
 					fmt.Fprintf(s.Out, "      note: %v\n", err)
 					return

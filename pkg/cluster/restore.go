@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
 )
 
@@ -31,13 +32,6 @@ type RestoreOptions struct {
 	Confirm func() error
 }
 
-// RestoreResult is what a restore from the workstation did.
-type RestoreResult struct {
-	Status *ClusterStatus
-	// Next is the command that grows the cluster again, when not run.
-	Next string
-}
-
 // RestoreNode rolls the cluster back to a snapshot on this machine while
 // the apiserver is up: the file is checked here, then on node (uploaded into
 // hostapi.UploadDir, checked to be a snapshot of this cluster), the cluster
@@ -47,7 +41,7 @@ type RestoreResult struct {
 // waits for it through the apiserver's comeback, reads its result on the
 // host, and grows the cluster again with --replicas. A rerun finds the
 // upload, the shrink and a running or finished restore, and carries on.
-func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
+func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*Result, error) {
 	info, err := snapshot.Status(o.File)
 	if err != nil {
 		return nil, fmt.Errorf("refusing to restore (nothing was changed): %w", err)
@@ -86,11 +80,15 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 		switch run.State {
 		case hostapi.RunRunning:
 			fmt.Fprintf(s.Out, "A restore of this snapshot is running on %s since %s (pid %d, log %s): waiting for it\n", n.Name, run.Started.Format(time.RFC3339), run.PID, run.Log)
-			return s.finishRestore(ctx, o, n.Name, info.SHA256)
+			p := &plan.Plan{Title: fmt.Sprintf("finish the restore of %s on %s", o.File, n.Name)}
+			s.addRestoreEnd(p, o, n.Name, info.SHA256)
+			return s.executeRestore(ctx, o, p)
 		case hostapi.RunDone:
 			fmt.Fprintf(s.Out, "This snapshot was restored on %s already (started %s, log %s); nothing to restore.\n", n.Name, run.Started.Format(time.RFC3339), run.Log)
 			fmt.Fprintf(s.Out, "  (to restore it again, move %s.run.json aside on %s)\n", hostapi.UploadPath(info.SHA256), n.Name)
-			return s.afterRestore(ctx, o)
+			p := &plan.Plan{Title: fmt.Sprintf("after the restore of %s on %s", o.File, n.Name)}
+			s.addGrowStep(p, o)
+			return s.executeRestore(ctx, o, p)
 		case hostapi.RunFailed:
 			fmt.Fprintf(s.Out, "Note: an earlier restore of this snapshot on %s failed: %s (log %s); starting it again carries on where it stopped\n", n.Name, run.Error, run.Log)
 		}
@@ -129,119 +127,163 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*RestoreRe
 		}
 	}
 
-	title := "Plan"
-	if o.DryRun {
-		title = "Plan (dry run: nothing will be changed)"
-	}
 	upload := hostapi.UploadPath(info.SHA256)
-	fmt.Fprintf(s.Out, "%s: restore %s (revision %d, %d keys, sha256 %s) on %s as a new single-member etcd cluster\n",
-		title, o.File, info.Revision, info.TotalKeys, info.SHA256, n.Name)
-	fmt.Fprintf(s.Out, "  Everything the cluster stored after the snapshot is lost (it is at revision %d now; the snapshot at %d).\n", revNow, info.Revision)
+	p := &plan.Plan{Title: fmt.Sprintf("restore %s (revision %d, %d keys, sha256 %s) on %s as a new single-member etcd cluster",
+		o.File, info.Revision, info.TotalKeys, info.SHA256, n.Name)}
+	p.Notes = append(p.Notes, fmt.Sprintf("Everything the cluster stored after the snapshot is lost (it is at revision %d now; the snapshot at %d).", revNow, info.Revision))
+	if o.NoSnapshot {
+		p.Notes = append(p.Notes, "--no-snapshot: no snapshot of the state of now is taken first")
+	}
+	if o.Replicas == 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("then grow the cluster again yourself: kubectl etcd scale --replicas %d", o.Before))
+	}
+	where := fmt.Sprintf("upload it to %s:%s (sha256 checked there)", n.Name, upload)
 	if check.Present {
-		fmt.Fprintf(s.Out, "  1. the snapshot is on %s already (%s)\n", n.Name, upload)
-	} else {
-		fmt.Fprintf(s.Out, "  1. upload it to %s:%s (sha256 checked there)\n", n.Name, upload)
+		where = fmt.Sprintf("the snapshot is on %s already (%s)", n.Name, upload)
 	}
-	fmt.Fprintf(s.Out, "     and check there that it is a sound snapshot of this cluster (its kube-root-ca.crt holds %s's cluster CA)\n", n.Name)
+	p.Add("upload", where+fmt.Sprintf(", and check there that it is a sound snapshot of this cluster (its kube-root-ca.crt holds %s's cluster CA)", n.Name),
+		func(ctx context.Context) (string, error) { return s.uploadAndCheck(ctx, o, n.Name, info, check) })
 	if snapNode != "" {
-		fmt.Fprintf(s.Out, "     then %s: the state of now, taken before anything changes\n", snapshotStep(snapNode, "pre-restore"))
-	} else {
-		fmt.Fprintln(s.Out, "     (--no-snapshot: no snapshot of the state of now is taken first)")
+		s.addSnapshotStep(p, snapNode, "pre-restore")
 	}
-	if len(shrink.Changes) == 0 {
-		fmt.Fprintf(s.Out, "  2. shrink etcd to %s's member alone: done already\n", n.Name)
-	} else {
-		fmt.Fprintf(s.Out, "  2. shrink etcd to %s's member alone (as `kubectl etcd scale --nodes %s`; each host's kube-apiserver is pointed at the members left before its member goes, its data moved aside):\n", n.Name, n.Name)
+	shrinkDetail := fmt.Sprintf("shrink etcd to %s's member alone: done already", n.Name)
+	if len(shrink.Changes) > 0 {
+		var changes []string
 		for _, c := range shrink.Changes {
-			fmt.Fprintf(s.Out, "     - %s\n", c)
+			changes = append(changes, c.String())
 		}
+		shrinkDetail = fmt.Sprintf("shrink etcd to %s's member alone (as `kubectl etcd scale --nodes %s`; each host's kube-apiserver is pointed at the members left before its member goes, its data moved aside): %s",
+			n.Name, n.Name, strings.Join(changes, "; "))
 	}
-	fmt.Fprintf(s.Out, "  3. on %s, detached from the host pod: `kubectl-etcd restore %s --yes --replace-sole-member` (log in %s):\n", n.Name, upload, hostapi.LogDir)
-	fmt.Fprintf(s.Out, "     stop etcd (every kube-apiserver is down until it is back, about 3 minutes), move %s's data dir aside (never deleted),\n", n.Name)
-	fmt.Fprintf(s.Out, "     etcd's own restore into a fresh data dir (revisions bumped by %d, older ones marked compacted: watches relist), start, verify\n", hostapi.RestoreRevisionBump)
-	fmt.Fprintf(s.Out, "  4. wait for the apiserver (up to %s) and read the restore's result on %s\n", o.Timeout, n.Name)
-	if o.Replicas > 0 {
-		fmt.Fprintf(s.Out, "  5. grow back to %d members (as `kubectl etcd scale --replicas %d`)\n", o.Replicas, o.Replicas)
-	} else {
-		fmt.Fprintf(s.Out, "  then grow the cluster again yourself: kubectl etcd scale --replicas %d\n", o.Before)
-	}
+	p.AddSteps("shrink", shrinkDetail, func(ctx context.Context) (string, []plan.StepResult, error) {
+		res, err := s.Scale(ctx, ScaleOptions{Target: Target{Nodes: []string{n.Name}}, NoSnapshot: true})
+		if err != nil {
+			return "", stepsOfResult(res), fmt.Errorf("shrinking etcd to %s's member (nothing was restored; rerun to carry on): %w", n.Name, err)
+		}
+		return "", stepsOfResult(res), nil
+	})
+	p.Add("restore", fmt.Sprintf("on %s, detached from the host pod: `kubectl-etcd restore %s --yes --replace-sole-member` (log in %s): stop etcd (every kube-apiserver is down until it is back, about 3 minutes), move %s's data dir aside (never deleted), etcd's own restore into a fresh data dir (revisions bumped by %d, older ones marked compacted: watches relist), start, verify",
+		n.Name, upload, hostapi.LogDir, n.Name, hostapi.RestoreRevisionBump),
+		func(ctx context.Context) (string, error) { return s.startRestore(ctx, n.Name, info.SHA256) })
+	s.addRestoreEnd(p, o, n.Name, info.SHA256)
 	if check.DetachError != "" {
 		return nil, fmt.Errorf("on %s, a process cannot be started outside the host pod's cgroups (%s), so the restore would die with the pod; nothing was changed. Copy the file to %s and run `kubectl-etcd restore FILE` there as root, after shrinking etcd to its member (kubectl etcd scale --nodes %s)", n.Name, check.DetachError, n.Name, n.Name)
 	}
 	if check.Present && check.Error != "" {
+		p.Print(s.Out)
 		return nil, fmt.Errorf("on %s: %s (nothing was changed)", n.Name, check.Error)
 	}
 	if o.DryRun {
-		return &RestoreResult{Status: obs.report()}, nil
+		return s.execute(ctx, "restore", p, true, obs)
 	}
 	if o.Confirm != nil {
+		p.Print(s.Out)
 		if err := o.Confirm(); err != nil {
 			return nil, err
 		}
 	}
+	return s.executeRestore(ctx, o, p)
+}
 
-	fmt.Fprintf(s.Out, "[1] upload %s to %s:%s\n", o.File, n.Name, upload)
-	start := time.Now()
+// executeRestore runs a restore's plan and says whether the cluster is
+// left smaller than before it.
+func (s *Session) executeRestore(ctx context.Context, o RestoreOptions, p *plan.Plan) (*Result, error) {
+	res, err := s.execute(ctx, "restore", p, false, nil)
+	if err != nil {
+		return res, err
+	}
+	if o.Replicas == 0 && res.State != nil && len(res.State.Members) < o.Before {
+		res.Next = fmt.Sprintf("kubectl etcd scale --replicas %d", o.Before)
+	}
+	return res, nil
+}
+
+// uploadAndCheck sends the snapshot to node unless it is there, and has
+// node check it is a sound snapshot of this cluster.
+func (s *Session) uploadAndCheck(ctx context.Context, o RestoreOptions, node string, info *snapshot.Info, check *hostapi.UploadCheck) (string, error) {
+	upload := hostapi.UploadPath(info.SHA256)
+	note := "it was there already"
 	if !check.Present {
-		if err := s.upload(ctx, n.Name, o.File, info); err != nil {
-			return nil, fmt.Errorf("uploading the snapshot to %s (nothing was changed): %w", n.Name, err)
+		if err := s.upload(ctx, node, o.File, info); err != nil {
+			return "", fmt.Errorf("uploading the snapshot to %s (nothing was changed): %w", node, err)
 		}
-		if check, err = s.restoreCheck(ctx, n.Name, info.SHA256, o.AllowOtherCluster); err != nil {
-			return nil, err
+		var err error
+		if check, err = s.restoreCheck(ctx, node, info.SHA256, o.AllowOtherCluster); err != nil {
+			return "", err
 		}
 		if !check.Present {
-			return nil, fmt.Errorf("the upload to %s:%s is not there after it was received (nothing was changed)", n.Name, upload)
+			return "", fmt.Errorf("the upload to %s:%s is not there after it was received (nothing was changed)", node, upload)
 		}
+		note = "uploaded to " + node + ":" + upload
 	}
-	for _, note := range check.Notes {
-		fmt.Fprintf(s.Out, "      %s | %s\n", n.Name, note)
+	for _, n := range check.Notes {
+		fmt.Fprintf(s.Out, "      %s | %s\n", node, n)
 	}
 	for _, w := range check.Warnings {
-		fmt.Fprintf(s.Out, "      %s | warning: %s\n", n.Name, w)
+		fmt.Fprintf(s.Out, "      %s | warning: %s\n", node, w)
 	}
 	if check.Error != "" {
-		return nil, fmt.Errorf("on %s: %s (nothing was changed; the upload stays in %s)", n.Name, check.Error, hostapi.UploadDir)
+		return "", fmt.Errorf("on %s: %s (nothing was changed; the upload stays in %s)", node, check.Error, hostapi.UploadDir)
 	}
-	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	if snapNode != "" {
-		// Part of step 1 in the plan printed above.
-		if err := s.snapshotFirst(ctx, "1", snapNode, "pre-restore"); err != nil {
-			return nil, err
-		}
-	}
+	return note, nil
+}
 
-	fmt.Fprintf(s.Out, "[2] shrink etcd to %s's member alone\n", n.Name)
-	if _, err := s.Scale(ctx, ScaleOptions{Target: Target{Nodes: []string{n.Name}}, NoSnapshot: true}); err != nil {
-		return nil, fmt.Errorf("shrinking etcd to %s's member (nothing was restored; rerun to carry on): %w", n.Name, err)
-	}
-
-	fmt.Fprintf(s.Out, "[3] start the restore on %s, detached from the host pod\n", n.Name)
-	started, err := s.Hosts.StartRestore(ctx, n.Name, info.SHA256)
+// startRestore starts the detached restore on node.
+func (s *Session) startRestore(ctx context.Context, node, sum string) (string, error) {
+	started, err := s.Hosts.StartRestore(ctx, node, sum)
 	if err != nil {
 		if hostapi.Answered(err) || ctx.Err() != nil {
-			return nil, fmt.Errorf("starting the restore on %s: %w", n.Name, err)
+			return "", fmt.Errorf("starting the restore on %s: %w", node, err)
 		}
 		// The pod ran, but its end was not seen: the restore it started
 		// stops the etcd every apiserver reads, which can cut the answer
-		// off. The host's record says whether it started.
-		fmt.Fprintf(s.Out, "      the answer was cut off (%s): the restore has probably started and taken the apiserver down\n", firstLine(err.Error()))
+		// off. The host's record (the next step) says whether it started.
+		return fmt.Sprintf("the answer was cut off (%s): the restore has probably started and taken the apiserver down", firstLine(err.Error())), nil
 	}
-	if started.Run != nil {
-		verb := "started"
-		if !started.Started {
-			verb = "already " + started.Run.State
-		}
-		fmt.Fprintf(s.Out, "      %s: pid %d on %s, log %s:%s\n", verb, started.Run.PID, n.Name, n.Name, started.Run.Log)
+	if started.Run == nil {
+		return "", nil
 	}
-	return s.finishRestore(ctx, o, n.Name, info.SHA256)
+	verb := "started"
+	if !started.Started {
+		verb = "already " + started.Run.State
+	}
+	return fmt.Sprintf("%s: pid %d on %s, log %s:%s", verb, started.Run.PID, node, node, started.Run.Log), nil
 }
 
-// finishRestore waits for the detached restore on node to end (the apiserver
-// goes down and comes back meanwhile), reports it, and grows the cluster.
-// Interrupting it does not stop the restore; a rerun waits again.
-func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum string) (*RestoreResult, error) {
-	fmt.Fprintf(s.Out, "[4] waiting (up to %s) for the restore on %s: the apiserver goes down with %s's etcd and comes back when the restored member serves.\n", o.Timeout, node, node)
-	fmt.Fprintln(s.Out, "      Interrupting this wait does not stop the restore; rerun the same command to wait again.")
+// addRestoreEnd adds the wait for the detached restore on node and the
+// growth back to --replicas.
+func (s *Session) addRestoreEnd(p *plan.Plan, o RestoreOptions, node, sum string) {
+	p.Add("wait", fmt.Sprintf("waiting (up to %s) for the restore on %s: the apiserver goes down with %s's etcd and comes back when the restored member serves; interrupting this wait does not stop the restore, rerun the same command to wait again", o.Timeout, node, node),
+		func(ctx context.Context) (string, error) { return s.waitRestore(ctx, o, node, sum) })
+	s.addGrowStep(p, o)
+}
+
+// addGrowStep adds the growth back to --replicas members, if asked for.
+func (s *Session) addGrowStep(p *plan.Plan, o RestoreOptions) {
+	if o.Replicas == 0 {
+		return
+	}
+	p.AddSteps("grow", fmt.Sprintf("grow back to %d members (as `kubectl etcd scale --replicas %d`)", o.Replicas, o.Replicas),
+		func(ctx context.Context) (string, []plan.StepResult, error) {
+			res, err := s.Scale(ctx, ScaleOptions{Target: Target{Replicas: o.Replicas}, NoSnapshot: o.NoSnapshot})
+			if err != nil {
+				return "", stepsOfResult(res), fmt.Errorf("the restore is done; growing back to %d members: %w (rerun `kubectl etcd scale --replicas %d`)", o.Replicas, err, o.Replicas)
+			}
+			return "", stepsOfResult(res), nil
+		})
+}
+
+func stepsOfResult(r *Result) []plan.StepResult {
+	if r == nil {
+		return nil
+	}
+	return r.Steps
+}
+
+// waitRestore waits for the detached restore on node to end (the apiserver
+// goes down and comes back meanwhile) and reports it. Interrupting it does
+// not stop the restore; a rerun waits again.
+func (s *Session) waitRestore(ctx context.Context, o RestoreOptions, node, sum string) (string, error) {
 	start := time.Now()
 	deadline := start.Add(o.Timeout)
 	down := false
@@ -253,12 +295,12 @@ func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("interrupted while waiting; the restore on %s goes on (rerun to wait for it): %w", node, ctx.Err())
+			return "", fmt.Errorf("interrupted while waiting; the restore on %s goes on (rerun to wait for it): %w", node, ctx.Err())
 		case err != nil && !down:
 			down = true
 			fmt.Fprintf(s.Out, "      %s: the apiserver or %s's kubelet does not answer (expected while %s's etcd is restored): %s\n", time.Since(start).Round(time.Second), node, node, firstLine(err.Error()))
 		case err == nil && got.Run == nil:
-			return nil, fmt.Errorf("%s has no record of the restore it was told to start", node)
+			return "", fmt.Errorf("%s has no record of the restore it was told to start", node)
 		case err == nil:
 			run = got.Run
 			if down {
@@ -274,7 +316,7 @@ func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the restore on %s has not ended after %s: it goes on; look at its log there (%s/restore-*.log) and rerun this command to wait again", node, o.Timeout, hostapi.LogDir)
+			return "", fmt.Errorf("the restore on %s has not ended after %s: it goes on; look at its log there (%s/restore-*.log) and rerun this command to wait again", node, o.Timeout, hostapi.LogDir)
 		}
 		select {
 		case <-ctx.Done():
@@ -282,10 +324,9 @@ func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum
 		}
 	}
 	if run.State == hostapi.RunFailed {
-		return nil, fmt.Errorf("the restore on %s failed: %s\nIts log on %s (%s), last lines:\n  %s\nRerun this command, or `kubectl-etcd restore %s` on %s as root, to carry on where it stopped (its journal records the steps done)",
+		return "", fmt.Errorf("the restore on %s failed: %s\nIts log on %s (%s), last lines:\n  %s\nRerun this command, or `kubectl-etcd restore %s` on %s as root, to carry on where it stopped (its journal records the steps done)",
 			node, run.Error, node, run.Log, strings.Join(run.LogTail, "\n  "), run.Snapshot, node)
 	}
-	fmt.Fprintf(s.Out, "      restored in %s (log %s:%s)\n", time.Since(start).Round(100*time.Millisecond), node, run.Log)
 	if res := run.Outcome; res != nil {
 		for _, note := range res.Notes {
 			fmt.Fprintf(s.Out, "      %s | %s\n", node, note)
@@ -296,28 +337,7 @@ func (s *Session) finishRestore(ctx context.Context, o RestoreOptions, node, sum
 			}
 		}
 	}
-	return s.afterRestore(ctx, o)
-}
-
-// afterRestore grows the cluster (with --replicas) and reports the state.
-func (s *Session) afterRestore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
-	if o.Replicas > 0 {
-		fmt.Fprintf(s.Out, "[5] grow back to %d members\n", o.Replicas)
-		st, err := s.Scale(ctx, ScaleOptions{Target: Target{Replicas: o.Replicas}, NoSnapshot: o.NoSnapshot})
-		if err != nil {
-			return nil, fmt.Errorf("the restore is done; growing back to %d members: %w (rerun `kubectl etcd scale --replicas %d`)", o.Replicas, err, o.Replicas)
-		}
-		return &RestoreResult{Status: st}, nil
-	}
-	st, err := s.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res := &RestoreResult{Status: st}
-	if len(st.Members) < o.Before {
-		res.Next = fmt.Sprintf("kubectl etcd scale --replicas %d", o.Before)
-	}
-	return res, nil
+	return fmt.Sprintf("restored in %s (log %s:%s)", time.Since(start).Round(100*time.Millisecond), node, run.Log), nil
 }
 
 // restoreCheck asks node about the upload of the snapshot with that sha256.

@@ -46,6 +46,17 @@ func (c Change) String() string {
 	return fmt.Sprintf("remove member %s (%x), which has no control-plane node", c.Member, c.Member.ID)
 }
 
+// stepName names the change as a plan step.
+func (c Change) stepName() string {
+	switch {
+	case c.Kind == "add":
+		return "add " + c.Node
+	case c.Node != "":
+		return "remove " + c.Node
+	}
+	return fmt.Sprintf("remove %s", c.Member)
+}
+
 // Target says what the member set should become: a count, or exact nodes.
 type Target struct {
 	Replicas int

@@ -9,6 +9,7 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 )
 
 // ScaleOptions say what to scale to and how.
@@ -26,54 +27,36 @@ type ScaleOptions struct {
 // `leave` (apiserver to the other members first, leadership away, remove,
 // stop, data aside) — and is checked against quorum right before it runs.
 // Rerunning after a crash re-observes and plans again, so it converges.
-func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*ClusterStatus, error) {
+func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*Result, error) {
 	obs, err := s.observe(ctx)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := ScalePlan(obs.nodes, obs.members, obs.statuses, o.Target)
+	sp, err := ScalePlan(obs.nodes, obs.members, obs.statuses, o.Target)
 	obs.client.Close()
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range plan.Warnings {
+	for _, w := range sp.Warnings {
 		fmt.Fprintf(s.Out, "Warning: %s\n", w)
 	}
-	title := "Plan"
-	if o.DryRun {
-		title = "Plan (dry run: nothing will be changed)"
+	p := &plan.Plan{Title: "scale to " + describeTarget(o.Target)}
+	if len(sp.Changes) == 0 {
+		p.Notes = append(p.Notes, "the members already match")
 	}
-	fmt.Fprintf(s.Out, "%s: %s\n", title, describeTarget(o.Target))
-	if len(plan.Changes) == 0 {
-		fmt.Fprintln(s.Out, "  nothing to do: the members already match")
-	}
-	var snapNode string
-	if len(plan.Changes) > 0 && !o.NoSnapshot {
-		if snapNode, err = snapshotNode(obs); err != nil {
+	if len(sp.Changes) > 0 && !o.NoSnapshot {
+		snapNode, err := snapshotNode(obs)
+		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(s.Out, "  0. %s\n", snapshotStep(snapNode, "pre-scale"))
+		s.addSnapshotStep(p, snapNode, "pre-scale")
 	}
-	for i, c := range plan.Changes {
-		fmt.Fprintf(s.Out, "  %d. %s\n", i+1, c)
+	for _, c := range sp.Changes {
+		p.AddSteps(c.stepName(), c.String(), func(ctx context.Context) (string, []plan.StepResult, error) {
+			return s.apply(ctx, c)
+		})
 	}
-	if o.DryRun {
-		return obs.report(), nil
-	}
-	if snapNode != "" {
-		if err := s.snapshotFirst(ctx, "0", snapNode, "pre-scale"); err != nil {
-			return nil, err
-		}
-	}
-	for i, c := range plan.Changes {
-		fmt.Fprintf(s.Out, "[%d/%d] %s\n", i+1, len(plan.Changes), c)
-		start := time.Now()
-		if err := s.apply(ctx, c); err != nil {
-			return nil, fmt.Errorf("step %d (%s): %w", i+1, c, err)
-		}
-		fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	}
-	return s.Status(ctx)
+	return s.execute(ctx, "scale", p, o.DryRun, obs)
 }
 
 // snapshotNode picks where the pre-change snapshot is taken: the node of the
@@ -96,15 +79,11 @@ func snapshotStep(node, reason string) string {
 
 // snapshotFirst runs the host-local `backup run` on node: a verified
 // snapshot of its member into the host's backup directory, kept until
-// scheduled backups prune it. step is its progress label: "0" before a
-// verb's numbered changes, or the number of the step it is part of.
-func (s *Session) snapshotFirst(ctx context.Context, step, node, reason string) error {
-	fmt.Fprintf(s.Out, "[%s] %s\n", step, snapshotStep(node, reason))
-	start := time.Now()
+// scheduled backups prune it.
+func (s *Session) snapshotFirst(ctx context.Context, node, reason string) error {
 	if err := s.Hosts.BackupRun(ctx, node, hostapi.BackupRunRequest{Reason: reason}); err != nil {
 		return fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)
 	}
-	fmt.Fprintf(s.Out, "      done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
@@ -117,10 +96,10 @@ func describeTarget(t Target) string {
 
 // apply carries out one change after checking, on fresh state, that it is
 // still safe.
-func (s *Session) apply(ctx context.Context, c Change) error {
+func (s *Session) apply(ctx context.Context, c Change) (note string, sub []plan.StepResult, err error) {
 	obs, err := s.observe(ctx)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	defer obs.client.Close()
 	var endpoints []string
@@ -136,7 +115,7 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 		node, _ := nodeNamed(obs.nodes, c.Node)
 		if memberAt(obs.members, node) == nil {
 			if err := etcdcluster.CheckAdd(obs.members, obs.statuses); err != nil {
-				return err
+				return "", nil, err
 			}
 		}
 		var sources []string
@@ -146,33 +125,34 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 			}
 		}
 		if err := s.ensureCA(ctx, c.Node, sources); err != nil {
-			return err
+			return "", nil, err
 		}
-		if err := s.Hosts.Join(ctx, c.Node, hostapi.JoinRequest{Endpoints: endpoints}); err != nil {
-			return err
+		joined, err := s.Hosts.Join(ctx, c.Node, hostapi.JoinRequest{Endpoints: endpoints})
+		if err != nil {
+			return "", stepsOf(joined), err
 		}
 		s.waitMirror(ctx, c.Node, func(servers string) bool {
 			return strings.Contains(servers, "://127.0.0.1:") || strings.Contains(servers, "://[::1]:")
 		})
-		return nil
+		return "", stepsOf(joined), nil
 	case "remove":
 		if err := etcdcluster.CheckRemove(obs.members, obs.statuses, c.Member.ID); err != nil {
-			return err
+			return "", nil, err
 		}
 		defer s.repointOff(ctx, *c.Member, c.Node)
 		if c.Node != "" {
 			if n, ok := nodeNamed(obs.nodes, c.Node); ok && n.Ready {
-				err := s.Hosts.Leave(ctx, c.Node)
+				left, err := s.Hosts.Leave(ctx, c.Node)
 				if err == nil {
 					s.waitMirror(ctx, c.Node, func(servers string) bool {
 						return !strings.Contains(servers, "://127.0.0.1:") && !strings.Contains(servers, "://[::1]:")
 					})
-					return nil
+					return "", stepsOf(left), nil
 				}
 				// The pod never started there (Ready is stale: the node
 				// died a moment ago): the member goes through etcd alone.
 				if !hostapi.Unreachable(err) {
-					return err
+					return "", stepsOf(left), err
 				}
 				fmt.Fprintf(s.Out, "      %s did not start the host pod: %s\n", c.Node, firstLine(err.Error()))
 			}
@@ -183,9 +163,20 @@ func (s *Session) apply(ctx context.Context, c Change) error {
 		fmt.Fprintf(s.Out, "      %s cannot run a host pod: removing member %x through etcd only\n", orNone(c.Node), c.Member.ID)
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		return obs.client.Remove(cctx, c.Member.ID)
+		if err := obs.client.Remove(cctx, c.Member.ID); err != nil {
+			return "", nil, fmt.Errorf("removing member %x: %w", c.Member.ID, err)
+		}
+		return "removed through etcd only", nil, nil
 	}
-	return fmt.Errorf("unknown change %q", c.Kind)
+	return "", nil, fmt.Errorf("unknown change %q", c.Kind)
+}
+
+// stepsOf is a host verb's steps, none when it did not answer.
+func stepsOf(r *hostapi.VerbResult) []plan.StepResult {
+	if r == nil {
+		return nil
+	}
+	return r.Steps
 }
 
 // waitMirror waits (bounded) until the kube-apiserver mirror pod of node

@@ -26,7 +26,7 @@ type MemberOptions struct {
 	DeleteNode bool
 	Output     string
 
-	run func(s *cluster.Session, ctx context.Context, o cluster.MemberOptions) (*cluster.ClusterStatus, error)
+	run func(s *cluster.Session, ctx context.Context, o cluster.MemberOptions) (*cluster.Result, error)
 }
 
 // NewCmdRemove returns `kubectl etcd remove`.
@@ -137,15 +137,8 @@ func (o *MemberOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
-	if err != nil {
-		return err
-	}
-	if !o.DryRun || o.Output != "" {
-		fmt.Fprintln(progress)
-		return printClusterStatus(o.Out, st, o.Output)
-	}
-	return nil
+	res, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
+	return printResult(o.Out, progress, res, o.Output, err)
 }
 
 // exactlyOne wants one argument and says which.

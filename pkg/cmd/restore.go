@@ -148,27 +148,20 @@ func (o *RestoreOptions) workstation(ctx context.Context, file string) error {
 			return err
 		}
 	}
-	res, err := s.RestoreNode(ctx, cluster.RestoreOptions{File: file, Node: o.Node, Replicas: o.Replicas, DryRun: o.DryRun,
-		NoSnapshot: o.NoSnapshot, AllowOtherCluster: o.AllowOtherCluster, Timeout: o.Timeout,
-		Confirm: func() error {
-			if o.Yes {
-				return nil
-			}
+	ro := cluster.RestoreOptions{File: file, Node: o.Node, Replicas: o.Replicas, DryRun: o.DryRun,
+		NoSnapshot: o.NoSnapshot, AllowOtherCluster: o.AllowOtherCluster, Timeout: o.Timeout}
+	if !o.Yes {
+		ro.Confirm = func() error {
 			fmt.Fprint(progress, "Proceed? Type 'yes' to continue: ")
 			line, _ := bufio.NewReader(o.In).ReadString('\n')
 			if a := strings.ToLower(strings.TrimSpace(line)); a != "yes" && a != "y" {
 				return errors.New("not confirmed: nothing was changed")
 			}
 			return nil
-		}})
-	if err != nil {
-		return err
+		}
 	}
-	if o.DryRun && o.Output == "" {
-		return nil
-	}
-	fmt.Fprintln(progress)
-	if err := printClusterStatus(o.Out, res.Status, o.Output); err != nil {
+	res, err := s.RestoreNode(ctx, ro)
+	if err := printResult(o.Out, progress, res, o.Output, err); err != nil {
 		return err
 	}
 	if res.Next != "" {

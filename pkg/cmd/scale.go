@@ -56,16 +56,9 @@ pods on the hosts. Safe to run again after a crash.`,
 			if err != nil {
 				return err
 			}
-			st, err := s.Scale(cmd.Context(), cluster.ScaleOptions{
+			res, err := s.Scale(cmd.Context(), cluster.ScaleOptions{
 				Target: cluster.Target{Replicas: o.Replicas, Nodes: splitList(o.Nodes)}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
-			if err != nil {
-				return err
-			}
-			if !o.DryRun || o.Output != "" {
-				fmt.Fprintln(progress)
-				return printClusterStatus(o.Out, st, o.Output)
-			}
-			return nil
+			return printResult(o.Out, progress, res, o.Output, err)
 		},
 	}
 	o.AddFlags(cmd)
@@ -73,7 +66,7 @@ pods on the hosts. Safe to run again after a crash.`,
 	cmd.Flags().StringVar(&o.Nodes, "nodes", "", "exact control-plane nodes to run members on")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
 	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the first change")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format of the final state: json|yaml|wide")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json|yaml (the steps and the final state), wide (the final state)")
 	return cmd
 }
 

@@ -53,20 +53,43 @@ func (o *WorkstationOptions) session(out io.Writer) (*cluster.Session, error) {
 	return cluster.NewSession(cs, rc, pods, out)
 }
 
-// printClusterStatus writes the status for people or scripts.
-func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	case "yaml":
-		b, err := yaml.Marshal(st)
-		if err != nil {
+// printResult ends a mutating verb: for scripts (json, yaml) the whole
+// result, its steps included, also when the verb failed part-way; for
+// people, the state it left. runErr is returned.
+func printResult(w, progress io.Writer, res *cluster.Result, output string, runErr error) error {
+	switch {
+	case res == nil:
+		return runErr
+	case output == "json" || output == "yaml":
+		if err := printObject(w, res, output); err != nil {
 			return err
 		}
-		_, err = w.Write(b)
+		return runErr
+	case runErr != nil || res.State == nil || (res.DryRun && output == ""):
+		return runErr
+	}
+	fmt.Fprintln(progress)
+	return printClusterStatus(w, res.State, output)
+}
+
+func printObject(w io.Writer, v any, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
 		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// printClusterStatus writes the status for people or scripts.
+func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) error {
+	if output == "json" || output == "yaml" {
+		return printObject(w, st, output)
 	}
 	wide := output == "wide"
 	now := time.Now()

@@ -25,8 +25,8 @@ type Client struct {
 
 // Join adds node's member to the cluster (learner, caught up, promoted) and
 // points its kube-apiserver at it.
-func (c *Client) Join(ctx context.Context, node string, req JoinRequest) error {
-	return c.progress(ctx, node, JoinCall(req))
+func (c *Client) Join(ctx context.Context, node string, req JoinRequest) (*VerbResult, error) {
+	return c.verb(ctx, node, JoinCall(req))
 }
 
 // JoinCall is the call Join makes, for plans that show it.
@@ -40,8 +40,8 @@ func JoinCall(req JoinRequest) Call {
 
 // Leave removes node's member safely and points its kube-apiserver at the
 // members left; on a host without a member it only re-points.
-func (c *Client) Leave(ctx context.Context, node string) error {
-	return c.progress(ctx, node, Call{Argv: []string{"leave"}})
+func (c *Client) Leave(ctx context.Context, node string) (*VerbResult, error) {
+	return c.verb(ctx, node, Call{Argv: []string{"leave"}})
 }
 
 // BackupRun takes a snapshot into node's backup directory.
@@ -139,6 +139,28 @@ func (c *Client) progress(ctx context.Context, node string, call Call) error {
 	return nil
 }
 
+// verb runs a host-local verb with -o json: its progress (stderr) relayed
+// to Out, its result decoded from stdout, also when it failed part-way
+// (then with the error), so its steps become the caller's sub-steps.
+func (c *Client) verb(ctx context.Context, node string, call Call) (*VerbResult, error) {
+	call.JSON = true
+	var stdout bytes.Buffer
+	w, done := c.relay(node)
+	err := c.Transport.Exec(ctx, node, call, nil, &stdout, w)
+	done()
+	res := &VerbResult{}
+	if derr := json.Unmarshal(answer(stdout.Bytes()), res); derr != nil {
+		res = nil
+		if err == nil {
+			err = fmt.Errorf("reading the result of `%s`: %w (%s)", call.Argv[0], derr, strings.TrimSpace(stdout.String()))
+		}
+	}
+	if err != nil {
+		return res, fmt.Errorf("on %s: %w", node, err)
+	}
+	return res, nil
+}
+
 // result runs a call that answers with one JSON document, the last JSON
 // line of its stdout, decoded into out; its stderr is relayed when relay.
 func (c *Client) result(ctx context.Context, node string, call Call, stdin io.Reader, relay bool, out any) error {
@@ -153,7 +175,7 @@ func (c *Client) result(ctx context.Context, node string, call Call, stdin io.Re
 	if err != nil {
 		return fmt.Errorf("on %s: %w", node, err)
 	}
-	if err := json.Unmarshal(lastJSON(stdout.Bytes()), out); err != nil {
+	if err := json.Unmarshal(answer(stdout.Bytes()), out); err != nil {
 		return fmt.Errorf("on %s: reading the answer of `%s`: %w (%s)", node, strings.Join(call.Argv[:min(2, len(call.Argv))], " "), err, strings.TrimSpace(stdout.String()))
 	}
 	return nil
@@ -179,9 +201,13 @@ func (c *Client) relay(node string) (io.Writer, func()) {
 	return pw, func() { pw.Close(); <-finished }
 }
 
-// lastJSON returns the last line of out that looks like a JSON document:
-// host verbs may print progress on stdout before their answer.
-func lastJSON(out []byte) []byte {
+// answer returns the JSON document in a call's stdout: all of it when it
+// is one (-o json output is indented), else its last line that looks like
+// one (a command may print progress on stdout before its answer).
+func answer(out []byte) []byte {
+	if trimmed := bytes.TrimSpace(out); json.Valid(trimmed) {
+		return trimmed
+	}
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
 	for i := len(lines) - 1; i >= 0; i-- {
 		if bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("{")) {

@@ -36,9 +36,20 @@ type Call struct {
 	// Argv is the host-local command line without the binary, e.g.
 	// ["join", "--endpoints", "https://10.0.0.11:2379"].
 	Argv []string
+	// JSON asks the verb for its result as JSON on stdout (-o json, with
+	// progress on stderr).
+	JSON bool
 	// Poll marks a call repeated until it answers: the transport stays
 	// quiet about it and gives up on an unresponsive host sooner.
 	Poll bool
+}
+
+// Args is the command line the transport runs.
+func (c Call) Args() []string {
+	if c.JSON {
+		return append(append([]string(nil), c.Argv...), "-o", "json")
+	}
+	return c.Argv
 }
 
 // HostCommand is the call as an operator runs it as root on the host.

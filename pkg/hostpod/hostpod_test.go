@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 func readyNode(name string, status corev1.ConditionStatus) *corev1.Node {
@@ -233,5 +235,22 @@ func TestStartedOrFailed(t *testing.T) {
 				t.Errorf("startedOrFailed = %v, %v; want %v, error containing %q", done, err, tc.done, tc.wantErr)
 			}
 		})
+	}
+}
+
+// Exec is the host API's transport: a host that cannot run pods is
+// hostapi.ErrUnreachable, and the error names the call as an operator runs
+// it on the host (without the -o json the plugin adds for itself).
+func TestExecUnreachableNamesHostCommand(t *testing.T) {
+	cs := fake.NewClientset(readyNode("h2", corev1.ConditionUnknown))
+	call := hostapi.Call{Argv: []string{"join", "--endpoints", "https://10.0.0.11:2379"}, JSON: true}
+	err := newRunner(cs).Exec(context.Background(), "h2", call, nil, nil, nil)
+	if !hostapi.Unreachable(err) || !hostapi.Answered(err) ||
+		!strings.Contains(err.Error(), hostapi.HostBinaryPath+" join --endpoints https://10.0.0.11:2379") || strings.Contains(err.Error(), "-o json") {
+		t.Fatalf("err = %v", err)
+	}
+	err = newRunner(cs).Exec(context.Background(), "h9", call, nil, nil, nil)
+	if !errors.Is(err, hostapi.ErrNoSuchHost) || !hostapi.Unreachable(err) {
+		t.Fatalf("unknown node: err = %v", err)
 	}
 }

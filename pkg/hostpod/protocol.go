@@ -80,12 +80,12 @@ func (r *Runner) Agent(ctx context.Context, node string, req Request, stdout, st
 	return r.Run(ctx, node, []string{"agent"}, bytes.NewReader(raw), stdout, stderr)
 }
 
-// Exec runs the host-local command line call.Argv on node through the
+// Exec runs the host-local command line call.Args() on node through the
 // agent (VerbExec), with stdin after the request: the hostapi.Transport of
 // host pods. When the node's kubelet cannot start the pod, the error names
 // the host-local command to run there instead.
 func (r *Runner) Exec(ctx context.Context, node string, call hostapi.Call, stdin io.Reader, stdout, stderr io.Writer) error {
-	raw, err := json.Marshal(Request{Verb: VerbExec, Args: RequestArgs{Argv: call.Argv}})
+	raw, err := json.Marshal(Request{Verb: VerbExec, Args: RequestArgs{Argv: call.Args()}})
 	if err != nil {
 		return fmt.Errorf("encoding the agent request: %w", err)
 	}

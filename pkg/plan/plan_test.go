@@ -56,3 +56,18 @@ func TestCancelledContextStops(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestSubStepsReportedAlsoOnFailure(t *testing.T) {
+	var p Plan
+	p.AddSteps("join h2", "on h2: kubectl-etcd join", func(context.Context) (string, []StepResult, error) {
+		return "", []StepResult{{Name: "add learner", Outcome: "done"}, {Name: "promote", Outcome: "failed", Error: "not caught up"}}, errors.New("promote: not caught up")
+	})
+	p.Add("after", "never", func(context.Context) (string, error) { t.Error("ran after a failed step"); return "", nil })
+	res, err := p.Execute(context.Background(), nil, false)
+	if err == nil || !strings.Contains(err.Error(), `step "join h2": promote: not caught up`) {
+		t.Fatalf("got %v", err)
+	}
+	if res[0].Outcome != "failed" || len(res[0].Steps) != 2 || res[0].Steps[1].Outcome != "failed" || res[1].Outcome != "not-run" {
+		t.Errorf("results %+v", res)
+	}
+}

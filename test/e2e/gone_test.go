@@ -136,7 +136,7 @@ func TestRecoverGoneForGood(t *testing.T) {
 
 	// remove h2: nothing left in etcd; the node is the operator's to delete.
 	out, err = plugin(t, b, "remove", "h2", "--dry-run")
-	if err != nil || !strings.Contains(out, "Plan (dry run") || !strings.Contains(out, "nothing to remove in etcd") {
+	if err != nil || !strings.Contains(out, "(dry run: nothing will be changed)") || !strings.Contains(out, "nothing to remove in etcd") {
 		t.Errorf("remove h2 --dry-run: %v\n%s", err, out)
 	}
 	for i := 0; i < 2; i++ { // the rerun is the same no-op

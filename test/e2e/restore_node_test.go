@@ -138,8 +138,8 @@ func TestPluginRestoreNode(t *testing.T) {
 
 	// The restore, interrupted while the plugin waits for it, then rerun.
 	start := time.Now()
-	out = interruptPlugin(t, b, syscall.SIGINT, "[4] waiting", "restore", snap, "--node", "h1", "--yes")
-	if !strings.Contains(out, "[4] waiting") {
+	out = interruptPlugin(t, b, syscall.SIGINT, "] wait: waiting", "restore", snap, "--node", "h1", "--yes")
+	if !strings.Contains(out, "] wait: waiting") {
 		t.Fatalf("the restore never got to waiting for the host")
 	}
 	out, err = plugin(t, b, "restore", snap, "--node", "h1", "--yes", "--replicas", "3")

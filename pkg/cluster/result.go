@@ -1,0 +1,50 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+)
+
+// Result is what a mutating workstation verb did: its plan's steps (with
+// the steps of the host verbs it ran under the steps that ran them) and the
+// state it left. It has the shape of the host-local verbs' results, so -o
+// json reads the same on both faces.
+type Result struct {
+	Verb   string            `json:"verb"`
+	DryRun bool              `json:"dryRun"`
+	Steps  []plan.StepResult `json:"steps"`
+	State  *ClusterStatus    `json:"state,omitempty"`
+	Error  string            `json:"error,omitempty"`
+	// Next is what is left for the operator to run, if anything.
+	Next string `json:"next,omitempty"`
+}
+
+// execute runs p for verb (or prints it, for a dry run) and reports the
+// state it left: the observed one for a dry run, a fresh status otherwise.
+func (s *Session) execute(ctx context.Context, verb string, p *plan.Plan, dryRun bool, obs *observed) (*Result, error) {
+	res := &Result{Verb: verb, DryRun: dryRun}
+	var err error
+	res.Steps, err = p.Execute(ctx, s.Out, dryRun)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	if dryRun {
+		res.State = obs.report()
+		return res, nil
+	}
+	if res.State, err = s.Status(ctx); err != nil {
+		return res, fmt.Errorf("%s is done; reading the state it left: %w", verb, err)
+	}
+	return res, nil
+}
+
+// addSnapshotStep adds the verified snapshot a mutating verb takes on node
+// before its first change.
+func (s *Session) addSnapshotStep(p *plan.Plan, node, reason string) {
+	p.Add("snapshot", snapshotStep(node, reason), func(ctx context.Context) (string, error) {
+		return "", s.snapshotFirst(ctx, node, reason)
+	})
+}
