@@ -169,7 +169,7 @@ func TestRecoverGoneForGood(t *testing.T) {
 	if nodeExists(t, b, "h3") {
 		t.Error("node h3 still exists after remove --delete-node")
 	}
-	if out, err := plugin(t, b, "remove", "h3", "--delete-node"); err != nil || !strings.Contains(out, "no control-plane node h3 is left either: nothing to do") {
+	if out, err := plugin(t, b, "remove", "h3", "--delete-node"); err != nil || !strings.Contains(out, "no control-plane node h3 is left either\n  nothing to do") {
 		t.Errorf("remove h3 again: %v\n%s", err, out)
 	}
 	// A wrong name is still a clear error, and changes nothing.

@@ -222,7 +222,7 @@ func (s *Session) removeCutOff(ctx context.Context, obs *observed, c cutOff, o M
 	note("member %s (%x) is not in the member list any more: %s; nothing to remove in etcd", c.name(), c.member.ID, c.why())
 	switch {
 	case c.node == nil:
-		note("no control-plane node %s is left either: nothing to do", c.name())
+		note("no control-plane node %s is left either", c.name())
 	case o.DeleteNode:
 		name := c.node.Name
 		p.Add("delete node "+name, fmt.Sprintf("delete node %s (down: %s) and its control-plane mirror pods", name, why), func(ctx context.Context) (string, error) {
