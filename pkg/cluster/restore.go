@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
@@ -253,8 +255,8 @@ func (s *Session) startRestore(ctx context.Context, node, sum string) (string, e
 // addRestoreEnd adds the wait for the detached restore on node and the
 // growth back to --replicas.
 func (s *Session) addRestoreEnd(p *plan.Plan, o RestoreOptions, node, sum string) {
-	p.Add("wait", fmt.Sprintf("waiting (up to %s) for the restore on %s: the apiserver goes down with %s's etcd and comes back when the restored member serves; interrupting this wait does not stop the restore, rerun the same command to wait again", o.Timeout, node, node),
-		func(ctx context.Context) (string, error) { return s.waitRestore(ctx, o, node, sum) })
+	p.AddSteps("wait", fmt.Sprintf("waiting (up to %s) for the restore on %s: the apiserver goes down with %s's etcd and comes back when the restored member serves; interrupting this wait does not stop the restore, rerun the same command to wait again", o.Timeout, node, node),
+		func(ctx context.Context) (string, []plan.StepResult, error) { return s.waitRestore(ctx, o, node, sum) })
 	s.addGrowStep(p, o)
 }
 
@@ -283,51 +285,49 @@ func stepsOfResult(r *Result) []plan.StepResult {
 // waitRestore waits for the detached restore on node to end (the apiserver
 // goes down and comes back meanwhile) and reports it. Interrupting it does
 // not stop the restore; a rerun waits again.
-func (s *Session) waitRestore(ctx context.Context, o RestoreOptions, node, sum string) (string, error) {
+func (s *Session) waitRestore(ctx context.Context, o RestoreOptions, node, sum string) (string, []plan.StepResult, error) {
 	start := time.Now()
-	deadline := start.Add(o.Timeout)
 	down := false
 	var run *hostapi.RunReport
 	lastLine := ""
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Second, o.Timeout, true, func(ctx context.Context) (bool, error) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		got, err := s.Hosts.RestoreRun(cctx, node, sum)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return "", fmt.Errorf("interrupted while waiting; the restore on %s goes on (rerun to wait for it): %w", node, ctx.Err())
-		case err != nil && !down:
-			down = true
-			fmt.Fprintf(s.Out, "      %s: the apiserver or %s's kubelet does not answer (expected while %s's etcd is restored): %s\n", time.Since(start).Round(time.Second), node, node, firstLine(err.Error()))
-		case err == nil && got.Run == nil:
-			return "", fmt.Errorf("%s has no record of the restore it was told to start", node)
-		case err == nil:
-			run = got.Run
-			if down {
-				down = false
-				fmt.Fprintf(s.Out, "      %s: the apiserver answers again\n", time.Since(start).Round(time.Second))
+			return false, ctx.Err()
+		case err != nil:
+			if !down {
+				down = true
+				fmt.Fprintf(s.Out, "      %s: the apiserver or %s's kubelet does not answer (expected while %s's etcd is restored): %s\n", time.Since(start).Round(time.Second), node, node, firstLine(err.Error()))
 			}
-			if n := len(run.LogTail); n > 0 && run.LogTail[n-1] != lastLine {
-				lastLine = run.LogTail[n-1]
-				fmt.Fprintf(s.Out, "      %s | %s\n", node, lastLine)
-			}
+			return false, nil
+		case got.Run == nil:
+			return false, fmt.Errorf("%s has no record of the restore it was told to start", node)
 		}
-		if run != nil && run.State != hostapi.RunRunning {
-			break
+		run = got.Run
+		if down {
+			down = false
+			fmt.Fprintf(s.Out, "      %s: the apiserver answers again\n", time.Since(start).Round(time.Second))
 		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("the restore on %s has not ended after %s: it goes on; look at its log there (%s/restore-*.log) and rerun this command to wait again", node, o.Timeout, hostapi.LogDir)
+		if n := len(run.LogTail); n > 0 && run.LogTail[n-1] != lastLine {
+			lastLine = run.LogTail[n-1]
+			fmt.Fprintf(s.Out, "      %s | %s\n", node, lastLine)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Second):
-		}
+		return run.State != hostapi.RunRunning, nil
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return "", nil, fmt.Errorf("interrupted while waiting; the restore on %s goes on (rerun to wait for it): %w", node, ctx.Err())
+	case wait.Interrupted(err):
+		return "", nil, fmt.Errorf("the restore on %s has not ended after %s: it goes on; look at its log there (%s/restore-*.log) and rerun this command to wait again", node, o.Timeout, hostapi.LogDir)
+	case err != nil:
+		return "", nil, err
 	}
-	if run.State == hostapi.RunFailed {
-		return "", fmt.Errorf("the restore on %s failed: %s\nIts log on %s (%s), last lines:\n  %s\nRerun this command, or `kubectl-etcd restore %s` on %s as root, to carry on where it stopped (its journal records the steps done)",
-			node, run.Error, node, run.Log, strings.Join(run.LogTail, "\n  "), run.Snapshot, node)
-	}
+	var steps []plan.StepResult
 	if res := run.Outcome; res != nil {
+		steps = res.Steps
 		for _, note := range res.Notes {
 			fmt.Fprintf(s.Out, "      %s | %s\n", node, note)
 		}
@@ -337,7 +337,11 @@ func (s *Session) waitRestore(ctx context.Context, o RestoreOptions, node, sum s
 			}
 		}
 	}
-	return fmt.Sprintf("restored in %s (log %s:%s)", time.Since(start).Round(100*time.Millisecond), node, run.Log), nil
+	if run.State == hostapi.RunFailed {
+		return "", steps, fmt.Errorf("the restore on %s failed: %s\nIts log on %s (%s), last lines:\n  %s\nRerun this command, or `kubectl-etcd restore %s` on %s as root, to carry on where it stopped (its journal records the steps done)",
+			node, run.Error, node, run.Log, strings.Join(run.LogTail, "\n  "), run.Snapshot, node)
+	}
+	return fmt.Sprintf("restored in %s (log %s:%s)", time.Since(start).Round(100*time.Millisecond), node, run.Log), steps, nil
 }
 
 // restoreCheck asks node about the upload of the snapshot with that sha256.
@@ -365,23 +369,23 @@ func (s *Session) upload(ctx context.Context, node, file string, info *snapshot.
 // restore an earlier run started takes them away for a few minutes); an
 // answer that is an error is returned at once.
 func (s *Session) untilAnswers(ctx context.Context, o RestoreOptions, f func() error) error {
-	deadline := time.Now().Add(o.Timeout)
 	said := false
-	for {
-		err := f()
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Second, o.Timeout, true, func(context.Context) (bool, error) {
+		last = f()
 		// A host that cannot run the host pod now is retried too: the
 		// restore's etcd stop takes its kubelet's apiserver away.
-		settled := hostapi.Answered(err) && !errors.Is(err, hostapi.ErrUnreachable)
-		if err == nil || settled || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
+		if last == nil || (hostapi.Answered(last) && !errors.Is(last, hostapi.ErrUnreachable)) {
+			return true, nil
 		}
 		if !said {
 			said = true
-			fmt.Fprintf(s.Out, "%s\nIf an earlier run started a restore on %s, the cluster answers again when it ends: retrying for up to %s.\n", firstLine(err.Error()), o.Node, o.Timeout)
+			fmt.Fprintf(s.Out, "%s\nIf an earlier run started a restore on %s, the cluster answers again when it ends: retrying for up to %s.\n", firstLine(last.Error()), o.Node, o.Timeout)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Second):
-		}
+		return false, nil
+	})
+	if last == nil && err != nil {
+		return err
 	}
+	return last
 }

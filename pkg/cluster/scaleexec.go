@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
@@ -183,20 +185,17 @@ func stepsOf(r *hostapi.VerbResult) []plan.StepResult {
 // shows the --etcd-servers the host verb just wrote: kubelet updates mirror
 // pods a little after the static pod, and status reads them.
 func (s *Session) waitMirror(ctx context.Context, node string, ok func(servers string) bool) {
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		if apis, err := s.APIServerEtcdServers(ctx); err == nil {
-			if servers, found := apis[node]; !found || ok(servers) {
-				return
-			}
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		apis, err := s.APIServerEtcdServers(ctx)
+		if err != nil {
+			return false, nil // the apiserver may be restarting: ask again
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
+		servers, found := apis[node]
+		return !found || ok(servers), nil
+	})
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(s.Out, "      note: the kube-apiserver mirror pod of %s does not show its new --etcd-servers yet\n", node)
 	}
-	fmt.Fprintf(s.Out, "      note: the kube-apiserver mirror pod of %s does not show its new --etcd-servers yet\n", node)
 }
 
 func firstLine(s string) string {

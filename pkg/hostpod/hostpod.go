@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -362,18 +363,14 @@ func (r *Runner) checkAccess(ctx context.Context) error {
 // service account: the ServiceAccount admission refuses every pod until the
 // controller-manager has made it, which takes a moment after kubeadm init.
 func (r *Runner) create(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p, err := r.Client.CoreV1().Pods(r.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-		if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `serviceaccount "default" not found`) || time.Now().After(deadline) {
-			return p, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Second):
-		}
-	}
+	var p *corev1.Pod
+	var err error
+	_ = wait.PollUntilContextTimeout(ctx, time.Second, 30*time.Second, true, func(context.Context) (bool, error) {
+		p, err = r.Client.CoreV1().Pods(r.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		waitingForSA := err != nil && apierrors.IsForbidden(err) && strings.Contains(err.Error(), `serviceaccount "default" not found`)
+		return !waitingForSA, nil
+	})
+	return p, err
 }
 
 func (r *Runner) createError(ctx context.Context, node string, err error) error {

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // errTimeout marks a poll that ran out of time; the caller explains it.
@@ -45,38 +46,34 @@ func kubeletSyncing(msg string) bool {
 // apiserver behind a load balancer switching backends. It returns the last
 // pod seen.
 func (r *Runner) poll(ctx context.Context, name string, timeout time.Duration, done func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
-	deadline := time.Now().Add(timeout)
 	var last *corev1.Pod
-	var lastErr error
-	for {
-		p, err := r.getPod(ctx, name)
+	var lastErr, condErr error
+	err := wait.PollUntilContextTimeout(ctx, r.Timeouts.Poll, timeout, true, func(pctx context.Context) (bool, error) {
+		p, err := r.getPod(pctx, name)
 		switch {
 		case apierrors.IsNotFound(err):
-			return last, fmt.Errorf("pod %s/%s was deleted while kubectl-etcd waited for it (another kubectl-etcd run on the same node removes pods of earlier runs)", r.Namespace, name)
+			condErr = fmt.Errorf("pod %s/%s was deleted while kubectl-etcd waited for it (another kubectl-etcd run on the same node removes pods of earlier runs)", r.Namespace, name)
+			return false, condErr
 		case err != nil:
-			if ctx.Err() != nil {
-				return last, ctx.Err()
-			}
 			lastErr = err // transient: the apiserver may be switching; try again
-		default:
-			last, lastErr = p, nil
-			ok, derr := done(p)
-			if derr != nil || ok {
-				return p, derr
-			}
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			if lastErr != nil {
-				return last, fmt.Errorf("%w (last error reading pod %s: %v)", errTimeout, name, lastErr)
-			}
-			return last, errTimeout
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(r.Timeouts.Poll):
-		}
+		last, lastErr = p, nil
+		ok, derr := done(p)
+		condErr = derr
+		return ok, derr
+	})
+	switch {
+	case err == nil:
+		return last, nil
+	case condErr != nil:
+		return last, condErr
+	case ctx.Err() != nil:
+		return last, ctx.Err()
+	case lastErr != nil:
+		return last, fmt.Errorf("%w (last error reading pod %s: %v)", errTimeout, name, lastErr)
 	}
+	return last, errTimeout
 }
 
 func (r *Runner) getPod(ctx context.Context, name string) (*corev1.Pod, error) {
