@@ -30,7 +30,8 @@ type RecoverOptions struct {
 	Yes  bool
 	Here bool
 
-	shown bool // the survey and notes were printed before the plan ran
+	hostLocal bool // run on a control-plane host, not from a workstation
+	shown     bool // the survey and notes were printed before the plan ran
 }
 
 // NewCmdRecover returns `kubectl-etcd recover` (host-local) and, from a
@@ -68,36 +69,54 @@ answers, there is nothing to recover; if not, it says what to run on a host.`,
   kubectl-etcd recover
   kubectl-etcd recover --yes -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !isHostLocal(o.Root) {
-				return o.workstation(cmd)
-			}
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			env := o.env()
-			r, err := recover.PlanRecover(cmd.Context(), env, recover.Options{Here: o.Here})
-			if err != nil {
-				return o.reportRecovery(r.Res, err)
-			}
-			if o.DryRun {
-				printSurvey(env.Out, r)
-				o.shown = true
-			} else if !o.Yes {
-				o.shown = true
-				if err := confirm(o.In, env.Out, r); err != nil {
-					return err
-				}
-			}
-			err = r.Run(cmd.Context())
-			return o.reportRecovery(r.Res, err)
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	o.WorkstationOptions.AddFlags(cmd)
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.Here, "here", false, "recover from this host even if another reachable survivor is further ahead (its newer writes are lost)")
 	return cmd
+}
+
+// Complete tells the host-local use from the workstation's.
+func (o *RecoverOptions) Complete(*cobra.Command, []string) error {
+	o.hostLocal = isHostLocal(o.Root)
+	return nil
+}
+
+// Validate rejects, on a host, bad flags and a caller that is not root. From
+// a workstation recover only explains, and no flag changes that.
+func (o *RecoverOptions) Validate() error {
+	if o.hostLocal {
+		return o.validate(nil)
+	}
+	return nil
+}
+
+// Run recovers on a host, or explains from a workstation.
+func (o *RecoverOptions) Run(ctx context.Context) error {
+	if !o.hostLocal {
+		return o.workstation(ctx)
+	}
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	env := o.env()
+	r, err := recover.PlanRecover(ctx, env, recover.Options{Here: o.Here})
+	if err != nil {
+		return o.reportRecovery(r.Res, err)
+	}
+	if o.DryRun {
+		printSurvey(env.Out, r)
+		o.shown = true
+	} else if !o.Yes {
+		o.shown = true
+		if err := confirm(o.In, env.Out, r); err != nil {
+			return err
+		}
+	}
+	err = r.Run(ctx)
+	return o.reportRecovery(r.Res, err)
 }
 
 // isHostLocal tells the host-local use (on a control-plane host) from the
@@ -208,10 +227,10 @@ func (o *RecoverOptions) reportRecovery(res *recover.Result, runErr error) error
 
 // workstation is `kubectl etcd recover` run with a kubeconfig: it cannot
 // recover anything through an apiserver that needs etcd, so it explains.
-func (o *RecoverOptions) workstation(cmd *cobra.Command) error {
+func (o *RecoverOptions) workstation(ctx context.Context) error {
 	// /readyz, not /version: an apiserver whose etcd lost quorum still
 	// answers /version, but not /readyz.
-	err := o.apiserverReady(cmd.Context())
+	err := o.apiserverReady(ctx)
 	var s *cluster.Session
 	if err == nil {
 		s, err = o.session(o.ErrOut)
@@ -222,7 +241,7 @@ func (o *RecoverOptions) workstation(cmd *cobra.Command) error {
 			"  kubectl-etcd recover             # on the host with the most recent data (recover says if another is ahead)\n"+
 			"The binary is on every host the plugin ran a host pod on: /var/lib/kubectl-etcd/kubectl-etcd. See docs/runbooks.md", err)
 	}
-	st, err := s.Status(cmd.Context())
+	st, err := s.Status(ctx)
 	if err != nil {
 		return err
 	}
