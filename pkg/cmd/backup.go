@@ -170,6 +170,8 @@ type BackupListOptions struct {
 	WorkstationOptions
 	Local bool
 	Dir   string
+
+	face face
 }
 
 // NewCmdBackupList returns `backup list [--local]`.
@@ -180,7 +182,8 @@ func NewCmdBackupList(configFlags *genericclioptions.ConfigFlags, streams generi
 		Short: "List the backups on every control-plane host and the schedule (or, with --local, this host's)",
 		Long: `From a workstation: the backup CronJob (schedule, last run, last success)
 and, read through a short-lived pod on each control-plane node, the backups in
-its ` + backup.Dir + `. With --local, as root on a host: the backups there.
+its ` + backup.Dir + `. With --local, as root on a host: the backups there
+(without --local, list is the workstation's wherever it runs).
 A backup is "verified" when it was verified as it was taken and its size has
 not changed since; "snapshot status FILE" reads it again in full.`,
 		Args: cobra.NoArgs,
@@ -193,13 +196,17 @@ not changed since; "snapshot status FILE" reads it again in full.`,
 	return cmd
 }
 
-// Complete has nothing to fill in: backup list takes no arguments.
-func (o *BackupListOptions) Complete(*cobra.Command, []string) error { return nil }
+// Complete chooses the face (--local).
+func (o *BackupListOptions) Complete(*cobra.Command, []string) error {
+	f, err := chooseFace(verbBackupList, o.Local, "", nil)
+	o.face = f
+	return err
+}
 
 // Validate rejects bad flags before anything is contacted or, with --local,
 // a caller that is not root.
 func (o *BackupListOptions) Validate() error {
-	if o.Local {
+	if o.face == hostLocalFace {
 		return o.validate(nil)
 	}
 	return o.validateFlags()
@@ -207,7 +214,7 @@ func (o *BackupListOptions) Validate() error {
 
 // Run lists the backups.
 func (o *BackupListOptions) Run(ctx context.Context) error {
-	if o.Local {
+	if o.face == hostLocalFace {
 		return o.runLocal()
 	}
 	return o.runWorkstation(ctx)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,11 +25,12 @@ import (
 type RecoverOptions struct {
 	HostOptions
 	WorkstationOptions
-	Yes  bool
-	Here bool
+	Local bool
+	Yes   bool
+	Here  bool
 
-	hostLocal bool // run on a control-plane host, not from a workstation
-	shown     bool // the survey and notes were printed before the plan ran
+	face  face
+	shown bool // the survey and notes were printed before the plan ran
 }
 
 // NewCmdRecover returns `kubectl-etcd recover` (host-local) and, from a
@@ -63,8 +62,11 @@ stops itself. Bring each back with "kubectl-etcd join --endpoints ..." on it
 (its stale data is moved aside). Safe to rerun after a crash: a journal in
 /etc/kubernetes/kubectl-etcd/recovery.json records what is done.
 
-From a workstation ("kubectl etcd recover"), it checks the apiserver: if it
-answers, there is nothing to recover; if not, it says what to run on a host.`,
+Run on a control-plane host (one with /etc/kubernetes/manifests under
+--host-root), recover is the host-local one above; --local forces it
+elsewhere. From a workstation ("kubectl etcd recover"), it checks the
+apiserver: if it answers, there is nothing to recover; if not, it says what
+to run on a host.`,
 		Example: `  kubectl-etcd recover --dry-run
   kubectl-etcd recover
   kubectl-etcd recover --yes -o json`,
@@ -73,21 +75,24 @@ answers, there is nothing to recover; if not, it says what to run on a host.`,
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.Local, "local", false, "recover on this host (as root) even if it has no /etc/kubernetes/manifests under --host-root (with it, the default)")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.Here, "here", false, "recover from this host even if another reachable survivor is further ahead (its newer writes are lost)")
 	return cmd
 }
 
-// Complete tells the host-local use from the workstation's.
+// Complete chooses the face: --local, else whether this is a control-plane
+// host.
 func (o *RecoverOptions) Complete(*cobra.Command, []string) error {
-	o.hostLocal = isHostLocal(o.Root)
-	return nil
+	f, err := chooseFace(verbRecover, o.Local, "", func() bool { return isControlPlaneHost(o.Root) })
+	o.face = f
+	return err
 }
 
 // Validate rejects, on a host, bad flags and a caller that is not root. From
 // a workstation recover only explains, and no flag changes that.
 func (o *RecoverOptions) Validate() error {
-	if o.hostLocal {
+	if o.face == hostLocalFace {
 		return o.validate(nil)
 	}
 	return nil
@@ -95,7 +100,7 @@ func (o *RecoverOptions) Validate() error {
 
 // Run recovers on a host, or explains from a workstation.
 func (o *RecoverOptions) Run(ctx context.Context) error {
-	if !o.hostLocal {
+	if o.face == workstationFace {
 		return o.workstation(ctx)
 	}
 	if err := o.load(ctx); err != nil {
@@ -117,13 +122,6 @@ func (o *RecoverOptions) Run(ctx context.Context) error {
 	}
 	err = r.Run(ctx)
 	return o.reportRecovery(r.Res, err)
-}
-
-// isHostLocal tells the host-local use (on a control-plane host) from the
-// workstation's: a kubeadm host has /etc/kubernetes/manifests.
-func isHostLocal(root string) bool {
-	_, err := os.Stat(filepath.Join(root, "/etc/kubernetes/manifests"))
-	return err == nil
 }
 
 // confirm prints the plan and asks; anything but yes changes nothing.

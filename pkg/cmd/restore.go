@@ -21,6 +21,7 @@ import (
 type RestoreOptions struct {
 	HostOptions
 	WorkstationOptions
+	Local             bool
 	Yes               bool
 	AllowOtherCluster bool
 	ReplaceSoleMember bool
@@ -32,6 +33,7 @@ type RestoreOptions struct {
 	NoSnapshot bool
 	Timeout    time.Duration
 
+	face face
 	file string
 }
 
@@ -54,7 +56,9 @@ marked compacted, so Kubernetes watches relist instead of missing events),
 starts it on a quarantine client port, verifies it, writes kubeadm's normal
 single-member manifest and waits for this host's apiserver. Then grow the
 cluster again: kubectl-etcd join on each other host (their old data is moved
-aside), or kubectl etcd scale. Safe to rerun after a crash.
+aside), or kubectl etcd scale. Safe to rerun after a crash. "restore FILE"
+is this host-local restore unless --node is given; --local says so
+explicitly and is refused with --node.
 
 From the workstation, while the apiserver is up ("kubectl etcd restore FILE
 --node NODE", a roll-back of a working cluster): the file on this machine is
@@ -76,6 +80,7 @@ again, and after a finished restore says so.`,
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.Local, "local", false, "restore on this host (as root): the default without --node, refused with it")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.AllowOtherCluster, "allow-other-cluster", false, "restore a snapshot whose Kubernetes cluster CA is not this host's")
 	cmd.Flags().BoolVar(&o.ReplaceSoleMember, "replace-sole-member", false, "host-local: restore over the running cluster when its only member is this host's (a roll-back; its writes after the snapshot are lost)")
@@ -88,19 +93,23 @@ again, and after a finished restore says so.`,
 	return cmd
 }
 
-// Complete takes FILE.
+// Complete takes FILE and chooses the face: host-local unless --node.
 func (o *RestoreOptions) Complete(_ *cobra.Command, args []string) error {
 	if len(args) != 1 {
 		return errors.New("restore needs the snapshot FILE to restore")
 	}
-	o.file = args[0]
+	f, err := chooseFace(verbRestore, o.Local, o.Node, nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.file = f, args[0]
 	return nil
 }
 
 // Validate rejects bad flags before anything is contacted or changed: with
 // --node those of the workstation's restore, else (as root) the host's.
 func (o *RestoreOptions) Validate() error {
-	if o.Node == "" {
+	if o.face == hostLocalFace {
 		return o.validate(nil)
 	}
 	switch o.Output {
@@ -119,7 +128,7 @@ func (o *RestoreOptions) Validate() error {
 
 // Run restores on this host, or on --node from the workstation.
 func (o *RestoreOptions) Run(ctx context.Context) error {
-	if o.Node != "" {
+	if o.face == workstationFace {
 		return o.workstation(ctx)
 	}
 	if o.detachedChild {

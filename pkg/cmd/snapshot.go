@@ -42,6 +42,7 @@ type SnapshotSaveOptions struct {
 	Force    bool
 	Timeout  time.Duration
 
+	face face
 	path string
 }
 
@@ -58,7 +59,8 @@ From a workstation the snapshot comes from the most advanced healthy member
 written on this machine. With --local, run as root on a control-plane host:
 the snapshot comes from this host's member (https://127.0.0.1:2379, or
 --endpoint), with a client certificate signed in memory by the host's etcd CA;
-this works without a quorum and with the apiserver down.
+this works without a quorum and with the apiserver down. Without --local,
+save is the workstation's wherever it runs.
 
 The file is written as FILE.part, synced, verified (the sha256 etcd appends
 to every snapshot, then bolt's integrity check, revision and key count as
@@ -80,16 +82,20 @@ which replaces it only once the new snapshot is verified.`,
 	return cmd
 }
 
-// Complete takes FILE.
+// Complete takes FILE and chooses the face (--local).
 func (o *SnapshotSaveOptions) Complete(_ *cobra.Command, args []string) error {
-	o.path = args[0]
+	f, err := chooseFace(verbSnapshotSave, o.Local, "", nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.path = f, args[0]
 	return nil
 }
 
 // Validate rejects bad flags and FILE names before anything is contacted
 // or, with --local, a caller that is not root.
 func (o *SnapshotSaveOptions) Validate() error {
-	if o.Local {
+	if o.face == hostLocalFace {
 		return o.validate(o.validateSave)
 	}
 	if err := o.validateFlags(); err != nil {
@@ -103,7 +109,7 @@ func (o *SnapshotSaveOptions) validateSave() error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout %s must be positive", o.Timeout)
 	}
-	if o.Endpoint != "" && !o.Local {
+	if o.Endpoint != "" && o.face != hostLocalFace {
 		return errors.New("--endpoint goes with --local; from a workstation the member is chosen for you")
 	}
 	if strings.HasSuffix(o.path, snapshot.PartSuffix) {
@@ -114,7 +120,7 @@ func (o *SnapshotSaveOptions) validateSave() error {
 
 // Run takes, writes and verifies the snapshot.
 func (o *SnapshotSaveOptions) Run(ctx context.Context) error {
-	if o.Local {
+	if o.face == hostLocalFace {
 		return o.runLocal(ctx)
 	}
 	return o.runWorkstation(ctx)

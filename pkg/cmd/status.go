@@ -22,6 +22,7 @@ type StatusOptions struct {
 	Endpoints string
 	Via       string
 
+	face      face
 	endpoints []string
 	via       cluster.StatusVia
 }
@@ -45,7 +46,9 @@ that cannot answer, status says why on stderr and uses a host pod instead.
 With --local, run as root on a control-plane host: whether etcd runs here, the
 local member's identity, raft index and revision (read from the data dir when
 etcd is stopped), which etcd this host's kube-apiserver reads, and every
-member the host can reach. Works with the apiserver down.`,
+member the host can reach. Works with the apiserver down. Without --local,
+status is the workstation's wherever it runs (a control-plane host with a
+kubeconfig too).`,
 		Args: cobra.NoArgs,
 		RunE: runE(o),
 	}
@@ -57,16 +60,20 @@ member the host can reach. Works with the apiserver down.`,
 	return cmd
 }
 
-// Complete splits --endpoints.
+// Complete chooses the face (--local) and splits --endpoints.
 func (o *StatusOptions) Complete(*cobra.Command, []string) error {
-	o.endpoints = splitList(o.Endpoints)
+	f, err := chooseFace(verbStatus, o.Local, "", nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.endpoints = f, splitList(o.Endpoints)
 	return nil
 }
 
 // Validate rejects bad flags before anything is asked of the cluster or, with
 // --local, a caller that is not root. It keeps the parsed --via for Run.
 func (o *StatusOptions) Validate() error {
-	if o.Local {
+	if o.face == hostLocalFace {
 		return o.validate(nil)
 	}
 	switch o.Output {
@@ -84,7 +91,7 @@ func (o *StatusOptions) Validate() error {
 
 // Run reads and prints the status.
 func (o *StatusOptions) Run(ctx context.Context) error {
-	if o.Local {
+	if o.face == hostLocalFace {
 		return o.runLocal(ctx)
 	}
 	s, err := o.session(o.ErrOut)
