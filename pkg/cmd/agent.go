@@ -114,7 +114,10 @@ func (o *AgentOptions) Run(cmd *cobra.Command) error {
 	switch o.request.Verb {
 	case hostpod.VerbStatus:
 		h := &HostOptions{IOStreams: o.IOStreams, Root: o.HostRoot, NodeName: o.NodeName}
-		if err := h.prepare(cmd, nil); err != nil {
+		if err := h.validate(nil); err != nil {
+			return err
+		}
+		if err := h.load(cmd.Context()); err != nil {
 			return err
 		}
 		st := h.env().ReadState(cmd.Context(), o.request.Args.Endpoints)

@@ -67,9 +67,7 @@ facts, what was kept and removed.`,
 		Example: `  kubectl-etcd backup run --reason pre-upgrade
   kubectl-etcd backup run --keep 24 --reason scheduled -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.Run(cmd)
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	cmd.Flags().IntVar(&o.Keep, "keep", 0, "keep the newest N verified backups, remove older ones (0: remove nothing)")
@@ -80,9 +78,12 @@ facts, what was kept and removed.`,
 	return cmd
 }
 
-// Run takes the backup.
-func (o *BackupRunOptions) Run(cmd *cobra.Command) error {
-	err := o.prepare(cmd, func() error {
+// Complete has nothing to fill in: backup run takes no arguments.
+func (o *BackupRunOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects bad flags, then a caller that is not root.
+func (o *BackupRunOptions) Validate() error {
+	return o.validate(func() error {
 		if o.Keep < 0 {
 			return fmt.Errorf("--keep %d: use 0 (keep all) or more", o.Keep)
 		}
@@ -91,7 +92,11 @@ func (o *BackupRunOptions) Run(cmd *cobra.Command) error {
 		}
 		return backup.ValidReason(o.Reason)
 	})
-	if err != nil {
+}
+
+// Run takes the backup.
+func (o *BackupRunOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
 		return err
 	}
 	dir, err := hostFilePath(o.host, o.Dir)
@@ -111,7 +116,7 @@ func (o *BackupRunOptions) Run(cmd *cobra.Command) error {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if !o.DryRun {
 		fmt.Fprintf(progress, "backing up the member at %s into %s\n", endpoint, o.Dir)
@@ -165,6 +170,8 @@ type BackupListOptions struct {
 	WorkstationOptions
 	Local bool
 	Dir   string
+
+	face face
 }
 
 // NewCmdBackupList returns `backup list [--local]`.
@@ -175,16 +182,12 @@ func NewCmdBackupList(configFlags *genericclioptions.ConfigFlags, streams generi
 		Short: "List the backups on every control-plane host and the schedule (or, with --local, this host's)",
 		Long: `From a workstation: the backup CronJob (schedule, last run, last success)
 and, read through a short-lived pod on each control-plane node, the backups in
-its ` + backup.Dir + `. With --local, as root on a host: the backups there.
+its ` + backup.Dir + `. With --local, as root on a host: the backups there
+(without --local, list is the workstation's wherever it runs).
 A backup is "verified" when it was verified as it was taken and its size has
 not changed since; "snapshot status FILE" reads it again in full.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Local {
-				return o.runLocal()
-			}
-			return o.runWorkstation(cmd)
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), false)
 	o.WorkstationOptions.AddFlags(cmd)
@@ -193,14 +196,32 @@ not changed since; "snapshot status FILE" reads it again in full.`,
 	return cmd
 }
 
+// Complete chooses the face (--local).
+func (o *BackupListOptions) Complete(*cobra.Command, []string) error {
+	f, err := chooseFace(verbBackupList, o.Local, "", nil)
+	o.face = f
+	return err
+}
+
+// Validate rejects bad flags before anything is contacted or, with --local,
+// a caller that is not root.
+func (o *BackupListOptions) Validate() error {
+	if o.face == hostLocalFace {
+		return o.validate(nil)
+	}
+	return o.validateFlags()
+}
+
+// Run lists the backups.
+func (o *BackupListOptions) Run(ctx context.Context) error {
+	if o.face == hostLocalFace {
+		return o.runLocal()
+	}
+	return o.runWorkstation(ctx)
+}
+
 func (o *BackupListOptions) runLocal() error {
 	// Only the directory is read: no cluster configuration needed.
-	if err := o.ValidateBasic(); err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
 	o.host = staticpod.NewHost(o.Root)
 	dir, err := hostFilePath(o.host, o.Dir)
 	if err != nil {
@@ -227,15 +248,12 @@ func (o *BackupListOptions) runLocal() error {
 	return nil
 }
 
-func (o *BackupListOptions) runWorkstation(cmd *cobra.Command) error {
-	if err := o.ValidateBasic(); err != nil {
-		return err
-	}
+func (o *BackupListOptions) runWorkstation(ctx context.Context) error {
 	s, err := o.session(o.ErrOut)
 	if err != nil {
 		return err
 	}
-	l, err := s.ListBackups(cmd.Context())
+	l, err := s.ListBackups(ctx)
 	if err != nil {
 		return err
 	}
@@ -315,17 +333,17 @@ func timeOrNever(t *time.Time) string {
 // BackupScheduleOptions: install or update the backup CronJob.
 type BackupScheduleOptions struct {
 	WorkstationOptions
-	Every   string
-	Keep    int
-	Node    string
-	DryRun  bool
-	Output  string
-	streams genericiooptions.IOStreams
+	genericiooptions.IOStreams
+	Every  string
+	Keep   int
+	Node   string
+	DryRun bool
+	Output string
 }
 
 // NewCmdBackupSchedule returns `backup schedule`.
 func NewCmdBackupSchedule(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupScheduleOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, streams: streams}
+	o := &BackupScheduleOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "schedule --every 1h --keep 24 [--node NODE]",
 		Short: "Install (or update) the CronJob that backs etcd up on a control-plane host",
@@ -342,42 +360,7 @@ Runs never overlap; each is stopped after 10 minutes.
 clock). Running it again with other flags updates the CronJob; with the same
 flags it changes nothing.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Output != "" && o.Output != "json" {
-				return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
-			}
-			if _, _, err := backup.ParseEvery(o.Every); err != nil {
-				return err
-			}
-			if o.Keep < 1 {
-				return fmt.Errorf("--keep %d: keep at least one backup", o.Keep)
-			}
-			s, err := o.session(o.streams.ErrOut)
-			if err != nil {
-				return err
-			}
-			res, err := s.ScheduleBackups(cmd.Context(), backup.Schedule{Every: o.Every, Keep: o.Keep, Node: o.Node, Image: o.Image}, o.DryRun)
-			if err != nil {
-				return err
-			}
-			if o.Output == "json" {
-				return printJSON(o.streams.Out, res, true)
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", w)
-			}
-			if res.Object != nil {
-				raw, err := yaml.Marshal(res.Object)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(o.streams.Out, "(dry run) %s CronJob %s:\n---\n%s", res.Action, res.CronJob, raw)
-				return nil
-			}
-			fmt.Fprintf(o.streams.Out, "CronJob %s %s: every %s (%q UTC), keep %d, on %s, image %s; backups in %s on the host\n",
-				res.CronJob, res.Action, res.Every, res.Schedule, res.Keep, nodeOrAny(res.Node), res.Image, res.Dir)
-			return nil
-		},
+		RunE: runE(o),
 	}
 	o.WorkstationOptions.AddFlags(cmd)
 	cmd.Flags().StringVar(&o.Every, "every", "1h", "interval between backups: Nm or Nh dividing an hour or a day (e.g. 15m, 1h, 6h, 24h)")
@@ -388,36 +371,100 @@ flags it changes nothing.`,
 	return cmd
 }
 
+// Complete has nothing to fill in: backup schedule takes no arguments.
+func (o *BackupScheduleOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects bad flags before the cluster is contacted.
+func (o *BackupScheduleOptions) Validate() error {
+	if o.Output != "" && o.Output != "json" {
+		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
+	}
+	if _, _, err := backup.ParseEvery(o.Every); err != nil {
+		return err
+	}
+	if o.Keep < 1 {
+		return fmt.Errorf("--keep %d: keep at least one backup", o.Keep)
+	}
+	return nil
+}
+
+// Run installs or updates the CronJob (or, with --dry-run, prints it).
+func (o *BackupScheduleOptions) Run(ctx context.Context) error {
+	s, err := o.session(o.ErrOut)
+	if err != nil {
+		return err
+	}
+	res, err := s.ScheduleBackups(ctx, backup.Schedule{Every: o.Every, Keep: o.Keep, Node: o.Node, Image: o.Image}, o.DryRun)
+	if err != nil {
+		return err
+	}
+	if o.Output == "json" {
+		return printJSON(o.Out, res, true)
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
+	if res.Object != nil {
+		raw, err := yaml.Marshal(res.Object)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Out, "(dry run) %s CronJob %s:\n---\n%s", res.Action, res.CronJob, raw)
+		return nil
+	}
+	fmt.Fprintf(o.Out, "CronJob %s %s: every %s (%q UTC), keep %d, on %s, image %s; backups in %s on the host\n",
+		res.CronJob, res.Action, res.Every, res.Schedule, res.Keep, nodeOrAny(res.Node), res.Image, res.Dir)
+	return nil
+}
+
+// BackupUnscheduleOptions: remove the backup CronJob.
+type BackupUnscheduleOptions struct {
+	WorkstationOptions
+	genericiooptions.IOStreams
+	DryRun bool
+	Output string
+}
+
 // NewCmdBackupUnschedule returns `backup unschedule`.
 func NewCmdBackupUnschedule(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &WorkstationOptions{ConfigFlags: configFlags}
-	var dryRun bool
-	var output string
+	o := &BackupUnscheduleOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "unschedule",
 		Short: "Remove the backup CronJob (the backups on the hosts stay)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "" && output != "json" {
-				return fmt.Errorf("unknown output format %q: only json is supported", output)
-			}
-			s, err := o.session(streams.ErrOut)
-			if err != nil {
-				return err
-			}
-			msg, err := s.UnscheduleBackups(cmd.Context(), dryRun)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(streams.Out, map[string]any{"dryRun": dryRun, "result": msg}, true)
-			}
-			fmt.Fprintln(streams.Out, msg)
-			return nil
-		},
+		RunE:  runE(o),
 	}
-	o.AddFlags(cmd)
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed and change nothing")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "say what would be removed and change nothing")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json")
 	return cmd
+}
+
+// Complete has nothing to fill in: backup unschedule takes no arguments.
+func (o *BackupUnscheduleOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects an output format other than json before the cluster is
+// contacted.
+func (o *BackupUnscheduleOptions) Validate() error {
+	if o.Output != "" && o.Output != "json" {
+		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
+	}
+	return nil
+}
+
+// Run removes the CronJob (or, with --dry-run, says what it would remove).
+func (o *BackupUnscheduleOptions) Run(ctx context.Context) error {
+	s, err := o.session(o.ErrOut)
+	if err != nil {
+		return err
+	}
+	msg, err := s.UnscheduleBackups(ctx, o.DryRun)
+	if err != nil {
+		return err
+	}
+	if o.Output == "json" {
+		return printJSON(o.Out, map[string]any{"dryRun": o.DryRun, "result": msg}, true)
+	}
+	fmt.Fprintln(o.Out, msg)
+	return nil
 }

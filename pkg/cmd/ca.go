@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -30,19 +31,23 @@ sealed to that key by "ca-send" on a member host), open it and install it as
 kubeadm would (key 0600). The private half of the one-time key exists only in
 this process.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE: runE(o),
 	}
 	o.AddFlags(cmd.Flags(), false)
 	return cmd
 }
 
+// Complete has nothing to fill in: ca-receive takes no arguments.
+func (o *CAReceiveOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects bad flags, then a caller that is not root.
+func (o *CAReceiveOptions) Validate() error { return o.validate(nil) }
+
 // Run receives and installs the CA.
-func (o *CAReceiveOptions) Run() error {
+func (o *CAReceiveOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(o.Out)
 	if o.host.HasEtcdCA(o.config) {
 		cert, _, err := o.host.ReadEtcdCA(o.config)
@@ -81,6 +86,8 @@ func (o *CAReceiveOptions) Run() error {
 type CASendOptions struct {
 	HostOptions
 	To string
+
+	pub []byte // --to-public-key, decoded
 }
 
 // NewCmdCASend returns the hidden `kubectl-etcd ca-send`.
@@ -91,29 +98,41 @@ func NewCmdCASend(streams genericiooptions.IOStreams) *cobra.Command {
 		Hidden: true, // run by the plugin in a host pod
 		Short:  "Print this host's etcd CA sealed to a one-time public key (used by the plugin's host pods)",
 		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var pub []byte
-			if err := o.prepare(cmd, func() error {
-				var err error
-				if pub, err = base64.StdEncoding.DecodeString(o.To); err != nil || len(pub) == 0 {
-					return errors.New("--to-public-key must hold the receiver's base64 public key")
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			cert, key, err := o.host.ReadEtcdCA(o.config)
-			if err != nil {
-				return fmt.Errorf("on %s: %w", o.config.NodeName(), err)
-			}
-			sealed, err := sealedca.Seal(pub, sealedca.Bundle{CertPEM: cert, KeyPEM: key})
-			if err != nil {
-				return err
-			}
-			return json.NewEncoder(o.Out).Encode(sealedca.Message{Sealed: sealed, Fingerprint: sealedca.Fingerprint(cert)})
-		},
+		RunE:   runE(o),
 	}
 	o.AddFlags(cmd.Flags(), false)
 	cmd.Flags().StringVar(&o.To, "to-public-key", "", "the receiving host's one-time public key, base64")
 	return cmd
+}
+
+// Complete has nothing to fill in: the key comes as a flag.
+func (o *CASendOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects a key that is not base64, then a caller that is not
+// root. It keeps the decoded key for Run.
+func (o *CASendOptions) Validate() error {
+	return o.validate(func() error {
+		pub, err := base64.StdEncoding.DecodeString(o.To)
+		if err != nil || len(pub) == 0 {
+			return errors.New("--to-public-key must hold the receiver's base64 public key")
+		}
+		o.pub = pub
+		return nil
+	})
+}
+
+// Run prints this host's etcd CA sealed to the receiver's key.
+func (o *CASendOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	cert, key, err := o.host.ReadEtcdCA(o.config)
+	if err != nil {
+		return fmt.Errorf("on %s: %w", o.config.NodeName(), err)
+	}
+	sealed, err := sealedca.Seal(o.pub, sealedca.Bundle{CertPEM: cert, KeyPEM: key})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(o.Out).Encode(sealedca.Message{Sealed: sealed, Fingerprint: sealedca.Fingerprint(cert)})
 }

@@ -1,13 +1,13 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -46,21 +46,32 @@ func (o *HostOptions) AddFlags(fs *pflag.FlagSet, mutating bool) {
 	}
 }
 
-// Complete loads the host and its configuration.
-func (o *HostOptions) Complete(cmd *cobra.Command) error {
-	o.host = staticpod.NewHost(o.Root)
-	cfg, err := o.host.LoadConfig(cmd.Context(), staticpod.ConfigOptions{
-		ConfigFile: o.ConfigFile, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress,
-	})
-	if err != nil {
+// validate runs the checks of a host verb's Validate, in the order that
+// reports a mistake in how the command was typed as such even when not run
+// as root: the shared flags, then the verb's own (extra, may be nil), then
+// root and --host-root. It reads and changes nothing on the host.
+func (o *HostOptions) validate(extra func() error) error {
+	if err := o.validateFlags(); err != nil {
 		return err
 	}
-	o.config = cfg
+	if extra != nil {
+		if err := extra(); err != nil {
+			return err
+		}
+	}
+	return o.validateHost()
+}
+
+// validateFlags checks the shared flag values; it needs no host.
+func (o *HostOptions) validateFlags() error {
+	if o.Output != "" && o.Output != "json" {
+		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
+	}
 	return nil
 }
 
-// Validate rejects what cannot work before anything is touched.
-func (o *HostOptions) Validate() error {
+// validateHost rejects what cannot work here before anything is touched.
+func (o *HostOptions) validateHost() error {
 	if os.Geteuid() != 0 {
 		return errors.New("this command runs as root on a control-plane host: it reads the etcd CA and writes static-pod manifests under /etc/kubernetes")
 	}
@@ -70,29 +81,18 @@ func (o *HostOptions) Validate() error {
 	return nil
 }
 
-// prepare runs the checks and loads the host, in the order that touches
-// nothing until the input is known good: flags, then root and host root,
-// then the configuration.
-func (o *HostOptions) prepare(cmd *cobra.Command, extra func() error) error {
-	if err := o.ValidateBasic(); err != nil {
+// load reads the host and its kubeadm configuration. Host verbs call it
+// first thing in Run, not in Complete: the files are root's and the
+// configuration may be asked of the apiserver, so Validate comes first.
+func (o *HostOptions) load(ctx context.Context) error {
+	o.host = staticpod.NewHost(o.Root)
+	cfg, err := o.host.LoadConfig(ctx, staticpod.ConfigOptions{
+		ConfigFile: o.ConfigFile, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress,
+	})
+	if err != nil {
 		return err
 	}
-	if extra != nil {
-		if err := extra(); err != nil {
-			return err
-		}
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	return o.Complete(cmd)
-}
-
-// ValidateBasic runs the checks that need no host (flag values).
-func (o *HostOptions) ValidateBasic() error {
-	if o.Output != "" && o.Output != "json" {
-		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
-	}
+	o.config = cfg
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
@@ -24,14 +26,23 @@ until it serves. Grow the cluster from there with "join" on other hosts (or
 		Example: `  kubectl-etcd init --dry-run
   kubectl-etcd init --advertise-address 10.0.0.11 --node-name cp-1`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			res, err := o.env().Init(cmd.Context())
-			return o.report(res, err)
-		},
+		RunE: runE(o),
 	}
 	o.AddFlags(cmd.Flags(), true)
 	return cmd
+}
+
+// Complete has nothing to fill in: init takes no arguments.
+func (o *InitOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects bad flags, then a caller that is not root.
+func (o *InitOptions) Validate() error { return o.validate(nil) }
+
+// Run creates the member.
+func (o *InitOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	res, err := o.env().Init(ctx)
+	return o.report(res, err)
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,6 +18,9 @@ type JoinOptions struct {
 	Endpoints       string
 	MoveForeignData bool
 	ReplaceMember   string
+
+	endpoints []string
+	replace   uint64 // --replace-member, parsed
 }
 
 // NewCmdJoin returns `kubectl-etcd join`.
@@ -41,29 +45,45 @@ is a normal join.`,
   kubectl-etcd join --endpoints https://10.0.0.11:2379,https://10.0.0.12:2379
   kubectl-etcd join --endpoints https://10.0.0.11:2379 --replace-member 8e9e05c52164694d`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.prepare(cmd, func() error {
-				if len(splitList(o.Endpoints)) == 0 {
-					return errors.New("--endpoints is required: the client URL of at least one current member, e.g. https://10.0.0.11:2379")
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			var replace uint64
-			if o.ReplaceMember != "" {
-				var err error
-				if replace, err = strconv.ParseUint(o.ReplaceMember, 16, 64); err != nil || replace == 0 {
-					return fmt.Errorf("--replace-member %q is not a member ID (hex, as status shows it)", o.ReplaceMember)
-				}
-			}
-			res, err := o.env().Join(cmd.Context(), hostlocal.JoinOptions{Endpoints: splitList(o.Endpoints), MoveForeignData: o.MoveForeignData, ReplaceMember: replace})
-			return o.report(res, err)
-		},
+		RunE: runE(o),
 	}
 	o.AddFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "client URLs of current members (any that answers is used)")
 	cmd.Flags().StringVar(&o.ReplaceMember, "replace-member", "", "ID (hex) of this host's member to replace with a fresh one: it is stopped, its data moved aside, removed and added back as a learner (what `kubectl etcd replace` runs)")
 	cmd.Flags().BoolVar(&o.MoveForeignData, "move-aside-foreign-data", false, "move aside (never delete) a data dir that belongs to another etcd cluster instead of refusing")
 	return cmd
+}
+
+// Complete splits --endpoints.
+func (o *JoinOptions) Complete(*cobra.Command, []string) error {
+	o.endpoints = splitList(o.Endpoints)
+	return nil
+}
+
+// Validate rejects bad flags, then a caller that is not root. It keeps the
+// parsed --replace-member for Run.
+func (o *JoinOptions) Validate() error {
+	return o.validate(func() error {
+		if len(o.endpoints) == 0 {
+			return errors.New("--endpoints is required: the client URL of at least one current member, e.g. https://10.0.0.11:2379")
+		}
+		o.replace = 0
+		if o.ReplaceMember != "" {
+			id, err := strconv.ParseUint(o.ReplaceMember, 16, 64)
+			if err != nil || id == 0 {
+				return fmt.Errorf("--replace-member %q is not a member ID (hex, as status shows it)", o.ReplaceMember)
+			}
+			o.replace = id
+		}
+		return nil
+	})
+}
+
+// Run adds the member.
+func (o *JoinOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	res, err := o.env().Join(ctx, hostlocal.JoinOptions{Endpoints: o.endpoints, MoveForeignData: o.MoveForeignData, ReplaceMember: o.replace})
+	return o.report(res, err)
 }

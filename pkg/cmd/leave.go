@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -11,6 +13,8 @@ import (
 type LeaveOptions struct {
 	HostOptions
 	Endpoints string
+
+	endpoints []string
 }
 
 // NewCmdLeave returns `kubectl-etcd leave`.
@@ -28,15 +32,27 @@ moved aside (never deleted). "join" brings it back.`,
 		Example: `  kubectl-etcd leave --dry-run
   kubectl-etcd leave -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			res, err := o.env().Leave(cmd.Context(), hostlocal.LeaveOptions{Endpoints: splitList(o.Endpoints)})
-			return o.report(res, err)
-		},
+		RunE: runE(o),
 	}
 	o.AddFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "extra client URLs to reach the cluster by (the local member and its manifest's peers are always tried)")
 	return cmd
+}
+
+// Complete splits --endpoints.
+func (o *LeaveOptions) Complete(*cobra.Command, []string) error {
+	o.endpoints = splitList(o.Endpoints)
+	return nil
+}
+
+// Validate rejects bad flags, then a caller that is not root.
+func (o *LeaveOptions) Validate() error { return o.validate(nil) }
+
+// Run removes the member.
+func (o *LeaveOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	res, err := o.env().Leave(ctx, hostlocal.LeaveOptions{Endpoints: o.endpoints})
+	return o.report(res, err)
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,9 +25,11 @@ import (
 type RecoverOptions struct {
 	HostOptions
 	WorkstationOptions
-	Yes  bool
-	Here bool
+	Local bool
+	Yes   bool
+	Here  bool
 
+	face  face
 	shown bool // the survey and notes were printed before the plan ran
 }
 
@@ -62,49 +62,66 @@ stops itself. Bring each back with "kubectl-etcd join --endpoints ..." on it
 (its stale data is moved aside). Safe to rerun after a crash: a journal in
 /etc/kubernetes/kubectl-etcd/recovery.json records what is done.
 
-From a workstation ("kubectl etcd recover"), it checks the apiserver: if it
-answers, there is nothing to recover; if not, it says what to run on a host.`,
+Run on a control-plane host (one with /etc/kubernetes/manifests under
+--host-root), recover is the host-local one above; --local forces it
+elsewhere. From a workstation ("kubectl etcd recover"), it checks the
+apiserver: if it answers, there is nothing to recover; if not, it says what
+to run on a host.`,
 		Example: `  kubectl-etcd recover --dry-run
   kubectl-etcd recover
   kubectl-etcd recover --yes -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !isHostLocal(o.Root) {
-				return o.workstation(cmd)
-			}
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			env := o.env()
-			r, err := recover.PlanRecover(cmd.Context(), env, recover.Options{Here: o.Here})
-			if err != nil {
-				return o.reportRecovery(r.Res, err)
-			}
-			if o.DryRun {
-				printSurvey(env.Out, r)
-				o.shown = true
-			} else if !o.Yes {
-				o.shown = true
-				if err := confirm(o.In, env.Out, r); err != nil {
-					return err
-				}
-			}
-			err = r.Run(cmd.Context())
-			return o.reportRecovery(r.Res, err)
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.Local, "local", false, "recover on this host (as root) even if it has no /etc/kubernetes/manifests under --host-root (with it, the default)")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.Here, "here", false, "recover from this host even if another reachable survivor is further ahead (its newer writes are lost)")
 	return cmd
 }
 
-// isHostLocal tells the host-local use (on a control-plane host) from the
-// workstation's: a kubeadm host has /etc/kubernetes/manifests.
-func isHostLocal(root string) bool {
-	_, err := os.Stat(filepath.Join(root, "/etc/kubernetes/manifests"))
-	return err == nil
+// Complete chooses the face: --local, else whether this is a control-plane
+// host.
+func (o *RecoverOptions) Complete(*cobra.Command, []string) error {
+	f, err := chooseFace(verbRecover, o.Local, "", func() bool { return isControlPlaneHost(o.Root) })
+	o.face = f
+	return err
+}
+
+// Validate rejects, on a host, bad flags and a caller that is not root. From
+// a workstation recover only explains, and no flag changes that.
+func (o *RecoverOptions) Validate() error {
+	if o.face == hostLocalFace {
+		return o.validate(nil)
+	}
+	return nil
+}
+
+// Run recovers on a host, or explains from a workstation.
+func (o *RecoverOptions) Run(ctx context.Context) error {
+	if o.face == workstationFace {
+		return o.workstation(ctx)
+	}
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	env := o.env()
+	r, err := recover.PlanRecover(ctx, env, recover.Options{Here: o.Here})
+	if err != nil {
+		return o.reportRecovery(r.Res, err)
+	}
+	if o.DryRun {
+		printSurvey(env.Out, r)
+		o.shown = true
+	} else if !o.Yes {
+		o.shown = true
+		if err := confirm(o.In, env.Out, r); err != nil {
+			return err
+		}
+	}
+	err = r.Run(ctx)
+	return o.reportRecovery(r.Res, err)
 }
 
 // confirm prints the plan and asks; anything but yes changes nothing.
@@ -208,10 +225,10 @@ func (o *RecoverOptions) reportRecovery(res *recover.Result, runErr error) error
 
 // workstation is `kubectl etcd recover` run with a kubeconfig: it cannot
 // recover anything through an apiserver that needs etcd, so it explains.
-func (o *RecoverOptions) workstation(cmd *cobra.Command) error {
+func (o *RecoverOptions) workstation(ctx context.Context) error {
 	// /readyz, not /version: an apiserver whose etcd lost quorum still
 	// answers /version, but not /readyz.
-	err := o.apiserverReady(cmd.Context())
+	err := o.apiserverReady(ctx)
 	var s *cluster.Session
 	if err == nil {
 		s, err = o.session(o.ErrOut)
@@ -222,7 +239,7 @@ func (o *RecoverOptions) workstation(cmd *cobra.Command) error {
 			"  kubectl-etcd recover             # on the host with the most recent data (recover says if another is ahead)\n"+
 			"The binary is on every host the plugin ran a host pod on: /var/lib/kubectl-etcd/kubectl-etcd. See docs/runbooks.md", err)
 	}
-	st, err := s.Status(cmd.Context())
+	st, err := s.Status(ctx)
 	if err != nil {
 		return err
 	}

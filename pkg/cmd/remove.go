@@ -62,7 +62,7 @@ decision (kubeadm upgrade refuses while a control-plane node is NotReady).`,
   kubectl etcd remove cp-3 --delete-node     # the host is gone for good`,
 		Args:              exactlyOne("remove", "NODE|MEMBER"),
 		ValidArgsFunction: completeControlPlaneNodes(configFlags),
-		RunE:              func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
+		RunE:              runE(o),
 	}
 	o.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.DeleteNode, "delete-node", false, "also delete the node's Node object and control-plane mirror pods (a host gone for good; refused while its kubelet renews its node lease)")
@@ -89,7 +89,7 @@ node as root; running it completes the replace.`,
   kubectl etcd replace cp-2`,
 		Args:              exactlyOne("replace", "NODE"),
 		ValidArgsFunction: completeControlPlaneNodes(configFlags),
-		RunE:              func(cmd *cobra.Command, args []string) error { return o.Execute(cmd, args) },
+		RunE:              runE(o),
 	}
 	o.addFlags(cmd)
 	return cmd
@@ -102,17 +102,11 @@ func (o *MemberOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format of the final state: json|yaml|wide")
 }
 
-// Execute runs Complete, Validate and Run.
-func (o *MemberOptions) Execute(cmd *cobra.Command, args []string) error {
-	o.Complete(args)
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	return o.Run(cmd.Context())
-}
-
 // Complete takes the member or node named.
-func (o *MemberOptions) Complete(args []string) { o.Target = args[0] }
+func (o *MemberOptions) Complete(_ *cobra.Command, args []string) error {
+	o.Target = args[0]
+	return nil
+}
 
 // Validate rejects bad flags before anything is contacted.
 func (o *MemberOptions) Validate() error {

@@ -21,6 +21,7 @@ import (
 type RestoreOptions struct {
 	HostOptions
 	WorkstationOptions
+	Local             bool
 	Yes               bool
 	AllowOtherCluster bool
 	ReplaceSoleMember bool
@@ -31,6 +32,9 @@ type RestoreOptions struct {
 	Replicas   int
 	NoSnapshot bool
 	Timeout    time.Duration
+
+	face face
+	file string
 }
 
 // NewCmdRestore returns `kubectl-etcd restore FILE` (host-local) and
@@ -52,7 +56,9 @@ marked compacted, so Kubernetes watches relist instead of missing events),
 starts it on a quarantine client port, verifies it, writes kubeadm's normal
 single-member manifest and waits for this host's apiserver. Then grow the
 cluster again: kubectl-etcd join on each other host (their old data is moved
-aside), or kubectl etcd scale. Safe to rerun after a crash.
+aside), or kubectl etcd scale. Safe to rerun after a crash. "restore FILE"
+is this host-local restore unless --node is given; --local says so
+explicitly and is refused with --node.
 
 From the workstation, while the apiserver is up ("kubectl etcd restore FILE
 --node NODE", a roll-back of a working cluster): the file on this machine is
@@ -70,38 +76,11 @@ again, and after a finished restore says so.`,
   kubectl etcd restore ./snap.db --node cp-1 --dry-run
   kubectl etcd restore ./snap.db --node cp-1 --replicas 3`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return errors.New("restore needs the snapshot FILE to restore")
-			}
-			if o.Node != "" {
-				return o.workstation(cmd.Context(), args[0])
-			}
-			if o.detachedChild {
-				if err := recover.WaitGo(o.In); err != nil {
-					return err
-				}
-			}
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			env := o.env()
-			r, err := recover.PlanRestore(cmd.Context(), env, recover.RestoreOptions{File: args[0], AllowOtherCluster: o.AllowOtherCluster, ReplaceSoleMember: o.ReplaceSoleMember})
-			ro := &RecoverOptions{HostOptions: o.HostOptions}
-			if err != nil {
-				return ro.reportRecovery(r.Res, err)
-			}
-			if !o.DryRun && !o.Yes {
-				if err := confirm(o.In, env.Out, r); err != nil {
-					return err
-				}
-			}
-			err = r.Run(cmd.Context())
-			return ro.reportRecovery(r.Res, err)
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.Local, "local", false, "restore on this host (as root): the default without --node, refused with it")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.AllowOtherCluster, "allow-other-cluster", false, "restore a snapshot whose Kubernetes cluster CA is not this host's")
 	cmd.Flags().BoolVar(&o.ReplaceSoleMember, "replace-sole-member", false, "host-local: restore over the running cluster when its only member is this host's (a roll-back; its writes after the snapshot are lost)")
@@ -114,8 +93,25 @@ again, and after a finished restore says so.`,
 	return cmd
 }
 
-// workstation is `kubectl etcd restore FILE --node X`.
-func (o *RestoreOptions) workstation(ctx context.Context, file string) error {
+// Complete takes FILE and chooses the face: host-local unless --node.
+func (o *RestoreOptions) Complete(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return errors.New("restore needs the snapshot FILE to restore")
+	}
+	f, err := chooseFace(verbRestore, o.Local, o.Node, nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.file = f, args[0]
+	return nil
+}
+
+// Validate rejects bad flags before anything is contacted or changed: with
+// --node those of the workstation's restore, else (as root) the host's.
+func (o *RestoreOptions) Validate() error {
+	if o.face == hostLocalFace {
+		return o.validate(nil)
+	}
 	switch o.Output {
 	case "", "json", "yaml", "wide":
 	default:
@@ -127,6 +123,42 @@ func (o *RestoreOptions) workstation(ctx context.Context, file string) error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", o.Timeout)
 	}
+	return nil
+}
+
+// Run restores on this host, or on --node from the workstation.
+func (o *RestoreOptions) Run(ctx context.Context) error {
+	if o.face == workstationFace {
+		return o.workstation(ctx)
+	}
+	if o.detachedChild {
+		// Started by "restore-node start": read nothing of the host before
+		// the starter has moved this process out of its pod (Validate,
+		// which only checks flags, root and --host-root, has run).
+		if err := recover.WaitGo(o.In); err != nil {
+			return err
+		}
+	}
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	env := o.env()
+	r, err := recover.PlanRestore(ctx, env, recover.RestoreOptions{File: o.file, AllowOtherCluster: o.AllowOtherCluster, ReplaceSoleMember: o.ReplaceSoleMember})
+	ro := &RecoverOptions{HostOptions: o.HostOptions}
+	if err != nil {
+		return ro.reportRecovery(r.Res, err)
+	}
+	if !o.DryRun && !o.Yes {
+		if err := confirm(o.In, env.Out, r); err != nil {
+			return err
+		}
+	}
+	err = r.Run(ctx)
+	return ro.reportRecovery(r.Res, err)
+}
+
+// workstation is `kubectl etcd restore FILE --node X`.
+func (o *RestoreOptions) workstation(ctx context.Context) error {
 	progress := o.Out
 	if o.Output == "json" || o.Output == "yaml" {
 		progress = o.ErrOut
@@ -148,7 +180,7 @@ func (o *RestoreOptions) workstation(ctx context.Context, file string) error {
 			return err
 		}
 	}
-	ro := cluster.RestoreOptions{File: file, Node: o.Node, Replicas: o.Replicas, DryRun: o.DryRun,
+	ro := cluster.RestoreOptions{File: o.file, Node: o.Node, Replicas: o.Replicas, DryRun: o.DryRun,
 		NoSnapshot: o.NoSnapshot, AllowOtherCluster: o.AllowOtherCluster, Timeout: o.Timeout}
 	if !o.Yes {
 		ro.Confirm = func() error {

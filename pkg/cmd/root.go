@@ -5,6 +5,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -62,4 +63,27 @@ kubectl-etcd works in two ways:
 	cmd.AddCommand(NewCmdRecover(configFlags, streams))
 	cmd.AddCommand(NewCmdRestore(configFlags, streams), NewCmdRestoreNode(streams))
 	return cmd
+}
+
+// options is the shape of every verb, as in kubectl's commands: Complete
+// fills in what the arguments, flags and kubeconfig say; Validate rejects bad
+// input before anything is contacted or changed; Run does it.
+type options interface {
+	Complete(cmd *cobra.Command, args []string) error
+	Validate() error
+	Run(ctx context.Context) error
+}
+
+// runE is a verb's cobra RunE: Complete, Validate, Run, stopping at the
+// first error.
+func runE(o options) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
+	}
 }

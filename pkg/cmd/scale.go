@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -23,6 +24,7 @@ type ScaleOptions struct {
 	Output     string
 
 	replicasSet bool
+	nodes       []string
 }
 
 // NewCmdScale returns `kubectl etcd scale`.
@@ -43,23 +45,7 @@ pods on the hosts. Safe to run again after a crash.`,
   kubectl etcd scale --replicas 3
   kubectl etcd scale --nodes cp-1,cp-2,cp-3`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.replicasSet = cmd.Flags().Changed("replicas")
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			progress := o.Out
-			if o.Output == "json" || o.Output == "yaml" {
-				progress = o.ErrOut
-			}
-			s, err := o.session(progress)
-			if err != nil {
-				return err
-			}
-			res, err := s.Scale(cmd.Context(), cluster.ScaleOptions{
-				Target: cluster.Target{Replicas: o.Replicas, Nodes: splitList(o.Nodes)}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
-			return printResult(o.Out, progress, res, o.Output, err)
-		},
+		RunE: runE(o),
 	}
 	o.AddFlags(cmd)
 	cmd.Flags().IntVar(&o.Replicas, "replicas", 0, "number of members")
@@ -68,6 +54,14 @@ pods on the hosts. Safe to run again after a crash.`,
 	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the first change")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json|yaml (the steps and the final state), wide (the final state)")
 	return cmd
+}
+
+// Complete notes whether --replicas was given (0 is a value to refuse, not
+// "unset") and splits --nodes.
+func (o *ScaleOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.replicasSet = cmd.Flags().Changed("replicas")
+	o.nodes = splitList(o.Nodes)
+	return nil
 }
 
 // Validate rejects bad flags before anything is contacted.
@@ -84,4 +78,19 @@ func (o *ScaleOptions) Validate() error {
 		return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
 	}
 	return nil
+}
+
+// Run makes the change, printing progress and then the state left.
+func (o *ScaleOptions) Run(ctx context.Context) error {
+	progress := o.Out
+	if o.Output == "json" || o.Output == "yaml" {
+		progress = o.ErrOut
+	}
+	s, err := o.session(progress)
+	if err != nil {
+		return err
+	}
+	res, err := s.Scale(ctx, cluster.ScaleOptions{
+		Target: cluster.Target{Replicas: o.Replicas, Nodes: o.nodes}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
+	return printResult(o.Out, progress, res, o.Output, err)
 }

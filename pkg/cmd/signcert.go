@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,8 @@ type SignClientCertOptions struct {
 	HostOptions
 	CSR      string
 	Validity time.Duration
+
+	der []byte // --csr-base64, decoded
 }
 
 // NewCmdSignClientCert returns the hidden `kubectl-etcd sign-client-cert`.
@@ -29,26 +32,38 @@ func NewCmdSignClientCert(streams genericiooptions.IOStreams) *cobra.Command {
 		Short:  "Sign a short-lived etcd client certificate for a certificate request (used by the plugin's host pods)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var der []byte
-			if err := o.prepare(cmd, func() error {
-				var err error
-				if der, err = base64.StdEncoding.DecodeString(o.CSR); err != nil || len(der) == 0 {
-					return errors.New("--csr-base64 must hold a base64 DER certificate request")
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			signed, err := o.host.SignClientCSR(o.config, der, o.Validity)
-			if err != nil {
-				return fmt.Errorf("signing a client certificate on %s: %w", o.config.NodeName(), err)
-			}
-			return json.NewEncoder(o.Out).Encode(signed)
-		},
+		RunE:   runE(o),
 	}
 	o.AddFlags(cmd.Flags(), false)
 	cmd.Flags().StringVar(&o.CSR, "csr-base64", "", "the certificate request, DER, base64")
 	cmd.Flags().DurationVar(&o.Validity, "validity", time.Hour, "how long the certificate is valid (at most 24h)")
 	return cmd
+}
+
+// Complete has nothing to fill in: the request comes as a flag.
+func (o *SignClientCertOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate rejects a request that is not base64, then a caller that is not
+// root. It keeps the decoded request for Run.
+func (o *SignClientCertOptions) Validate() error {
+	return o.validate(func() error {
+		der, err := base64.StdEncoding.DecodeString(o.CSR)
+		if err != nil || len(der) == 0 {
+			return errors.New("--csr-base64 must hold a base64 DER certificate request")
+		}
+		o.der = der
+		return nil
+	})
+}
+
+// Run signs the certificate and prints it as JSON.
+func (o *SignClientCertOptions) Run(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	signed, err := o.host.SignClientCSR(o.config, o.der, o.Validity)
+	if err != nil {
+		return fmt.Errorf("signing a client certificate on %s: %w", o.config.NodeName(), err)
+	}
+	return json.NewEncoder(o.Out).Encode(signed)
 }

@@ -42,6 +42,7 @@ type SnapshotSaveOptions struct {
 	Force    bool
 	Timeout  time.Duration
 
+	face face
 	path string
 }
 
@@ -58,7 +59,8 @@ From a workstation the snapshot comes from the most advanced healthy member
 written on this machine. With --local, run as root on a control-plane host:
 the snapshot comes from this host's member (https://127.0.0.1:2379, or
 --endpoint), with a client certificate signed in memory by the host's etcd CA;
-this works without a quorum and with the apiserver down.
+this works without a quorum and with the apiserver down. Without --local,
+save is the workstation's wherever it runs.
 
 The file is written as FILE.part, synced, verified (the sha256 etcd appends
 to every snapshot, then bolt's integrity check, revision and key count as
@@ -69,13 +71,7 @@ which replaces it only once the new snapshot is verified.`,
 		Example: `  kubectl etcd snapshot save ./etcd-before-upgrade.db
   kubectl-etcd snapshot save /root/etcd.db --local      # as root on a control-plane host`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.path = args[0]
-			if o.Local {
-				return o.runLocal(cmd)
-			}
-			return o.runWorkstation(cmd)
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
 	o.WorkstationOptions.AddFlags(cmd)
@@ -86,14 +82,34 @@ which replaces it only once the new snapshot is verified.`,
 	return cmd
 }
 
-func (o *SnapshotSaveOptions) validate() error {
-	if err := o.ValidateBasic(); err != nil {
+// Complete takes FILE and chooses the face (--local).
+func (o *SnapshotSaveOptions) Complete(_ *cobra.Command, args []string) error {
+	f, err := chooseFace(verbSnapshotSave, o.Local, "", nil)
+	if err != nil {
 		return err
 	}
+	o.face, o.path = f, args[0]
+	return nil
+}
+
+// Validate rejects bad flags and FILE names before anything is contacted
+// or, with --local, a caller that is not root.
+func (o *SnapshotSaveOptions) Validate() error {
+	if o.face == hostLocalFace {
+		return o.validate(o.validateSave)
+	}
+	if err := o.validateFlags(); err != nil {
+		return err
+	}
+	return o.validateSave()
+}
+
+// validateSave checks what both faces share, after the shared flags.
+func (o *SnapshotSaveOptions) validateSave() error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout %s must be positive", o.Timeout)
 	}
-	if o.Endpoint != "" && !o.Local {
+	if o.Endpoint != "" && o.face != hostLocalFace {
 		return errors.New("--endpoint goes with --local; from a workstation the member is chosen for you")
 	}
 	if strings.HasSuffix(o.path, snapshot.PartSuffix) {
@@ -102,10 +118,15 @@ func (o *SnapshotSaveOptions) validate() error {
 	return nil
 }
 
-func (o *SnapshotSaveOptions) runWorkstation(cmd *cobra.Command) error {
-	if err := o.validate(); err != nil {
-		return err
+// Run takes, writes and verifies the snapshot.
+func (o *SnapshotSaveOptions) Run(ctx context.Context) error {
+	if o.face == hostLocalFace {
+		return o.runLocal(ctx)
 	}
+	return o.runWorkstation(ctx)
+}
+
+func (o *SnapshotSaveOptions) runWorkstation(ctx context.Context) error {
 	path, err := filepath.Abs(o.path)
 	if err != nil {
 		return err
@@ -114,7 +135,7 @@ func (o *SnapshotSaveOptions) runWorkstation(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	src, info, err := s.Snapshot(ctx, path, snapshot.SaveOptions{Force: o.Force}, o.DryRun)
 	if err != nil {
@@ -126,8 +147,8 @@ func (o *SnapshotSaveOptions) runWorkstation(cmd *cobra.Command) error {
 	return printSnapshotInfo(o.Out, o.Output, "Snapshot saved to", info)
 }
 
-func (o *SnapshotSaveOptions) runLocal(cmd *cobra.Command) error {
-	if err := o.prepare(cmd, o.validate); err != nil {
+func (o *SnapshotSaveOptions) runLocal(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
 		return err
 	}
 	path, err := hostFilePath(o.host, o.path)
@@ -141,7 +162,7 @@ func (o *SnapshotSaveOptions) runLocal(cmd *cobra.Command) error {
 	if o.DryRun {
 		return o.printDryRun(endpoint, "this host's member", o.path)
 	}
-	info, err := saveLocal(cmd.Context(), o.host, o.config, endpoint, path, o.Timeout, snapshot.SaveOptions{Force: o.Force})
+	info, err := saveLocal(ctx, o.host, o.config, endpoint, path, o.Timeout, snapshot.SaveOptions{Force: o.Force})
 	if err != nil {
 		return err
 	}
@@ -205,6 +226,8 @@ func hostFilePath(h *staticpod.Host, p string) (string, error) {
 type SnapshotStatusOptions struct {
 	genericiooptions.IOStreams
 	Output string
+
+	path string
 }
 
 // NewCmdSnapshotStatus returns `snapshot status FILE`.
@@ -219,19 +242,33 @@ cluster and no root. A file cut short is reported as truncated, one whose
 bytes changed as corrupted (the sha256 etcd appended when it was taken no
 longer matches, or bolt's integrity check fails), and the command fails.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.Output != "" && o.Output != "json" {
-				return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
-			}
-			info, err := snapshot.Status(args[0])
-			if err != nil {
-				return err
-			}
-			return printSnapshotInfo(o.Out, o.Output, "Snapshot", info)
-		},
+		RunE: runE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json")
 	return cmd
+}
+
+// Complete takes FILE.
+func (o *SnapshotStatusOptions) Complete(_ *cobra.Command, args []string) error {
+	o.path = args[0]
+	return nil
+}
+
+// Validate rejects an output format other than json.
+func (o *SnapshotStatusOptions) Validate() error {
+	if o.Output != "" && o.Output != "json" {
+		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
+	}
+	return nil
+}
+
+// Run reads, verifies and prints the file's facts.
+func (o *SnapshotStatusOptions) Run(context.Context) error {
+	info, err := snapshot.Status(o.path)
+	if err != nil {
+		return err
+	}
+	return printSnapshotInfo(o.Out, o.Output, "Snapshot", info)
 }
 
 func printSnapshotInfo(w io.Writer, output, title string, info *snapshot.Info) error {

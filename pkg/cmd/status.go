@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -21,7 +22,9 @@ type StatusOptions struct {
 	Endpoints string
 	Via       string
 
-	via cluster.StatusVia
+	face      face
+	endpoints []string
+	via       cluster.StatusVia
 }
 
 // NewCmdStatus returns `kubectl etcd status` / `kubectl-etcd status --local`.
@@ -43,37 +46,11 @@ that cannot answer, status says why on stderr and uses a host pod instead.
 With --local, run as root on a control-plane host: whether etcd runs here, the
 local member's identity, raft index and revision (read from the data dir when
 etcd is stopped), which etcd this host's kube-apiserver reads, and every
-member the host can reach. Works with the apiserver down.`,
+member the host can reach. Works with the apiserver down. Without --local,
+status is the workstation's wherever it runs (a control-plane host with a
+kubeconfig too).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !o.Local {
-				if err := o.validateWorkstation(); err != nil {
-					return err
-				}
-				s, err := o.session(o.ErrOut)
-				if err != nil {
-					return err
-				}
-				// The default table does not show certificate expiry.
-				s.StatusVia, s.Warn, s.SkipCertExpiry = o.via, o.ErrOut, o.Output == ""
-				st, err := s.Status(cmd.Context())
-				if err != nil {
-					return err
-				}
-				return printClusterStatus(o.Out, st, o.Output)
-			}
-			if err := o.prepare(cmd, nil); err != nil {
-				return err
-			}
-			st := o.env().ReadState(cmd.Context(), splitList(o.Endpoints))
-			if o.Output == "json" {
-				enc := json.NewEncoder(o.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			hostlocal.PrintState(o.Out, st)
-			return nil
-		},
+		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), false)
 	o.WorkstationOptions.AddFlags(cmd)
@@ -83,8 +60,22 @@ member the host can reach. Works with the apiserver down.`,
 	return cmd
 }
 
-// validateWorkstation rejects bad flags before anything is asked of the cluster.
-func (o *StatusOptions) validateWorkstation() error {
+// Complete chooses the face (--local) and splits --endpoints.
+func (o *StatusOptions) Complete(*cobra.Command, []string) error {
+	f, err := chooseFace(verbStatus, o.Local, "", nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.endpoints = f, splitList(o.Endpoints)
+	return nil
+}
+
+// Validate rejects bad flags before anything is asked of the cluster or, with
+// --local, a caller that is not root. It keeps the parsed --via for Run.
+func (o *StatusOptions) Validate() error {
+	if o.face == hostLocalFace {
+		return o.validate(nil)
+	}
 	switch o.Output {
 	case "", "json", "yaml", "wide":
 	default:
@@ -95,5 +86,37 @@ func (o *StatusOptions) validateWorkstation() error {
 		return err
 	}
 	o.via = via
+	return nil
+}
+
+// Run reads and prints the status.
+func (o *StatusOptions) Run(ctx context.Context) error {
+	if o.face == hostLocalFace {
+		return o.runLocal(ctx)
+	}
+	s, err := o.session(o.ErrOut)
+	if err != nil {
+		return err
+	}
+	// The default table does not show certificate expiry.
+	s.StatusVia, s.Warn, s.SkipCertExpiry = o.via, o.ErrOut, o.Output == ""
+	st, err := s.Status(ctx)
+	if err != nil {
+		return err
+	}
+	return printClusterStatus(o.Out, st, o.Output)
+}
+
+func (o *StatusOptions) runLocal(ctx context.Context) error {
+	if err := o.load(ctx); err != nil {
+		return err
+	}
+	st := o.env().ReadState(ctx, o.endpoints)
+	if o.Output == "json" {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	hostlocal.PrintState(o.Out, st)
 	return nil
 }
