@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
 )
@@ -282,7 +283,7 @@ func Run(ctx context.Context, src snapshot.Source, o RunOptions) (*RunResult, er
 		res.Removed = append(res.Removed, e.Name)
 	}
 	if len(removed) > 0 {
-		if err := syncDir(o.Dir); err != nil {
+		if err := atomicfile.SyncDir(o.Dir); err != nil {
 			return res, err
 		}
 	}
@@ -333,39 +334,7 @@ func writeSidecar(path string, info *snapshot.Info) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, snapshot.FileMode)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if _, err := f.Write(append(raw, '\n')); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, append(raw, '\n'), snapshot.FileMode)
 }
 
 // lock takes an exclusive flock on path, waiting at most timeout (default

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
 )
 
@@ -170,34 +171,10 @@ func installSelf(hostRoot string) error {
 		return err
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(dir, ".kubectl-etcd-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // gone already after the rename
-	if _, err := io.Copy(tmp, src); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copying %s to %s: %w", self, tmp.Name(), err)
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	// Make the rename itself durable: the copy is for when the host is in
-	// trouble, possibly after a power cut.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	// Durable too: the copy is for when the host is in trouble, possibly
+	// after a power cut.
+	if err := atomicfile.Write(dst, src, 0o755); err != nil {
+		return fmt.Errorf("copying %s: %w", self, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -65,21 +66,10 @@ func (j *journal) save(h *staticpod.Host) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteFile(p, raw, 0o600); err != nil {
 		return fmt.Errorf("writing the recovery journal: %w", err)
 	}
-	if _, err := f.Write(raw); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing the recovery journal: %w", err)
-	}
-	return os.Rename(tmp, p)
+	return nil
 }
 
 // retire keeps a finished journal under a dated name, so a later recovery

@@ -26,6 +26,7 @@ import (
 	etcdutl "go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
 
@@ -172,7 +173,7 @@ func Save(ctx context.Context, src Source, path string, opts SaveOptions) (*Info
 		return nil, fmt.Errorf("renaming %s to %s: %w", part, path, err)
 	}
 	ok = true
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("syncing the directory of %s: %w", path, err)
 	}
 	info.Path = path
@@ -205,15 +206,6 @@ func checkTarget(path string, force bool) error {
 		return fmt.Errorf("directory %s does not exist", dir)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Status reads and verifies a snapshot file: the sha256 trailer when there

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 )
 
 // Host is a control-plane host as seen through its root directory.
@@ -75,28 +77,8 @@ func (h *Host) writeFileAtomic(hostPath string, data []byte, mode os.FileMode) e
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(hostPath), err)
 	}
-	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".kubectl-etcd.tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", hostPath, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", hostPath, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("syncing %s: %w", hostPath, err)
-	}
-	f.Close()
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replacing %s: %w", hostPath, err)
+	if err := atomicfile.WriteFile(p, data, mode); err != nil {
+		return fmt.Errorf("%s: %w", hostPath, err)
 	}
 	return nil
 }
