@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
 // NewCmdBackup returns `kubectl etcd backup` (run, list, schedule, unschedule).
@@ -264,7 +264,7 @@ func (o *BackupListOptions) runWorkstation(ctx context.Context) error {
 	return nil
 }
 
-func printBackupList(w io.Writer, l *cluster.BackupList) {
+func printBackupList(w io.Writer, l *workstation.BackupList) {
 	if cj := l.CronJob; cj != nil {
 		fmt.Fprintf(w, "Schedule: CronJob %s, every %s (%q UTC), keep %s, on %s, image %s\n", cj.Name, cj.Every, cj.Schedule, cj.Keep, nodeOrAny(cj.Node), cj.Image)
 		fmt.Fprintf(w, "  last run: %s   last success: %s   running: %d\n", timeOrNever(cj.LastScheduleTime), timeOrNever(cj.LastSuccessfulTime), cj.Active)

@@ -15,7 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
@@ -229,7 +229,7 @@ func (o *RecoverOptions) workstation(ctx context.Context) error {
 	// /readyz, not /version: an apiserver whose etcd lost quorum still
 	// answers /version, but not /readyz.
 	err := o.apiserverReady(ctx)
-	var s *cluster.Session
+	var s *workstation.Session
 	if err == nil {
 		s, err = o.session(o.ErrOut)
 	}

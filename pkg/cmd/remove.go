@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
 // MemberOptions: remove or replace one member, named by node, member name
@@ -26,12 +26,12 @@ type MemberOptions struct {
 	DeleteNode bool
 	Output     string
 
-	run func(s *cluster.Session, ctx context.Context, o cluster.MemberOptions) (*cluster.Result, error)
+	run func(s *workstation.Session, ctx context.Context, o workstation.MemberOptions) (*workstation.Result, error)
 }
 
 // NewCmdRemove returns `kubectl etcd remove`.
 func NewCmdRemove(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*cluster.Session).Remove}
+	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*workstation.Session).Remove}
 	cmd := &cobra.Command{
 		Use:   "remove NODE|MEMBER",
 		Short: "Remove one etcd member, even when its host is dead or gone",
@@ -71,7 +71,7 @@ decision (kubeadm upgrade refuses while a control-plane node is NotReady).`,
 
 // NewCmdReplace returns `kubectl etcd replace`.
 func NewCmdReplace(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*cluster.Session).Replace}
+	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*workstation.Session).Replace}
 	cmd := &cobra.Command{
 		Use:   "replace NODE",
 		Short: "Start a node's etcd member over: remove it, move its data aside, add it back fresh",
@@ -131,7 +131,7 @@ func (o *MemberOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := o.run(s, ctx, cluster.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
+	res, err := o.run(s, ctx, workstation.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
 	return printResult(o.Out, progress, res, o.Output, err)
 }
 
@@ -160,7 +160,7 @@ func completeControlPlaneNodes(configFlags *genericclioptions.ConfigFlags) cobra
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		nodes, err := client.CoreV1().Nodes().List(cmd.Context(), metav1.ListOptions{LabelSelector: cluster.ControlPlaneLabel})
+		nodes, err := client.CoreV1().Nodes().List(cmd.Context(), metav1.ListOptions{LabelSelector: workstation.ControlPlaneLabel})
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}

@@ -12,8 +12,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
 // RestoreOptions: everything lost, or a roll-back: start again from a
@@ -180,7 +180,7 @@ func (o *RestoreOptions) workstation(ctx context.Context) error {
 			return err
 		}
 	}
-	ro := cluster.RestoreOptions{File: o.file, Node: o.Node, Replicas: o.Replicas, DryRun: o.DryRun,
+	ro := workstation.RestoreOptions{File: o.file, Node: o.Node, Replicas: o.Replicas, DryRun: o.DryRun,
 		NoSnapshot: o.NoSnapshot, AllowOtherCluster: o.AllowOtherCluster, Timeout: o.Timeout}
 	if !o.Yes {
 		ro.Confirm = func() error {

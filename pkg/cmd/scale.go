@@ -10,7 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
 // ScaleOptions: make the etcd member set match a count or a list of nodes.
@@ -90,7 +90,7 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.Scale(ctx, cluster.ScaleOptions{
-		Target: cluster.Target{Replicas: o.Replicas, Nodes: o.nodes}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
+	res, err := s.Scale(ctx, workstation.ScaleOptions{
+		Target: workstation.Target{Replicas: o.Replicas, Nodes: o.nodes}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
 	return printResult(o.Out, progress, res, o.Output, err)
 }

@@ -9,8 +9,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
 // StatusOptions: what the members (or, with --local, this host's member)
@@ -24,7 +24,7 @@ type StatusOptions struct {
 
 	face      face
 	endpoints []string
-	via       cluster.StatusVia
+	via       workstation.StatusVia
 }
 
 // NewCmdStatus returns `kubectl etcd status` / `kubectl-etcd status --local`.
@@ -56,7 +56,7 @@ kubeconfig too).`,
 	o.WorkstationOptions.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.Local, "local", false, "report from this host (as root), without the apiserver")
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "extra client URLs to reach the cluster by")
-	cmd.Flags().StringVar(&o.Via, "via", string(cluster.StatusAuto), "how to read etcd from the workstation: exec (etcdctl in the etcd pods, no pod created), host-pod (a host pod signs a client certificate; members through port-forward), auto (exec, else host-pod)")
+	cmd.Flags().StringVar(&o.Via, "via", string(workstation.StatusAuto), "how to read etcd from the workstation: exec (etcdctl in the etcd pods, no pod created), host-pod (a host pod signs a client certificate; members through port-forward), auto (exec, else host-pod)")
 	return cmd
 }
 
@@ -81,7 +81,7 @@ func (o *StatusOptions) Validate() error {
 	default:
 		return fmt.Errorf("unknown output format %q (json, yaml, wide)", o.Output)
 	}
-	via, err := cluster.ParseStatusVia(o.Via)
+	via, err := workstation.ParseStatusVia(o.Via)
 	if err != nil {
 		return err
 	}

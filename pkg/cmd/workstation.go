@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/cluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
 // WorkstationOptions are what every plugin verb (run from an admin's
@@ -30,7 +30,7 @@ func (o *WorkstationOptions) AddFlags(cmd *cobra.Command) {
 }
 
 // session connects to the cluster of the kubeconfig.
-func (o *WorkstationOptions) session(out io.Writer) (*cluster.Session, error) {
+func (o *WorkstationOptions) session(out io.Writer) (*workstation.Session, error) {
 	rc, err := o.ConfigFlags.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
@@ -50,13 +50,13 @@ func (o *WorkstationOptions) session(out io.Writer) (*cluster.Session, error) {
 	}
 	// The host API's transport is chosen here, once: host pods for now.
 	pods := &hostpod.Runner{Client: cs, Config: rc, Image: o.Image, Log: out}
-	return cluster.NewSession(cs, rc, pods, out)
+	return workstation.NewSession(cs, rc, pods, out)
 }
 
 // printResult ends a mutating verb: for scripts (json, yaml) the whole
 // result, its steps included, also when the verb failed part-way; for
 // people, the state it left. runErr is returned.
-func printResult(w, progress io.Writer, res *cluster.Result, output string, runErr error) error {
+func printResult(w, progress io.Writer, res *workstation.Result, output string, runErr error) error {
 	switch {
 	case res == nil:
 		return runErr
@@ -87,7 +87,7 @@ func printObject(w io.Writer, v any, output string) error {
 }
 
 // printClusterStatus writes the status for people or scripts.
-func printClusterStatus(w io.Writer, st *cluster.ClusterStatus, output string) error {
+func printClusterStatus(w io.Writer, st *workstation.ClusterStatus, output string) error {
 	if output == "json" || output == "yaml" {
 		return printObject(w, st, output)
 	}

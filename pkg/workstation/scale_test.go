@@ -1,4 +1,4 @@
-package cluster
+package workstation
 
 import (
 	"strings"
@@ -26,7 +26,7 @@ func healthyAll(ms ...etcdcluster.Member) []etcdcluster.Status {
 
 var threeNodes = []Node{{"cp-b", "10.0.0.2", true}, {"cp-a", "10.0.0.1", true}, {"cp-c", "10.0.0.3", true}}
 
-func changes(p *Plan) string {
+func changes(p *ScaleChanges) string {
 	var s []string
 	for _, c := range p.Changes {
 		s = append(s, c.Kind+" "+c.Node)

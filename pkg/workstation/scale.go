@@ -1,9 +1,11 @@
-// Package cluster holds the workstation's view of a kubeadm cluster's etcd:
-// which control-plane hosts exist, which members run where, and the plan that
-// makes the member set match what the operator asked for. Decisions are pure
-// functions over observed state, tested with tables; talking to the cluster
-// lives elsewhere.
-package cluster
+// Package workstation is the kubectl plugin's side of every verb: it reads
+// the cluster through the apiserver (control-plane nodes, etcd members
+// through the apiserver's port-forward, the apiservers' --etcd-servers),
+// decides what to change (ScalePlan and the quorum checks are pure
+// functions over that observed state, tested with tables), and carries it
+// out as pkg/plan plans whose host steps run through the typed host API
+// (pkg/hostapi) on the hosts.
+package workstation
 
 import (
 	"errors"
@@ -63,8 +65,8 @@ type Target struct {
 	Nodes    []string
 }
 
-// Plan is the outcome of ScalePlan: the changes in order, and warnings to print.
-type Plan struct {
+// ScaleChanges is the outcome of ScalePlan: the changes in order, and warnings to print.
+type ScaleChanges struct {
 	Changes  []Change
 	Warnings []string
 }
@@ -95,7 +97,7 @@ func NodeOf(m etcdcluster.Member, nodes []Node) (Node, bool) {
 // are chosen deterministically: existing healthy members stay; new members go
 // to Ready control-plane nodes in name order; removals take unhealthy members
 // first, then members without a control-plane node, then the last by name.
-func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluster.Status, t Target) (*Plan, error) {
+func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluster.Status, t Target) (*ScaleChanges, error) {
 	sorted := append([]Node(nil), nodes...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	byName := map[string]Node{}
@@ -122,7 +124,7 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 	}
 
 	var want map[string]bool
-	plan := &Plan{}
+	plan := &ScaleChanges{}
 	switch {
 	case len(t.Nodes) > 0 && t.Replicas > 0:
 		return nil, errors.New("give either --replicas or --nodes, not both")
