@@ -17,3 +17,11 @@ func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool,
 	}
 	return resp.Kvs[0].Value, true, nil
 }
+
+// Put writes one key (it needs a quorum).
+func (c *Client) Put(ctx context.Context, key, value string) error {
+	if _, err := c.cli.Put(ctx, key, value); err != nil {
+		return fmt.Errorf("writing %s via %s: %w", key, c.via(), c.explain(err))
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 
 	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
@@ -418,15 +419,15 @@ func (r *Recovery) writeMarker(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := client(tlsCfg, quarantineURL())
+	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: []string{quarantineURL()}, TLS: tlsCfg, DialTimeout: 2 * time.Second})
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := c.Put(pctx, MarkerKey, string(raw)); err != nil {
-		return "", fmt.Errorf("writing %s: %w", MarkerKey, err)
+	if err := c.Put(pctx, MarkerKey, string(raw)); err != nil {
+		return "", err
 	}
 	return "", nil
 }

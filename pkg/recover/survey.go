@@ -18,13 +18,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"sort"
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
@@ -77,7 +74,7 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 	s := &Survey{cfg: cfg, host: h, tls: tlsCfg}
 	s.Local = Survivor{Name: cfg.NodeName(), PeerURL: cfg.PeerURL(), ClientURL: staticpod.LocalEtcdServer(cfg), ThisHost: true}
 	running := len(h.EtcdPIDs(cfg)) > 0
-	var st *clientv3.StatusResponse
+	var st *etcdcluster.EndpointStatus
 	if running {
 		st, err = status(ctx, tlsCfg, staticpod.LocalEtcdServer(cfg))
 	}
@@ -186,7 +183,7 @@ func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
 	return o
 }
 
-func fill(s *Survivor, st *clientv3.StatusResponse) {
+func fill(s *Survivor, st *etcdcluster.EndpointStatus) {
 	s.id, s.clusterID, s.leader = st.Header.GetMemberId(), st.Header.GetClusterId(), st.Leader
 	s.ID, s.ClusterID = fmt.Sprintf("%x", s.id), fmt.Sprintf("%x", s.clusterID)
 	if st.Leader != 0 {
@@ -211,46 +208,23 @@ func clientURLOf(m etcddata.Member) string {
 	return "https://" + u.Hostname() + ":2379"
 }
 
-func client(tlsCfg *tls.Config, endpoint string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: tlsCfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-}
-
-// status asks one endpoint for its status; it needs no quorum.
-func status(ctx context.Context, tlsCfg *tls.Config, endpoint string) (*clientv3.StatusResponse, error) {
-	c, err := client(tlsCfg, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	// A member answers its status in milliseconds; a powered-off host's
-	// costs the whole timeout, and the survey waits for the slowest.
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	st, err := c.Status(sctx, endpoint)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", endpoint, err)
-	}
-	return st, nil
+// status asks one endpoint for its status; it needs no quorum. A member
+// answers in milliseconds; a powered-off host's costs the whole timeout,
+// and the survey waits for the slowest.
+func status(ctx context.Context, tlsCfg *tls.Config, endpoint string) (*etcdcluster.EndpointStatus, error) {
+	return etcdcluster.StatusOf(ctx, tlsCfg, endpoint, 2*time.Second)
 }
 
 // memberList is a serializable member list from one endpoint: it needs no quorum.
 func memberList(ctx context.Context, tlsCfg *tls.Config, endpoint string) ([]etcddata.Member, error) {
-	c, err := client(tlsCfg, endpoint)
+	ms, err := etcdcluster.MembersAt(ctx, tlsCfg, endpoint, 3*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	resp, err := c.MemberList(sctx, clientv3.WithSerializable())
-	if err != nil {
-		return nil, fmt.Errorf("listing members at %s: %w", endpoint, err)
-	}
-	var out []etcddata.Member
-	for _, m := range resp.Members {
+	out := make([]etcddata.Member, 0, len(ms))
+	for _, m := range ms {
 		out = append(out, etcddata.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 

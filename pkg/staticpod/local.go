@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
 
 // EtcdPIDs lists the etcd processes serving this host's data dir, read from
@@ -156,22 +156,15 @@ func (h *Host) manifestUses(arg string) bool {
 	return false
 }
 
-// LocalClient is an etcd client for the member on this host only.
-func (h *Host) LocalClient(cfg *Config) (*clientv3.Client, error) {
-	// An in-memory certificate from the host's CA works before the member's
-	// own client certificates exist; the files on disk are the fallback.
+// localTLS is the TLS config to reach the member on this host: an
+// in-memory certificate from the host's CA works before the member's own
+// client certificates exist; the files on disk are the fallback.
+func (h *Host) localTLS(cfg *Config) (*tls.Config, error) {
 	tlsCfg, err := h.EphemeralClientTLS(cfg)
 	if err != nil {
-		if tlsCfg, err = h.ClientTLS(cfg); err != nil {
-			return nil, err
-		}
+		return h.ClientTLS(cfg)
 	}
-	return clientv3.New(clientv3.Config{
-		Endpoints:   []string{LocalEtcdServer(cfg)},
-		TLS:         tlsCfg,
-		DialTimeout: 2 * time.Second,
-		Logger:      zap.NewNop(),
-	})
+	return tlsCfg, nil
 }
 
 // ClientTLS is the TLS config of the host's healthcheck-client certificate.
@@ -185,24 +178,21 @@ func (h *Host) ClientTLS(cfg *Config) (*tls.Config, error) {
 }
 
 // LocalStatus asks the local member for its status.
-func (h *Host) LocalStatus(ctx context.Context, cfg *Config) (*clientv3.StatusResponse, error) {
-	c, err := h.LocalClient(cfg)
+func (h *Host) LocalStatus(ctx context.Context, cfg *Config) (*etcdcluster.EndpointStatus, error) {
+	tlsCfg, err := h.localTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	st, err := c.Status(sctx, LocalEtcdServer(cfg))
+	st, err := etcdcluster.StatusOf(ctx, tlsCfg, LocalEtcdServer(cfg), 3*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("etcd on %s (%s): %w", cfg.NodeName(), LocalEtcdServer(cfg), err)
+		return nil, fmt.Errorf("etcd on %s: %w", cfg.NodeName(), err)
 	}
 	return st, nil
 }
 
 // WaitEtcdServing waits until the local member answers a status request.
-func (h *Host) WaitEtcdServing(ctx context.Context, cfg *Config, timeout time.Duration) (*clientv3.StatusResponse, error) {
-	var st *clientv3.StatusResponse
+func (h *Host) WaitEtcdServing(ctx context.Context, cfg *Config, timeout time.Duration) (*etcdcluster.EndpointStatus, error) {
+	var st *etcdcluster.EndpointStatus
 	var last error
 	err := pollUntil(ctx, timeout, func() (bool, error) {
 		st, last = h.LocalStatus(ctx, cfg)

@@ -1,0 +1,68 @@
+package etcdcluster
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"sort"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// EndpointStatus is one member's own answer to a status request: its
+// identity (Header.MemberId, Header.ClusterId), leader, raft index and term,
+// revision (Header.Revision).
+type EndpointStatus = clientv3.StatusResponse
+
+// One-endpoint calls: a host asking its own member, or a survey asking each
+// member on its own, where no quorum can be assumed. Each dials just that
+// endpoint (2 s) and gives the call its own timeout.
+const (
+	endpointDialTimeout = 2 * time.Second
+)
+
+func endpointClient(tlsCfg *tls.Config, endpoint string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: tlsCfg, DialTimeout: endpointDialTimeout, Logger: zap.NewNop()})
+}
+
+// StatusOf asks endpoint for its own status within timeout; it needs no
+// quorum. A member answers in milliseconds; a powered-off host costs the
+// whole timeout, so callers that ask many keep it short.
+func StatusOf(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeout time.Duration) (*EndpointStatus, error) {
+	c, err := endpointClient(tlsCfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := c.Status(sctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", endpoint, err)
+	}
+	return st, nil
+}
+
+// MembersAt is a serializable member list from endpoint alone, sorted by ID:
+// it needs no quorum (the member answers from its own state).
+func MembersAt(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeout time.Duration) ([]Member, error) {
+	c, err := endpointClient(tlsCfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := c.MemberList(sctx, clientv3.WithSerializable())
+	if err != nil {
+		return nil, fmt.Errorf("listing members at %s: %w", endpoint, err)
+	}
+	var out []Member
+	for _, m := range resp.Members {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
