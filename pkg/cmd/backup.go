@@ -124,7 +124,7 @@ func (o *BackupRunOptions) Run(ctx context.Context) error {
 	res, err := backup.Run(ctx, src, backup.RunOptions{Dir: dir, Reason: o.Reason, Keep: o.Keep, DryRun: o.DryRun, Node: o.config.NodeName()})
 	if res != nil {
 		// Report host paths, not this process's view of them.
-		res.Dir, res.File = o.Dir, o.hostPath(res.File)
+		res.Dir, res.File = o.Dir, staticpod.NewHost(o.Root).HostPathOf(res.File)
 		if res.Snapshot != nil {
 			res.Snapshot.Path = res.File
 		}
@@ -148,13 +148,6 @@ func (o *BackupRunOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "warning: %s\n", p)
 	}
 	return nil
-}
-
-func (o *HostOptions) hostPath(p string) string {
-	if o.Root == "/" || o.Root == "" || p == "" {
-		return p
-	}
-	return "/" + strings.TrimLeft(strings.TrimPrefix(p, strings.TrimSuffix(o.Root, "/")), "/")
 }
 
 func listOrNone(l []string) string {
@@ -232,7 +225,7 @@ func (o *BackupListOptions) runLocal() error {
 		return err
 	}
 	for i := range entries {
-		entries[i].Path = o.hostPath(entries[i].Path)
+		entries[i].Path = staticpod.NewHost(o.Root).HostPathOf(entries[i].Path)
 		if entries[i].Info != nil {
 			entries[i].Info.Path = entries[i].Path
 		}

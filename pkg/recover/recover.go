@@ -190,7 +190,7 @@ func (r *Recovery) planSteps() *plan.Plan {
 				if err != nil {
 					return "", err
 				}
-				j.Copy = hostPath(h, copied)
+				j.Copy = h.HostPathOf(copied)
 				if err := j.save(h); err != nil {
 					return "", err
 				}
@@ -493,10 +493,6 @@ func nextSteps(cfg *staticpod.Config, j *journal) []string {
 		out = append(out, "grow the cluster again with kubectl etcd scale --replicas 3 (or kubectl-etcd join on each control-plane host)")
 	}
 	return out
-}
-
-func hostPath(h *staticpod.Host, p string) string {
-	return strings.TrimPrefix(p, strings.TrimSuffix(h.Root, "/"))
 }
 
 func orNone(s []string) string {

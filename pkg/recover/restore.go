@@ -241,7 +241,7 @@ func (r *Recovery) planRestoreSteps(info *snapshot.Info) *plan.Plan {
 				if err != nil {
 					return "", err
 				}
-				j.Copy = hostPath(h, moved)
+				j.Copy = h.HostPathOf(moved)
 				return "moved to " + j.Copy, j.save(h)
 			})
 		p.Add("restore", fmt.Sprintf("etcd's own snapshot restore into %s: new cluster %s=%s, revision +%d, older revisions marked compacted", cfg.DataDir(), cfg.NodeName(), cfg.PeerURL(), RevisionBump),

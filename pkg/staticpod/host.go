@@ -47,6 +47,16 @@ func (h *Host) Path(hostPath string) string {
 	return filepath.Join(h.Root, filepath.Clean("/"+hostPath))
 }
 
+// HostPathOf is the inverse of Path: the path, as the host sees it, of a
+// path under Root (for messages and records that outlive this process,
+// which may run in a pod with the host at /host).
+func (h *Host) HostPathOf(p string) string {
+	if h.Root == "/" || h.Root == "" || p == "" {
+		return p
+	}
+	return "/" + strings.TrimLeft(strings.TrimPrefix(p, strings.TrimSuffix(h.Root, "/")), "/")
+}
+
 // ManifestDir is where kubelet reads static pods (host path).
 func (h *Host) ManifestDir() string { return filepath.Join(h.KubernetesDir, "manifests") }
 

@@ -435,3 +435,17 @@ func TestWaitEtcdContainerStarted(t *testing.T) {
 		t.Fatalf("a new etcd container's log was not seen: %v", err)
 	}
 }
+
+func TestHostPathOfInvertsPath(t *testing.T) {
+	for _, c := range []struct{ root, hostPath string }{
+		{"/host", "/var/lib/etcd.before-recover-x"},
+		{"/host/", "/etc/kubernetes/manifests/etcd.yaml"},
+		{"/", "/var/lib/etcd"},
+		{"/tmp/r", "/"},
+	} {
+		h := NewHost(c.root)
+		if got := h.HostPathOf(h.Path(c.hostPath)); got != c.hostPath {
+			t.Errorf("root %s: HostPathOf(Path(%s)) = %s", c.root, c.hostPath, got)
+		}
+	}
+}
