@@ -123,10 +123,7 @@ func (o *MemberOptions) Validate() error {
 
 // Run does it, printing progress and then the state left.
 func (o *MemberOptions) Run(ctx context.Context) error {
-	progress := o.Out
-	if o.Output == "json" || o.Output == "yaml" {
-		progress = o.ErrOut
-	}
+	progress := progressWriter(o.IOStreams, o.Output)
 	s, err := o.session(progress)
 	if err != nil {
 		return err

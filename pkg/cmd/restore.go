@@ -159,10 +159,7 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 
 // workstation is `kubectl etcd restore FILE --node X`.
 func (o *RestoreOptions) workstation(ctx context.Context) error {
-	progress := o.Out
-	if o.Output == "json" || o.Output == "yaml" {
-		progress = o.ErrOut
-	}
+	progress := progressWriter(o.IOStreams, o.Output)
 	s, err := o.session(progress)
 	if err != nil {
 		// A restore started by an earlier run takes the apiserver down for

@@ -82,10 +82,7 @@ func (o *ScaleOptions) Validate() error {
 
 // Run makes the change, printing progress and then the state left.
 func (o *ScaleOptions) Run(ctx context.Context) error {
-	progress := o.Out
-	if o.Output == "json" || o.Output == "yaml" {
-		progress = o.ErrOut
-	}
+	progress := progressWriter(o.IOStreams, o.Output)
 	s, err := o.session(progress)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -51,6 +52,15 @@ func (o *WorkstationOptions) session(out io.Writer) (*workstation.Session, error
 	// The host API's transport is chosen here, once: host pods for now.
 	pods := &hostpod.Runner{Client: cs, Config: rc, Image: o.Image, Log: out}
 	return workstation.NewSession(cs, rc, pods, out)
+}
+
+// progressWriter is where a verb's progress goes: stderr when stdout
+// carries a document for scripts (json, yaml), stdout otherwise.
+func progressWriter(streams genericiooptions.IOStreams, output string) io.Writer {
+	if output == "json" || output == "yaml" {
+		return streams.ErrOut
+	}
+	return streams.Out
 }
 
 // printResult ends a mutating verb: for scripts (json, yaml) the whole

@@ -23,22 +23,28 @@ const (
 	endpointDialTimeout = 2 * time.Second
 )
 
-func endpointClient(tlsCfg *tls.Config, endpoint string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: tlsCfg, DialTimeout: endpointDialTimeout, Logger: zap.NewNop()})
+// onEndpoint runs call with a client of endpoint alone and a context of
+// timeout.
+func onEndpoint(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeout time.Duration, call func(context.Context, *clientv3.Client) error) error {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: tlsCfg, DialTimeout: endpointDialTimeout, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return call(cctx, c)
 }
 
 // StatusOf asks endpoint for its own status within timeout; it needs no
 // quorum. A member answers in milliseconds; a powered-off host costs the
 // whole timeout, so callers that ask many keep it short.
 func StatusOf(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeout time.Duration) (*EndpointStatus, error) {
-	c, err := endpointClient(tlsCfg, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	st, err := c.Status(sctx, endpoint)
+	var st *EndpointStatus
+	err := onEndpoint(ctx, tlsCfg, endpoint, timeout, func(ctx context.Context, c *clientv3.Client) (err error) {
+		st, err = c.Status(ctx, endpoint)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", endpoint, err)
 	}
@@ -48,14 +54,11 @@ func StatusOf(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeout 
 // MembersAt is a serializable member list from endpoint alone, sorted by ID:
 // it needs no quorum (the member answers from its own state).
 func MembersAt(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeout time.Duration) ([]Member, error) {
-	c, err := endpointClient(tlsCfg, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	resp, err := c.MemberList(sctx, clientv3.WithSerializable())
+	var resp *clientv3.MemberListResponse
+	err := onEndpoint(ctx, tlsCfg, endpoint, timeout, func(ctx context.Context, c *clientv3.Client) (err error) {
+		resp, err = c.MemberList(ctx, clientv3.WithSerializable())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing members at %s: %w", endpoint, err)
 	}
