@@ -165,3 +165,37 @@ func PickLeaderTarget(members []Member, statuses []Status, exclude uint64) (uint
 	})
 	return candidates[0].Member.ID, nil
 }
+
+// Votes is a cluster's voting strength: its voting members and how many of
+// them answer healthy. Both faces' status summaries say it the same way.
+type Votes struct {
+	Voters, Healthy int
+}
+
+// CountVotes counts the voters among rows and the healthy ones among them.
+func CountVotes[T any](rows []T, learner, healthy func(T) bool) Votes {
+	var v Votes
+	for _, r := range rows {
+		if !learner(r) {
+			v.Voters++
+			if healthy(r) {
+				v.Healthy++
+			}
+		}
+	}
+	return v
+}
+
+// Quorate reports whether the healthy voters hold a quorum.
+func (v Votes) Quorate() bool { return v.Healthy >= Quorum(v.Voters) }
+
+// Tolerates is how many more healthy voters may fail with quorum kept.
+func (v Votes) Tolerates() int { return max(0, v.Healthy-Quorum(v.Voters)) }
+
+// QuorumWord is "quorum" or "NO QUORUM", as summaries print it.
+func (v Votes) QuorumWord() string {
+	if v.Quorate() {
+		return "quorum"
+	}
+	return "NO QUORUM"
+}

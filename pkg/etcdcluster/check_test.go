@@ -141,3 +141,26 @@ func checkErr(t *testing.T, err error, want string) {
 		t.Errorf("error %q does not contain %q", err, want)
 	}
 }
+
+func TestVotes(t *testing.T) {
+	type row struct{ learner, healthy bool }
+	for _, c := range []struct {
+		rows      []row
+		voters    int
+		word      string
+		tolerates int
+	}{
+		{nil, 0, "NO QUORUM", 0},
+		{[]row{{false, true}}, 1, "quorum", 0},
+		{[]row{{false, true}, {false, true}, {false, false}}, 3, "quorum", 0},
+		{[]row{{false, true}, {false, true}, {false, true}, {true, true}}, 3, "quorum", 1},
+		{[]row{{false, true}, {false, false}}, 2, "NO QUORUM", 0},
+		{[]row{{false, true}, {false, true}, {false, false}, {false, false}}, 4, "NO QUORUM", 0},
+		{[]row{{true, true}, {true, true}, {false, false}}, 1, "NO QUORUM", 0},
+	} {
+		v := CountVotes(c.rows, func(r row) bool { return r.learner }, func(r row) bool { return r.healthy })
+		if v.Voters != c.voters || v.QuorumWord() != c.word || v.Tolerates() != c.tolerates {
+			t.Errorf("%+v: got %+v %q tolerates %d, want %d voters %q tolerates %d", c.rows, v, v.QuorumWord(), v.Tolerates(), c.voters, c.word, c.tolerates)
+		}
+	}
+}

@@ -167,15 +167,6 @@ func summarize(st *State) string {
 	if st.Stale != "" {
 		return "STALE: " + st.Stale + "; run kubectl-etcd join --endpoints <a member's client URL> here"
 	}
-	voters, healthy := 0, 0
-	for _, m := range st.Members {
-		if !m.Learner {
-			voters++
-			if m.Healthy {
-				healthy++
-			}
-		}
-	}
 	var who string
 	switch {
 	case st.Local != nil && st.Local.Learner:
@@ -190,11 +181,8 @@ func summarize(st *State) string {
 	if len(st.Members) == 0 {
 		return who + "; no cluster member answered"
 	}
-	q := "quorum"
-	if healthy <= voters/2 {
-		q = "NO QUORUM"
-	}
-	return fmt.Sprintf("%s; cluster: %d voting members, %d healthy (%s)", who, voters, healthy, q)
+	v := etcdcluster.CountVotes(st.Members, func(m MemberRow) bool { return m.Learner }, func(m MemberRow) bool { return m.Healthy })
+	return fmt.Sprintf("%s; cluster: %d voting members, %d healthy (%s)", who, v.Voters, v.Healthy, v.QuorumWord())
 }
 
 // PrintState writes the state for people.

@@ -228,21 +228,9 @@ func (o *observed) report() *ClusterStatus {
 				Detail: fmt.Sprintf("control-plane node %s has no etcd member (kubectl etcd scale adds one)", n.Name)})
 		}
 	}
-	voters, healthy := 0, 0
-	for _, m := range st.Members {
-		if !m.Learner {
-			voters++
-			if m.Healthy {
-				healthy++
-			}
-		}
-	}
-	q := "quorum"
-	if healthy < etcdcluster.Quorum(voters) {
-		q = "NO QUORUM"
-	}
+	v := etcdcluster.CountVotes(st.Members, func(m MemberRow) bool { return m.Learner }, func(m MemberRow) bool { return m.Healthy })
 	st.Summary = fmt.Sprintf("%d voting members, %d healthy (%s, tolerates %d failure(s)); %d control-plane nodes",
-		voters, healthy, q, max(0, healthy-etcdcluster.Quorum(voters)), len(o.nodes))
+		v.Voters, v.Healthy, v.QuorumWord(), v.Tolerates(), len(o.nodes))
 	var cut []string
 	for _, h := range st.Hosts {
 		if h.CutOffBy != "" {
