@@ -110,6 +110,14 @@ func TestRecoverGoneForGood(t *testing.T) {
 	t.Logf("quorum lost -> h1's apiserver ready again: %s", time.Since(lost).Round(100*time.Millisecond))
 	wantVoters(t, b, "h1", "h1")
 
+	// The recovery now ends before the powered-off hosts' node leases lapse
+	// (their 40 s plus slack): until then status rightly shows them up.
+	// Wait for it to see them down, as an operator would.
+	waitFor(t, 3*time.Minute, "status to see h2 and h3 down", func() bool {
+		out, err := plugin(t, b, "status")
+		return err == nil && strings.Contains(out, "h2 is down (") && strings.Contains(out, "h3 is down (")
+	})
+
 	// status: h2 and h3 are shown as cut off by the recovery, not as an
 	// etcd pod that is "not a member".
 	st := goneStatusOf(t, b)
