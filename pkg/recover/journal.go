@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -62,11 +61,7 @@ func (j *journal) save(h *staticpod.Host) error {
 	if err != nil {
 		return err
 	}
-	p := h.Path(journalPath(h))
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(p, raw, 0o600); err != nil {
+	if err := h.WriteFile(journalPath(h), raw, 0o600); err != nil {
 		return fmt.Errorf("writing the recovery journal: %w", err)
 	}
 	return nil

@@ -13,7 +13,6 @@ import (
 	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
 	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
@@ -171,12 +170,4 @@ func (r *Recovery) stopQuarantine(ctx context.Context) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// writeAtomic writes through a temporary dotfile (kubelet ignores dotfiles), fsync, rename.
-func writeAtomic(p string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(p, data, mode)
 }

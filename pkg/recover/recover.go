@@ -312,7 +312,7 @@ func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := writeAtomic(h.Path(quarantineManifest(h)), manifest, 0o600); err != nil {
+		if err := h.WriteFile(quarantineManifest(h), manifest, 0o600); err != nil {
 			return "", err
 		}
 		j.Quarantined = true

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
@@ -91,10 +92,9 @@ func Receive(h *staticpod.Host, r io.Reader, sum string, size int64) (string, bo
 	if err := os.Rename(part, h.Path(final)); err != nil {
 		return "", false, err
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	// Best effort: the file is already whole under its final name; if a power
+	// cut loses the rename, the next run does not find it and receives it again.
+	_ = atomicfile.SyncDir(dir)
 	return final, false, nil
 }
 
@@ -263,7 +263,7 @@ func StartRestore(e *hostlocal.Env, sum, binary string) (*RunReport, bool, error
 	}
 	run.PID, run.State = pid, hostapi.RunRunning
 	raw, _ := json.MarshalIndent(run, "", "  ")
-	if err := writeAtomic(h.Path(runStatePath(sum)), raw, 0o600); err != nil {
+	if err := h.WriteFile(runStatePath(sum), raw, 0o600); err != nil {
 		return run, true, fmt.Errorf("the restore runs (pid %d, log %s), but its record could not be written: %w", pid, run.Log, err)
 	}
 	return run, true, nil

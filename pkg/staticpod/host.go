@@ -80,9 +80,11 @@ func (h *Host) exists(hostPath string) bool {
 	return err == nil
 }
 
-// writeFileAtomic writes a host file through a temporary dotfile and a
-// rename, so kubelet (which ignores dotfiles) never reads a half-written manifest.
-func (h *Host) writeFileAtomic(hostPath string, data []byte, mode os.FileMode) error {
+// WriteFile writes a host file atomically (see atomicfile), creating its
+// directory (0700) when missing: kubelet, which ignores dotfiles, never reads
+// a half-written manifest, and a rerun after a crash finds the old file or
+// the whole new one.
+func (h *Host) WriteFile(hostPath string, data []byte, mode os.FileMode) error {
 	p := h.Path(hostPath)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(hostPath), err)

@@ -35,7 +35,7 @@ func RenderEtcdManifest(cfg *Config, members []Member) ([]byte, error) {
 
 // WriteEtcdManifest writes the manifest atomically (kubeadm's mode 0600).
 func (h *Host) WriteEtcdManifest(manifest []byte) error {
-	return h.writeFileAtomic(h.EtcdManifest(), manifest, 0o600)
+	return h.WriteFile(h.EtcdManifest(), manifest, 0o600)
 }
 
 // ReadManifest parses a static-pod manifest on the host. A manifest edited
@@ -164,7 +164,7 @@ func (h *Host) SetAPIServerEtcdServers(servers []string) (bool, error) {
 	if !changed {
 		return false, nil
 	}
-	if err := h.writeFileAtomic(h.APIServerManifest(), bytes.Join(lines, []byte("\n")), 0o600); err != nil {
+	if err := h.WriteFile(h.APIServerManifest(), bytes.Join(lines, []byte("\n")), 0o600); err != nil {
 		return false, err
 	}
 	return true, nil
