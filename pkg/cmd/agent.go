@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
 
 // AgentOptions: serve one request inside the plugin's privileged host pod.
@@ -156,7 +157,7 @@ func installSelf(hostRoot string) error {
 	if err != nil {
 		return fmt.Errorf("finding this binary: %w", err)
 	}
-	dst := filepath.Join(hostRoot, hostpod.HostBinaryPath)
+	dst := staticpod.NewHost(hostRoot).Path(hostpod.HostBinaryPath)
 	if same, err := sameContent(self, dst); err != nil {
 		return err
 	} else if same {

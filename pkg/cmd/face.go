@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
 
 // face is which side of a verb with two runs: the workstation's, through
@@ -84,6 +85,7 @@ func chooseFace(verb string, local bool, node string, onControlPlaneHost func() 
 // isControlPlaneHost says whether root is a kubeadm control-plane host's /:
 // it has /etc/kubernetes/manifests.
 func isControlPlaneHost(root string) bool {
-	_, err := os.Stat(filepath.Join(root, "/etc/kubernetes/manifests"))
+	h := staticpod.NewHost(root)
+	_, err := os.Stat(h.Path(h.ManifestDir()))
 	return err == nil
 }

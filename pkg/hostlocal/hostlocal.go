@@ -187,5 +187,5 @@ func (e *Env) moveDataDirAside(reason string) (string, error) {
 		return "", err
 	}
 	// Report the host's own path, not this process's view of it.
-	return strings.TrimPrefix(moved, strings.TrimSuffix(e.Host.Root, "/")), nil
+	return e.Host.HostPathOf(moved), nil
 }
