@@ -3,11 +3,14 @@
 package atomicfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 )
 
 func TestWriteFileReplacesWithModeDespiteUmask(t *testing.T) {
@@ -33,10 +36,6 @@ func TestWriteFileReplacesWithModeDespiteUmask(t *testing.T) {
 
 // A failed write leaves the target as it was and no temporary file.
 func TestFailedWriteChangesNothing(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// root writes into read-only dirs; a missing dir fails for everyone.
-		t.Log("running as root: the read-only case is covered by the missing-dir case only")
-	}
 	dir := t.TempDir()
 	err := WriteFile(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600)
 	if err == nil || !strings.Contains(err.Error(), "writing "+filepath.Join(dir, "missing", "f")) {
@@ -53,6 +52,51 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(target, "keep")); err != nil || !st.IsDir() {
 		t.Errorf("target changed: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// A read-only directory refuses the temporary file: the target is kept.
+// Root writes into read-only directories, so this runs only for other users.
+func TestReadOnlyDirChangesNothing(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into read-only directories")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	err := WriteFile(p, []byte("new"), 0o600)
+	if err == nil || !strings.Contains(err.Error(), "writing "+p) {
+		t.Fatalf("err = %v", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Errorf("target now %q", got)
+	}
+}
+
+// Content that fails part-way (a binary whose read fails) never replaces
+// the target, and its temporary file is removed.
+func TestFailedReadChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kubectl-etcd")
+	if err := os.WriteFile(p, []byte("old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := io.MultiReader(strings.NewReader("half a bin"), iotest.ErrReader(errors.New("read failed")))
+	err := Write(p, r, 0o755)
+	if err == nil || !strings.Contains(err.Error(), "writing "+p+": read failed") {
+		t.Fatalf("err = %v", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Errorf("target now %q", got)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
