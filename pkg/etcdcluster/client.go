@@ -42,6 +42,21 @@ type Config struct {
 	MemberTimeout time.Duration
 }
 
+// Cluster is what kubectl-etcd's decisions read from an etcd cluster: the
+// membership and every member's own status, from which the checks in this
+// package (CheckAdd, CheckRemove, PickLeaderTarget, Votes) decide. *Client is
+// the real one; etcdfake.Cluster answers from memory, so the code that waits
+// on those answers can be tested without etcd (cluster-api's control plane
+// keeps its etcd client behind such an interface too).
+type Cluster interface {
+	// Members is the membership as a quorum agrees on it.
+	Members(ctx context.Context) ([]Member, error)
+	// Statuses is every member's own answer, or why it gave none.
+	Statuses(ctx context.Context) ([]Status, error)
+}
+
+var _ Cluster = (*Client)(nil)
+
 // Client talks to one etcd cluster. Operations take a context; without a
 // deadline, a call to an unreachable cluster waits for it indefinitely (etcd's
 // client waits for a connection rather than failing fast).

@@ -118,13 +118,13 @@ func connect(ctx context.Context, endpoints []string, tlsCfg *tls.Config, timeou
 
 // members and statuses bound each call: etcd's client waits for an
 // unreachable cluster forever, and a verb must say so instead.
-func (e *Env) members(ctx context.Context, c *etcdcluster.Client) ([]etcdcluster.Member, error) {
+func (e *Env) members(ctx context.Context, c etcdcluster.Cluster) ([]etcdcluster.Member, error) {
 	cctx, cancel := context.WithTimeout(ctx, e.Timeouts.ClusterCall)
 	defer cancel()
 	return c.Members(cctx)
 }
 
-func (e *Env) statuses(ctx context.Context, c *etcdcluster.Client) ([]etcdcluster.Status, error) {
+func (e *Env) statuses(ctx context.Context, c etcdcluster.Cluster) ([]etcdcluster.Status, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*e.Timeouts.ClusterCall)
 	defer cancel()
 	return c.Statuses(cctx)

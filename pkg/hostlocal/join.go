@@ -477,36 +477,19 @@ func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client, b *bridge) {
 	})
 }
 
-func (e *Env) waitQuorum(ctx context.Context, c *etcdcluster.Client, peerURL string, timeout time.Duration) (string, error) {
+// waitQuorum polls the cluster until quorumWith says the local member is
+// part of a healthy quorum, or timeout passes.
+func (e *Env) waitQuorum(ctx context.Context, c etcdcluster.Cluster, peerURL string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
 		statuses, err := e.statuses(ctx, c)
 		if err == nil {
-			voters, healthy, selfOK := 0, 0, false
-			var down []string
-			for _, s := range statuses {
-				if s.Member.IsLearner {
-					continue
-				}
-				voters++
-				if s.Healthy {
-					healthy++
-					if slices.Contains(s.Member.PeerURLs, peerURL) {
-						selfOK = true
-					}
-				} else {
-					down = append(down, s.Member.String())
-				}
-			}
-			if selfOK && healthy > voters/2 {
-				note := fmt.Sprintf("%d of %d voting members healthy", healthy, voters)
-				if len(down) > 0 {
-					note += "; not answering: " + strings.Join(down, ",")
-				}
+			note, ok := quorumWith(statuses, peerURL)
+			if ok {
 				return note, nil
 			}
-			last = fmt.Sprintf("%d of %d voting members healthy, this host's member healthy: %v", healthy, voters, selfOK)
+			last = note
 		} else {
 			last = err.Error()
 		}
@@ -519,6 +502,38 @@ func (e *Env) waitQuorum(ctx context.Context, c *etcdcluster.Client, peerURL str
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// quorumWith is waitQuorum's verdict on one look at the cluster: ok when the
+// healthy voters hold a quorum and the member with peerURL is one of them.
+// The note says how many voters are healthy and, when ok, which do not
+// answer; otherwise whether this host's member is among the healthy.
+func quorumWith(statuses []etcdcluster.Status, peerURL string) (note string, ok bool) {
+	var v etcdcluster.Votes
+	selfOK := false
+	var down []string
+	for _, s := range statuses {
+		if s.Member.IsLearner {
+			continue
+		}
+		v.Voters++
+		if !s.Healthy {
+			down = append(down, s.Member.String())
+			continue
+		}
+		v.Healthy++
+		if slices.Contains(s.Member.PeerURLs, peerURL) {
+			selfOK = true
+		}
+	}
+	if !selfOK || !v.Quorate() {
+		return fmt.Sprintf("%d of %d voting members healthy, this host's member healthy: %v", v.Healthy, v.Voters, selfOK), false
+	}
+	note = fmt.Sprintf("%d of %d voting members healthy", v.Healthy, v.Voters)
+	if len(down) > 0 {
+		note += "; not answering: " + strings.Join(down, ",")
+	}
+	return note, true
 }
 
 // addAPIServerLocalStep points this host's kube-apiserver back at its local

@@ -101,22 +101,12 @@ func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, e
 		r.Res.Survey = s
 		if s.Quorum {
 			r.Res.State = e.ReadState(ctx, nil)
-			return r, r.fail(fmt.Errorf("the cluster has a quorum (%s): there is nothing to recover. `kubectl-etcd status --local` shows it; to replace a dead member use `kubectl-etcd join` on its host or `kubectl etcd scale`", quorumWho(s)))
 		}
-		if s.Silent != nil && s.Ahead == nil {
-			if !o.Here {
-				return r, r.fail(fmt.Errorf("%s (member %s) is up but its etcd does not answer (restarted without a quorum, it serves no client until it rejoins), so whether it is further ahead than this host (raft index %d, revision %d) cannot be told from here. Run `kubectl-etcd recover --dry-run` as root on %s to see its raft index, recover on the host that is ahead, or rerun here with --here to accept losing what only %s has",
-					s.Silent.Name, s.Silent.ID, s.Local.RaftIndex, s.Local.Revision, s.Silent.Name, s.Silent.Name))
-			}
-			r.Res.Warnings = append(r.Res.Warnings, fmt.Sprintf("--here: %s is up but could not be asked; writes only it has are lost", s.Silent.Name))
+		warnings, err := recoverHere(s, o.Here)
+		if err != nil {
+			return r, r.fail(err)
 		}
-		if s.Ahead != nil {
-			if !o.Here {
-				return r, r.fail(fmt.Errorf("%s (member %s, raft index %d, revision %d) is further ahead than this host (raft index %d, revision %d): recovering here would lose the writes only it has. Run `kubectl-etcd recover` as root on %s instead, or rerun here with --here to accept that loss",
-					s.Ahead.Name, s.Ahead.ID, s.Ahead.RaftIndex, s.Ahead.Revision, s.Local.RaftIndex, s.Local.Revision, s.Ahead.Name))
-			}
-			r.Res.Warnings = append(r.Res.Warnings, fmt.Sprintf("--here: %s is further ahead (raft index %d vs %d here); the writes only it has are lost, and it is cut off like every other member", s.Ahead.Name, s.Ahead.RaftIndex, s.Local.RaftIndex))
-		}
+		r.Res.Warnings = append(r.Res.Warnings, warnings...)
 		j = &journal{Verb: "recover", Started: h.Now().UTC(), Node: cfg.NodeName(), MemberID: s.Local.id, ClusterID: s.Local.clusterID,
 			Index: s.Local.RaftIndex, Revision: s.Local.Revision, Here: o.Here}
 		for _, m := range s.Members {
@@ -157,6 +147,32 @@ func (r *Recovery) fail(err error) error {
 	return err
 }
 
+// recoverHere is recover's verdict on a survey: whether this host's data may
+// be the recovered cluster's. Refused when the cluster has a quorum (nothing
+// to recover), and, unless here, when another survivor is further ahead or
+// is up but silent (it may be ahead); with here, the writes lost are warned of.
+func recoverHere(s *Survey, here bool) (warnings []string, err error) {
+	if s.Quorum {
+		return nil, fmt.Errorf("the cluster has a quorum (%s): there is nothing to recover. `kubectl-etcd status --local` shows it; to replace a dead member use `kubectl-etcd join` on its host or `kubectl etcd scale`", quorumWho(s))
+	}
+	if s.Silent != nil && s.Ahead == nil {
+		if !here {
+			return nil, fmt.Errorf("%s (member %s) is up but its etcd does not answer (restarted without a quorum, it serves no client until it rejoins), so whether it is further ahead than this host (raft index %d, revision %d) cannot be told from here. Run `kubectl-etcd recover --dry-run` as root on %s to see its raft index, recover on the host that is ahead, or rerun here with --here to accept losing what only %s has",
+				s.Silent.Name, s.Silent.ID, s.Local.RaftIndex, s.Local.Revision, s.Silent.Name, s.Silent.Name)
+		}
+		warnings = append(warnings, fmt.Sprintf("--here: %s is up but could not be asked; writes only it has are lost", s.Silent.Name))
+	}
+	if s.Ahead != nil {
+		if !here {
+			return nil, fmt.Errorf("%s (member %s, raft index %d, revision %d) is further ahead than this host (raft index %d, revision %d): recovering here would lose the writes only it has. Run `kubectl-etcd recover` as root on %s instead, or rerun here with --here to accept that loss",
+				s.Ahead.Name, s.Ahead.ID, s.Ahead.RaftIndex, s.Ahead.Revision, s.Local.RaftIndex, s.Local.Revision, s.Ahead.Name)
+		}
+		warnings = append(warnings, fmt.Sprintf("--here: %s is further ahead (raft index %d vs %d here); the writes only it has are lost, and it is cut off like every other member", s.Ahead.Name, s.Ahead.RaftIndex, s.Local.RaftIndex))
+	}
+	return warnings, nil
+}
+
+// quorumWho names the survivors that follow a leader.
 func quorumWho(s *Survey) string {
 	var who []string
 	for _, x := range append([]Survivor{s.Local}, s.Others...) {

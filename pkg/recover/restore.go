@@ -201,14 +201,20 @@ func latestValue(file, key string) (val []byte, found bool, err error) {
 // refuseIfQuorum refuses a restore while any member this host knows of
 // leads or follows a leader.
 func refuseIfQuorum(ctx context.Context, e *hostlocal.Env, soleOK bool) error {
-	st := e.ReadState(ctx, nil)
-	if soleOK && len(st.Members) == 1 && st.Members[0].IsThis {
+	return restoreOver(e.ReadState(ctx, nil).Members, e.Config.NodeName(), soleOK)
+}
+
+// restoreOver is refuseIfQuorum's verdict on the members node sees: a
+// restore may not start a second cluster beside one that has a healthy
+// member, unless soleOK and the only member is node's own (a roll-back).
+func restoreOver(members []hostlocal.MemberRow, node string, soleOK bool) error {
+	if soleOK && len(members) == 1 && members[0].IsThis {
 		return nil
 	}
-	if soleOK && len(st.Members) > 1 {
-		return fmt.Errorf("--replace-sole-member: the etcd cluster has %d members, not only this host's: shrink it to this host's member first (kubectl etcd scale --nodes %s)", len(st.Members), e.Config.NodeName())
+	if soleOK && len(members) > 1 {
+		return fmt.Errorf("--replace-sole-member: the etcd cluster has %d members, not only this host's: shrink it to this host's member first (kubectl etcd scale --nodes %s)", len(members), node)
 	}
-	for _, m := range st.Members {
+	for _, m := range members {
 		if m.Healthy {
 			return fmt.Errorf("the etcd cluster has a quorum (member %s answers with a leader): restoring a snapshot here would start a second cluster beside it. To roll the cluster back, first take every other member out (kubectl-etcd leave on its host, or power it off), or use recover for quorum loss", m.Name)
 		}

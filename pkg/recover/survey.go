@@ -115,9 +115,6 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 		}
 		s.Members, s.Removed = membership.Members, membership.Removed
 	}
-	if s.Local.Leader != "" {
-		s.Quorum = true
-	}
 	// Ask every other member at once: a powered-off host costs a dial
 	// timeout, and there may be several.
 	var others []etcddata.Member
@@ -132,6 +129,17 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 		wg.Go(func() { s.Others[i] = ask(ctx, tlsCfg, m) })
 	}
 	wg.Wait()
+	s.judge()
+	return s, nil
+}
+
+// judge reads the survey's verdicts off what the survivors answered: Quorum
+// when this host's member or a running other follows a leader; Silent, the
+// first other that is up but cannot be asked; Ahead, the running other with
+// the highest raft index above this host's (the first of equals), whose data
+// a recovery should start from instead.
+func (s *Survey) judge() {
+	s.Quorum, s.Silent, s.Ahead = s.Local.Leader != "", nil, nil
 	for i := range s.Others {
 		o := &s.Others[i]
 		if o.Silent && (s.Silent == nil) {
@@ -147,7 +155,6 @@ func survey(ctx context.Context, e *hostlocal.Env) (*Survey, error) {
 			s.Ahead = o
 		}
 	}
-	return s, nil
 }
 
 // ask surveys one other member through its client URL.
@@ -166,21 +173,29 @@ func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
 	open := make(chan bool, 1)
 	go func() { open <- portOpen(ctx, o.ClientURL) }()
 	st, err := status(ctx, tlsCfg, o.ClientURL)
+	answered(&o, st, err, func() bool { return <-open })
+	return o
+}
+
+// answered records in o what its member said to a status request: st, or
+// err when it did not answer, in which case portOpen tells a member that is
+// up but silent from one that is down. An answer as another member (a
+// client URL reused by a rebuilt host) is not this member running.
+func answered(o *Survivor, st *etcdcluster.EndpointStatus, err error, portOpen func() bool) {
 	switch {
-	case err != nil && <-open:
+	case err != nil && portOpen():
 		// Its etcd is up but does not answer: restarted without a quorum,
 		// it serves no client until it rejoins. Its raft index is unknown.
 		o.Silent = true
 		o.Error = "etcd is up but does not answer (restarted without a quorum): its raft index is unknown"
 	case err != nil:
 		o.Error = err.Error()
-	case st.Header.GetMemberId() != m.ID:
-		o.Error = fmt.Sprintf("%s answers as member %x, not %x", o.ClientURL, st.Header.GetMemberId(), m.ID)
+	case st.Header.GetMemberId() != o.id:
+		o.Error = fmt.Sprintf("%s answers as member %x, not %x", o.ClientURL, st.Header.GetMemberId(), o.id)
 	default:
-		fill(&o, st)
+		fill(o, st)
 		o.Running = true
 	}
-	return o
 }
 
 func fill(s *Survivor, st *etcdcluster.EndpointStatus) {

@@ -26,10 +26,18 @@ func healthyAll(ms ...etcdcluster.Member) []etcdcluster.Status {
 
 var threeNodes = []Node{{"cp-b", "10.0.0.2", true}, {"cp-a", "10.0.0.1", true}, {"cp-c", "10.0.0.3", true}}
 
+// cNotReady: cp-c's kubelet is not Ready.
+var cNotReady = []Node{{"cp-a", "10.0.0.1", true}, {"cp-b", "10.0.0.2", true}, {"cp-c", "10.0.0.3", false}}
+
+// changes lists the plan as "add|resume|remove <node>".
 func changes(p *ScaleChanges) string {
 	var s []string
 	for _, c := range p.Changes {
-		s = append(s, c.Kind+" "+c.Node)
+		kind := c.Kind
+		if c.Resume {
+			kind = "resume"
+		}
+		s = append(s, kind+" "+c.Node)
 	}
 	return strings.Join(s, ", ")
 }
@@ -58,10 +66,17 @@ func TestScalePlan(t *testing.T) {
 		{name: "beyond candidates", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 5}, err: "more than the 3 control-plane nodes"},
 		{name: "unknown node", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Nodes: []string{"cp-a", "worker-1"}}, err: `"worker-1" is not a control-plane node`},
 		{name: "not ready node skipped", nodes: []Node{{"cp-a", "10.0.0.1", true}, {"cp-b", "10.0.0.2", false}, {"cp-c", "10.0.0.3", true}}, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 2}, want: "add cp-c", warn: true},
-		{name: "interrupted add resumes", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 2}, want: "add cp-b", warn: true},
-		{name: "interrupted add resumes, then the next", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 3}, want: "add cp-b, add cp-c"},
+		{name: "interrupted add resumes", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 2}, want: "resume cp-b", warn: true},
+		{name: "interrupted add resumes, then the next", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 3}, want: "resume cp-b, add cp-c"},
 		{name: "unwanted learner removed", nodes: threeNodes, members: []etcdcluster.Member{a, learner(c)}, statuses: healthyAll(a, learner(c)), target: Target{Nodes: []string{"cp-a"}}, want: "remove cp-c"},
-		{name: "both flags", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 1, Nodes: []string{"cp-a"}}, err: "not both"},
+		{name: "both flags", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 1, Nodes: []string{"cp-a"}}, err: "give either --replicas or --nodes, not both"},
+		{name: "short of healthy members, an unhealthy one stays", nodes: cNotReady, members: []etcdcluster.Member{a, b}, statuses: append(healthyAll(a), etcdcluster.Status{Member: b}), target: Target{Replicas: 2}, want: "", warn: true},
+		{name: "not enough Ready nodes", nodes: cNotReady, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 3},
+			err: "--replicas 3: only 2 control-plane nodes are Ready to take a member (cp-a, cp-b, cp-c)"},
+		{name: "a named node that is not Ready", nodes: cNotReady, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Nodes: []string{"cp-a", "cp-b", "cp-c"}},
+			err: "node cp-c is not Ready: its kubelet cannot run the pod that adds its member"},
+		{name: "no control-plane nodes", members: []etcdcluster.Member{a}, target: Target{Replicas: 1},
+			err: "--replicas 1 is more than the 0 control-plane nodes (none): join more control-plane nodes first"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ScalePlan(tc.nodes, tc.members, tc.statuses, tc.target)
