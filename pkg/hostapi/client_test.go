@@ -115,3 +115,13 @@ func TestClassification(t *testing.T) {
 		t.Errorf("HostCommand %q", got)
 	}
 }
+
+func TestParseRecoveryMarker(t *testing.T) {
+	m := ParseRecoveryMarker([]byte(`{"verb":"recover","host":"h1","removedMembers":[{"id":2},{"id":3}]}`))
+	if m == nil || m.Verb != "recover" || m.Host != "h1" || !m.Cut(3) || m.Cut(1) {
+		t.Errorf("marker %+v", m)
+	}
+	if m := ParseRecoveryMarker([]byte("not json")); m != nil {
+		t.Errorf("garbage decoded as %+v", m)
+	}
+}

@@ -1,6 +1,9 @@
 package hostapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // RecoveryMarkerKey is the etcd key `recover` and `restore` leave on the
 // cluster they bring back: when, where, and which members they cut off. A
@@ -21,6 +24,16 @@ type RecoveryMarker struct {
 	RaftIndex      uint64    `json:"raftIndexBefore,omitempty"`
 	Copy           string    `json:"dataCopy,omitempty"`
 	Snapshot       string    `json:"snapshot,omitempty"`
+}
+
+// ParseRecoveryMarker decodes a RecoveryMarkerKey value; nil when it is
+// not one (a marker that cannot be read must not fail the verb reading it).
+func ParseRecoveryMarker(raw []byte) *RecoveryMarker {
+	m := &RecoveryMarker{}
+	if json.Unmarshal(raw, m) != nil {
+		return nil
+	}
+	return m
 }
 
 // Cut reports whether the marker names member id as cut off.

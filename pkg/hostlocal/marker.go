@@ -2,7 +2,6 @@ package hostlocal
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -25,11 +24,7 @@ func (e *Env) recoveryMarker(ctx context.Context, c *etcdcluster.Client) *Recove
 	if err != nil || !found {
 		return nil
 	}
-	m := &RecoveryMarker{}
-	if json.Unmarshal(raw, m) != nil {
-		return nil
-	}
-	return m
+	return hostapi.ParseRecoveryMarker(raw)
 }
 
 func describeMarker(m *RecoveryMarker, id uint64) string {

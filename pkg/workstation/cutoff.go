@@ -2,7 +2,6 @@ package workstation
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,11 +33,7 @@ func readMarker(ctx context.Context, c *etcdcluster.Client) *hostapi.RecoveryMar
 	if err != nil || !found {
 		return nil
 	}
-	m := &hostapi.RecoveryMarker{}
-	if json.Unmarshal(raw, m) != nil {
-		return nil
-	}
-	return m
+	return hostapi.ParseRecoveryMarker(raw)
 }
 
 // nodeLease is when a node's kubelet last renewed its lease, and for how long.

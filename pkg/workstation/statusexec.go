@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -314,11 +313,7 @@ func readMarkerByExec(ctx context.Context, run func(context.Context, []string) (
 	if err != nil || !found {
 		return nil
 	}
-	m := &hostapi.RecoveryMarker{}
-	if json.Unmarshal(raw, m) != nil {
-		return nil
-	}
-	return m
+	return hostapi.ParseRecoveryMarker(raw)
 }
 
 func firstOr(s []string) string {
