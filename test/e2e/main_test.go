@@ -89,6 +89,12 @@ func upBed(t *testing.T, name, subnet string, roles ...testbed.Role) *testbed.Be
 	}
 	t.Logf("bed %s with %d hosts up in %s", name, len(roles), time.Since(start).Round(100*time.Millisecond))
 	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("KETCD_KEEP_FAILED_BED") == "1" {
+			// For diagnosis: the hosts' logs and files stay; the next
+			// upBed of this name replaces the bed, and `make bed-down` removes it.
+			t.Logf("KETCD_KEEP_FAILED_BED=1: bed %s left up for diagnosis (testbed --name %s exec h1 -- bash; testbed --name %s down)", name, name, name)
+			return
+		}
 		if err := testbed.Down(context.Background(), name, "", logWriter{t}); err != nil {
 			t.Errorf("tearing down bed %s: %v", name, err)
 		}
