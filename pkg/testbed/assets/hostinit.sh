@@ -28,6 +28,14 @@ for f in vm/overcommit_memory kernel/panic kernel/panic_on_oops; do
   mount --bind "$state/sysctl/${f//\//.}" "/proc/sys/$f"
 done
 
+# The host's systemctl is the stand-in (systemctl.sh) for every caller, also
+# one that does not have $bindir on its PATH: a host pod's process that
+# chroots into /host (a detached restore restarts kubelet from there) would
+# otherwise run the machine's real systemctl, which cannot reach this host's
+# "systemd". The bind mount stays inside this host's mount namespace. (A
+# machine without /usr/bin/systemctl has nothing such a caller could run.)
+if [[ -e /usr/bin/systemctl ]]; then mount --bind "$bindir/systemctl" /usr/bin/systemctl; fi
+
 mkdir -p /run/testbed /var/log/testbed
 echo $$ >/run/testbed/init.pid
 
