@@ -549,7 +549,6 @@ func (e *Env) addAPIServerLocalStep(p *plan.Plan) {
 	}
 	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s back to the local member %s and wait until it serves",
 		strings.Join(servers, ","), staticpod.LocalEtcdServer(cfg)), func(ctx context.Context) (string, error) {
-		_, err := h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer)
-		return "", err
+		return h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer)
 	})
 }

@@ -71,8 +71,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 	if servers, err := h.APIServerEtcdServers(); err == nil && !sameSet(servers, remaining) {
 		p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s to the remaining members %s and wait until it serves (it would lose its storage otherwise)",
 			strings.Join(servers, ","), strings.Join(remaining, ",")), func(ctx context.Context) (string, error) {
-			_, err := h.RestartAPIServerWith(ctx, cfg, remaining, e.Timeouts.APIServer)
-			return "", err
+			return h.RestartAPIServerWith(ctx, cfg, remaining, e.Timeouts.APIServer)
 		})
 	}
 	isLeader := false
@@ -171,8 +170,7 @@ func (e *Env) addAPIServerOffRemovedStep(p *plan.Plan, members []etcdcluster.Mem
 	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s (%s no longer a member) to the members %s and wait until it serves",
 		strings.Join(servers, ","), strings.Join(gone, ","), strings.Join(voters, ",")), func(ctx context.Context) (string, error) {
 		defer b.Close()
-		_, err := h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
-		return "", err
+		return h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
 	})
 }
 

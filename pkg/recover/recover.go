@@ -247,10 +247,11 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 				return "no kube-apiserver manifest on this host", nil
 			}
 			if !(len(servers) == 1 && servers[0] == staticpod.LocalEtcdServer(cfg)) {
-				if _, err := h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer); err != nil {
+				note, err := h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer)
+				if err != nil {
 					return "", err
 				}
-				return "re-pointed from " + strings.Join(servers, ",") + " and ready", nil
+				return "re-pointed from " + strings.Join(servers, ",") + ": " + note, nil
 			}
 			return "ready", h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer)
 		})

@@ -236,13 +236,16 @@ func (h *Host) WaitEtcdContainerStarted(ctx context.Context, cfg *Config, since 
 
 // RestartAPIServerWith changes the local kube-apiserver's --etcd-servers and
 // waits until kubelet has replaced the old apiserver process and the new one
-// is ready. Nothing happens when it already has these servers.
-func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []string, timeout time.Duration) (bool, error) {
+// is ready. Nothing happens when it already has these servers. The note says
+// where the time went: the old process's graceful shutdown (kubelet gives it
+// the pod's termination grace period) and the new one's start.
+func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []string, timeout time.Duration) (note string, err error) {
 	old := h.APIServerPIDs()
 	changed, err := h.SetAPIServerEtcdServers(servers)
 	if err != nil || !changed {
-		return changed, err
+		return "", err
 	}
+	start := time.Now()
 	if len(old) > 0 {
 		if err := pollUntil(ctx, timeout, func() (bool, error) {
 			for _, p := range h.APIServerPIDs() {
@@ -254,10 +257,14 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 		}, func() string {
 			return fmt.Sprintf("kubelet on %s did not restart kube-apiserver within %s after its manifest changed", cfg.NodeName(), timeout)
 		}); err != nil {
-			return true, err
+			return "", err
 		}
+		note = fmt.Sprintf("old kube-apiserver gone after %s, ", time.Since(start).Round(100*time.Millisecond))
 	}
-	return true, h.WaitAPIServerReady(ctx, cfg, timeout)
+	if err := h.WaitAPIServerReady(ctx, cfg, timeout); err != nil {
+		return "", err
+	}
+	return note + fmt.Sprintf("new one ready after %s", time.Since(start).Round(100*time.Millisecond)), nil
 }
 
 // WaitAPIServerReady waits until the local kube-apiserver answers /readyz
