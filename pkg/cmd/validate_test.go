@@ -66,6 +66,9 @@ func TestValidateRejectsBeforeContact(t *testing.T) {
 		{[]string{"scale", "--replicas", "0"}, false, "--replicas must be at least 1, got 0: etcd cannot run without members (to rebuild from nothing, restore a snapshot)"},
 		{[]string{"scale", "--replicas", "3", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
 		{[]string{"remove", "cp-3", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
+		{[]string{"remove"}, false, "remove needs exactly one NODE|MEMBER, got 0 arguments"},
+		{[]string{"remove", "cp-2", "cp-3"}, false, "remove needs exactly one NODE|MEMBER, got 2 arguments"},
+		{[]string{"replace"}, false, "replace needs exactly one NODE, got 0 arguments"},
 		{[]string{"replace", "cp-3", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
 
 		{[]string{"status", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},

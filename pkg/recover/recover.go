@@ -303,13 +303,41 @@ func quarantineConfig(cfg *staticpod.Config, force bool) *staticpod.Config {
 
 func quarantineURL() string { return fmt.Sprintf("https://127.0.0.1:%d", QuarantinePort) }
 
+// quarantineAction is what the quarantine step does before it waits for the
+// quarantined member to serve.
+type quarantineAction struct {
+	// write: write the quarantine manifest, record it in the journal, and
+	// restart kubelet when that is allowed. Otherwise a rerun finds the
+	// manifest the journal records still in place, and only waits for its
+	// member.
+	write bool
+	// stopEtcd: an etcd still runs on the data dir while no quarantine pod
+	// is there, so it is the old member, which must be gone before the
+	// quarantined one starts on the same data.
+	stopEtcd bool
+	// checkPort: the quarantine port must be free; only on the first
+	// attempt, since on a rerun the member quarantined before may hold it.
+	checkPort bool
+}
+
+// quarantineStep decides the quarantine step from what an earlier run
+// left: whether the journal says the manifest was written, whether it is
+// still in the manifests dir, and whether an etcd runs on the data dir.
+func quarantineStep(quarantined, manifestThere, etcdRunning bool) quarantineAction {
+	if quarantined && manifestThere {
+		return quarantineAction{}
+	}
+	return quarantineAction{write: true, stopEtcd: etcdRunning && !manifestThere, checkPort: !quarantined}
+}
+
 // quarantine writes the quarantined member's manifest and waits until it serves.
 func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 	e, j := r.env, r.j
 	h, cfg := e.Host, e.Config
 	note := ""
-	if !j.Quarantined || !fileExists(h.Path(quarantineManifest(h))) {
-		if len(h.EtcdPIDs(cfg)) > 0 && !fileExists(h.Path(quarantineManifest(h))) {
+	manifestThere := fileExists(h.Path(quarantineManifest(h)))
+	if act := quarantineStep(j.Quarantined, manifestThere, len(h.EtcdPIDs(cfg)) > 0); act.write {
+		if act.stopEtcd {
 			stop := stopEtcd
 			if force {
 				stop = stopSurvivor // recover's survivor, which has no quorum
@@ -318,7 +346,7 @@ func (r *Recovery) quarantine(ctx context.Context, force bool) (string, error) {
 				return "", err
 			}
 		}
-		if !j.Quarantined {
+		if act.checkPort {
 			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", QuarantinePort)); err != nil {
 				return "", fmt.Errorf("the quarantine port %d is in use on %s: %w", QuarantinePort, cfg.NodeName(), err)
 			} else {

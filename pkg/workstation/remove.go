@@ -94,18 +94,12 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*Result, error) 
 		obs.client.Close()
 		return s.removeCutOff(ctx, obs, c, o)
 	}
-	m, node, err := s.resolve(ctx, obs, o.Target)
-	if err == nil {
-		err = etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID)
-	}
+	m, node, err := s.removeTarget(ctx, obs, o)
 	obs.client.Close()
 	if err != nil {
 		return nil, err
 	}
 	n, nodeKnown := nodeNamed(obs.nodes, node)
-	if down, why := obs.down(n); o.DeleteNode && nodeKnown && !down {
-		return nil, fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone; remove the member without --delete-node (the host leaves cleanly), then `kubeadm reset` the host before deleting its node", node, why)
-	}
 	c := Change{Kind: "remove", Node: node, Member: &m}
 	p := &plan.Plan{Title: c.String()}
 	if !o.NoSnapshot {
@@ -138,6 +132,26 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*Result, error) 
 	return s.execute(ctx, "remove", p, o.DryRun, obs)
 }
 
+// removeTarget is Remove's verdict on what the operator named, before
+// anything is changed: the member to remove and its node ("" when it runs on
+// none), or why not (an unknown name, a node that is not a control-plane
+// node or has no member, a removal that could lose quorum or the last
+// member, --delete-node for a host that is up).
+func (s *Session) removeTarget(ctx context.Context, obs *observed, o MemberOptions) (etcdcluster.Member, string, error) {
+	m, node, err := s.resolve(ctx, obs, o.Target)
+	if err == nil {
+		err = etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID)
+	}
+	if err != nil {
+		return etcdcluster.Member{}, "", err
+	}
+	n, nodeKnown := nodeNamed(obs.nodes, node)
+	if down, why := obs.down(n); o.DeleteNode && nodeKnown && !down {
+		return etcdcluster.Member{}, "", fmt.Errorf("--delete-node: node %s is up (%s), so its host is not gone; remove the member without --delete-node (the host leaves cleanly), then `kubeadm reset` the host before deleting its node", node, why)
+	}
+	return m, node, nil
+}
+
 func hostGoneWhy(node string, known bool) string {
 	switch {
 	case node == "":
@@ -158,19 +172,9 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*Result, error)
 		return nil, err
 	}
 	defer obs.client.Close()
-	n, ok := nodeNamed(obs.nodes, o.Target)
-	if !ok {
-		if err := s.notControlPlane(ctx, o.Target); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%q is not a control-plane node of this cluster (control-plane nodes: %s)", o.Target, names(obs.nodes))
-	}
-	m := memberAt(obs.members, n)
-	if m == nil {
-		return nil, fmt.Errorf("node %s has no etcd member to replace; `kubectl etcd scale --nodes ...` adds one", n.Name)
-	}
-	if err := etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID); err != nil {
-		return nil, fmt.Errorf("replacing %s's member: %w (to rebuild a cluster from its only member's loss, restore a snapshot)", n.Name, err)
+	n, m, err := s.replaceTarget(ctx, obs, o.Target)
+	if err != nil {
+		return nil, err
 	}
 	var endpoints []string
 	for _, x := range obs.members {
@@ -201,6 +205,27 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*Result, error)
 			return "", stepsOf(joined), nil
 		})
 	return s.execute(ctx, "replace", p, o.DryRun, obs)
+}
+
+// replaceTarget is Replace's verdict on the node named, before anything is
+// changed: the node and its member, or why not (not a control-plane node,
+// no member on it, a removal that could lose quorum or the last member).
+func (s *Session) replaceTarget(ctx context.Context, obs *observed, target string) (Node, *etcdcluster.Member, error) {
+	n, ok := nodeNamed(obs.nodes, target)
+	if !ok {
+		if err := s.notControlPlane(ctx, target); err != nil {
+			return Node{}, nil, err
+		}
+		return Node{}, nil, fmt.Errorf("%q is not a control-plane node of this cluster (control-plane nodes: %s)", target, names(obs.nodes))
+	}
+	m := memberAt(obs.members, n)
+	if m == nil {
+		return Node{}, nil, fmt.Errorf("node %s has no etcd member to replace; `kubectl etcd scale --nodes ...` adds one", n.Name)
+	}
+	if err := etcdcluster.CheckRemove(obs.members, obs.statuses, m.ID); err != nil {
+		return Node{}, nil, fmt.Errorf("replacing %s's member: %w (to rebuild a cluster from its only member's loss, restore a snapshot)", n.Name, err)
+	}
+	return n, m, nil
 }
 
 // repointOff points the kube-apiservers of member-less hosts that still list

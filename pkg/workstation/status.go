@@ -84,6 +84,32 @@ type observed struct {
 }
 
 func (s *Session) observe(ctx context.Context) (*observed, error) {
+	o, err := s.observeAPI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := s.Credentials(ctx, o.etcdPods)
+	if err != nil {
+		return nil, err
+	}
+	if o.client, err = s.Etcd(ctx, tlsCfg, EndpointsOf(o.nodes, o.etcdPods)); err != nil {
+		return nil, err
+	}
+	if err := o.readEtcd(ctx, o.client); err != nil {
+		o.client.Close()
+		return nil, err
+	}
+	o.marker = readMarker(ctx, o.client)
+	o.leases, o.now = s.nodeLeases(ctx), time.Now()
+	return o, nil
+}
+
+// observeAPI is the part of observe read from the apiserver alone: the
+// control-plane nodes, the etcd pods' nodes and the apiservers' etcd servers.
+// It is split off so that the decisions made from an observation can be
+// tested against a fake clientset, without the host pods and the tunnel
+// that reaching etcd takes.
+func (s *Session) observeAPI(ctx context.Context) (*observed, error) {
 	o := &observed{}
 	var err error
 	if o.nodes, err = s.ControlPlaneNodes(ctx); err != nil {
@@ -98,24 +124,19 @@ func (s *Session) observe(ctx context.Context) (*observed, error) {
 	if len(o.etcdPods) == 0 {
 		return nil, fmt.Errorf("no etcd static pod in kube-system: this is not a kubeadm cluster with stacked etcd, or every member's host is down")
 	}
-	tlsCfg, err := s.Credentials(ctx, o.etcdPods)
-	if err != nil {
-		return nil, err
-	}
-	if o.client, err = s.Etcd(ctx, tlsCfg, EndpointsOf(o.nodes, o.etcdPods)); err != nil {
-		return nil, err
-	}
-	if o.members, err = o.client.Members(ctx); err != nil {
-		o.client.Close()
-		return nil, err
-	}
-	if o.statuses, err = o.client.Statuses(ctx); err != nil {
-		o.client.Close()
-		return nil, err
-	}
-	o.marker = readMarker(ctx, o.client)
-	o.leases, o.now = s.nodeLeases(ctx), time.Now()
 	return o, nil
+}
+
+// readEtcd fills in the membership and every member's status.
+func (o *observed) readEtcd(ctx context.Context, c etcdcluster.Cluster) error {
+	var err error
+	if o.members, err = c.Members(ctx); err != nil {
+		return err
+	}
+	if o.statuses, err = c.Statuses(ctx); err != nil {
+		return err
+	}
+	return nil
 }
 
 // StatusVia says how Status reads etcd.
