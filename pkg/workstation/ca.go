@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/sealedca"
 )
@@ -29,16 +30,25 @@ func (s *Session) ensureCA(ctx context.Context, target string, sources []string)
 		fromTargetW.Close()
 		done <- err
 	}()
+	// fail ends the receiving side and waits for it; done is read here and
+	// nowhere else on a failure path (reading it twice hung a rerun for
+	// good when the target's host pod failed).
 	fail := func(err error) error {
 		toTargetW.CloseWithError(err)
 		cancel()
-		<-done
+		rerr := <-done
+		if rerr != nil && !errors.Is(rerr, context.Canceled) {
+			err = errors.Join(err, rerr)
+		}
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = errors.Join(err, errors.New(msg))
+		}
 		return err
 	}
 	sc := bufio.NewScanner(fromTarget)
 	first, err := nextCAMessage(sc)
 	if err != nil {
-		return fail(errors.Join(fmt.Errorf("asking %s for its etcd CA: %w", target, err), <-done, errors.New(stderr.String())))
+		return fail(fmt.Errorf("asking %s for its etcd CA: %w", target, err))
 	}
 	if first.Present {
 		toTargetW.Close()
