@@ -73,7 +73,9 @@ func findStep(t *testing.T, p *plan.Plan, name string) plan.Step {
 // only while no copy is recorded (one "before" copy, never a copy of a
 // half-recovered dir), and force-new-cluster is not planned again once the
 // normal manifest is written. Whether kubelet may be restarted picks the
-// switch-over (restart, or bridge the apiserver until kubelet syncs).
+// switch-over (restart, or bridge the apiserver until kubelet syncs); a
+// restart comes with the apiserver parked, in every state (a rerun may
+// restart kubelet again).
 func TestPlanStepsByJournal(t *testing.T) {
 	const copied = "/var/lib/etcd.before-recover-20260301T110000Z"
 	for _, tc := range []struct {
@@ -82,21 +84,21 @@ func TestPlanStepsByJournal(t *testing.T) {
 		restart bool
 		want    []string
 	}{
-		{"fresh", func(*journal) {}, true, []string{"stop local etcd", "copy data dir", "force new cluster (quarantined)", "verify", "marker",
+		{"fresh", func(*journal) {}, true, []string{"park apiserver", "stop local etcd", "copy data dir", "force new cluster (quarantined)", "verify", "marker",
 			"single-member manifest", "restart kubelet", "etcd", "apiserver", "finish"}},
 		{"fresh, kubelet not restartable", func(*journal) {}, false, []string{"stop local etcd", "copy data dir", "force new cluster (quarantined)", "verify", "marker",
 			"bridge apiserver", "single-member manifest", "apiserver", "finish"}},
-		{"copied", func(j *journal) { j.Copy = copied }, true, []string{"force new cluster (quarantined)", "verify", "marker",
+		{"copied", func(j *journal) { j.Copy = copied }, true, []string{"park apiserver", "force new cluster (quarantined)", "verify", "marker",
 			"single-member manifest", "restart kubelet", "etcd", "apiserver", "finish"}},
 		{"copied, kubelet not restartable", func(j *journal) { j.Copy = copied }, false, []string{"force new cluster (quarantined)", "verify", "marker",
 			"bridge apiserver", "single-member manifest", "apiserver", "finish"}},
 		// The quarantine step itself tells a written manifest from a missing
 		// one (see TestQuarantineStep); the plan is the same.
-		{"quarantined", func(j *journal) { j.Copy, j.Quarantined = copied, true }, true, []string{"force new cluster (quarantined)", "verify", "marker",
+		{"quarantined", func(j *journal) { j.Copy, j.Quarantined = copied, true }, true, []string{"park apiserver", "force new cluster (quarantined)", "verify", "marker",
 			"single-member manifest", "restart kubelet", "etcd", "apiserver", "finish"}},
 		{"quarantined, kubelet not restartable", func(j *journal) { j.Copy, j.Quarantined = copied, true }, false, []string{"force new cluster (quarantined)", "verify", "marker",
 			"bridge apiserver", "single-member manifest", "apiserver", "finish"}},
-		{"normal manifest written", func(j *journal) { j.Copy, j.Quarantined, j.NormalWritten = copied, true, true }, true, []string{"restart kubelet", "etcd", "apiserver", "finish"}},
+		{"normal manifest written", func(j *journal) { j.Copy, j.Quarantined, j.NormalWritten = copied, true, true }, true, []string{"park apiserver", "restart kubelet", "etcd", "apiserver", "finish"}},
 		{"normal manifest written, kubelet not restartable", func(j *journal) { j.Copy, j.Quarantined, j.NormalWritten = copied, true, true }, false, []string{"apiserver", "finish"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

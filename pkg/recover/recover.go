@@ -192,6 +192,7 @@ func (r *Recovery) planSteps() *plan.Plan {
 	}
 	p := &plan.Plan{Title: fmt.Sprintf("recover: etcd cluster %x from %s's data (member %x, raft index %d, revision %d) as a new single-member cluster; members cut off: %s",
 		j.ClusterID, cfg.NodeName(), j.MemberID, j.Index, j.Revision, orNone(cut))}
+	r.addParkStep(p)
 	if j.Copy == "" {
 		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir and wait until etcd is gone (nothing may write the data dir while it is copied; without a quorum it commits nothing, so one still draining its clients %s after SIGTERM is killed)", h.EtcdManifest(), staticpod.EtcdDrainKillAfter),
 			func(ctx context.Context) (string, error) {
@@ -228,6 +229,18 @@ func (r *Recovery) planSteps() *plan.Plan {
 	return p
 }
 
+// addParkStep stops this host's kube-apiserver until the "apiserver" step
+// (staticpod.ParkAPIServer says why), when kubelet is to be restarted. In
+// every journal state: a rerun may restart kubelet again.
+func (r *Recovery) addParkStep(p *plan.Plan) {
+	if !r.restartKubelet {
+		return // the bridge needs the apiserver
+	}
+	e := r.env
+	p.Add("park apiserver", fmt.Sprintf("move %s into %s and stop kube-apiserver until the member serves again: it cannot serve without etcd, and while it accepts connections without answering them a restarted kubelet waits up to 2 min before it mounts a new pod's volumes", e.Host.APIServerManifest(), e.Host.StateDir()),
+		func(ctx context.Context) (string, error) { return e.Host.ParkAPIServer(ctx, e.Timeouts.EtcdStop) })
+}
+
 // addFinishSteps are the common end: the apiserver back on the local member,
 // then the journal closed.
 func (r *Recovery) addFinishSteps(p *plan.Plan) {
@@ -240,8 +253,16 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 		p.Add("etcd", fmt.Sprintf("wait until the member serves at %s as the recovered member, its revision not behind the survey's", staticpod.LocalEtcdServer(cfg)),
 			func(ctx context.Context) (string, error) { return r.waitNormal(ctx) })
 	}
-	p.Add("apiserver", "kube-apiserver on this host reads the local member again; wait until it is ready",
+	p.Add("apiserver", "kube-apiserver on this host reads the local member again (its manifest back in place if parked); wait until it is ready",
 		func(ctx context.Context) (string, error) {
+			back, err := h.UnparkAPIServer()
+			if err != nil {
+				return "", err
+			}
+			unparked := ""
+			if back {
+				unparked = "manifest back in place; "
+			}
 			servers, err := h.APIServerEtcdServers()
 			if err != nil {
 				return "no kube-apiserver manifest on this host", nil
@@ -251,9 +272,9 @@ func (r *Recovery) addFinishSteps(p *plan.Plan) {
 				if err != nil {
 					return "", err
 				}
-				return "re-pointed from " + strings.Join(servers, ",") + ": " + note, nil
+				return unparked + "re-pointed from " + strings.Join(servers, ",") + ": " + note, nil
 			}
-			return "ready", h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer)
+			return unparked + "ready", h.WaitAPIServerReady(ctx, cfg, e.Timeouts.APIServer)
 		})
 	p.Add("finish", "close the journal "+journalPath(h), func(ctx context.Context) (string, error) {
 		j.Done, j.Finished = true, h.Now().UTC()

@@ -227,6 +227,7 @@ func (r *Recovery) planRestoreSteps(info *snapshot.Info) *plan.Plan {
 	h, cfg := e.Host, e.Config
 	p := &plan.Plan{Title: fmt.Sprintf("restore: %s (revision %d) on %s as a new single-member etcd cluster; revisions bumped by %d and marked compacted so Kubernetes watches relist",
 		j.Snapshot, info.Revision, cfg.NodeName(), RevisionBump)}
+	r.addParkStep(p)
 	if !j.Restored {
 		p.Add("stop local etcd", fmt.Sprintf("move %s out of the manifests dir (if there) and wait until no etcd runs on %s", h.EtcdManifest(), cfg.DataDir()),
 			func(ctx context.Context) (string, error) { return stopEtcd(ctx, e) })

@@ -43,7 +43,7 @@ func (h *Host) certSpecs() []*certsphase.KubeadmCert {
 		certsphase.KubeadmCertEtcdPeer(),
 		certsphase.KubeadmCertEtcdHealthcheck(),
 	}
-	if h.exists(h.APIServerManifest()) {
+	if h.exists(h.apiServerManifestToRead()) {
 		specs = append(specs, certsphase.KubeadmCertEtcdAPIClient())
 	}
 	return specs

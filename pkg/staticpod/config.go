@@ -250,8 +250,8 @@ func readKubeadmConfig(ctx context.Context, path string, timeout time.Duration) 
 // certificates dir; an existing etcd manifest gives the data dir and image.
 func (h *Host) inferFromManifests(cc *kubeadmapi.ClusterConfiguration) (bool, error) {
 	inferred := false
-	if h.exists(h.APIServerManifest()) {
-		pod, err := h.ReadManifest(h.APIServerManifest())
+	if m := h.apiServerManifestToRead(); h.exists(m) {
+		pod, err := h.ReadManifest(m)
 		if err != nil {
 			return false, err
 		}
@@ -370,7 +370,7 @@ func (h *Host) advertiseAddress(given string) (string, error) {
 }
 
 func (h *Host) recordedAdvertiseAddress() string {
-	if pod, err := h.ReadManifest(h.APIServerManifest()); err == nil {
+	if pod, err := h.ReadManifest(h.apiServerManifestToRead()); err == nil {
 		if ep, ok := pod.Annotations[kubeadmconstants.KubeAPIServerAdvertiseAddressEndpointAnnotationKey]; ok {
 			if host, _, err := net.SplitHostPort(ep); err == nil {
 				return host
