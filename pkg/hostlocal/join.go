@@ -536,6 +536,13 @@ func quorumWith(statuses []etcdcluster.Status, peerURL string) (note string, ok 
 	return note, true
 }
 
+// repointNote ends the description of every apiserver re-point: the old
+// kube-apiserver does not wait for kubelet's whole grace period
+// (staticpod.APIServerShutdownGrace says why).
+func repointNote() string {
+	return fmt.Sprintf("; an old kube-apiserver still draining its watch streams %s after kubelet stopped it (plus its --shutdown-delay-duration) is killed, so the new one starts", staticpod.APIServerShutdownGrace)
+}
+
 // addAPIServerLocalStep points this host's kube-apiserver back at its local
 // member (kubeadm's stacked layout) when it was pointed elsewhere.
 func (e *Env) addAPIServerLocalStep(p *plan.Plan) {
@@ -548,7 +555,7 @@ func (e *Env) addAPIServerLocalStep(p *plan.Plan) {
 		return
 	}
 	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s back to the local member %s and wait until it serves",
-		strings.Join(servers, ","), staticpod.LocalEtcdServer(cfg)), func(ctx context.Context) (string, error) {
+		strings.Join(servers, ","), staticpod.LocalEtcdServer(cfg))+repointNote(), func(ctx context.Context) (string, error) {
 		return h.RestartAPIServerWith(ctx, cfg, []string{staticpod.LocalEtcdServer(cfg)}, e.Timeouts.APIServer)
 	})
 }

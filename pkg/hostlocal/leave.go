@@ -70,7 +70,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 	remaining := clientURLsExcept(members, me.ID)
 	if servers, err := h.APIServerEtcdServers(); err == nil && !sameSet(servers, remaining) {
 		p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s to the remaining members %s and wait until it serves (it would lose its storage otherwise)",
-			strings.Join(servers, ","), strings.Join(remaining, ",")), func(ctx context.Context) (string, error) {
+			strings.Join(servers, ","), strings.Join(remaining, ","))+repointNote(), func(ctx context.Context) (string, error) {
 			return h.RestartAPIServerWith(ctx, cfg, remaining, e.Timeouts.APIServer)
 		})
 	}
@@ -168,7 +168,7 @@ func (e *Env) addAPIServerOffRemovedStep(p *plan.Plan, members []etcdcluster.Mem
 		b = e.addBridgeStep(p, voters, true)
 	}
 	p.Add("apiserver", fmt.Sprintf("point kube-apiserver's --etcd-servers from %s (%s no longer a member) to the members %s and wait until it serves",
-		strings.Join(servers, ","), strings.Join(gone, ","), strings.Join(voters, ",")), func(ctx context.Context) (string, error) {
+		strings.Join(servers, ","), strings.Join(gone, ","), strings.Join(voters, ","))+repointNote(), func(ctx context.Context) (string, error) {
 		defer b.Close()
 		return h.RestartAPIServerWith(ctx, cfg, voters, e.Timeouts.APIServer)
 	})

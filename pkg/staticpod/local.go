@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
+	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
@@ -247,24 +248,75 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 	}
 	start := time.Now()
 	if len(old) > 0 {
+		killAfter := h.apiServerShutdownKillAfter()
+		killed := false
 		if err := pollUntil(ctx, timeout, func() (bool, error) {
+			var left []int
 			for _, p := range h.APIServerPIDs() {
 				if slices.Contains(old, p) {
-					return false, nil
+					left = append(left, p)
 				}
 			}
-			return true, nil
+			if len(left) > 0 && !killed && time.Since(start) > killAfter {
+				killed = true
+				signalPIDs(left, syscall.SIGKILL)
+			}
+			return len(left) == 0, nil
 		}, func() string {
 			return fmt.Sprintf("kubelet on %s did not restart kube-apiserver within %s after its manifest changed", cfg.NodeName(), timeout)
 		}); err != nil {
 			return "", err
 		}
 		note = fmt.Sprintf("old kube-apiserver gone after %s, ", time.Since(start).Round(100*time.Millisecond))
+		if killed {
+			note = fmt.Sprintf("old kube-apiserver killed %s into its graceful shutdown (it had stopped taking connections; its open watch streams would have held it until kubelet's grace period ends), ", killAfter)
+		}
 	}
 	if err := h.WaitAPIServerReady(ctx, cfg, timeout); err != nil {
 		return "", err
 	}
 	return note + fmt.Sprintf("new one ready after %s", time.Since(start).Round(100*time.Millisecond)), nil
+}
+
+// APIServerShutdownGrace is how long RestartAPIServerWith lets the old
+// kube-apiserver shut down gracefully, on top of its own
+// --shutdown-delay-duration, before it kills it. On SIGTERM (kubelet sends it
+// when the manifest changes) kube-apiserver stops accepting connections at
+// once (after --shutdown-delay-duration, 0 in kubeadm's manifest), then waits
+// for its open connections to end; its clients' watch streams never end by
+// themselves, so it runs until kubelet kills it at the pod's 30 s grace
+// period, measured at 30.1–30.2 s on every re-point, and the new apiserver
+// starts only then. Nothing is served from it in that time but the events
+// of those watches, which their clients resume from the new one.
+const APIServerShutdownGrace = 5 * time.Second
+
+// apiServerShutdownKillAfter is APIServerShutdownGrace plus the manifest's
+// --shutdown-delay-duration (the time an operator gives load balancers to
+// stop sending it requests, while it still serves).
+func (h *Host) apiServerShutdownKillAfter() time.Duration {
+	pod, err := h.ReadManifest(h.APIServerManifest())
+	if err != nil {
+		return APIServerShutdownGrace
+	}
+	c := container(pod, kubeadmconstants.KubeAPIServer)
+	if c == nil {
+		return APIServerShutdownGrace
+	}
+	delay, err := time.ParseDuration(flagValue(c.Command, "shutdown-delay-duration"))
+	if err != nil || delay < 0 {
+		delay = 0
+	}
+	return delay + APIServerShutdownGrace
+}
+
+// signalPIDs sends sig to each process, ignoring those already gone.
+// (os.Process.Signal: this package also builds for darwin and windows.)
+func signalPIDs(pids []int, sig os.Signal) {
+	for _, p := range pids {
+		if proc, err := os.FindProcess(p); err == nil {
+			_ = proc.Signal(sig)
+		}
+	}
 }
 
 // WaitAPIServerReady waits until the local kube-apiserver answers /readyz

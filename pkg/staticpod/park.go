@@ -91,11 +91,7 @@ func (h *Host) ParkAPIServer(ctx context.Context, timeout time.Duration) (string
 			sig = syscall.SIGKILL
 		}
 		if sig != 0 {
-			for _, p := range pids {
-				if proc, err := os.FindProcess(p); err == nil {
-					_ = proc.Signal(sig)
-				}
-			}
+			signalPIDs(pids, sig)
 		}
 		return false, nil
 	}, func() string {

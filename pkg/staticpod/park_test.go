@@ -102,3 +102,42 @@ spec:
     image: registry.k8s.io/kube-apiserver:v1.37.2
     name: kube-apiserver
 `
+
+// TestAPIServerShutdownKillAfter: the old apiserver gets the grace on top of
+// the --shutdown-delay-duration its manifest sets (an operator's drain time
+// for load balancers), and only the grace when it sets none or nonsense.
+func TestAPIServerShutdownKillAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag string
+		manifest   bool
+		want       time.Duration
+	}{
+		{"no manifest", "", false, APIServerShutdownGrace},
+		{"kubeadm's (no delay)", "", true, APIServerShutdownGrace},
+		{"delay 20s", "--shutdown-delay-duration=20s", true, 20*time.Second + APIServerShutdownGrace},
+		{"delay 1m30s", "--shutdown-delay-duration=1m30s", true, 90*time.Second + APIServerShutdownGrace},
+		{"unparseable", "--shutdown-delay-duration=soon", true, APIServerShutdownGrace},
+		{"negative", "--shutdown-delay-duration=-5s", true, APIServerShutdownGrace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			h := NewHost(root)
+			if tc.manifest {
+				m := testAPIServerManifest
+				if tc.flag != "" {
+					m = strings.Replace(m, "    - --etcd-servers", "    - "+tc.flag+"\n    - --etcd-servers", 1)
+				}
+				p := filepath.Join(root, h.APIServerManifest())
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(m), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := h.apiServerShutdownKillAfter(); got != tc.want {
+				t.Errorf("kill after %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
