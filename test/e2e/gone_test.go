@@ -81,7 +81,7 @@ func nodeExists(t *testing.T, b *testbed.Bed, name string) bool {
 	return err == nil
 }
 
-// TestRecoverGoneForGood: quorum loss as in TestRecoverQuorumLoss, but hosts
+// storyRecoverGoneForGood: quorum loss as in storyRecoverQuorumLoss, but hosts
 // 2 and 3 never return. After `recover` on h1, `kubectl etcd remove` says
 // their members were cut off by the recovery, has nothing to remove in etcd,
 // exits 0 (again when rerun), and with --delete-node deletes their Node
@@ -89,10 +89,10 @@ func nodeExists(t *testing.T, b *testbed.Bed, name string) bool {
 // `kubeadm join --control-plane`, which adds their members itself. The end:
 // three healthy voters h1, h4, h5, every apiserver ready, kubeadm's upgrade
 // health checks pass, every acknowledged write readable.
-func TestRecoverGoneForGood(t *testing.T) {
-	longTest(t)
-	b := upBed(t, "e2egone", "10.99.51", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane, testbed.RoleBare, testbed.RoleBare)
+func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	h1, h2, h3, h4, h5 := b.Host("h1"), b.Host("h2"), b.Host("h3"), b.Host("h4"), b.Host("h5")
+	copyGlob := "/var/lib/etcd/.kubectl-etcd-before-recover-*/member/snap/db /var/lib/etcd.before-recover-*/member/snap/db"
+	copiesBefore := pathsNow(t, h1, copyGlob)
 	ctx := context.Background()
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 
@@ -255,7 +255,7 @@ func TestRecoverGoneForGood(t *testing.T) {
 	}
 
 	w.finish(t, b, ns)
-	if copies := hasPath(t, h1, "/var/lib/etcd/.kubectl-etcd-before-recover-*/member/snap/db /var/lib/etcd.before-recover-*/member/snap/db"); strings.Count(copies, "\n") != 0 || copies == "" {
+	if copies := newPaths(t, h1, copyGlob, copiesBefore); len(copies) != 1 {
 		t.Errorf("want exactly one complete copy of h1's data from the recover, got %q", copies)
 	}
 	noHostPodsLeft(t, b)

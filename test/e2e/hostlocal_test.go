@@ -220,10 +220,13 @@ func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string)
 	go func() { cmd.Wait(); pw.Close() }()
 	sc := bufio.NewScanner(pr)
 	inStep, killed := false, false
-	var seen []string
+	var seen, steps []string
 	for sc.Scan() {
 		line := sc.Text()
 		seen = append(seen, line)
+		if strings.Contains(line, "done in") || strings.Contains(line, "failed after") {
+			steps = append(steps, fmt.Sprintf("%6.1fs %s", time.Since(start).Seconds(), strings.TrimSpace(line)))
+		}
 		if strings.Contains(line, "] "+afterStep+":") {
 			inStep = true
 			continue
@@ -238,7 +241,13 @@ func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string)
 	if !killed {
 		t.Fatalf("step %q never finished; output:\n%s", afterStep, strings.Join(seen, "\n"))
 	}
-	t.Logf("%s: SIGKILLed kubectl-etcd %s after step %q (%s after it started)", h.Name, strings.Join(args, " "), afterStep, time.Since(start).Round(100*time.Millisecond))
+	took := time.Since(start)
+	t.Logf("%s: SIGKILLed kubectl-etcd %s after step %q (%s after it started); its steps:\n%s", h.Name, strings.Join(args, " "), afterStep, took.Round(100*time.Millisecond), strings.Join(steps, "\n"))
+	if took > time.Minute {
+		// Why a step waited this long is kubelet's to tell.
+		out, _ := h.Exec(context.Background(), "sh", "-c", fmt.Sprintf("tail -n 4000 /var/log/testbed/kubelet.log | grep -E 'etcd|mount|Unable|timed out|terminat|SyncLoop' | tail -n 60"))
+		t.Logf("%s: kubelet's log around the slow run:\n%s", h.Name, out)
+	}
 }
 
 // TestHostLocalJoinLeave: the host-local binary grows host 1's kubeadm etcd to

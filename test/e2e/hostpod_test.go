@@ -23,12 +23,11 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
 )
 
-// TestHostPod: the plugin's way to do host-level work — kubectl-etcd in a
+// storyHostPod: the plugin's way to do host-level work — kubectl-etcd in a
 // short-lived privileged pod on the node, spoken to over attach — answers,
 // leaves its binary on the host, fails fast and clearly, and never leaves a
 // pod behind.
-func TestHostPod(t *testing.T) {
-	b := upBed(t, "e2ehostpod", "10.99.6", testbed.RoleInit, testbed.RoleControlPlane)
+func storyHostPod(t *testing.T, b *testbed.Bed) {
 	cs, err := b.Client()
 	if err != nil {
 		t.Fatal(err)

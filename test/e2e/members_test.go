@@ -108,6 +108,10 @@ func TestPluginMembers(t *testing.T) {
 		t.Fatalf("leave on h3 after its member was removed: %v\n%s", err, out)
 	}
 	apiserverReady(t, h3)
+	// h3 has no etcd data now: recover there has nothing to work from.
+	if out, err := kectl(t, h3, "recover", "--yes"); err == nil || !strings.Contains(out, "no etcd data") {
+		t.Errorf("recover without data: %v\n%s", err, out)
+	}
 	if err := b.WaitNodesReady(ctx, 2*time.Minute); err != nil {
 		t.Fatalf("nodes after h3 came back: %v", err)
 	}

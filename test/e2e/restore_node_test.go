@@ -22,17 +22,17 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
 )
 
-// TestPluginRestoreNode: `kubectl etcd restore FILE --node h1` from the
+// storyPluginRestoreNode: `kubectl etcd restore FILE --node h1` from the
 // workstation while the apiserver is up rolls the cluster back to a snapshot
 // taken with `kubectl etcd snapshot save`: what was written before it is
 // there, what came after is gone, a watch from before is told to relist, h1's
 // old data is moved aside. The plugin is interrupted while it waits for the
 // restore (which goes on), and the rerun converges and grows back to three
 // members. A truncated, a corrupted and another cluster's snapshot, a wrong
-// node and a dry run change nothing.
-func TestPluginRestoreNode(t *testing.T) {
-	longTest(t)
-	b := upBed(t, "e2ersn", "10.99.50", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+// node and a dry run change nothing. The shrink to one member and the growth
+// back to three are `scale`'s (the round trip 3 → 1 → 3 on a kubeadm-made
+// cluster): every apiserver serves afterwards, each from its own member.
+func storyPluginRestoreNode(t *testing.T, b *testbed.Bed) {
 	h1 := b.Host("h1")
 	ctx := context.Background()
 	cs, err := b.Client()
@@ -123,6 +123,9 @@ func TestPluginRestoreNode(t *testing.T) {
 			t.Errorf("restore %v: the error does not say nothing was changed", c.args)
 		}
 	}
+	if out, err := plugin(t, b, "scale", "--replicas", "1", "--dry-run"); err != nil || !strings.Contains(out, "dry run") {
+		t.Errorf("scale --replicas 1 --dry-run: %v", err)
+	}
 	out, err := plugin(t, b, "restore", snap, "--node", "h1", "--dry-run")
 	if err != nil {
 		t.Fatalf("restore --dry-run: %v", err)
@@ -150,8 +153,21 @@ func TestPluginRestoreNode(t *testing.T) {
 	if !strings.Contains(out, "running on h1") && !strings.Contains(out, "restored on h1 already") && !strings.Contains(out, "waiting up to") {
 		t.Errorf("the rerun did not find the restore the interrupted run started")
 	}
-	apiserverReady(t, h1)
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	// Grown back as `scale --replicas 3` grows: every apiserver serves, each
+	// from its own member again, and the kubelets stayed with them.
+	for _, h := range b.Hosts {
+		apiserverReady(t, h)
+	}
+	for _, h := range pluginStatus(t, b).Hosts {
+		if h.APIServerEtcd != "https://127.0.0.1:2379" {
+			t.Errorf("%s's apiserver reads %s, want its local member", h.Node, h.APIServerEtcd)
+		}
+	}
+	if err := b.WaitNodesReady(ctx, time.Minute); err != nil {
+		t.Errorf("kubelets after the restore and the growth back to 3: %v", err)
+	}
+	noHostPodsLeft(t, b)
 
 	got, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -21,15 +21,15 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
 )
 
-// TestRestoreTotalLoss: a snapshot taken earlier; every data dir destroyed
+// storyRestoreTotalLoss: a snapshot taken earlier; every data dir destroyed
 // (h1's) or gone with its host (h2, h3 powered off); restore on h1 brings the
 // keys of the snapshot back, a Kubernetes watch from before gets "expired"
 // and an informer relists and keeps working; h2 and h3 come back with data
 // of the old cluster, and join moves it aside. Damaged snapshots and a
 // restore beside a healthy cluster are refused, changing nothing.
-func TestRestoreTotalLoss(t *testing.T) {
-	b := upBed(t, "e2erestore", "10.99.33", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+func storyRestoreTotalLoss(t *testing.T, b *testbed.Bed) {
 	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	leftBefore := pathsNow(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /var/lib/etcd/.kubectl-etcd-*")
 	ctx := context.Background()
 	cs, err := b.Client()
 	if err != nil {
@@ -111,7 +111,7 @@ func TestRestoreTotalLoss(t *testing.T) {
 	if m, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(m) != string(manifestBefore) {
 		t.Error("a refused restore changed the etcd manifest")
 	}
-	if p := hasPath(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /var/lib/etcd/.kubectl-etcd-*"); p != "" {
+	if p := newPaths(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /var/lib/etcd/.kubectl-etcd-*", leftBefore); len(p) > 0 {
 		t.Errorf("a refused restore left %s", p)
 	}
 

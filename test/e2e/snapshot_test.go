@@ -71,11 +71,10 @@ func jsonFrom(t *testing.T, out string, v any) {
 	}
 }
 
-// TestSnapshotAndBackups: snapshots from the workstation and on the host,
+// storySnapshotAndBackups: snapshots from the workstation and on the host,
 // checked by status; scheduled backups through the CronJob keep the newest
 // two; damaged files are reported as such; unschedule removes the CronJob.
-func TestSnapshotAndBackups(t *testing.T) {
-	b := upBed(t, "e2esnap", "10.99.20", testbed.RoleInit)
+func storySnapshotAndBackups(t *testing.T, b *testbed.Bed) {
 	h1 := b.Host("h1")
 	cs, err := b.Client()
 	if err != nil {

@@ -107,15 +107,13 @@ type memberList struct {
 	} `json:"members"`
 }
 
-// TestSingleHostBed: kubeadm init on one host gives a genuine control plane
+// storySingleHostBed: kubeadm init on one host gives a genuine control plane
 // whose apiserver stores its objects in the etcd static pod; a power cut
-// takes the API away and a power-on brings it back with the data.
-func TestSingleHostBed(t *testing.T) {
-	longTest(t)
+// takes the API away and a power-on brings it back with the data; the
+// teardown leaves the machine as it was before the bed (before).
+func storySingleHostBed(t *testing.T, b *testbed.Bed, before machineState) {
 	ctx := context.Background()
-	before := readMachineState(t)
-	name := "e2eone"
-	b := upBed(t, name, "10.99.1", testbed.RoleInit)
+	name := b.Name
 	h1 := b.Host("h1")
 	readMachineState(t).assertSame(t, before, "while the bed is up")
 

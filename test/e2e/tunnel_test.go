@@ -68,11 +68,10 @@ func rawClient(t *testing.T, endpoint string, tlsCfg *tls.Config, d *tunnel.Dial
 	return cli
 }
 
-// TestTunnel: the test process lives outside the bed's network (no route to
+// storyTunnel: the test process lives outside the bed's network (no route to
 // its hosts); it reaches both etcd members only through the apiserver's
 // port-forward to their static pods, with each upgrade protocol.
-func TestTunnel(t *testing.T) {
-	b := upBed(t, "e2etunnel", "10.99.5", testbed.RoleInit, testbed.RoleControlPlane)
+func storyTunnel(t *testing.T, b *testbed.Bed) {
 	h1, h2 := b.Host("h1"), b.Host("h2")
 	addr1, addr2 := net.JoinHostPort(h1.Address, "2379"), net.JoinHostPort(h2.Address, "2379")
 	endpoints := []string{"https://" + addr1, "https://" + addr2}
