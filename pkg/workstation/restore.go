@@ -267,12 +267,41 @@ func (s *Session) addGrowStep(p *plan.Plan, o RestoreOptions) {
 	}
 	p.AddSteps("grow", fmt.Sprintf("grow back to %d members (as `kubectl etcd scale --replicas %d`)", o.Replicas, o.Replicas),
 		func(ctx context.Context) (string, []plan.StepResult, error) {
-			res, err := s.Scale(ctx, ScaleOptions{Target: Target{Replicas: o.Replicas}, NoSnapshot: o.NoSnapshot})
-			if err != nil {
-				return "", stepsOfResult(res), fmt.Errorf("the restore is done; growing back to %d members: %w (rerun `kubectl etcd scale --replicas %d`)", o.Replicas, err, o.Replicas)
+			// Right after the restore, the other hosts' apiservers and
+			// kubelets are still relisting (every watch from before the
+			// restore is told to start over): a host pod there may not be
+			// picked up. Scale is safe to run again, so that is retried for
+			// a while; any other failure is not.
+			deadline := time.Now().Add(growRetryFor)
+			for {
+				res, err := s.Scale(ctx, ScaleOptions{Target: Target{Replicas: o.Replicas}, NoSnapshot: o.NoSnapshot})
+				if err == nil {
+					return "", stepsOfResult(res), nil
+				}
+				if !retryableHostError(err) || time.Now().After(deadline) || ctx.Err() != nil {
+					return "", stepsOfResult(res), fmt.Errorf("the restore is done; growing back to %d members: %w (rerun `kubectl etcd scale --replicas %d`)", o.Replicas, err, o.Replicas)
+				}
+				fmt.Fprintf(s.Out, "      %s\n      (hosts relist after a restore: trying again in %s, until %s)\n", firstLine(err.Error()), growRetryEvery, deadline.Format(time.TimeOnly))
+				select {
+				case <-ctx.Done():
+					return "", stepsOfResult(res), ctx.Err()
+				case <-time.After(growRetryEvery):
+				}
 			}
-			return "", stepsOfResult(res), nil
 		})
+}
+
+// The growth after a restore retries a host that did not run its pod, every
+// growRetryEvery, for growRetryFor.
+const (
+	growRetryEvery = 10 * time.Second
+	growRetryFor   = 3 * time.Minute
+)
+
+// retryableHostError: the host could not run the command (its kubelet did
+// not run the pod) rather than ran it and failed.
+func retryableHostError(err error) bool {
+	return hostapi.Unreachable(err)
 }
 
 func stepsOfResult(r *Result) []plan.StepResult {
