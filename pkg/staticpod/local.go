@@ -269,7 +269,7 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 		}
 		note = fmt.Sprintf("old kube-apiserver gone after %s, ", time.Since(start).Round(100*time.Millisecond))
 		if killed {
-			note = fmt.Sprintf("old kube-apiserver killed %s into its graceful shutdown (it had stopped taking connections; its open watch streams would have held it until kubelet's grace period ends), ", killAfter)
+			note = fmt.Sprintf("old kube-apiserver killed %s into its graceful shutdown (its open watch streams would hold it until kubelet's grace period ends; their clients resume on the new one), ", killAfter)
 		}
 	}
 	if err := h.WaitAPIServerReady(ctx, cfg, timeout); err != nil {
@@ -285,9 +285,9 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 // once (after --shutdown-delay-duration, 0 in kubeadm's manifest), then waits
 // for its open connections to end; its clients' watch streams never end by
 // themselves, so it runs until kubelet kills it at the pod's 30 s grace
-// period, measured at 30.1–30.2 s on every re-point, and the new apiserver
-// starts only then. Nothing is served from it in that time but the events
-// of those watches, which their clients resume from the new one.
+// period (measured at 30.1–30.2 s on every re-point), and the new apiserver
+// starts only then. The apiserver keeps no state: a request cut off by the
+// kill fails and is retried, and watches resume from the new one.
 const APIServerShutdownGrace = 5 * time.Second
 
 // apiServerShutdownKillAfter is APIServerShutdownGrace plus the manifest's
