@@ -32,7 +32,7 @@ unit:
 e2e:
 	set -o pipefail; KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
 
-## e2e-all: every end-to-end test, including the long variations CI skips (about 75 min warm)
+## e2e-all: every end-to-end test, including the two long variations CI skips (about 8 min more)
 e2e-all:
 	set -o pipefail; KETCD_E2E=all KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 150m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
 

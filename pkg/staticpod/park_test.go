@@ -17,7 +17,7 @@ func TestParkAPIServer(t *testing.T) {
 	root := t.TempDir()
 	h := NewHost(root)
 	manifest := filepath.Join(root, h.APIServerManifest())
-	raw := []byte(testAPIServerManifest)
+	raw := []byte(apiserverManifest)
 	if err := os.MkdirAll(filepath.Dir(manifest), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestParkAPIServer(t *testing.T) {
 	if _, err := h.ParkAPIServer(ctx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	newer := []byte(strings.Replace(testAPIServerManifest, "127.0.0.1:2379", "10.0.0.9:2379", 1))
+	newer := []byte(strings.Replace(apiserverManifest, "127.0.0.1:2379", "10.0.0.9:2379", 1))
 	if err := os.WriteFile(manifest, newer, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -89,20 +89,6 @@ func TestParkAPIServerWithoutManifest(t *testing.T) {
 	}
 }
 
-const testAPIServerManifest = `apiVersion: v1
-kind: Pod
-metadata:
-  name: kube-apiserver
-  namespace: kube-system
-spec:
-  containers:
-  - command:
-    - kube-apiserver
-    - --etcd-servers=https://127.0.0.1:2379
-    image: registry.k8s.io/kube-apiserver:v1.37.2
-    name: kube-apiserver
-`
-
 // TestAPIServerShutdownKillAfter: the old apiserver gets the grace on top of
 // the --shutdown-delay-duration its manifest sets (an operator's drain time
 // for load balancers), and only the grace when it sets none or nonsense.
@@ -123,7 +109,7 @@ func TestAPIServerShutdownKillAfter(t *testing.T) {
 			root := t.TempDir()
 			h := NewHost(root)
 			if tc.manifest {
-				m := testAPIServerManifest
+				m := apiserverManifest
 				if tc.flag != "" {
 					m = strings.Replace(m, "    - --etcd-servers", "    - "+tc.flag+"\n    - --etcd-servers", 1)
 				}

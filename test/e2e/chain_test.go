@@ -144,7 +144,7 @@ func TestKubeadmChain(t *testing.T) {
 		},
 		baseline: baseline3,
 		stories: []story{
-			{"PluginRestoreNode", long(storyPluginRestoreNode)},
+			{"PluginRestoreNode", storyPluginRestoreNode},
 			{"RecoverQuorumLoss", storyRecoverQuorumLoss},
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
 			{"RecoverRebootedSurvivor", storyRecoverRebootedSurvivor},
@@ -194,7 +194,7 @@ func TestSingleHostChain(t *testing.T) {
 		},
 		stories: []story{
 			{"SnapshotAndBackups", storySnapshotAndBackups},
-			{"SingleHostBed", long(func(t *testing.T, b *testbed.Bed) { storySingleHostBed(t, b, before) })},
+			{"SingleHostBed", func(t *testing.T, b *testbed.Bed) { storySingleHostBed(t, b, before) }},
 		},
 	}.run(t)
 }

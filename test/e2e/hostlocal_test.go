@@ -255,7 +255,6 @@ func killDuring(t *testing.T, h *testbed.Host, afterStep string, args ...string)
 // it, survives being killed mid-join, and refuses bad input — while a writer
 // keeps writing through the apiservers and loses nothing.
 func TestHostLocalJoinLeave(t *testing.T) {
-	longTest(t)
 	b := upBed(t, "e2ehost", "10.99.3", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd)
 	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
 	ep := "--endpoints=https://" + h1.Address + ":2379"
