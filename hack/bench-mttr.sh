@@ -50,6 +50,34 @@ tb exec h1 -- sh -c "head -c 786432 /dev/urandom | base64 -w0 > /var/lib/bench-v
 size=$(tb exec h1 -- sh -c "$E endpoint status -w json" | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
 echo "DB size: $(( size / 1048576 )) MiB"
 
+# Every real control-plane host runs pods with a projected service-account
+# token (kube-proxy, a CNI agent, any DaemonSet): kubelet treats their volumes
+# differently after a restart than the static pods' hostPaths, and a recovery
+# restarts kubelet. WORKLOAD=0 leaves them out (the bed alone has none).
+workload="${WORKLOAD:-1}"
+if [[ "$workload" == 1 ]]; then
+  tb exec h1 -- sh -c 'cat > /tmp/bench-agent.yaml <<Y
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: bench-node-agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: bench-node-agent}}
+  template:
+    metadata: {labels: {app: bench-node-agent}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists}]
+      containers:
+      - {name: agent, image: localhost/testbed/toolbox:1, imagePullPolicy: Never, command: [sleep, "86400"]}
+Y
+kubectl apply -f /tmp/bench-agent.yaml' >>"$log" 2>&1
+  for i in $(seq 1 120); do
+    [[ "$(tb exec h1 -- kubectl get pods -l app=bench-node-agent --no-headers 2>/dev/null | grep -c Running)" == 3 ]] && break
+    sleep 1
+  done
+  echo "a DaemonSet pod with a service-account token runs on each host"
+fi
+
 healthy3() { # 3 voting members, all healthy, and the latest write readable on every member
   local n ok got i h
   local key="$1" val="$2"
@@ -156,6 +184,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "{"
   echo "  \"commit\": \"$commit\","
   echo "  \"dbMiB\": $(( size / 1048576 )),"
+  echo "  \"daemonSetPodPerHost\": $([[ "$workload" == 1 ]] && echo true || echo false),"
   echo "  \"median\": {\"toolSeconds\": $mt, \"manualSeconds\": $mm, \"ratio\": $ratio, \"recoverSeconds\": $mr, \"joinSeconds\": $mj},"
   echo "  \"runs\": ["
   for i in "${!runs_json[@]}"; do
