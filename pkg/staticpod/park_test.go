@@ -127,3 +127,40 @@ func TestAPIServerShutdownKillAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIServerRunsWith: a re-point is done only when every kube-apiserver
+// process on the host runs with the new --etcd-servers (read from the host's
+// /proc), not when an old one restarted as it was answers.
+func TestAPIServerRunsWith(t *testing.T) {
+	root := t.TempDir()
+	h := NewHost(root)
+	proc := func(pid, cmdline string) {
+		t.Helper()
+		d := filepath.Join(root, "proc", pid)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "cmdline"), []byte(cmdline), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "--etcd-servers=https://10.0.0.2:2379,https://10.0.0.3:2379"
+	if h.apiServerRunsWith(want) {
+		t.Error("no kube-apiserver runs, but apiServerRunsWith says it does")
+	}
+	proc("41", "etcd\x00--data-dir=/var/lib/etcd\x00")
+	proc("42", "kube-apiserver\x00--advertise-address=10.0.0.1\x00--etcd-servers=https://127.0.0.1:2379\x00")
+	if h.apiServerRunsWith(want) {
+		t.Error("the old kube-apiserver (local servers) counts as re-pointed")
+	}
+	proc("43", "/usr/local/bin/kube-apiserver\x00"+want+"\x00")
+	if h.apiServerRunsWith(want) {
+		t.Error("an old kube-apiserver still runs beside the new one, yet it counts as re-pointed")
+	}
+	if err := os.RemoveAll(filepath.Join(root, "proc", "42")); err != nil {
+		t.Fatal(err)
+	}
+	if !h.apiServerRunsWith(want) {
+		t.Error("only the new kube-apiserver runs, but it does not count as re-pointed")
+	}
+}
