@@ -56,8 +56,16 @@ func (c chain) run(t *testing.T) {
 			b = c.up(t)
 		}
 		start := time.Now()
-		ok := t.Run(s.name, func(t *testing.T) { s.run(t, b) })
-		t.Logf("story %s: %s in %s", s.name, map[bool]string{true: "passed", false: "FAILED"}[ok], time.Since(start).Round(100*time.Millisecond))
+		skipped := false
+		ok := t.Run(s.name, func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			s.run(t, b)
+		})
+		outcome := map[bool]string{true: "passed", false: "FAILED"}[ok]
+		if skipped {
+			outcome = "skipped"
+		}
+		t.Logf("story %s: %s in %s", s.name, outcome, time.Since(start).Round(100*time.Millisecond))
 		dirty = !ok
 	}
 }
