@@ -257,11 +257,7 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 					left = append(left, p)
 				}
 			}
-			// Only once it has stopped answering /readyz, which it does as
-			// soon as kubelet's SIGTERM starts its shutdown: one still ready
-			// has not been told to go (kubelet has not acted on the manifest
-			// yet), and is left to kubelet.
-			if len(left) > 0 && !killed && time.Since(start) > killAfter && !h.APIServerReady(cfg) {
+			if len(left) > 0 && !killed && time.Since(start) > killAfter {
 				killed = true
 				signalPIDs(left, syscall.SIGKILL)
 			}
