@@ -103,15 +103,6 @@ func (h *Host) waitEtcdGone(ctx context.Context, cfg *Config, timeout, killAfter
 	start, note := time.Now(), ""
 	var termed time.Time
 	killed := false
-	signal := func(pids []int, sig os.Signal) {
-		for _, p := range pids {
-			// os.Process.Signal rather than syscall.Kill: this package
-			// also builds for the plugin's darwin and windows targets.
-			if proc, err := os.FindProcess(p); err == nil {
-				_ = proc.Signal(sig)
-			}
-		}
-	}
 	err := pollEvery(ctx, timeout, 250*time.Millisecond, func() (bool, error) {
 		pids := h.EtcdPIDs(cfg)
 		if len(pids) == 0 {
@@ -126,11 +117,11 @@ func (h *Host) waitEtcdGone(ctx context.Context, cfg *Config, timeout, killAfter
 		}
 		switch {
 		case term:
-			signal(pids, syscall.SIGTERM)
+			signalPIDs(pids, syscall.SIGTERM)
 			termed = time.Now()
 			note = fmt.Sprintf("etcd (pids %v) still ran %s after its manifest left: sent it SIGTERM (kubelet may have too; one that has not reached its apiserver since it started does not)", pids, EtcdKillAfter)
 		case kill:
-			signal(pids, syscall.SIGKILL)
+			signalPIDs(pids, syscall.SIGKILL)
 			killed = true
 			note += fmt.Sprintf("; still draining its client connections %s later (it waits up to 7 s for kube-apiserver's watches): killed it (SIGKILL). Without a quorum it had nothing pending; its WAL holds every write it acknowledged", killAfterTerm)
 		}
