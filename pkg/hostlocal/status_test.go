@@ -1,0 +1,131 @@
+package hostlocal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster/etcdfake"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+)
+
+// TestRowsJSON pins the member rows of `status --local -o json`, which
+// scripts and the e2e tests parse: every field's name, and which are left
+// out when empty.
+func TestRowsJSON(t *testing.T) {
+	unstarted := etcdfake.Learner(etcdcluster.Member{ID: 4, PeerURLs: []string{"https://10.0.0.4:2380"}})
+	members := []etcdcluster.Member{m1, m2, m3, unstarted}
+	up := etcdfake.Up(m1, 1)
+	up.RaftIndex, up.RaftTerm, up.Revision, up.DBSize, up.DBSizeInUse, up.Version = 120, 3, 77, 3<<20, 1<<20, "3.6.5"
+	up.Alarms = []string{"NOSPACE"}
+	down := etcdfake.Down(m2)
+	down.Err = errors.New("status of member cp-2: cannot connect to https://10.0.0.2:2379: connection refused")
+	statuses := []etcdcluster.Status{up, down, etcdfake.Up(m3, 1)}
+	got, err := json.MarshalIndent(rows(members, statuses, selfPeer), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[
+  {
+    "name": "4",
+    "id": "4",
+    "peerURL": "https://10.0.0.4:2380",
+    "clientURL": "",
+    "learner": true,
+    "started": false,
+    "healthy": false,
+    "leader": false,
+    "thisHost": false
+  },
+  {
+    "name": "cp-1",
+    "id": "1",
+    "peerURL": "https://10.0.0.1:2380",
+    "clientURL": "https://10.0.0.1:2379",
+    "learner": false,
+    "started": true,
+    "healthy": true,
+    "leader": true,
+    "raftIndex": 120,
+    "raftTerm": 3,
+    "revision": 77,
+    "dbSize": 3145728,
+    "version": "3.6.5",
+    "thisHost": true
+  },
+  {
+    "name": "cp-2",
+    "id": "2",
+    "peerURL": "https://10.0.0.2:2380",
+    "clientURL": "https://10.0.0.2:2379",
+    "learner": false,
+    "started": true,
+    "healthy": false,
+    "leader": false,
+    "error": "status of member cp-2: cannot connect to https://10.0.0.2:2379: connection refused",
+    "thisHost": false
+  },
+  {
+    "name": "cp-3",
+    "id": "3",
+    "peerURL": "https://10.0.0.3:2380",
+    "clientURL": "https://10.0.0.3:2379",
+    "learner": false,
+    "started": true,
+    "healthy": true,
+    "leader": false,
+    "thisHost": false
+  }
+]`
+	if string(got) != want {
+		t.Errorf("status --local -o json member rows:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestPrintState pins `status --local`'s text, byte for byte: a host whose
+// etcd runs, and one whose etcd is stopped with data in its data dir.
+func TestPrintState(t *testing.T) {
+	up := etcdfake.Up(m1, 1)
+	up.RaftIndex, up.Revision = 120, 77
+	statuses := []etcdcluster.Status{up, etcdfake.Down(m2), etcdfake.Up(etcdfake.Learner(m3), 1)}
+	members := etcdcluster.MembersOf(statuses)
+	running := &State{Node: "cp-1", Address: "10.0.0.1", PeerURL: selfPeer, ManifestPresent: true, EtcdRunning: true, DataDir: "/var/lib/etcd",
+		ClusterID: "c1", Members: rows(members, statuses, selfPeer),
+		APIServerEtcdServers: []string{"https://127.0.0.1:2379"}}
+	running.Local = &running.Members[0]
+	running.Summary = summarize(running)
+	stopped := &State{Node: "cp-2", Address: "10.0.0.2", PeerURL: m2.PeerURLs[0], DataDir: "/var/lib/etcd",
+		DataDirFacts: &etcddata.State{HasData: true, MemberID: 2, ClusterID: 0xc1, RaftTerm: 3, RaftCommit: 118, Revision: 76},
+		ClusterError: "no etcd endpoint answered (https://10.0.0.1:2379): context deadline exceeded"}
+	stopped.Summary = summarize(stopped)
+
+	for _, tc := range []struct {
+		st   *State
+		want string
+	}{
+		{running, `Host cp-1 (10.0.0.1), peer URL https://10.0.0.1:2380
+  etcd manifest: yes   etcd running: yes   data dir: /var/lib/etcd
+  kube-apiserver reads etcd at: https://127.0.0.1:2379
+Cluster c1 members:
+  NAME              ID  ROLE     HEALTH                                          LEADER  RAFT INDEX  REVISION  PEER URL
+  cp-1 (this host)  1   voter    healthy                                         yes     120         77        https://10.0.0.1:2380
+  cp-2              2   voter    down: status of member cp-2: cannot connect...  no      0           0         https://10.0.0.2:2380
+  cp-3              3   learner  healthy                                         no      0           0         https://10.0.0.3:2380
+State: cp-1 is a voting member; cluster: 2 voting members, 1 healthy (NO QUORUM)
+`},
+		{stopped, `Host cp-2 (10.0.0.2), peer URL https://10.0.0.2:2380
+  etcd manifest: no   etcd running: no   data dir: /var/lib/etcd
+  data dir (offline): member 2 of cluster c1, raft term 3 commit 118, revision 76
+  cluster: no etcd endpoint answered (https://10.0.0.1:2379): context deadline exceeded
+State: cp-2 has no etcd member; no cluster member answered
+`},
+	} {
+		var b bytes.Buffer
+		PrintState(&b, tc.st)
+		if b.String() != tc.want {
+			t.Errorf("PrintState(%s):\n%s\nwant:\n%s", tc.st.Node, b.String(), tc.want)
+		}
+	}
+}

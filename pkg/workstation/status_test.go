@@ -1,0 +1,108 @@
+package workstation
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+)
+
+// TestReportMemberRows pins the member rows of `status -o json`, which
+// scripts and the e2e tests parse: every field's name, and which are left
+// out when empty.
+func TestReportMemberRows(t *testing.T) {
+	a, b, c := member(1, "cp-a", "10.0.0.1"), member(2, "cp-b", "10.0.0.2"), learner(member(3, "cp-c", "10.0.0.3"))
+	stray := member(9, "stray", "10.0.0.9") // on no control-plane node, and without a status
+	notAfter := time.Date(2027, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600))
+	obs := &observed{
+		nodes:    threeNodes,
+		etcdPods: []string{"cp-a", "cp-b", "cp-c"},
+		members:  []etcdcluster.Member{a, b, c, stray},
+		statuses: []etcdcluster.Status{
+			{Member: a, Endpoint: a.ClientURLs[0], Healthy: true, Leader: 1, IsLeader: true, RaftIndex: 120, RaftTerm: 3, Revision: 77,
+				DBSize: 3 << 20, DBSizeInUse: 1 << 20, Version: "3.6.5", Alarms: []string{"NOSPACE"}, ServerCertNotAfter: notAfter},
+			{Member: b, Endpoint: b.ClientURLs[0], Err: errors.New("status of member cp-b (2): cannot connect to https://10.0.0.2:2379: connection refused")},
+			{Member: c, Endpoint: c.ClientURLs[0], Healthy: true, Leader: 1, RaftIndex: 118, RaftTerm: 3, Revision: 76, DBSize: 2 << 20, DBSizeInUse: 2 << 20, Version: "3.6.5"},
+		},
+	}
+	got, err := json.MarshalIndent(obs.report().Members, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[
+  {
+    "host": "cp-a",
+    "name": "cp-a",
+    "id": "1",
+    "peerURL": "https://10.0.0.1:2380",
+    "clientURL": "https://10.0.0.1:2379",
+    "leader": true,
+    "learner": false,
+    "healthy": true,
+    "dbSize": 3145728,
+    "dbSizeInUse": 1048576,
+    "raftIndex": 120,
+    "raftTerm": 3,
+    "revision": 77,
+    "version": "3.6.5",
+    "alarms": [
+      "NOSPACE"
+    ],
+    "serverCertNotAfter": "2027-03-01T11:00:00Z"
+  },
+  {
+    "host": "cp-b",
+    "name": "cp-b",
+    "id": "2",
+    "peerURL": "https://10.0.0.2:2380",
+    "clientURL": "https://10.0.0.2:2379",
+    "leader": false,
+    "learner": false,
+    "healthy": false,
+    "dbSize": 0,
+    "dbSizeInUse": 0,
+    "raftIndex": 0,
+    "raftTerm": 0,
+    "revision": 0,
+    "version": "",
+    "error": "status of member cp-b (2): cannot connect to https://10.0.0.2:2379: connection refused"
+  },
+  {
+    "host": "cp-c",
+    "name": "cp-c",
+    "id": "3",
+    "peerURL": "https://10.0.0.3:2380",
+    "clientURL": "https://10.0.0.3:2379",
+    "leader": false,
+    "learner": true,
+    "healthy": true,
+    "dbSize": 2097152,
+    "dbSizeInUse": 2097152,
+    "raftIndex": 118,
+    "raftTerm": 3,
+    "revision": 76,
+    "version": "3.6.5"
+  },
+  {
+    "host": "",
+    "name": "stray",
+    "id": "9",
+    "peerURL": "https://10.0.0.9:2380",
+    "clientURL": "https://10.0.0.9:2379",
+    "leader": false,
+    "learner": false,
+    "healthy": false,
+    "dbSize": 0,
+    "dbSizeInUse": 0,
+    "raftIndex": 0,
+    "raftTerm": 0,
+    "revision": 0,
+    "version": ""
+  }
+]`
+	if string(got) != want {
+		t.Errorf("status -o json member rows:\n%s\nwant:\n%s", got, want)
+	}
+}
