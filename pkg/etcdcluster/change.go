@@ -39,12 +39,14 @@ func retryUnhealthy(ctx context.Context, op func() error) error {
 // AddLearner adds a learner with peerURL and returns it along with the whole
 // membership. It is idempotent: if a member with that peer URL exists already
 // (learner or voter, e.g. from an interrupted earlier run) it is returned and
-// nothing is added.
+// nothing is added. ChangeTimeout bounds it.
 func (c *Client) AddLearner(ctx context.Context, peerURL string) (self Member, all []Member, err error) {
 	if peerURL == "" {
 		return Member{}, nil, errors.New("adding a learner: empty peer URL")
 	}
-	all, err = c.Members(ctx)
+	ctx, cancel := bound(ctx, c.cfg.ChangeTimeout)
+	defer cancel()
+	all, err = c.members(ctx)
 	if err != nil {
 		return Member{}, nil, fmt.Errorf("adding learner %s: %w", peerURL, err)
 	}
@@ -62,7 +64,7 @@ func (c *Client) AddLearner(ctx context.Context, peerURL string) (self Member, a
 	case errors.Is(err, rpctypes.ErrPeerURLExist):
 		// Someone (a retry racing us, another host) added it between our
 		// list and our add: then it is ours to return.
-		all, lerr := c.Members(ctx)
+		all, lerr := c.members(ctx)
 		if lerr != nil {
 			return Member{}, nil, fmt.Errorf("adding learner %s: it exists already, but listing it: %w", peerURL, lerr)
 		}
@@ -71,7 +73,7 @@ func (c *Client) AddLearner(ctx context.Context, peerURL string) (self Member, a
 		}
 		return Member{}, nil, fmt.Errorf("adding learner %s: etcd says the peer URL exists, yet no member has it: %w", peerURL, err)
 	case errors.Is(err, rpctypes.ErrTooManyLearners):
-		if all, lerr := c.Members(ctx); lerr == nil {
+		if all, lerr := c.members(ctx); lerr == nil {
 			for _, m := range all {
 				if m.IsLearner {
 					return Member{}, nil, fmt.Errorf("adding learner %s: member %s is still a learner and etcd allows only one at a time; "+
@@ -89,10 +91,13 @@ func (c *Client) AddLearner(ctx context.Context, peerURL string) (self Member, a
 // Promote makes learner id a voting member. It waits, until ctx ends, for the
 // learner's etcd to start and to catch up with the leader, since etcd refuses
 // to promote a learner that lags. A member that is already a voter is success.
+// PromoteTimeout bounds it.
 func (c *Client) Promote(ctx context.Context, id uint64) error {
+	ctx, cancel := bound(ctx, c.cfg.PromoteTimeout)
+	defer cancel()
 	var waitingFor string // why the last attempt did not promote, for the timeout error
 	for {
-		members, err := c.Members(ctx)
+		members, err := c.members(ctx)
 		if err != nil {
 			if waitingFor != "" && ctx.Err() != nil {
 				return fmt.Errorf("promoting member %x: gave up while %s: %w", id, waitingFor, err)
@@ -131,8 +136,11 @@ func (c *Client) Promote(ctx context.Context, id uint64) error {
 
 // Remove removes member id. A member that is not (or no longer) in the
 // cluster is success. Whether removing it is safe is CheckRemove's question.
+// ChangeTimeout bounds it.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
-	members, err := c.Members(ctx)
+	ctx, cancel := bound(ctx, c.cfg.ChangeTimeout)
+	defer cancel()
+	members, err := c.members(ctx)
 	if err != nil {
 		return fmt.Errorf("removing member %x: %w", id, err)
 	}
@@ -163,7 +171,7 @@ func (c *Client) gone(ctx context.Context, id uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		if members, err := c.Members(ctx); err == nil {
+		if members, err := c.members(ctx); err == nil {
 			_, found := Find(members, id)
 			return !found
 		}
@@ -177,9 +185,11 @@ func (c *Client) gone(ctx context.Context, id uint64) bool {
 
 // MoveLeader hands leadership to member to. etcd accepts the request only at
 // the current leader, so the leader is found and dialled directly. If to
-// already leads, nothing is done.
+// already leads, nothing is done. ChangeTimeout bounds it.
 func (c *Client) MoveLeader(ctx context.Context, to uint64) error {
-	statuses, err := c.Statuses(ctx)
+	ctx, cancel := bound(ctx, c.cfg.ChangeTimeout)
+	defer cancel()
+	statuses, err := c.statuses(ctx)
 	if err != nil {
 		return fmt.Errorf("moving leadership to %x: %w", to, err)
 	}

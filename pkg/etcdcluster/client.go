@@ -40,6 +40,33 @@ type Config struct {
 	// MemberTimeout bounds each member's answer in Statuses, so one dead
 	// member costs at most this long. Default 5s.
 	MemberTimeout time.Duration
+
+	// etcd's client waits for an unreachable cluster indefinitely. With the
+	// timeouts below set, every Client method bounds itself, so callers
+	// pass their context as it is, and an unreachable cluster is an error
+	// naming the call and the endpoints. Each bound starts when the method
+	// is called; a caller's earlier deadline still wins. Zero leaves a
+	// method bounded by the caller's context alone.
+
+	// CallTimeout bounds one read or write: Members, Get, Put. Statuses and
+	// Leader get twice as long: a member list, then every member's answer.
+	CallTimeout time.Duration
+	// ChangeTimeout bounds a membership change (AddLearner, Remove,
+	// MoveLeader) as a whole, its retries included: etcd refuses changes
+	// as "unhealthy cluster" for a while after any member (re)starts.
+	ChangeTimeout time.Duration
+	// PromoteTimeout bounds Promote, which waits for the learner's etcd to
+	// start and catch up with the leader.
+	PromoteTimeout time.Duration
+}
+
+// bound gives a call its own deadline d from now, when d is set.
+// context.WithTimeout keeps the parent's deadline when it is earlier.
+func bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // Cluster is what kubectl-etcd's decisions read from an etcd cluster: the
@@ -57,9 +84,10 @@ type Cluster interface {
 
 var _ Cluster = (*Client)(nil)
 
-// Client talks to one etcd cluster. Operations take a context; without a
-// deadline, a call to an unreachable cluster waits for it indefinitely (etcd's
-// client waits for a connection rather than failing fast).
+// Client talks to one etcd cluster. Operations take a context, and bound
+// themselves by the Config's timeouts; without either, a call to an
+// unreachable cluster waits for it indefinitely (etcd's client waits for a
+// connection rather than failing fast).
 type Client struct {
 	cfg Config
 	cli *clientv3.Client
@@ -121,8 +149,16 @@ func (c *Client) Close() error { return c.cli.Close() }
 func (c *Client) via() string { return strings.Join(c.cfg.Endpoints, ", ") }
 
 // Members lists the members with a linearizable read, so the answer reflects
-// every change committed so far; it needs a quorum.
+// every change committed so far; it needs a quorum. CallTimeout bounds it.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	ctx, cancel := bound(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	return c.members(ctx)
+}
+
+// members is Members within the caller's bound: the steps of a change or a
+// promotion share the bound of the whole.
+func (c *Client) members(ctx context.Context) ([]Member, error) {
 	resp, err := c.cli.MemberList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing etcd members via %s: %w", c.via(), c.explain(err))
@@ -135,7 +171,15 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 // is reachable even without a quorum: status matters most when things are
 // broken. A member that does not answer within MemberTimeout is a Status
 // with Err set; only failing to list the members at all is an error.
+// Twice CallTimeout bounds it.
 func (c *Client) Statuses(ctx context.Context) ([]Status, error) {
+	ctx, cancel := bound(ctx, 2*c.cfg.CallTimeout)
+	defer cancel()
+	return c.statuses(ctx)
+}
+
+// statuses is Statuses within the caller's bound.
+func (c *Client) statuses(ctx context.Context) ([]Status, error) {
 	resp, err := c.cli.MemberList(ctx, clientv3.WithSerializable())
 	if err != nil {
 		return nil, fmt.Errorf("listing etcd members via %s: %w", c.via(), c.explain(err))
@@ -277,6 +321,7 @@ func (c *Client) alarms(ctx context.Context) map[uint64][]string {
 
 // Leader returns the status of the member that reports itself leader. During
 // a partition an old leader may still think it leads; the highest term wins.
+// It is bounded as Statuses is.
 func (c *Client) Leader(ctx context.Context) (Status, error) {
 	statuses, err := c.Statuses(ctx)
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 )
 
 // Get reads one key linearizably (it needs a quorum); found is false when
-// the key does not exist.
+// the key does not exist. CallTimeout bounds it.
 func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
+	ctx, cancel := bound(ctx, c.cfg.CallTimeout)
+	defer cancel()
 	resp, err := c.cli.Get(ctx, key)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s via %s: %w", key, c.via(), c.explain(err))
@@ -18,8 +20,10 @@ func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool,
 	return resp.Kvs[0].Value, true, nil
 }
 
-// Put writes one key (it needs a quorum).
+// Put writes one key (it needs a quorum). CallTimeout bounds it.
 func (c *Client) Put(ctx context.Context, key, value string) error {
+	ctx, cancel := bound(ctx, c.cfg.CallTimeout)
+	defer cancel()
 	if _, err := c.cli.Put(ctx, key, value); err != nil {
 		return fmt.Errorf("writing %s via %s: %w", key, c.via(), c.explain(err))
 	}

@@ -32,7 +32,8 @@ func (s *SnapshotStream) Close() error { return s.close() }
 // not the balancer, which would pick any endpoint), since a snapshot is one
 // member's copy and the caller chose which. It needs no quorum: a member
 // serves its own database, which is what an operator wants when the cluster
-// is in trouble. ctx bounds the whole stream, not only the opening.
+// is in trouble. ctx bounds the whole stream, not only the opening; no
+// CallTimeout applies, as a large database takes minutes to stream.
 func (c *Client) Snapshot(ctx context.Context, endpoint string) (*SnapshotStream, error) {
 	cli, err := newEtcdClient(c.cfg, []string{endpoint})
 	if err != nil {
