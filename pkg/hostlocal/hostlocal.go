@@ -27,7 +27,7 @@ type Timeouts struct {
 	EtcdStop    time.Duration // manifest moved out -> process gone
 	Promote     time.Duration // learner caught up and promoted
 	APIServer   time.Duration // apiserver ready after re-pointing
-	ClusterCall time.Duration // one call to the cluster
+	ClusterCall time.Duration // one call to the cluster (statuses 2x, membership changes 6x)
 	Kubelet     time.Duration // systemctl restart kubelet -> kubelet healthy
 }
 
@@ -96,45 +96,26 @@ func (e *Env) clusterClient(ctx context.Context, endpoints []string) (*etcdclust
 	if err != nil {
 		return nil, err
 	}
-	return connect(ctx, endpoints, tlsCfg, e.Timeouts.ClusterCall)
+	return e.connect(ctx, endpoints, tlsCfg)
 }
 
-func connect(ctx context.Context, endpoints []string, tlsCfg *tls.Config, timeout time.Duration) (*etcdcluster.Client, error) {
+// connect is clusterClient with a TLS configuration at hand. The client
+// bounds each of its calls by e.Timeouts: etcd's client waits for an
+// unreachable cluster forever, and a verb must say so instead.
+func (e *Env) connect(ctx context.Context, endpoints []string, tlsCfg *tls.Config) (*etcdcluster.Client, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("no etcd endpoints to reach the cluster")
 	}
-	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: endpoints, TLS: tlsCfg, DialTimeout: 3 * time.Second})
+	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: endpoints, TLS: tlsCfg, DialTimeout: 3 * time.Second,
+		CallTimeout: e.Timeouts.ClusterCall, ChangeTimeout: 6 * e.Timeouts.ClusterCall, PromoteTimeout: e.Timeouts.Promote})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ","), err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if _, err := c.Members(cctx); err != nil {
+	if _, err := c.Members(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("no etcd endpoint answered (%s): %w", strings.Join(endpoints, ", "), err)
 	}
 	return c, nil
-}
-
-// members and statuses bound each call: etcd's client waits for an
-// unreachable cluster forever, and a verb must say so instead.
-func (e *Env) members(ctx context.Context, c etcdcluster.Cluster) ([]etcdcluster.Member, error) {
-	cctx, cancel := context.WithTimeout(ctx, e.Timeouts.ClusterCall)
-	defer cancel()
-	return c.Members(cctx)
-}
-
-func (e *Env) statuses(ctx context.Context, c etcdcluster.Cluster) ([]etcdcluster.Status, error) {
-	cctx, cancel := context.WithTimeout(ctx, 2*e.Timeouts.ClusterCall)
-	defer cancel()
-	return c.Statuses(cctx)
-}
-
-// change bounds one membership change (add, remove, leader move).
-func (e *Env) change(ctx context.Context, op func(ctx context.Context) error) error {
-	cctx, cancel := context.WithTimeout(ctx, 6*e.Timeouts.ClusterCall)
-	defer cancel()
-	return op(cctx)
 }
 
 // self finds this host's member by peer URL, kubeadm's notion of identity.

@@ -115,11 +115,11 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	if err != nil {
 		return nil, nil, err
 	}
-	members, err := e.members(ctx, c)
+	members, err := c.Members(ctx)
 	if err != nil {
 		return nil, c, err
 	}
-	statuses, err := e.statuses(ctx, c)
+	statuses, err := c.Statuses(ctx)
 	if err != nil {
 		return nil, c, err
 	}
@@ -146,7 +146,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	if o.ReplaceMember != 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("member %x is not %s's member any more (replaced already, or removed): joining normally", o.ReplaceMember, cfg.NodeName()))
 	}
-	if m := e.recoveryMarker(ctx, c); m != nil && local.memberID != 0 && m.Cut(local.memberID) {
+	if m := recoveryMarker(ctx, c); m != nil && local.memberID != 0 && m.Cut(local.memberID) {
 		// Cut off by a recover (same cluster ID) or a restore (a new one):
 		// stale either way, never another cluster's data.
 		res.Notes = append(res.Notes, describeMarker(m, local.memberID))
@@ -187,7 +187,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 		e.addCertStep(p, res)
 		p.Add("remove lost member", fmt.Sprintf("remove member %s (%x): its data dir %s is empty", me, me.ID, cfg.DataDir()),
 			func(ctx context.Context) (string, error) {
-				return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+				return "", c.Remove(ctx, me.ID)
 			})
 		e.addFreshJoinSteps(p, c, members, statuses)
 	case me != nil:
@@ -205,7 +205,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 			// Started elsewhere with other data: start over.
 			p.Add("remove stale member", fmt.Sprintf("remove member %s (%x), whose data is not on this host", me, me.ID),
 				func(ctx context.Context) (string, error) {
-					return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+					return "", c.Remove(ctx, me.ID)
 				})
 			e.addFreshJoinSteps(p, c, members, statuses)
 			break
@@ -267,21 +267,21 @@ func (e *Env) planReplace(p *plan.Plan, c *etcdcluster.Client, members []etcdclu
 	}
 	e.addCertStep(p, res)
 	p.Add("remove member", fmt.Sprintf("remove member %s (%x) from the cluster", me, me.ID), func(ctx context.Context) (string, error) {
-		members, err := e.members(ctx, c)
+		members, err := c.Members(ctx)
 		if err != nil {
 			return "", err
 		}
 		if self(members, cfg.PeerURL()) == nil {
 			return "already removed", nil
 		}
-		statuses, err := e.statuses(ctx, c)
+		statuses, err := c.Statuses(ctx)
 		if err != nil {
 			return "", err
 		}
 		if err := etcdcluster.CheckRemove(members, statuses, me.ID); err != nil {
 			return "", err
 		}
-		return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+		return "", c.Remove(ctx, me.ID)
 	})
 	e.addFreshJoinSteps(p, c, members, statuses)
 	e.addPromoteSteps(p, c, nil)
@@ -349,12 +349,12 @@ func (e *Env) addFreshJoinSteps(p *plan.Plan, c *etcdcluster.Client, members []e
 	cfg := e.Config
 	p.Add("add learner", fmt.Sprintf("add %s (%s) as a learner (non-voting) member", cfg.NodeName(), cfg.PeerURL()),
 		func(ctx context.Context) (string, error) {
-			members, err := e.members(ctx, c)
+			members, err := c.Members(ctx)
 			if err != nil {
 				return "", err
 			}
 			if self(members, cfg.PeerURL()) == nil {
-				statuses, err := e.statuses(ctx, c)
+				statuses, err := c.Statuses(ctx)
 				if err != nil {
 					return "", err
 				}
@@ -362,12 +362,8 @@ func (e *Env) addFreshJoinSteps(p *plan.Plan, c *etcdcluster.Client, members []e
 					return "", err
 				}
 			}
-			var m etcdcluster.Member
-			if err := e.change(ctx, func(ctx context.Context) error {
-				var err error
-				m, _, err = c.AddLearner(ctx, cfg.PeerURL())
-				return err
-			}); err != nil {
+			m, _, err := c.AddLearner(ctx, cfg.PeerURL())
+			if err != nil {
 				return "", err
 			}
 			return fmt.Sprintf("learner %x", m.ID), nil
@@ -379,7 +375,7 @@ func (e *Env) addManifestStep(p *plan.Plan, c *etcdcluster.Client) {
 	h, cfg := e.Host, e.Config
 	p.Add("manifest", fmt.Sprintf("create data dir %s and write %s (initial-cluster-state=existing)", cfg.DataDir(), h.EtcdManifest()),
 		func(ctx context.Context) (string, error) {
-			members, err := e.members(ctx, c)
+			members, err := c.Members(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -454,7 +450,7 @@ func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client, b *bridge) {
 		return note, nil
 	})
 	p.Add("promote", "promote the learner to a voting member once it has caught up with the leader", func(ctx context.Context) (string, error) {
-		members, err := e.members(ctx, c)
+		members, err := c.Members(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -465,25 +461,23 @@ func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client, b *bridge) {
 		if !me.IsLearner {
 			return "already a voting member", nil
 		}
-		pctx, cancel := context.WithTimeout(ctx, e.Timeouts.Promote)
-		defer cancel()
-		if err := c.Promote(pctx, me.ID); err != nil {
+		if err := c.Promote(ctx, me.ID); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("member %x is a voter", me.ID), nil
 	})
 	p.Add("wait for quorum", "until every voting member answers healthy, this one included", func(ctx context.Context) (string, error) {
-		return e.waitQuorum(ctx, c, cfg.PeerURL(), e.Timeouts.EtcdStart)
+		return waitQuorum(ctx, c, cfg.PeerURL(), e.Timeouts.EtcdStart)
 	})
 }
 
 // waitQuorum polls the cluster until quorumWith says the local member is
 // part of a healthy quorum, or timeout passes.
-func (e *Env) waitQuorum(ctx context.Context, c etcdcluster.Cluster, peerURL string, timeout time.Duration) (string, error) {
+func waitQuorum(ctx context.Context, c etcdcluster.Cluster, peerURL string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		statuses, err := e.statuses(ctx, c)
+		statuses, err := c.Statuses(ctx)
 		if err == nil {
 			note, ok := quorumWith(statuses, peerURL)
 			if ok {

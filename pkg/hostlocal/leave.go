@@ -43,11 +43,11 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 		}
 		return nil, nil, fmt.Errorf("cannot reach the cluster to remove %s's member: %w", cfg.NodeName(), err)
 	}
-	members, err := e.members(ctx, c)
+	members, err := c.Members(ctx)
 	if err != nil {
 		return nil, c, err
 	}
-	statuses, err := e.statuses(ctx, c)
+	statuses, err := c.Statuses(ctx)
 	if err != nil {
 		return nil, c, err
 	}
@@ -87,17 +87,17 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 		}
 		p.Add("move leadership", fmt.Sprintf("hand leadership from %s to member %x before removing it", cfg.NodeName(), target),
 			func(ctx context.Context) (string, error) {
-				return "", e.change(ctx, func(ctx context.Context) error { return c.MoveLeader(ctx, target) })
+				return "", c.MoveLeader(ctx, target)
 			})
 	}
 	p.Add("remove member", fmt.Sprintf("remove member %s (%x) from the cluster", me, me.ID), func(ctx context.Context) (string, error) {
 		// Re-check right before: the cluster may have changed since planning.
-		members, err := e.members(ctx, c)
+		members, err := c.Members(ctx)
 		if err != nil {
 			return "", err
 		}
 		if self(members, cfg.PeerURL()) != nil {
-			statuses, err := e.statuses(ctx, c)
+			statuses, err := c.Statuses(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -105,7 +105,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 				return "", err
 			}
 		}
-		return "", e.change(ctx, func(ctx context.Context) error { return c.Remove(ctx, me.ID) })
+		return "", c.Remove(ctx, me.ID)
 	})
 	e.addStopStep(p)
 	e.addLeftDataSteps(p)

@@ -17,10 +17,8 @@ const RecoveryMarkerKey = hostapi.RecoveryMarkerKey
 type RecoveryMarker = hostapi.RecoveryMarker
 
 // recoveryMarker reads the marker; nil when there is none or it cannot be read.
-func (e *Env) recoveryMarker(ctx context.Context, c *etcdcluster.Client) *RecoveryMarker {
-	cctx, cancel := context.WithTimeout(ctx, e.Timeouts.ClusterCall)
-	defer cancel()
-	raw, found, err := c.Get(cctx, RecoveryMarkerKey)
+func recoveryMarker(ctx context.Context, c *etcdcluster.Client) *RecoveryMarker {
+	raw, found, err := c.Get(ctx, RecoveryMarkerKey)
 	if err != nil || !found {
 		return nil
 	}

@@ -52,26 +52,25 @@ func TestQuorumWith(t *testing.T) {
 // waitQuorum polls until the local member is part of a healthy quorum, and
 // a wait that runs out says what it saw last.
 func TestWaitQuorum(t *testing.T) {
-	e := &Env{Timeouts: DefaultTimeouts()}
 	ctx := context.Background()
 	noQuorum := etcdfake.View{Statuses: []etcdcluster.Status{etcdfake.Up(m1, 1), etcdfake.Down(m2), etcdfake.Down(m3)}}
 	quorum := etcdfake.View{Statuses: []etcdcluster.Status{etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Down(m3)}}
 
 	c := &etcdfake.Cluster{Views: []etcdfake.View{noQuorum, quorum}}
-	note, err := e.waitQuorum(ctx, c, selfPeer, time.Minute)
+	note, err := waitQuorum(ctx, c, selfPeer, time.Minute)
 	if err != nil || note != "2 of 3 voting members healthy; not answering: cp-3" || c.StatusCalls() != 2 {
 		t.Errorf("a cluster coming up: %q, %v after %d looks; want the second look's note", note, err, c.StatusCalls())
 	}
 
 	c = &etcdfake.Cluster{Views: []etcdfake.View{noQuorum}}
-	_, err = e.waitQuorum(ctx, c, selfPeer, 0)
+	_, err = waitQuorum(ctx, c, selfPeer, 0)
 	want := "timed out after 0s waiting for a healthy quorum: 1 of 3 voting members healthy, this host's member healthy: true"
 	if err == nil || err.Error() != want {
 		t.Errorf("no quorum: %v, want %q", err, want)
 	}
 
 	c = &etcdfake.Cluster{Views: []etcdfake.View{{Err: errors.New("listing etcd members via https://10.0.0.1:2379: context deadline exceeded")}}}
-	_, err = e.waitQuorum(ctx, c, selfPeer, 0)
+	_, err = waitQuorum(ctx, c, selfPeer, 0)
 	if err == nil || !strings.HasSuffix(err.Error(), "waiting for a healthy quorum: listing etcd members via https://10.0.0.1:2379: context deadline exceeded") {
 		t.Errorf("a cluster that does not answer: %v", err)
 	}
@@ -79,7 +78,7 @@ func TestWaitQuorum(t *testing.T) {
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	c = &etcdfake.Cluster{Views: []etcdfake.View{noQuorum}}
-	if _, err := e.waitQuorum(done, c, selfPeer, time.Minute); !errors.Is(err, context.Canceled) {
+	if _, err := waitQuorum(done, c, selfPeer, time.Minute); !errors.Is(err, context.Canceled) {
 		t.Errorf("an ended context: %v", err)
 	}
 }

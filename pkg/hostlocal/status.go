@@ -76,15 +76,15 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 	tlsCfg, err := h.EphemeralClientTLS(cfg)
 	if err != nil {
 		st.ClusterError = err.Error()
-	} else if c, err := connect(ctx, endpoints, tlsCfg, e.Timeouts.ClusterCall); err != nil {
+	} else if c, err := e.connect(ctx, endpoints, tlsCfg); err != nil {
 		st.ClusterError = err.Error()
 	} else {
 		defer c.Close()
-		members, err := e.members(ctx, c)
+		members, err := c.Members(ctx)
 		if err != nil {
 			st.ClusterError = err.Error()
 		}
-		statuses, _ := e.statuses(ctx, c)
+		statuses, _ := c.Statuses(ctx)
 		st.Members = rows(members, statuses, cfg.PeerURL())
 		for _, s := range statuses {
 			if s.Healthy && s.ClusterID != 0 {
@@ -96,7 +96,7 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 				st.Local = &st.Members[i]
 			}
 		}
-		if m := e.recoveryMarker(ctx, c); m != nil && st.DataDirFacts != nil && st.DataDirFacts.HasData && m.Cut(st.DataDirFacts.MemberID) {
+		if m := recoveryMarker(ctx, c); m != nil && st.DataDirFacts != nil && st.DataDirFacts.HasData && m.Cut(st.DataDirFacts.MemberID) {
 			st.Stale = describeMarker(m, st.DataDirFacts.MemberID)
 		}
 	}

@@ -485,14 +485,13 @@ func (r *Recovery) writeMarker(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: []string{quarantineURL()}, TLS: tlsCfg, DialTimeout: 2 * time.Second})
+	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: []string{quarantineURL()}, TLS: tlsCfg, DialTimeout: 2 * time.Second,
+		CallTimeout: 10 * time.Second})
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := c.Put(pctx, MarkerKey, string(raw)); err != nil {
+	if err := c.Put(ctx, MarkerKey, string(raw)); err != nil {
 		return "", err
 	}
 	return "", nil

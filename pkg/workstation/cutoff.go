@@ -25,7 +25,8 @@ import (
 // what happened or what to do.
 
 // readMarker reads the recovery marker; nil when there is none or it cannot
-// be read (status must not fail over it).
+// be read (status must not fail over it, nor wait the client's whole
+// CallTimeout for it: the members have answered already).
 func readMarker(ctx context.Context, c *etcdcluster.Client) *hostapi.RecoveryMarker {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

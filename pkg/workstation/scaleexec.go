@@ -163,9 +163,7 @@ func (s *Session) apply(ctx context.Context, c Change) (note string, sub []plan.
 		// member through etcd; its host, if it comes back, is refused by
 		// the cluster, and `kubectl-etcd leave` (or join) there tidies it.
 		fmt.Fprintf(s.Out, "      %s cannot run a host pod: removing member %x through etcd only\n", orNone(c.Node), c.Member.ID)
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := obs.client.Remove(cctx, c.Member.ID); err != nil {
+		if err := obs.client.Remove(ctx, c.Member.ID); err != nil {
 			return "", nil, fmt.Errorf("removing member %x: %w", c.Member.ID, err)
 		}
 		return "removed through etcd only", nil, nil

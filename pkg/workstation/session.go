@@ -169,15 +169,16 @@ func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config,
 	return nil, fmt.Errorf("getting an etcd client certificate signed on a member host: %w", errors.Join(errs...))
 }
 
-// Etcd connects to the members at endpoints through the apiserver.
+// Etcd connects to the members at endpoints through the apiserver, and
+// proves one answers. Its calls are bounded more generously than on a host:
+// each goes through the apiserver's port-forward.
 func (s *Session) Etcd(ctx context.Context, tlsCfg *tls.Config, endpoints []string) (*etcdcluster.Client, error) {
-	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: endpoints, TLS: tlsCfg, DialContext: s.dialer.DialContext, DialTimeout: 10 * time.Second})
+	c, err := etcdcluster.New(etcdcluster.Config{Endpoints: endpoints, TLS: tlsCfg, DialContext: s.dialer.DialContext, DialTimeout: 10 * time.Second,
+		CallTimeout: 20 * time.Second, ChangeTimeout: time.Minute})
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if _, err := c.Members(cctx); err != nil {
+	if _, err := c.Members(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("reaching etcd through the apiserver (%s): %w", strings.Join(endpoints, ", "), err)
 	}
