@@ -11,47 +11,29 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
 
 // State is what the host and the cluster look like from this host.
 type State struct {
-	Node                 string          `json:"node"`
-	Address              string          `json:"address"`
-	PeerURL              string          `json:"peerURL"`
-	ManifestPresent      bool            `json:"manifestPresent"`
-	EtcdRunning          bool            `json:"etcdRunning"`
-	DataDir              string          `json:"dataDir"`
-	DataDirFacts         *etcddata.State `json:"dataDirFacts,omitempty"`
-	Local                *MemberRow      `json:"local,omitempty"`
-	LocalError           string          `json:"localError,omitempty"`
-	ClusterID            string          `json:"clusterID,omitempty"`
-	Members              []MemberRow     `json:"members,omitempty"`
-	ClusterError         string          `json:"clusterError,omitempty"`
-	APIServerEtcdServers []string        `json:"apiserverEtcdServers,omitempty"`
+	Node                 string              `json:"node"`
+	Address              string              `json:"address"`
+	PeerURL              string              `json:"peerURL"`
+	ManifestPresent      bool                `json:"manifestPresent"`
+	EtcdRunning          bool                `json:"etcdRunning"`
+	DataDir              string              `json:"dataDir"`
+	DataDirFacts         *etcddata.State     `json:"dataDirFacts,omitempty"`
+	Local                *hostapi.MemberRow  `json:"local,omitempty"`
+	LocalError           string              `json:"localError,omitempty"`
+	ClusterID            string              `json:"clusterID,omitempty"`
+	Members              []hostapi.MemberRow `json:"members,omitempty"`
+	ClusterError         string              `json:"clusterError,omitempty"`
+	APIServerEtcdServers []string            `json:"apiserverEtcdServers,omitempty"`
 	// Stale says why this host's data must not be used: its member was cut
 	// off by a recover or restore (the cluster's recovery marker names it).
 	Stale   string `json:"stale,omitempty"`
 	Summary string `json:"summary"`
-}
-
-// MemberRow is one member as seen from this host.
-type MemberRow struct {
-	Name      string `json:"name"`
-	ID        string `json:"id"`
-	PeerURL   string `json:"peerURL"`
-	ClientURL string `json:"clientURL"`
-	Learner   bool   `json:"learner"`
-	Started   bool   `json:"started"`
-	Healthy   bool   `json:"healthy"`
-	Leader    bool   `json:"leader"`
-	RaftIndex uint64 `json:"raftIndex,omitempty"`
-	RaftTerm  uint64 `json:"raftTerm,omitempty"`
-	Revision  int64  `json:"revision,omitempty"`
-	DBSize    int64  `json:"dbSize,omitempty"`
-	Version   string `json:"version,omitempty"`
-	Error     string `json:"error,omitempty"`
-	IsThis    bool   `json:"thisHost"`
 }
 
 // ReadState looks at the host and, through whatever member answers, the
@@ -92,7 +74,7 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 			}
 		}
 		for i := range st.Members {
-			if st.Members[i].IsThis {
+			if st.Members[i].ThisHost {
 				st.Local = &st.Members[i]
 			}
 		}
@@ -135,28 +117,20 @@ func (e *Env) candidateEndpoints(extra []string, localRunning bool) []string {
 	return out
 }
 
-func rows(members []etcdcluster.Member, statuses []etcdcluster.Status, selfPeer string) []MemberRow {
+func rows(members []etcdcluster.Member, statuses []etcdcluster.Status, selfPeer string) []hostapi.MemberRow {
 	byID := map[uint64]etcdcluster.Status{}
 	for _, s := range statuses {
 		byID[s.Member.ID] = s
 	}
-	var out []MemberRow
+	var out []hostapi.MemberRow
 	for _, m := range members {
-		r := MemberRow{Name: m.String(), ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner, Started: m.Started()}
-		if len(m.PeerURLs) > 0 {
-			r.PeerURL = m.PeerURLs[0]
-			r.IsThis = r.PeerURL == selfPeer
-		}
-		if len(m.ClientURLs) > 0 {
-			r.ClientURL = m.ClientURLs[0]
-		}
+		var st *etcdcluster.Status
 		if s, ok := byID[m.ID]; ok {
-			r.Healthy, r.Leader = s.Healthy, s.IsLeader
-			r.RaftIndex, r.RaftTerm, r.Revision, r.DBSize, r.Version = s.RaftIndex, s.RaftTerm, s.Revision, s.DBSize, s.Version
-			if s.Err != nil {
-				r.Error = s.Err.Error()
-			}
+			st = &s
 		}
+		r := hostapi.MemberRowOf(m, st)
+		r.Started = m.Started()
+		r.ThisHost = r.PeerURL != "" && r.PeerURL == selfPeer
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -181,7 +155,7 @@ func summarize(st *State) string {
 	if len(st.Members) == 0 {
 		return who + "; no cluster member answered"
 	}
-	v := etcdcluster.CountVotes(st.Members, func(m MemberRow) bool { return m.Learner }, func(m MemberRow) bool { return m.Healthy })
+	v := etcdcluster.CountVotes(st.Members, func(m hostapi.MemberRow) bool { return m.Learner }, func(m hostapi.MemberRow) bool { return m.Healthy })
 	return fmt.Sprintf("%s; cluster: %d voting members, %d healthy (%s)", who, v.Voters, v.Healthy, v.QuorumWord())
 }
 
@@ -220,7 +194,7 @@ func PrintState(w io.Writer, st *State) {
 				}
 			}
 			name := m.Name
-			if m.IsThis {
+			if m.ThisHost {
 				name += " (this host)"
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", name, m.ID, role, health, yesNo(m.Leader), m.RaftIndex, m.Revision, m.PeerURL)

@@ -33,25 +33,23 @@ func TestRowsJSON(t *testing.T) {
     "id": "4",
     "peerURL": "https://10.0.0.4:2380",
     "clientURL": "",
-    "learner": true,
-    "started": false,
-    "healthy": false,
     "leader": false,
-    "thisHost": false
+    "learner": true,
+    "healthy": false
   },
   {
     "name": "cp-1",
     "id": "1",
     "peerURL": "https://10.0.0.1:2380",
     "clientURL": "https://10.0.0.1:2379",
+    "leader": true,
     "learner": false,
     "started": true,
     "healthy": true,
-    "leader": true,
+    "dbSize": 3145728,
     "raftIndex": 120,
     "raftTerm": 3,
     "revision": 77,
-    "dbSize": 3145728,
     "version": "3.6.5",
     "thisHost": true
   },
@@ -60,23 +58,21 @@ func TestRowsJSON(t *testing.T) {
     "id": "2",
     "peerURL": "https://10.0.0.2:2380",
     "clientURL": "https://10.0.0.2:2379",
+    "leader": false,
     "learner": false,
     "started": true,
     "healthy": false,
-    "leader": false,
-    "error": "status of member cp-2: cannot connect to https://10.0.0.2:2379: connection refused",
-    "thisHost": false
+    "error": "status of member cp-2: cannot connect to https://10.0.0.2:2379: connection refused"
   },
   {
     "name": "cp-3",
     "id": "3",
     "peerURL": "https://10.0.0.3:2380",
     "clientURL": "https://10.0.0.3:2379",
+    "leader": false,
     "learner": false,
     "started": true,
-    "healthy": true,
-    "leader": false,
-    "thisHost": false
+    "healthy": true
   }
 ]`
 	if string(got) != want {

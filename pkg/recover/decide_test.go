@@ -9,7 +9,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // Survivors for the tables: this host at raft index 100; others running
@@ -159,26 +159,26 @@ func TestRecoverHere(t *testing.T) {
 }
 
 func TestRestoreOver(t *testing.T) {
-	row := func(name string, healthy, this bool) hostlocal.MemberRow {
-		return hostlocal.MemberRow{Name: name, Healthy: healthy, IsThis: this}
+	row := func(name string, healthy, this bool) hostapi.MemberRow {
+		return hostapi.MemberRow{Name: name, Healthy: healthy, ThisHost: this}
 	}
 	const secondCluster = "the etcd cluster has a quorum (member %s answers with a leader): restoring a snapshot here would start a second cluster beside it"
 	for _, tc := range []struct {
 		name    string
-		members []hostlocal.MemberRow
+		members []hostapi.MemberRow
 		soleOK  bool
 		err     string
 	}{
 		{name: "no member answers", members: nil},
-		{name: "every member down", members: []hostlocal.MemberRow{row("cp-1", false, true), row("cp-2", false, false)}},
-		{name: "a healthy member", members: []hostlocal.MemberRow{row("cp-1", false, true), row("cp-2", true, false)},
+		{name: "every member down", members: []hostapi.MemberRow{row("cp-1", false, true), row("cp-2", false, false)}},
+		{name: "a healthy member", members: []hostapi.MemberRow{row("cp-1", false, true), row("cp-2", true, false)},
 			err: strings.Replace(secondCluster, "%s", "cp-2", 1)},
-		{name: "this host's healthy sole member", members: []hostlocal.MemberRow{row("cp-1", true, true)},
+		{name: "this host's healthy sole member", members: []hostapi.MemberRow{row("cp-1", true, true)},
 			err: strings.Replace(secondCluster, "%s", "cp-1", 1)},
-		{name: "--replace-sole-member over this host's sole member", members: []hostlocal.MemberRow{row("cp-1", true, true)}, soleOK: true},
-		{name: "--replace-sole-member over another host's sole member", members: []hostlocal.MemberRow{row("cp-2", true, false)}, soleOK: true,
+		{name: "--replace-sole-member over this host's sole member", members: []hostapi.MemberRow{row("cp-1", true, true)}, soleOK: true},
+		{name: "--replace-sole-member over another host's sole member", members: []hostapi.MemberRow{row("cp-2", true, false)}, soleOK: true,
 			err: strings.Replace(secondCluster, "%s", "cp-2", 1)},
-		{name: "--replace-sole-member with two members", members: []hostlocal.MemberRow{row("cp-1", true, true), row("cp-2", false, false)}, soleOK: true,
+		{name: "--replace-sole-member with two members", members: []hostapi.MemberRow{row("cp-1", true, true), row("cp-2", false, false)}, soleOK: true,
 			err: "--replace-sole-member: the etcd cluster has 2 members, not only this host's: shrink it to this host's member first (kubectl etcd scale --nodes cp-1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -207,8 +207,8 @@ func refuseIfQuorum(ctx context.Context, e *hostlocal.Env, soleOK bool) error {
 // restoreOver is refuseIfQuorum's verdict on the members node sees: a
 // restore may not start a second cluster beside one that has a healthy
 // member, unless soleOK and the only member is node's own (a roll-back).
-func restoreOver(members []hostlocal.MemberRow, node string, soleOK bool) error {
-	if soleOK && len(members) == 1 && members[0].IsThis {
+func restoreOver(members []hostapi.MemberRow, node string, soleOK bool) error {
+	if soleOK && len(members) == 1 && members[0].ThisHost {
 		return nil
 	}
 	if soleOK && len(members) > 1 {

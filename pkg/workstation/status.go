@@ -12,30 +12,6 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
-// MemberRow is one member as the workstation sees it.
-type MemberRow struct {
-	Host        string   `json:"host"`
-	Name        string   `json:"name"`
-	ID          string   `json:"id"`
-	PeerURL     string   `json:"peerURL"`
-	ClientURL   string   `json:"clientURL"`
-	Leader      bool     `json:"leader"`
-	Learner     bool     `json:"learner"`
-	Healthy     bool     `json:"healthy"`
-	DBSize      int64    `json:"dbSize"`
-	DBSizeInUse int64    `json:"dbSizeInUse"`
-	RaftIndex   uint64   `json:"raftIndex"`
-	RaftTerm    uint64   `json:"raftTerm"`
-	Revision    int64    `json:"revision"`
-	Version     string   `json:"version"`
-	Alarms      []string `json:"alarms,omitempty"`
-	// ServerCertNotAfter is when the member's serving certificate expires,
-	// read from the TLS handshake (kubeadm's etcd certificates last a year,
-	// and an expired one takes the member out).
-	ServerCertNotAfter *time.Time `json:"serverCertNotAfter,omitempty"`
-	Error              string     `json:"error,omitempty"`
-}
-
 // HostRow is one control-plane host: its member (if any) and which etcd its
 // kube-apiserver reads.
 type HostRow struct {
@@ -61,10 +37,10 @@ type Drift struct {
 
 // ClusterStatus is what `kubectl etcd status` reports.
 type ClusterStatus struct {
-	Members []MemberRow `json:"members"`
-	Hosts   []HostRow   `json:"hosts"`
-	Drift   []Drift     `json:"drift,omitempty"`
-	Summary string      `json:"summary"`
+	Members []hostapi.MemberRow `json:"members"`
+	Hosts   []HostRow           `json:"hosts"`
+	Drift   []Drift             `json:"drift,omitempty"`
+	Summary string              `json:"summary"`
 }
 
 // observed is one consistent look at the cluster.
@@ -197,13 +173,11 @@ func (o *observed) report() *ClusterStatus {
 	}
 	memberOn := map[string]string{}
 	for _, m := range o.members {
-		r := MemberRow{Name: m.String(), ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner}
-		if len(m.PeerURLs) > 0 {
-			r.PeerURL = m.PeerURLs[0]
+		var x *etcdcluster.Status
+		if s, ok := byID[m.ID]; ok {
+			x = &s
 		}
-		if len(m.ClientURLs) > 0 {
-			r.ClientURL = m.ClientURLs[0]
-		}
+		r := hostapi.MemberRowOf(m, x)
 		if n, ok := NodeOf(m, o.nodes); ok {
 			r.Host = n.Name
 			memberOn[n.Name] = r.Name
@@ -211,12 +185,8 @@ func (o *observed) report() *ClusterStatus {
 			st.Drift = append(st.Drift, Drift{Kind: "member-without-host", Member: r.Name,
 				Detail: fmt.Sprintf("member %s (%s) runs on no control-plane node: remove it with `kubectl etcd remove %s`", r.Name, r.PeerURL, r.ID)})
 		}
-		if x, ok := byID[m.ID]; ok {
-			r.Healthy, r.Leader = x.Healthy, x.IsLeader
-			r.DBSize, r.DBSizeInUse, r.RaftIndex, r.RaftTerm, r.Revision, r.Version, r.Alarms = x.DBSize, x.DBSizeInUse, x.RaftIndex, x.RaftTerm, x.Revision, x.Version, x.Alarms
-			if x.Err != nil {
-				r.Error = x.Reason()
-			}
+		if x != nil {
+			r.DBSizeInUse, r.Alarms = x.DBSizeInUse, x.Alarms
 			if !x.ServerCertNotAfter.IsZero() {
 				t := x.ServerCertNotAfter.UTC()
 				r.ServerCertNotAfter = &t
@@ -249,7 +219,7 @@ func (o *observed) report() *ClusterStatus {
 				Detail: fmt.Sprintf("control-plane node %s has no etcd member (kubectl etcd scale adds one)", n.Name)})
 		}
 	}
-	v := etcdcluster.CountVotes(st.Members, func(m MemberRow) bool { return m.Learner }, func(m MemberRow) bool { return m.Healthy })
+	v := etcdcluster.CountVotes(st.Members, func(m hostapi.MemberRow) bool { return m.Learner }, func(m hostapi.MemberRow) bool { return m.Healthy })
 	st.Summary = fmt.Sprintf("%d voting members, %d healthy (%s, tolerates %d failure(s)); %d control-plane nodes",
 		v.Voters, v.Healthy, v.QuorumWord(), v.Tolerates(), len(o.nodes))
 	var cut []string
