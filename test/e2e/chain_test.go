@@ -70,14 +70,6 @@ func (c chain) run(t *testing.T) {
 	}
 }
 
-// long marks a story CI skips (see longTest): it runs with KETCD_E2E=all.
-func long(f func(t *testing.T, b *testbed.Bed)) func(t *testing.T, b *testbed.Bed) {
-	return func(t *testing.T, b *testbed.Bed) {
-		longTest(t)
-		f(t, b)
-	}
-}
-
 // storySelected: whether go test's -run pattern can select the story
 // (so a chain does not build a bed for stories -run leaves out). It looks
 // only at the second element of the pattern, as go test does for subtests.
@@ -142,7 +134,7 @@ func newPaths(t *testing.T, h *testbed.Host, glob string, before []string) []str
 
 // TestKubeadmChain: the stories that start from a kubeadm-made cluster of
 // three stacked members (kubeadm init on h1, kubeadm join --control-plane on
-// h2 and h3) and end with it healthy again: a roll-back from the
+// h2 and h3) and end with it healthy again: the bed's cut cable, a roll-back from the
 // workstation, quorum loss and recover, the survivor choice, a rebooted
 // survivor, a total loss restored from a snapshot.
 func TestKubeadmChain(t *testing.T) {
@@ -152,6 +144,7 @@ func TestKubeadmChain(t *testing.T) {
 		},
 		baseline: baseline3,
 		stories: []story{
+			{"CableCut", storyCableCut},
 			{"PluginRestoreNode", storyPluginRestoreNode},
 			{"RecoverQuorumLoss", storyRecoverQuorumLoss},
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
@@ -183,11 +176,15 @@ func TestTwoMemberChain(t *testing.T) {
 func TestScaleChain(t *testing.T) {
 	chain{
 		up: func(t *testing.T) *testbed.Bed {
-			return upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd, testbed.RoleBare, testbed.RoleBare)
+			b := upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd, testbed.RoleBare, testbed.RoleBare)
+			if pss, err := b.MemoryPSS(); err == nil {
+				t.Logf("memory of the 5-host bed: %d MiB PSS", pss>>20)
+			}
+			return b
 		},
 		stories: []story{
 			{"PluginScaleUp", storyPluginScaleUp},
-			{"RecoverGoneForGood", long(storyRecoverGoneForGood)},
+			{"RecoverGoneForGood", storyRecoverGoneForGood},
 		},
 	}.run(t)
 }

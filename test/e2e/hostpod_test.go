@@ -62,6 +62,10 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		}
 	}
 
+	// The mechanism under the runner: a privileged pod pinned to h2 with
+	// the host's / at /host writes on h2 and nowhere else.
+	t.Run("PrivilegedPod", func(t *testing.T) { hostPod(t, b) })
+
 	t.Run("Status", func(t *testing.T) {
 		out, _, err := run(t, runner(), "h2", strings.NewReader(`{"verb":"status"}`))
 		if err != nil {
