@@ -154,25 +154,11 @@ func TestKubeadmChain(t *testing.T) {
 	}.run(t)
 }
 
-// TestTwoMemberChain: the etcd tunnel, then the host pod (whose last
-// subtest stops h2's kubelet), on a kubeadm cluster of two stacked members.
-func TestTwoMemberChain(t *testing.T) {
-	chain{
-		up: func(t *testing.T) *testbed.Bed {
-			return upBed(t, "e2etwo", "10.99.5", testbed.RoleInit, testbed.RoleControlPlane)
-		},
-		baseline: func(t *testing.T, b *testbed.Bed) { wantVoters(t, b, "h1", "h1", "h2") },
-		stories: []story{
-			{"Tunnel", storyTunnel},
-			{"HostPod", storyHostPod},
-		},
-	}.run(t)
-}
-
 // TestScaleChain: kubeadm's control plane on h1 and two control-plane hosts
-// without etcd, scaled to three members from the workstation; then those
-// two hosts are lost for good and two bare hosts replace them with the real
-// `kubeadm join --control-plane`.
+// without etcd, scaled to three members from the workstation; the etcd
+// tunnel and the host pod on the grown cluster (the host pod's last subtest
+// stops h2's kubelet, and starts it again); then h2 and h3 are lost for good
+// and two bare hosts replace them with the real `kubeadm join --control-plane`.
 func TestScaleChain(t *testing.T) {
 	chain{
 		up: func(t *testing.T) *testbed.Bed {
@@ -184,6 +170,8 @@ func TestScaleChain(t *testing.T) {
 		},
 		stories: []story{
 			{"PluginScaleUp", storyPluginScaleUp},
+			{"Tunnel", storyTunnel},
+			{"HostPod", storyHostPod},
 			{"RecoverGoneForGood", storyRecoverGoneForGood},
 		},
 	}.run(t)
