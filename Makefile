@@ -11,7 +11,7 @@ HOST ?= h1
 TESTBED := $(GO) run ./cmd/testbed --name $(BED)
 BEDDIR := /var/tmp/kubectl-etcd-testbed/$(BED)
 
-.PHONY: all build test unit e2e e2e-all lint components bed-up bed-down bed-status bed-shell demo bench-bed bench-hostlocal clean
+.PHONY: all build test unit e2e lint components bed-up bed-down bed-status bed-shell demo bench-bed bench-hostlocal clean
 .PHONY: dist krew-check image
 
 all: build
@@ -28,13 +28,9 @@ unit:
 	$(GO) test -count=1 ./...
 
 ## e2e: end-to-end tests on real kubeadm test beds (root; builds components on first use):
-## one test per story of each issue, what CI runs; the log ends with each failed test's last lines
+## every story of every issue, what CI runs; the log ends with each failed test's last lines
 e2e:
 	set -o pipefail; KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
-
-## e2e-all: every end-to-end test, including the two long variations CI skips (about 8 min more)
-e2e-all:
-	set -o pipefail; KETCD_E2E=all KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 150m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
 
 ## lint: gofmt and go vet
 lint:

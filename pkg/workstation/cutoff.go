@@ -66,6 +66,18 @@ func (s *Session) nodeLeases(ctx context.Context) map[string]nodeLease {
 // leaseSlack allows for clock skew between this workstation and the host.
 const leaseSlack = 20 * time.Second
 
+// lagging reports whether the kubelet on node has missed two renewals of its
+// node lease (it renews every quarter of the lease's duration): its host is
+// likely down, though its node and pods may show Ready for a minute more.
+// Status asks such a host's member apart from the others (see
+// observeByExec). Without a lease nothing is known, and nothing lags; a
+// workstation clock far ahead of the hosts' makes live hosts lag, which
+// costs only an exec more each.
+func (o *observed) lagging(node string) bool {
+	l, ok := o.leases[node]
+	return ok && o.now.Sub(l.renewed) > l.duration/2
+}
+
 // down reports whether n's host looks down or gone, and why. A node's Ready
 // condition lags: the node lifecycle controller marks a silent node NotReady
 // only after its grace period, and a kube-controller-manager that restarts

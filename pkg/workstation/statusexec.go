@@ -103,8 +103,16 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 	if err := errors.Join(nodesErr, podsErr, apisErr); err != nil {
 		return nil, err
 	}
-	for _, p := range pods {
+	for i, p := range pods {
 		o.etcdPods = append(o.etcdPods, p.node)
+		// A pod on a host whose kubelet went silent still shows ready for
+		// a minute or so. Counted as not ready, it is tried last, and its
+		// member is asked by an exec of its own: in the shared `endpoint
+		// status`, etcdctl would wait its whole command timeout for it
+		// (5 s per such member, one after another) before answering.
+		if o.lagging(p.node) {
+			pods[i].ready = false
+		}
 	}
 	sort.Strings(o.etcdPods)
 	// A stable order, ready pods on Ready nodes first: the first pod that
@@ -136,7 +144,10 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 	var errs []error
 	var tried []string
 	for _, p := range pods {
-		r, err := s.readByExec(ctx, p, pods, o.nodes, certs)
+		run := func(ctx context.Context, argv []string) (*podexec.Result, error) {
+			return s.exec.Run(ctx, podexec.Target{Namespace: tunnel.Namespace, Pod: p.name, Container: etcdContainer}, argv...)
+		}
+		r, err := readByExec(ctx, run, p, pods, o.nodes, certs)
 		if err != nil {
 			errs, tried = append(errs, err), append(tried, p.name)
 			if ctx.Err() != nil {
@@ -192,11 +203,11 @@ type execRead struct {
 // not ready, or that has no pod, is asked by an exec of its own. Only when
 // something is wrong are more calls made: the alarm list when a member
 // reports errors, the recovery marker when a control-plane node has no
-// member.
-func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nodes []Node, certs *certProbes) (*execRead, error) {
-	run := func(ctx context.Context, argv []string) (*podexec.Result, error) {
-		return s.exec.Run(ctx, podexec.Target{Namespace: tunnel.Namespace, Pod: p.name, Container: etcdContainer}, argv...)
-	}
+// member. Only the members' answers are waited for: an etcd pod whose host
+// is no longer a member (cut off by a recovery, gone for good) says
+// nothing status shows, and may take etcdctl's whole timeout to say it.
+// run execs argv in p's etcd container.
+func readByExec(ctx context.Context, run func(context.Context, []string) (*podexec.Result, error), p etcdPod, pods []etcdPod, nodes []Node, certs *certProbes) (*execRead, error) {
 	where := tunnel.Namespace + "/" + p.name
 	var ready, single []string
 	for _, q := range pods {
@@ -207,7 +218,6 @@ func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nod
 		}
 	}
 	var (
-		wg         sync.WaitGroup
 		members    []etcdcluster.Member
 		membersErr error
 		mu         sync.Mutex
@@ -225,18 +235,21 @@ func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nod
 		if len(todo) == 0 {
 			return
 		}
-		a := &statusAnswer{}
+		a := &statusAnswer{done: make(chan struct{})}
 		for _, u := range todo {
 			answers[u] = a
 		}
-		wg.Go(func() { a.ask(ctx, run, p.access, todo, certs) })
+		go func() {
+			defer close(a.done)
+			a.ask(ctx, run, p.access, todo, certs)
+		}()
 	}
 	askAll(ready)
 	for _, u := range single {
 		askAll([]string{u})
 	}
 	listed := make(chan struct{})
-	wg.Go(func() {
+	go func() {
 		defer close(listed)
 		lctx, cancel := context.WithTimeout(ctx, execPodTimeout)
 		defer cancel()
@@ -257,18 +270,23 @@ func (s *Session) readByExec(ctx context.Context, p etcdPod, pods []etcdPod, nod
 				askAll(m.ClientURLs[:1])
 			}
 		}
-	})
+	}()
 	<-listed
 	if membersErr != nil {
 		// The next pod is tried at once; this one's status execs end by
 		// themselves, within etcdctl's timeouts.
 		return nil, membersErr
 	}
-	wg.Wait()
 	r := &execRead{members: members}
 	troubled := false
 	for _, m := range members {
-		st, err := answers[firstOr(m.ClientURLs)].status(m, certs)
+		mu.Lock()
+		a := answers[firstOr(m.ClientURLs)]
+		mu.Unlock()
+		if a != nil {
+			<-a.done
+		}
+		st, err := a.status(m, certs)
 		if err != nil {
 			return nil, fmt.Errorf("etcdctl endpoint status in %s: %w", where, err)
 		}
@@ -334,6 +352,8 @@ func exitError(res *podexec.Result) error {
 
 // statusAnswer is one `etcdctl endpoint status` of one or more client URLs.
 type statusAnswer struct {
+	// done is closed when the fields below are final.
+	done     chan struct{}
 	output   etcdctl.Output
 	execErr  error
 	timedOut time.Duration

@@ -1,14 +1,18 @@
 package workstation
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdctl"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/podexec"
 )
 
 // probed is a certProbes whose handshakes have already ended as given.
@@ -108,5 +112,94 @@ func TestSameIn(t *testing.T) {
 	}
 	if got := sameIn([]error{forbidden("etcd-h1")}, pods[:1]).Error(); got != forbidden("etcd-h1").Error() {
 		t.Errorf("one pod: %s", got)
+	}
+}
+
+// TestReadByExecWaitsOnlyForMembers: an etcd pod whose host is no longer a
+// member (cut off by a recovery and powered off) is asked by an exec of its
+// own, which hangs until etcdctl's timeout; the members' rows do not wait
+// for it.
+func TestReadByExecWaitsOnlyForMembers(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile("../etcdctl/testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	members, statuses := read("healthy.member-list.stdout"), read("healthy.endpoint-status.stdout")
+	stale := "https://10.99.42.14:2379"
+	var mu sync.Mutex
+	var asked []string
+	staleAsked := make(chan struct{}) // closed by its exec, which runs on after readByExec returns
+	run := func(ctx context.Context, argv []string) (*podexec.Result, error) {
+		cmd := strings.Join(argv, " ")
+		mu.Lock()
+		asked = append(asked, cmd)
+		mu.Unlock()
+		switch {
+		case strings.Contains(cmd, "--endpoints="+stale+" "):
+			close(staleAsked)
+			<-ctx.Done() // a powered-off host: nothing until the timeout
+			return nil, ctx.Err()
+		case strings.HasSuffix(cmd, " member list"):
+			return &podexec.Result{Stdout: members}, nil
+		case strings.HasSuffix(cmd, " endpoint status"):
+			return &podexec.Result{Stdout: statuses}, nil
+		}
+		return &podexec.Result{ExitCode: 1, Stderr: []byte("unexpected " + cmd)}, nil
+	}
+	var pods []etcdPod
+	for i, u := range []string{"https://10.99.42.11:2379", "https://10.99.42.12:2379", "https://10.99.42.13:2379", stale} {
+		n := fmt.Sprintf("h%d", i+1)
+		pods = append(pods, etcdPod{name: "etcd-" + n, node: n, ready: u != stale, access: etcdctl.AccessFromArgs(nil), clientURLs: []string{u}})
+	}
+	nodes := []Node{{Name: "h1", Ready: true}, {Name: "h2", Ready: true}, {Name: "h3", Ready: true}}
+	start := time.Now()
+	// The tunnel found no way to the powered-off host: no refusal settles it.
+	certs := probed(map[string]certProbe{stale: {}})
+	r, err := readByExec(context.Background(), run, pods[0], pods, nodes, certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s: waited for the non-member's exec", d)
+	}
+	if len(r.statuses) != 3 {
+		t.Fatalf("%d statuses, want the 3 members'", len(r.statuses))
+	}
+	for _, st := range r.statuses {
+		if !st.Healthy || st.Err != nil {
+			t.Errorf("member %s: %+v", st.Member.Name, st)
+		}
+	}
+	select {
+	case <-staleAsked:
+	case <-time.After(5 * time.Second):
+		t.Error("the non-ready pod's URL was never asked on its own")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range asked {
+		if strings.Contains(c, stale) && strings.Contains(c, "10.99.42.11") {
+			t.Errorf("the non-ready pod's URL was asked with the others: %s", c)
+		}
+	}
+}
+
+// TestLagging: a host whose kubelet missed two node-lease renewals is asked
+// apart; one that renewed, or has no lease, is not.
+func TestLagging(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	o := &observed{now: now, leases: map[string]nodeLease{
+		"fresh":  {renewed: now.Add(-9 * time.Second), duration: 40 * time.Second},
+		"edge":   {renewed: now.Add(-20 * time.Second), duration: 40 * time.Second},
+		"silent": {renewed: now.Add(-21 * time.Second), duration: 40 * time.Second},
+		"short":  {renewed: now.Add(-6 * time.Second), duration: 10 * time.Second},
+	}}
+	for node, want := range map[string]bool{"fresh": false, "edge": false, "silent": true, "short": true, "nolease": false} {
+		if got := o.lagging(node); got != want {
+			t.Errorf("lagging(%s) = %v, want %v", node, got, want)
+		}
 	}
 }

@@ -70,14 +70,6 @@ func (c chain) run(t *testing.T) {
 	}
 }
 
-// long marks a story CI skips (see longTest): it runs with KETCD_E2E=all.
-func long(f func(t *testing.T, b *testbed.Bed)) func(t *testing.T, b *testbed.Bed) {
-	return func(t *testing.T, b *testbed.Bed) {
-		longTest(t)
-		f(t, b)
-	}
-}
-
 // storySelected: whether go test's -run pattern can select the story
 // (so a chain does not build a bed for stories -run leaves out). It looks
 // only at the second element of the pattern, as go test does for subtests.
@@ -142,7 +134,7 @@ func newPaths(t *testing.T, h *testbed.Host, glob string, before []string) []str
 
 // TestKubeadmChain: the stories that start from a kubeadm-made cluster of
 // three stacked members (kubeadm init on h1, kubeadm join --control-plane on
-// h2 and h3) and end with it healthy again: a roll-back from the
+// h2 and h3) and end with it healthy again: the bed's cut cable, a roll-back from the
 // workstation, quorum loss and recover, the survivor choice, a rebooted
 // survivor, a total loss restored from a snapshot.
 func TestKubeadmChain(t *testing.T) {
@@ -152,6 +144,7 @@ func TestKubeadmChain(t *testing.T) {
 		},
 		baseline: baseline3,
 		stories: []story{
+			{"CableCut", storyCableCut},
 			{"PluginRestoreNode", storyPluginRestoreNode},
 			{"RecoverQuorumLoss", storyRecoverQuorumLoss},
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
@@ -161,33 +154,25 @@ func TestKubeadmChain(t *testing.T) {
 	}.run(t)
 }
 
-// TestTwoMemberChain: the etcd tunnel, then the host pod (whose last
-// subtest stops h2's kubelet), on a kubeadm cluster of two stacked members.
-func TestTwoMemberChain(t *testing.T) {
-	chain{
-		up: func(t *testing.T) *testbed.Bed {
-			return upBed(t, "e2etwo", "10.99.5", testbed.RoleInit, testbed.RoleControlPlane)
-		},
-		baseline: func(t *testing.T, b *testbed.Bed) { wantVoters(t, b, "h1", "h1", "h2") },
-		stories: []story{
-			{"Tunnel", storyTunnel},
-			{"HostPod", storyHostPod},
-		},
-	}.run(t)
-}
-
 // TestScaleChain: kubeadm's control plane on h1 and two control-plane hosts
-// without etcd, scaled to three members from the workstation; then those
-// two hosts are lost for good and two bare hosts replace them with the real
-// `kubeadm join --control-plane`.
+// without etcd, scaled to three members from the workstation; the etcd
+// tunnel and the host pod on the grown cluster (the host pod's last subtest
+// stops h2's kubelet, and starts it again); then h2 and h3 are lost for good
+// and two bare hosts replace them with the real `kubeadm join --control-plane`.
 func TestScaleChain(t *testing.T) {
 	chain{
 		up: func(t *testing.T) *testbed.Bed {
-			return upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd, testbed.RoleBare, testbed.RoleBare)
+			b := upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd, testbed.RoleBare, testbed.RoleBare)
+			if pss, err := b.MemoryPSS(); err == nil {
+				t.Logf("memory of the 5-host bed: %d MiB PSS", pss>>20)
+			}
+			return b
 		},
 		stories: []story{
 			{"PluginScaleUp", storyPluginScaleUp},
-			{"RecoverGoneForGood", long(storyRecoverGoneForGood)},
+			{"Tunnel", storyTunnel},
+			{"HostPod", storyHostPod},
+			{"RecoverGoneForGood", storyRecoverGoneForGood},
 		},
 	}.run(t)
 }

@@ -21,6 +21,7 @@ import (
 // SIGKILL leaves it to the next run, which removes it; both reruns converge.
 func TestPluginBadInputAndInterrupts(t *testing.T) {
 	b := upBed(t, "e2eintr", "10.99.13", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleWorker)
+	bedShape(t, b, map[string]testbed.Role{"h1": testbed.RoleInit, "h2": testbed.RoleControlPlaneNoEtcd, "h3": testbed.RoleWorker})
 
 	for _, tc := range []struct {
 		args []string

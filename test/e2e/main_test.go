@@ -35,20 +35,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// longTest skips t unless the whole suite was asked for (KETCD_E2E=all, as
-// `make e2e-all` sets). CI runs every other story, so that a warm CI run
-// stays under 45 minutes. Two are long (about 8 min together): the
-// quorum loss whose hosts never return (RecoverGoneForGood, a variation of
-// RecoverQuorumLoss with kubeadm joins of new hosts) and the bed's own
-// multi-host shapes (TestMultiHostBed, which every other bed exercises in
-// part); they run before a release.
-func longTest(t *testing.T) {
-	t.Helper()
-	if os.Getenv("KETCD_E2E") != "all" {
-		t.Skip("long test: run with KETCD_E2E=all (make e2e-all)")
-	}
-}
-
 // cmdTimeout bounds every command a test runs (a verb, a plugin call): the
 // longest verb takes about 4 min on a bed; a hung one must fail its test with
 // its output, not hang the run until go test's own timeout kills everything.
