@@ -9,7 +9,7 @@
 # The DB is first filled to >= 256 MiB with large values. RUNS rounds (default
 # 3), each the tool then the manual procedure; medians and every run go to
 # docs/bench/mttr.json with the commit they ran on.
-# Run as root, under the bed lock: flock /var/tmp/kubectl-etcd-bed.lock hack/bench-mttr.sh
+# Run as root, under the bed lock: flock -o /var/tmp/kubectl-etcd-bed.lock hack/bench-mttr.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILL_MIB="${FILL_MIB:-280}"

@@ -100,7 +100,9 @@ var bedLock struct {
 }
 
 // BedLockPath is taken (flock) while this process has a bed up. Scripts that
-// bring beds up outside the tests take it too (`flock /var/tmp/kubectl-etcd-bed.lock ...`).
+// bring beds up outside the tests take it too, with -o
+// (`flock -o /var/tmp/kubectl-etcd-bed.lock ...`): without it the bed's
+// daemons inherit the lock and keep it after the script ends.
 const bedLockPath = "/var/tmp/kubectl-etcd-bed.lock"
 
 func lockBeds(t *testing.T) {
