@@ -297,8 +297,8 @@ func (r *Runner) checkNode(ctx context.Context, node string) (notReady string, e
 	case ready == nil:
 		return "", r.kubeletDown(node, "the node has never reported Ready")
 	case ready.Status == corev1.ConditionUnknown:
-		return "", r.kubeletDown(node, fmt.Sprintf("it stopped reporting to the apiserver %s ago (Ready=Unknown: %s)",
-			time.Since(ready.LastHeartbeatTime.Time).Round(time.Second), strings.TrimSuffix(ready.Message, ".")))
+		return "", r.kubeletDown(node, fmt.Sprintf("it stopped reporting to the apiserver: %s (Ready=Unknown: %s)",
+			r.lastHeard(ctx, node, ready), strings.TrimSuffix(ready.Message, ".")))
 	case ready.Status == corev1.ConditionFalse:
 		return fmt.Sprintf("the node is NotReady: %s: %s", ready.Reason, ready.Message), nil
 	}
@@ -306,6 +306,19 @@ func (r *Runner) checkNode(ctx context.Context, node string) (notReady string, e
 }
 
 // kubeletDown explains a kubelet that cannot start the pod and what to do.
+// lastHeard says when node's kubelet was last heard from. Its node lease
+// says it best: the kubelet renews it every 10 s, while it rewrites the Ready
+// condition's heartbeat only every few minutes when nothing changes (so
+// that time overstates a silence by up to five minutes). The heartbeat is
+// the fallback when the lease cannot be read.
+func (r *Runner) lastHeard(ctx context.Context, node string, ready *corev1.NodeCondition) string {
+	l, err := r.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+	if err == nil && l.Spec.RenewTime != nil {
+		return fmt.Sprintf("its kubelet last renewed its node lease %s ago", time.Since(l.Spec.RenewTime.Time).Round(time.Second))
+	}
+	return fmt.Sprintf("its last node status report was %s ago", time.Since(ready.LastHeartbeatTime.Time).Round(time.Second))
+}
+
 func (r *Runner) kubeletDown(node, why string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the kubelet on node %s cannot start pods: %s.\n", node, why)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
@@ -97,6 +99,29 @@ func TestRunKubeletStoppedReporting(t *testing.T) {
 	if !errors.Is(err, ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), "kubectl-etcd status --local") ||
 		!strings.Contains(err.Error(), HostBinaryPath) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// How long the kubelet has been silent comes from its node lease when there
+// is one (the Ready condition's heartbeat is rewritten only every few
+// minutes), from the heartbeat when not.
+func TestRunKubeletSilentSince(t *testing.T) {
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "h2", Namespace: corev1.NamespaceNodeLease},
+		Spec: coordinationv1.LeaseSpec{RenewTime: ptr.To(metav1.NewMicroTime(time.Now().Add(-35 * time.Second)))}}
+	for _, tc := range []struct {
+		name    string
+		objects []runtime.Object
+		want    string
+	}{
+		{"lease", []runtime.Object{readyNode("h2", corev1.ConditionUnknown), lease}, "it stopped reporting to the apiserver: its kubelet last renewed its node lease 35s ago"},
+		{"no lease", []runtime.Object{readyNode("h2", corev1.ConditionUnknown)}, "it stopped reporting to the apiserver: its last node status report was 1m0s ago"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := newRunner(fake.NewClientset(tc.objects...)).Run(context.Background(), "h2", []string{"agent"}, nil, nil, nil)
+			if !errors.Is(err, ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -199,18 +200,21 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		if _, err := h2.Exec(ctx, "systemctl", "stop", "kubelet"); err != nil {
 			t.Fatal(err)
 		}
+		stopped := time.Now()
 		t.Cleanup(func() { _, _ = h2.Exec(ctx, "systemctl", "start", "kubelet") })
-		check := func(t *testing.T, within time.Duration) {
+		check := func(t *testing.T, within time.Duration) error {
 			t.Helper()
 			start := time.Now()
 			_, _, err := run(t, runner(), "h2", strings.NewReader(`{"verb":"status"}`))
 			if !errors.Is(err, hostpod.ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), "kubectl-etcd status --local") {
 				t.Fatalf("err = %v, want the kubelet cannot start pods, with the host-local command", err)
 			}
+
 			if d := time.Since(start); d > within {
 				t.Errorf("took %s to say so, want under %s", d, within)
 			}
 			noPodsLeft(t)
+			return err
 		}
 		// The node still looks Ready: the pod is never picked up.
 		t.Run("NotPickedUp", func(t *testing.T) { check(t, 30*time.Second) })
@@ -227,7 +231,17 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 				}
 				time.Sleep(2 * time.Second)
 			}
-			check(t, 5*time.Second)
+			// How long the kubelet has been silent comes from its node
+			// lease: no longer than since it was stopped, plus the lease's
+			// 10 s renewal (the Ready heartbeat said minutes).
+			err := check(t, 5*time.Second)
+			m := regexp.MustCompile(`its kubelet last renewed its node lease (\S+) ago`).FindStringSubmatch(err.Error())
+			if m == nil {
+				t.Fatalf("err = %v, want how long ago the kubelet last renewed its node lease", err)
+			}
+			if d, perr := time.ParseDuration(m[1]); perr != nil || d > time.Since(stopped)+15*time.Second {
+				t.Errorf("kubelet silent for %s by the error, stopped %s ago", m[1], time.Since(stopped).Round(time.Second))
+			}
 		})
 	})
 }
