@@ -87,7 +87,7 @@ func storySelected(name string) bool {
 		return true
 	}
 	for _, alt := range strings.Split(parts[1], "|") {
-		alt = strings.Trim(alt, "^$")
+		alt = strings.Trim(alt, "^$()")
 		if alt == "" || strings.Contains(name, alt) {
 			return true
 		}

@@ -72,7 +72,7 @@ func rawClient(t *testing.T, endpoint string, tlsCfg *tls.Config, d *tunnel.Dial
 // its hosts); it reaches the etcd members of h1 and h2 only through the
 // apiserver's port-forward to their static pods, with each upgrade protocol.
 // It runs after PluginScaleUp, which gave h2 its member (select both to run
-// it alone: -run 'TestScaleChain/PluginScaleUp|Tunnel').
+// it alone: -run 'TestScaleChain/(PluginScaleUp|Tunnel)').
 func storyTunnel(t *testing.T, b *testbed.Bed) {
 	h1, h2 := b.Host("h1"), b.Host("h2")
 	names, _ := voters(t, b, "h1")
