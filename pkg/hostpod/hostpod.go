@@ -305,7 +305,6 @@ func (r *Runner) checkNode(ctx context.Context, node string) (notReady string, e
 	return "", nil
 }
 
-// kubeletDown explains a kubelet that cannot start the pod and what to do.
 // lastHeard says when node's kubelet was last heard from. Its node lease
 // says it best: the kubelet renews it every 10 s, while it rewrites the Ready
 // condition's heartbeat only every few minutes when nothing changes (so
@@ -319,6 +318,7 @@ func (r *Runner) lastHeard(ctx context.Context, node string, ready *corev1.NodeC
 	return fmt.Sprintf("its last node status report was %s ago", time.Since(ready.LastHeartbeatTime.Time).Round(time.Second))
 }
 
+// kubeletDown explains a kubelet that cannot start the pod and what to do.
 func (r *Runner) kubeletDown(node, why string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the kubelet on node %s cannot start pods: %s.\n", node, why)
