@@ -287,11 +287,11 @@ func (b *Bed) layout(p *Prereqs) error {
 		// what the host needs before it boots.
 		etc := filepath.Join(st, "overlay", "etc", "upper")
 		files := map[string]string{
-			"hostname":                       h.Name + "\n",
-			"hosts":                          hosts.String(),
-			"machine-id":                     randomHex(16) + "\n",
-			"containerd/config.toml":         containerdConfig,
-			"cni/net.d/99-loopback.conflist": cniLoopback,
+			"hostname":                      h.Name + "\n",
+			"hosts":                         hosts.String(),
+			"machine-id":                    randomHex(16) + "\n",
+			"containerd/config.toml":        containerdConfig,
+			"cni/net.d/10-testbed.conflist": cniConfig,
 			"testbed/patches/kubeletconfiguration+strategic.yaml": string(kubeletPatch(h.CgroupRoot())),
 		}
 		for p, c := range files {
@@ -340,8 +340,18 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     conf_dir = "/etc/cni/net.d"
 `
 
-// cniLoopback is enough for nodes to be Ready; the bed's pods use the host network.
-const cniLoopback = `{"cniVersion": "0.4.0", "name": "testbed", "plugins": [{"type": "loopback"}]}
+// cniConfig gives pods off the host network a network of their own host
+// only: a bridge with addresses from host-local IPAM, no gateway, no routes,
+// no masquerade. The bed's own pods all use the host network; this is for
+// kubeadm's CreateJob health check (`kubeadm upgrade plan`/`apply`), whose
+// Job pod would otherwise never get a sandbox ("failed to find network info")
+// and the check would wait out its full minute. Every host uses the same
+// subnet: the bridge lives in the host's own network namespace and no pod
+// talks to another host.
+const cniConfig = `{"cniVersion": "0.4.0", "name": "testbed", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.85.0.0/24"}]]}},
+  {"type": "loopback"}
+]}
 `
 
 func (b *Bed) network(ctx context.Context) error {
