@@ -32,6 +32,8 @@ const (
 	verbBackupList   = "backup list"
 	verbRecover      = "recover"
 	verbRestore      = "restore"
+	verbDefrag       = "defrag"
+	verbAlarm        = "alarm"
 )
 
 // errRestoreLocalAndNode is restore given both faces at once.
@@ -44,7 +46,7 @@ var errRestoreLocalAndNode = errors.New("restore --local restores on this host a
 // is asked only by recover without --local.
 func chooseFace(verb string, local bool, node string, onControlPlaneHost func() bool) (face, error) {
 	switch verb {
-	case verbStatus, verbSnapshotSave, verbBackupList:
+	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm:
 		// The workstation's by default: these are everyday verbs run
 		// through the apiserver, and a host with an admin kubeconfig is a
 		// workstation too. The host face is for when the apiserver is down,

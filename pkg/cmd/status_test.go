@@ -53,13 +53,13 @@ func TestPrintClusterStatus(t *testing.T) {
 	for _, tc := range []struct{ output, want string }{
 		{"",
 			"HOST    MEMBER  ID  ROLE     LEADER  HEALTH                                                                                        DB SIZE  RAFT INDEX  REVISION  VERSION\n" +
-				"cp-a    cp-a    1   voter    *       healthy                                                                                       3.0 MiB  120         77        3.6.5\n" +
+				"cp-a    cp-a    1   voter    *       ALARM NOSPACE (healthy)                                                                       3.0 MiB  120         77        3.6.5\n" +
 				"cp-b    cp-b    2   voter            DOWN: status of member cp-b (2): cannot connect to https://10.0.0.2:2379: connection refused  0.0 MiB  0           0         \n" +
 				"cp-c    cp-c    3   learner          healthy                                                                                       2.0 MiB  118         76        3.6.5\n" +
 				"(none)  stray   9   voter            DOWN                                                                                          0.0 MiB  0           0         \n"},
 		{"wide",
 			"HOST    MEMBER  ID  ROLE     LEADER  HEALTH                                                                                        DB SIZE  RAFT INDEX  REVISION  VERSION  CERT EXPIRES  PEER URL               RAFT TERM  DB IN USE  ALARMS\n" +
-				"cp-a    cp-a    1   voter    *       healthy                                                                                       3.0 MiB  120         77        3.6.5    300d          https://10.0.0.1:2380  3          1.0 MiB    NOSPACE\n" +
+				"cp-a    cp-a    1   voter    *       ALARM NOSPACE (healthy)                                                                       3.0 MiB  120         77        3.6.5    300d          https://10.0.0.1:2380  3          1.0 MiB    NOSPACE\n" +
 				"cp-b    cp-b    2   voter            DOWN: status of member cp-b (2): cannot connect to https://10.0.0.2:2379: connection refused  0.0 MiB  0           0                  -             https://10.0.0.2:2380  0          0.0 MiB    \n" +
 				"cp-c    cp-c    3   learner          healthy                                                                                       2.0 MiB  118         76        3.6.5    20d (RENEW)   https://10.0.0.3:2380  3          2.0 MiB    \n" +
 				"(none)  stray   9   voter            DOWN                                                                                          0.0 MiB  0           0                  -             https://10.0.0.9:2380  0          0.0 MiB    \n"},

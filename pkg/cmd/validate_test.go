@@ -71,6 +71,15 @@ func TestValidateRejectsBeforeContact(t *testing.T) {
 		{[]string{"replace"}, false, "replace needs exactly one NODE, got 0 arguments"},
 		{[]string{"replace", "cp-3", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
 
+		{[]string{"defrag"}, true, "give --all or the nodes whose members to defragment"},
+		{[]string{"defrag", "--all", "cp-1"}, true, "give --all or the nodes whose members to defragment, not both"},
+		{[]string{"defrag", "--all", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
+		{[]string{"defrag", "--all", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
+		{[]string{"alarm", "list", "-o", "wide"}, true, `unknown output format "wide" (json, yaml)`},
+		{[]string{"alarm", "list", "extra"}, true, `unknown command "extra" for "kubectl etcd alarm list"`},
+		{[]string{"alarm", "disarm", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
+		{[]string{"alarm", "disarm", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
+
 		{[]string{"status", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
 		{[]string{"status", "--via", "ssh"}, true, `unknown --via "ssh" (auto, exec, host-pod)`},
 		{[]string{"status", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},

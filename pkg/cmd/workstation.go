@@ -123,6 +123,9 @@ func printClusterStatus(w io.Writer, st *workstation.ClusterStatus, output strin
 				health = "DOWN: " + m.Error
 			}
 		}
+		if len(m.Alarms) > 0 {
+			health = "ALARM " + strings.Join(m.Alarms, ",") + " (" + health + ")"
+		}
 		host := m.Host
 		if host == "" {
 			host = "(none)"

@@ -58,6 +58,9 @@ type Config struct {
 	// PromoteTimeout bounds Promote, which waits for the learner's etcd to
 	// start and catch up with the leader.
 	PromoteTimeout time.Duration
+	// DefragTimeout bounds one member's Defragment; 10 minutes when zero,
+	// since etcd rewrites the whole database file at disk speed.
+	DefragTimeout time.Duration
 }
 
 // bound gives a call its own deadline d from now, when d is set.

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,9 +82,15 @@ const CommandTimeout = 5 * time.Second
 // timeouts bound each endpoint etcdctl asks (endpoint status asks the
 // members one after another).
 func (a Access) Command(sub ...string) []string {
+	return a.CommandWithin(CommandTimeout, sub...)
+}
+
+// CommandWithin is Command with another bound on each call: a defrag
+// rewrites a whole database file and takes longer than any read.
+func (a Access) CommandWithin(timeout time.Duration, sub ...string) []string {
 	return append([]string{"etcdctl",
 		"--cacert=" + a.CACert, "--cert=" + a.Cert, "--key=" + a.Key,
-		"--endpoints=" + a.Endpoint, "--dial-timeout=2s", "--command-timeout=" + CommandTimeout.String(), "-w", "json"}, sub...)
+		"--endpoints=" + a.Endpoint, "--dial-timeout=2s", "--command-timeout=" + timeout.String(), "-w", "json"}, sub...)
 }
 
 // The subcommands status needs.
@@ -94,7 +101,16 @@ var (
 	// timeout on each dead one.
 	EndpointStatus = []string{"endpoint", "status"}
 	AlarmList      = []string{"alarm", "list"}
+	// AlarmDisarm clears every active alarm: etcdctl has no way to name one.
+	AlarmDisarm = []string{"alarm", "disarm"}
+	Defrag      = []string{"defrag"}
 )
+
+// Compact is `compact REV --physical`: the call returns once every member
+// has applied the compaction to its database.
+func Compact(rev int64) []string {
+	return []string{"compact", strconv.FormatInt(rev, 10), "--physical"}
+}
 
 // Get is `get KEY`.
 func Get(key string) []string { return []string{"get", key} }

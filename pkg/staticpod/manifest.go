@@ -200,3 +200,18 @@ func (h *Host) ManifestPeers() []string {
 	}
 	return out
 }
+
+// EtcdFlag is the value of one flag (without its dashes) of the etcd
+// container in this host's etcd manifest; "" when the flag is not given or
+// there is no manifest.
+func (h *Host) EtcdFlag(name string) string {
+	pod, err := h.ReadManifest(h.EtcdManifest())
+	if err != nil {
+		return ""
+	}
+	c := container(pod, kubeadmconstants.Etcd)
+	if c == nil {
+		return ""
+	}
+	return flagValue(c.Command, name)
+}

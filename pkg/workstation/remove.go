@@ -99,6 +99,9 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := obs.checkNoAlarms(m.ID); err != nil {
+		return nil, err
+	}
 	n, nodeKnown := nodeNamed(obs.nodes, node)
 	c := Change{Kind: "remove", Node: node, Member: &m}
 	p := &plan.Plan{Title: c.String()}
@@ -174,6 +177,9 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*Result, error)
 	defer obs.client.Close()
 	n, m, err := s.replaceTarget(ctx, obs, o.Target)
 	if err != nil {
+		return nil, err
+	}
+	if err := obs.checkNoAlarms(0); err != nil {
 		return nil, err
 	}
 	var endpoints []string

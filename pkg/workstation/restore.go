@@ -100,6 +100,9 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*Result, e
 		return nil, err
 	}
 	obs.client.Close()
+	if err := obs.checkNoAlarms(0); err != nil {
+		return nil, err
+	}
 	m := memberAt(obs.members, n)
 	if m == nil {
 		return nil, fmt.Errorf("control-plane node %s has no etcd member (members: %s): restore on a node that has one", n.Name, memberNames(obs))

@@ -39,6 +39,11 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(sp.Changes) > 0 {
+		if err := obs.checkNoAlarms(0); err != nil {
+			return nil, err
+		}
+	}
 	for _, w := range sp.Warnings {
 		fmt.Fprintf(s.Out, "Warning: %s\n", w)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
 )
 
 // HostRow is one control-plane host: its member (if any) and which etcd its
@@ -40,7 +41,9 @@ type ClusterStatus struct {
 	Members []hostapi.MemberRow `json:"members"`
 	Hosts   []HostRow           `json:"hosts"`
 	Drift   []Drift             `json:"drift,omitempty"`
-	Summary string              `json:"summary"`
+	// Alarms are etcd's active alarms, with what clears each.
+	Alarms  []maintenance.AlarmRow `json:"alarms,omitempty"`
+	Summary string                 `json:"summary"`
 }
 
 // observed is one consistent look at the cluster.
@@ -66,7 +69,7 @@ func (s *Session) observe(ctx context.Context) (*observed, error) {
 	}
 	tlsCfg, err := s.Credentials(ctx, o.etcdPods)
 	if err != nil {
-		return nil, err
+		return nil, explainWriteRefused(err)
 	}
 	if o.client, err = s.Etcd(ctx, tlsCfg, EndpointsOf(o.nodes, o.etcdPods)); err != nil {
 		return nil, err
@@ -231,5 +234,30 @@ func (o *observed) report() *ClusterStatus {
 	if len(cut) > 0 {
 		st.Summary += fmt.Sprintf(", %d of them cut off by the %s (%s)", len(cut), o.marker.Verb+" on "+o.marker.Host, strings.Join(cut, ", "))
 	}
+	// An alarm changes what the cluster can do (NOSPACE and CORRUPT stop
+	// every write), so the summary says it, with the fix, not only -o wide.
+	alarms := maintenance.ActiveAlarms(o.statuses)
+	st.Alarms = maintenance.AlarmRows(alarms, o.members, o.hostOf, maintenance.WorkstationNames)
+	for _, a := range st.Alarms {
+		st.Summary += "\nALARM: " + a.Advice
+	}
 	return st
+}
+
+// explainWriteRefused adds what to do when the apiserver could not create a
+// host pod because etcd takes no writes: under its NOSPACE or CORRUPT alarm
+// (the verbs that change the membership refuse then anyway, and say so;
+// the maintenance verbs, which fix it, need no pod).
+func explainWriteRefused(err error) error {
+	var a etcdcluster.Alarm
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "database space exceeded"):
+		a.Type = etcdcluster.AlarmNoSpace
+	case strings.Contains(msg, "corrupt cluster"):
+		a.Type = etcdcluster.AlarmCorrupt
+	default:
+		return err
+	}
+	return fmt.Errorf("refusing to change anything under an active alarm (nothing was changed): %s (the apiserver could not create a pod: %w)",
+		maintenance.Advice(a, "a member; `kubectl etcd alarm list` says which", maintenance.WorkstationNames), err)
 }

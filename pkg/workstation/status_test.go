@@ -3,6 +3,7 @@ package workstation
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,14 @@ func TestReportMemberRows(t *testing.T) {
 			{Member: c, Endpoint: c.ClientURLs[0], Healthy: true, Leader: 1, RaftIndex: 118, RaftTerm: 3, Revision: 76, DBSize: 2 << 20, DBSizeInUse: 2 << 20, Version: "3.6.5"},
 		},
 	}
-	got, err := json.MarshalIndent(obs.report().Members, "", "  ")
+	st := obs.report()
+	// The alarm is in the summary too, with what clears it, and listed.
+	const alarm = "\nALARM: etcd's NOSPACE alarm is raised (by member cp-a on cp-a): the database reached its quota and the cluster takes no writes; " +
+		"free the space with `kubectl etcd defrag --all --compact`, then clear the alarm with `kubectl etcd alarm disarm`"
+	if !strings.HasSuffix(st.Summary, alarm) || len(st.Alarms) != 1 || st.Alarms[0].Host != "cp-a" || st.Alarms[0].MemberID != "1" {
+		t.Errorf("summary %q, alarms %+v: want the NOSPACE alarm of cp-a", st.Summary, st.Alarms)
+	}
+	got, err := json.MarshalIndent(st.Members, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,188 @@
+package maintenance_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+)
+
+const quota = 24 << 20
+
+func byName(m etcdcluster.Member) string { return m.Name }
+
+// TestNoSpaceRoundTrip fills a real 3-member cluster with a small quota
+// until etcd raises NOSPACE, then frees the space the way the runbook says:
+// delete what filled it, compact + defragment every member (leader last),
+// disarm. Every write acknowledged before the alarm must still be readable,
+// and a write after the disarm accepted.
+func TestNoSpaceRoundTrip(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3, fmt.Sprintf("--quota-backend-bytes=%d", quota))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cli, err := etcdcluster.New(etcdcluster.Config{Endpoints: c.Endpoints(), TLS: c.ClientTLS(), MemberTimeout: 2 * time.Second, CallTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	raw := c.Client()
+
+	// Acknowledged writes, then filler until etcd refuses.
+	var acked []string
+	for i := range 20 {
+		k := fmt.Sprintf("/ack/%02d", i)
+		if err := cli.Put(ctx, k, "v-"+k); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, k)
+	}
+	value := strings.Repeat("x", 512<<10)
+	var full error
+	for i := 0; i < 200 && full == nil; i++ {
+		_, full = raw.Put(ctx, fmt.Sprintf("/fill/%03d", i), value)
+	}
+	if full == nil || !strings.Contains(full.Error(), "database space exceeded") {
+		t.Fatalf("filling past a %d MiB quota: want etcd to refuse with NOSPACE, got %v", quota>>20, full)
+	}
+
+	statuses, err := cli.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarms := maintenance.ActiveAlarms(statuses)
+	if len(alarms) == 0 || alarms[0].Type != etcdcluster.AlarmNoSpace {
+		t.Fatalf("statuses show alarms %v, want NOSPACE", alarms)
+	}
+	listed, err := cli.Alarms(ctx)
+	if err != nil || len(listed) != len(alarms) || listed[0] != alarms[0] {
+		t.Errorf("Alarms() = %v, %v; statuses carry %v", listed, err, alarms)
+	}
+	if err := maintenance.CheckNoAlarms(statuses, byName, maintenance.WorkstationNames, 0); err == nil ||
+		!strings.Contains(err.Error(), "NOSPACE alarm is raised") {
+		t.Errorf("membership change under NOSPACE: want it refused, got %v", err)
+	}
+	if err := cli.Put(ctx, "/after", "x"); err == nil || !strings.Contains(err.Error(), "database space exceeded") {
+		t.Errorf("a write under NOSPACE: want it refused, got %v", err)
+	}
+
+	// Deleting is allowed under NOSPACE; the file does not shrink by it.
+	if _, err := raw.Delete(ctx, "/fill/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	quotaOf := func(etcdcluster.Member) int64 { return quota }
+	statuses, _ = cli.Statuses(ctx)
+	if ok, err := maintenance.CheckDisarm(alarms, statuses, byName, quotaOf, maintenance.WorkstationNames); len(ok) != 0 || err == nil || !strings.Contains(err.Error(), "NOSPACE") {
+		t.Errorf("disarm before the defrag: want it refused, got ok %v, err %v", ok, err)
+	}
+	before := map[string]int64{}
+	for _, s := range statuses {
+		before[s.Member.Name] = s.DBSize
+	}
+
+	targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !targets[len(targets)-1].Leader {
+		t.Errorf("the leader is not last: %+v", targets)
+	}
+	p := &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, cli, byName, targets, maintenance.DefragOptions{Compact: true})
+	var out bytes.Buffer
+	res, err := p.Execute(ctx, &out, false)
+	if err != nil {
+		t.Fatalf("defrag: %v\n%s", err, out.String())
+	}
+	if len(res) != 4 || res[0].Name != "compact" || !strings.Contains(res[1].Note, " → ") {
+		t.Errorf("defrag steps %+v\n%s", res, out.String())
+	}
+	statuses, _ = cli.Statuses(ctx)
+	for _, s := range statuses {
+		if !s.Healthy || s.DBSize >= before[s.Member.Name]/2 || s.DBSize >= quota {
+			t.Errorf("member %s after the defrag: healthy %v, database %d bytes (was %d)", s.Member.Name, s.Healthy, s.DBSize, before[s.Member.Name])
+		}
+	}
+
+	ok, err := maintenance.CheckDisarm(alarms, statuses, byName, quotaOf, maintenance.WorkstationNames)
+	if err != nil || len(ok) != len(alarms) {
+		t.Fatalf("disarm after the defrag: ok %v, err %v", ok, err)
+	}
+	for run := 1; run <= 2; run++ { // the rerun finds it cleared
+		p = &plan.Plan{Title: "disarm"}
+		maintenance.AddDisarmSteps(p, cli, ok, etcdcluster.MembersOf(statuses), byName)
+		res, err = p.Execute(ctx, &out, false)
+		want := map[int]string{1: "cleared", 2: "already cleared"}[run]
+		if err != nil || len(res) != len(ok) || res[0].Note != want {
+			t.Errorf("disarm run %d: %+v, %v; want note %q", run, res, err, want)
+		}
+	}
+	if left, err := cli.Alarms(ctx); err != nil || len(left) != 0 {
+		t.Errorf("alarms after the disarm: %v, %v", left, err)
+	}
+	if err := cli.Put(ctx, "/after", "x"); err != nil {
+		t.Errorf("a write after the disarm: %v", err)
+	}
+	for _, k := range acked {
+		v, found, err := cli.Get(ctx, k)
+		if err != nil || !found || string(v) != "v-"+k {
+			t.Errorf("acknowledged %s: %q, found %v, %v", k, v, found, err)
+		}
+	}
+}
+
+// TestDefragStopsWhenAMemberGoesDown: the check each step makes right before
+// it runs stops the plan, naming the member, without touching the target.
+func TestDefragStopsWhenAMemberGoesDown(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli, err := etcdcluster.New(etcdcluster.Config{Endpoints: c.Endpoints(), TLS: c.ClientTLS(), MemberTimeout: time.Second, CallTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	statuses, err := cli.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first follower goes down after the plan was made.
+	var victim string
+	for _, x := range targets {
+		if !x.Leader {
+			victim = x.Member.Name
+			break
+		}
+	}
+	c.Member(victim).Kill()
+	p := &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, cli, byName, targets, maintenance.DefragOptions{})
+	var out bytes.Buffer
+	res, err := p.Execute(ctx, &out, false)
+	if err == nil || !strings.Contains(err.Error(), "member "+victim+" on "+victim+" is down") ||
+		!strings.Contains(err.Error(), "nothing more was changed") {
+		t.Fatalf("defrag with %s down: %v\n%s", victim, err, out.String())
+	}
+	if res[0].Outcome != "failed" || res[1].Outcome != "not-run" {
+		t.Errorf("steps %+v: want the first failed and the rest not run", res)
+	}
+	// Still refused at planning time, naming it.
+	statuses, _ = cli.Statuses(ctx)
+	if _, err := maintenance.DefragTargets(statuses, byName, nil, true); err == nil || !strings.Contains(err.Error(), victim) {
+		t.Errorf("planning with %s down: %v", victim, err)
+	}
+}
