@@ -51,6 +51,10 @@ type Options struct {
 	Root string
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
+	// EtcdExtraArgs go into the ClusterConfiguration's
+	// etcd.local.extraArgs (flag name without dashes → value), as an
+	// operator would set them: e.g. a small quota-backend-bytes.
+	EtcdExtraArgs map[string]string
 }
 
 // State is what bed.json records, enough for another process to find and
@@ -63,6 +67,8 @@ type State struct {
 	ProxyAddr         string       `json:"proxyAddr,omitempty"`
 	Token             string       `json:"token"`
 	CertificateKey    string       `json:"certificateKey"`
+	// EtcdExtraArgs are Options.EtcdExtraArgs, kept for later joins.
+	EtcdExtraArgs map[string]string `json:"etcdExtraArgs,omitempty"`
 }
 
 // Bed is a running (or partly running) test bed.
@@ -202,7 +208,7 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 	b := &Bed{Dir: filepath.Join(opts.Root, opts.Name), log: opts.Log}
 	b.State = State{
 		Name: opts.Name, Subnet: opts.Subnet, KubernetesVersion: KubernetesVersion,
-		Token: randomToken(), CertificateKey: randomHex(32),
+		Token: randomToken(), CertificateKey: randomHex(32), EtcdExtraArgs: opts.EtcdExtraArgs,
 	}
 	for i, r := range opts.Roles {
 		hc := HostConfig{Name: fmt.Sprintf("h%d", i+1), Address: fmt.Sprintf("%s.%d", opts.Subnet, 11+i), Role: r}

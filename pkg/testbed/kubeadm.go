@@ -49,6 +49,15 @@ apiServer:
 networking:
   serviceSubnet: 10.96.0.0/16
   podSubnet: 10.244.0.0/16
+{{- if .EtcdExtraArgs}}
+etcd:
+  local:
+    extraArgs:
+{{- range $name, $value := .EtcdExtraArgs}}
+    - name: {{$name}}
+      value: "{{$value}}"
+{{- end}}
+{{- end}}
 ---
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -101,6 +110,7 @@ type kubeadmParams struct {
 	ControlPlaneEndpoint string
 	LBAddress            string
 	ControlPlane         bool
+	EtcdExtraArgs        map[string]string
 }
 
 func renderKubeadm(which string, p kubeadmParams) ([]byte, error) {

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -42,6 +43,24 @@ func TestRenderKubeadmInit(t *testing.T) {
 	}
 	if kubeletCfg["cgroupDriver"] != "cgroupfs" || kubeletCfg["failCgroupV1"] != false || kubeletCfg["oomScoreAdj"] != float64(0) {
 		t.Errorf("kubelet config = %v", kubeletCfg)
+	}
+	if _, has := clusterCfg["etcd"]; has {
+		t.Errorf("etcd section without EtcdExtraArgs: %v", clusterCfg["etcd"])
+	}
+
+	// EtcdExtraArgs land in etcd.local.extraArgs, kubeadm v1beta4's list form.
+	b.EtcdExtraArgs = map[string]string{"quota-backend-bytes": "67108864", "snapshot-count": "5000"}
+	out, err = renderKubeadm("init", b.params(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(strings.Split(string(out), "\n---\n")[1]), &clusterCfg); err != nil {
+		t.Fatal(err)
+	}
+	args, _ := clusterCfg["etcd"].(map[string]any)["local"].(map[string]any)["extraArgs"].([]any)
+	want := []any{map[string]any{"name": "quota-backend-bytes", "value": "67108864"}, map[string]any{"name": "snapshot-count", "value": "5000"}}
+	if len(args) != 2 || fmt.Sprint(args) != fmt.Sprint(want) {
+		t.Errorf("etcd.local.extraArgs = %v, want %v", args, want)
 	}
 }
 
