@@ -4,9 +4,12 @@
 // their output into etcdcluster's types.
 //
 // The project otherwise talks to etcd with etcd's Go client, never by
-// shelling out to etcdctl. This package exists for one read path: the
-// plugin's `status`, which issue #9 asks to answer at the speed of
-// `kubectl exec etcd-h1 -- etcdctl endpoint status --cluster`. Running the
+// shelling out to etcdctl. This package exists for two paths of the plugin:
+// `status`, which issue #9 asks to answer at the speed of
+// `kubectl exec etcd-h1 -- etcdctl endpoint status --cluster`, and the
+// maintenance verbs (defrag, alarm), which must work under etcd's NOSPACE
+// alarm, when the apiserver cannot create the host pod the Go client's
+// certificate would need. Running the
 // etcdctl that kubeadm's etcd image already ships, inside the etcd pod that
 // already runs, needs no host pod and no signed certificate, and no key
 // ever leaves its host: only file paths cross the apiserver.

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -136,11 +137,16 @@ func newPaths(t *testing.T, h *testbed.Host, glob string, before []string) []str
 // three stacked members (kubeadm init on h1, kubeadm join --control-plane on
 // h2 and h3) and end with it healthy again: the bed's cut cable, a roll-back from the
 // workstation, quorum loss and recover, the survivor choice, a rebooted
-// survivor, a total loss restored from a snapshot.
+// survivor, a total loss restored from a snapshot, and etcd's NOSPACE alarm
+// cleared with defrag and alarm disarm. Its ClusterConfiguration gives etcd
+// a small quota (etcd.local.extraArgs), as an operator could, so that the
+// last story can fill it in seconds; the others stay far below it.
 func TestKubeadmChain(t *testing.T) {
 	chain{
 		up: func(t *testing.T) *testbed.Bed {
-			return upBed(t, "e2ekubeadm", "10.99.30", testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane)
+			return upBedWith(t, testbed.Options{Name: "e2ekubeadm", Subnet: "10.99.30",
+				Roles:         []testbed.Role{testbed.RoleInit, testbed.RoleControlPlane, testbed.RoleControlPlane},
+				EtcdExtraArgs: map[string]string{"quota-backend-bytes": fmt.Sprint(kubeadmChainQuota)}})
 		},
 		baseline: baseline3,
 		stories: []story{
@@ -150,6 +156,7 @@ func TestKubeadmChain(t *testing.T) {
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
 			{"RecoverRebootedSurvivor", storyRecoverRebootedSurvivor},
 			{"RestoreTotalLoss", storyRestoreTotalLoss},
+			{"NoSpace", storyNoSpace},
 		},
 	}.run(t)
 }

@@ -67,11 +67,19 @@ func (w logWriter) Write(p []byte) (int, error) {
 // upBed brings up a bed and registers its teardown, which must leave nothing.
 func upBed(t *testing.T, name, subnet string, roles ...testbed.Role) *testbed.Bed {
 	t.Helper()
+	return upBedWith(t, testbed.Options{Name: name, Subnet: subnet, Roles: roles})
+}
+
+// upBedWith is upBed with the bed's other options (EtcdExtraArgs).
+func upBedWith(t *testing.T, opts testbed.Options) *testbed.Bed {
+	t.Helper()
+	name, roles := opts.Name, opts.Roles
 	lockBeds(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
-	b, err := testbed.Up(ctx, testbed.Options{Name: name, Subnet: subnet, Roles: roles, Log: logWriter{t}})
+	opts.Log = logWriter{t}
+	b, err := testbed.Up(ctx, opts)
 	if err != nil {
 		t.Fatalf("bringing up bed %s: %v", name, err)
 	}
