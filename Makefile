@@ -123,6 +123,11 @@ break-all:
 		while pgrep -x etcd >/dev/null; do sleep 0.5; done && \
 		mv /var/lib/etcd/member /var/lib/etcd/.kubectl-etcd-destroyed-$$(date -u +%Y%m%dT%H%M%SZ)'
 
+## bench-defrag: time `kubectl etcd defrag h2` against `kubectl exec etcd-h2 -- etcdctl defrag` on a 1 GiB member, one bed
+.PHONY: bench-defrag
+bench-defrag:
+	hack/bench-defrag.sh
+
 ## bench-scale: time `kubectl etcd scale` 1 -> 3 against the same learner add/promote by hand (etcdctl), one bed
 .PHONY: bench-scale
 bench-scale:

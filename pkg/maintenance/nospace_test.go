@@ -186,3 +186,82 @@ func TestDefragStopsWhenAMemberGoesDown(t *testing.T) {
 		t.Errorf("planning with %s down: %v", victim, err)
 	}
 }
+
+// TestDefragInterruptedThenRerun: a defrag stopped in the middle of a
+// member's pass (the plugin killed, ^C) leaves every member healthy, and
+// the rerun, planned afresh, converges: every member defragmented.
+func TestDefragInterruptedThenRerun(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := etcdcluster.New(etcdcluster.Config{Endpoints: c.Endpoints(), TLS: c.ClientTLS(), MemberTimeout: 2 * time.Second, CallTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	raw := c.Client()
+	// Some garbage to give back: written, then deleted.
+	value := strings.Repeat("y", 256<<10)
+	for i := range 40 {
+		if _, err := raw.Put(ctx, fmt.Sprintf("/garbage/%02d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Delete(ctx, "/garbage/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	plan1 := func() *plan.Plan {
+		statuses, err := cli.Statuses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &plan.Plan{Title: "defrag"}
+		maintenance.AddDefragSteps(p, cli, byName, targets, maintenance.DefragOptions{Compact: true})
+		return p
+	}
+	// Interrupted as the second member's pass starts.
+	stop, stopped := context.WithCancel(ctx)
+	defer stopped()
+	var out bytes.Buffer
+	res, err := plan1().Execute(stop, writerFunc(func(p []byte) (int, error) {
+		if strings.Contains(string(p), "[3/4]") {
+			stopped()
+		}
+		return out.Write(p)
+	}), false)
+	if err == nil {
+		t.Fatalf("the interrupted run finished: %+v", res)
+	}
+	statuses, err := cli.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range statuses {
+		if !s.Healthy {
+			t.Errorf("member %s after the interruption: %s", s.Member.Name, s.Reason())
+		}
+	}
+	// The rerun converges.
+	res, err = plan1().Execute(ctx, &out, false)
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out.String())
+	}
+	if len(res) != 4 {
+		t.Errorf("rerun steps %+v", res)
+	}
+	statuses, _ = cli.Statuses(ctx)
+	for _, s := range statuses {
+		if !s.Healthy || s.DBSize > 4<<20 {
+			t.Errorf("member %s after the rerun: healthy %v, database %d bytes", s.Member.Name, s.Healthy, s.DBSize)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -109,6 +109,11 @@ echo "etcd took 200 MB under a quota of ` + fmt.Sprint(kubeadmChainQuota>>20) + 
 	if err != nil || !strings.Contains(out2, "NOSPACE") {
 		t.Errorf("alarm list: want NOSPACE, got %v", err)
 	}
+	// The host-local face sees the same, from h2, without the apiserver.
+	if out, err := b.Host("h2").Exec(ctx, "kubectl-etcd", "alarm", "list", "--local", "-o", "json"); err != nil ||
+		!strings.Contains(string(out), `"type": "NOSPACE"`) || !strings.Contains(string(out), "kubectl-etcd defrag --local --all --compact") {
+		t.Errorf("h2: kubectl-etcd alarm list --local: %v\n%s", err, out)
+	}
 	// Disarming before the space is freed: refused, the alarm stays.
 	out2, err = plugin(t, b, "alarm", "disarm")
 	if err == nil || !strings.Contains(out2, "refusing to clear the alarms (nothing was changed): NOSPACE (by member ") ||

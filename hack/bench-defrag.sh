@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Times `kubectl etcd defrag h2` against what an operator would type instead,
+# `kubectl -n kube-system exec etcd-h2 -- etcdctl ... defrag`, on the same
+# member of one 3-host bed (as root), one run each: before each run h2's
+# database is grown to about 1 GiB of mostly free pages (1 MB values written,
+# deleted, compacted). The plugin's overhead (its status reads before and
+# after, and the quorum check) must stay within 1.2x of etcd's own call.
+# Writes docs/bench/defrag.json.
+# Usage: hack/bench-defrag.sh [MB]   (default 1000; takes the bed lock, waits for it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lock=/var/tmp/kubectl-etcd-bed.lock
+if [[ "${BENCH_DEFRAG_LOCKED:-}" != 1 ]]; then
+  # One bed at a time on the machine. -o: the bed's long-lived processes must
+  # not inherit (and keep) the lock; flock itself holds it until we exit.
+  echo "taking the bed lock $lock (waits while another bed is up)"
+  exec env BENCH_DEFRAG_LOCKED=1 flock -o "$lock" "$0" "$@"
+fi
+mb="${1:-1000}"
+name=benchdefrag
+net=10.99.42
+log=/tmp/bench-defrag.log
+out=docs/bench/defrag.json
+limit=1.2
+: >"$log"
+
+go build -o /tmp/kubectl-etcd-bench-defrag-testbed ./cmd/testbed
+tb() { /tmp/kubectl-etcd-bench-defrag-testbed --name "$name" "$@"; }
+trap 'tb down >>"$log" 2>&1 || echo "teardown failed, see $log"' EXIT
+now() { date +%s%N; }
+secs() { awk -v n="$1" 'BEGIN { printf "%.3f", n / 1e9 }'; } # NS -> s.mmm
+die() { echo "FAILED: $*" >&2; tail -40 "$log" >&2; exit 1; }
+
+echo "bed $name up ($net.0/24, 3 hosts with members); log: $log"
+tb up --subnet "$net" --hosts 3 >>"$log" 2>&1 || die "bed up"
+beddir=/var/tmp/kubectl-etcd-testbed/$name
+plugin=("$beddir/bin/kubectl-etcd" --kubeconfig "$beddir/kubeconfig")
+certs="--cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
+etcdctl="etcdctl $certs --endpoints=https://127.0.0.1:2379"
+manual=("$beddir/bin/kubectl" --kubeconfig "$beddir/kubeconfig" -n kube-system exec etcd-h2 --
+  etcdctl $certs --endpoints=https://127.0.0.1:2379 --command-timeout=10m defrag)
+
+# h2's database file size in bytes, as etcd reports it.
+dbsize() {
+  tb exec h2 -- sh -c "$etcdctl endpoint status -w json" | grep -o '"dbSize":[0-9]*' | cut -d: -f2
+}
+
+# grow: MB values of 1 MB written, deleted and compacted away, so every
+# member's file holds about that much free space for a defrag to give back.
+grow() {
+  tb exec h1 -- sh -c "head -c 1000000 /dev/zero | tr '\\0' x >/tmp/bench.value
+    i=0; while [ \$i -lt $mb ]; do $etcdctl put /bench/\$i </tmp/bench.value >/dev/null || exit 1; i=\$((i+1)); done
+    $etcdctl del --prefix /bench/ >/dev/null
+    rev=\$($etcdctl endpoint status -w json | grep -o '\"revision\":[0-9]*' | head -1 | cut -d: -f2)
+    $etcdctl compact \$rev --physical >/dev/null" >>"$log" 2>&1 || die "growing the database"
+}
+
+# Until all three members and the etcd pods are ready.
+for _ in $(seq 120); do
+  if s=$("${plugin[@]}" status 2>>"$log") && [[ $(grep -c '^h[123] .* healthy ' <<<"$s") == 3 ]]; then
+    break
+  fi
+  sleep 1
+done
+[[ $(grep -c '^h[123] .* healthy ' <<<"$s") == 3 ]] || die "status never showed 3 healthy members"
+
+run() { # LABEL CMD...: grow, then time CMD; prints "ns before after"
+  local s e before after
+  grow
+  before=$(dbsize)
+  s=$(now)
+  "${@:2}" >>"$log" 2>&1 || die "$1"
+  e=$(now)
+  after=$(dbsize)
+  echo "$((e - s)) $before $after"
+}
+echo "growing h2's database to about $mb MB of free pages, then: kubectl exec etcdctl defrag"
+read -r E eb ea < <(run etcdctl "${manual[@]}") || true
+[[ -n "${E:-}" ]] || die "the etcdctl run"
+echo "  etcdctl defrag: $(secs "$E") s ($((eb >> 20)) MiB -> $((ea >> 20)) MiB)"
+echo "growing it again, then: kubectl etcd defrag h2"
+read -r P pb pa < <(run plugin "${plugin[@]}" defrag h2) || true
+[[ -n "${P:-}" ]] || die "the plugin run"
+echo "  kubectl etcd defrag h2: $(secs "$P") s ($((pb >> 20)) MiB -> $((pa >> 20)) MiB)"
+
+ratio=$(awk -v p="$P" -v e="$E" 'BEGIN { printf "%.2f", p / e }')
+commit=$(git rev-parse --short HEAD)
+cat >"$out" <<EOF
+{
+  "commit": "$commit",
+  "member": "h2",
+  "grownMB": $mb,
+  "etcdctlSeconds": $(secs "$E"),
+  "etcdctlDBBytes": {"before": $eb, "after": $ea},
+  "pluginSeconds": $(secs "$P"),
+  "pluginDBBytes": {"before": $pb, "after": $pa},
+  "ratio": $ratio,
+  "limit": $limit,
+  "loadAverage": "$(cut -d' ' -f1-3 /proc/loadavg)",
+  "cores": $(nproc)
+}
+EOF
+echo "wrote $out: plugin/etcdctl = $ratio (limit $limit)"
+awk -v r="$ratio" -v l="$limit" 'BEGIN { exit !(r <= l) }' || die "the plugin took $ratio x etcdctl's time (limit $limit)"
