@@ -34,6 +34,7 @@ const (
 	verbRestore      = "restore"
 	verbDefrag       = "defrag"
 	verbAlarm        = "alarm"
+	verbCerts        = "certs"
 )
 
 // errRestoreLocalAndNode is restore given both faces at once.
@@ -46,7 +47,7 @@ var errRestoreLocalAndNode = errors.New("restore --local restores on this host a
 // is asked only by recover without --local.
 func chooseFace(verb string, local bool, node string, onControlPlaneHost func() bool) (face, error) {
 	switch verb {
-	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm:
+	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts:
 		// The workstation's by default: these are everyday verbs run
 		// through the apiserver, and a host with an admin kubeconfig is a
 		// workstation too. The host face is for when the apiserver is down,

@@ -80,6 +80,9 @@ func TestValidateRejectsBeforeContact(t *testing.T) {
 		{[]string{"alarm", "disarm", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
 		{[]string{"alarm", "disarm", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
 
+		{[]string{"certs", "check", "-o", "wide"}, true, `unknown output format "wide" (json, yaml)`},
+		{[]string{"certs", "check", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
+
 		{[]string{"status", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
 		{[]string{"status", "--via", "ssh"}, true, `unknown --via "ssh" (auto, exec, host-pod)`},
 		{[]string{"status", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},

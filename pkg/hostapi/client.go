@@ -58,6 +58,16 @@ func (c *Client) BackupList(ctx context.Context, node string) (*BackupList, erro
 	return out, nil
 }
 
+// CertsCheck reads node's etcd certificates (public parts only: no key
+// leaves the host).
+func (c *Client) CertsCheck(ctx context.Context, node string) (*CertsReport, error) {
+	out := &CertsReport{}
+	if err := c.result(ctx, node, Call{Argv: []string{"certs", "check", "--local", "-o", "json"}}, nil, false, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignClientCert has node's etcd CA sign a short-lived client certificate
 // for the public key in csrDER (the key itself never leaves the caller).
 func (c *Client) SignClientCert(ctx context.Context, node string, csrDER []byte) (*SignedClientCert, error) {

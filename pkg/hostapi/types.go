@@ -143,3 +143,36 @@ type RunReport struct {
 	// Outcome is the restore's own result, once it ended.
 	Outcome *VerbResult `json:"outcome,omitempty"`
 }
+
+// CertsReport is a host's etcd certificates, as `certs check` reads them.
+type CertsReport struct {
+	Node  string       `json:"node"`
+	Certs []CertReport `json:"certificates"`
+}
+
+// CertReport is one certificate: what it says and whether it is what
+// kubeadm would issue for this host now.
+type CertReport struct {
+	Name     string    `json:"name"` // kubeadm's name, e.g. etcd-server
+	Path     string    `json:"path"`
+	Subject  string    `json:"subject,omitempty"`
+	Issuer   string    `json:"issuer,omitempty"`
+	DNSNames []string  `json:"dnsNames,omitempty"`
+	IPs      []string  `json:"ipAddresses,omitempty"`
+	NotAfter time.Time `json:"notAfter,omitzero"`
+	DaysLeft int       `json:"daysLeft"`
+	// Status: ok, renew (under 30 days left), expired, mismatch (not what
+	// kubeadm would issue: a missing name, another CA, a key that does not
+	// match), missing.
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Certificate statuses, worst last.
+const (
+	CertOK       = "ok"
+	CertRenew    = "renew"
+	CertMismatch = "mismatch"
+	CertExpired  = "expired"
+	CertMissing  = "missing"
+)

@@ -164,14 +164,26 @@ func checkCert(pkiDir, baseName string, ca *x509.Certificate, want *pkiutil.Cert
 	if err != nil {
 		return fmt.Sprintf("unreadable: %v", err)
 	}
+	if why := mismatch(cert, key, ca, want); why != "" {
+		return why
+	}
+	if left := time.Until(cert.NotAfter); left < CertRenewMargin {
+		return fmt.Sprintf("expires %s (less than %s left)", cert.NotAfter.Format(time.RFC3339), CertRenewMargin)
+	}
+	return ""
+}
+
+// mismatch says how cert differs from what kubeadm would issue (want,
+// signed by ca, with key), or "": its expiry aside.
+func mismatch(cert *x509.Certificate, key crypto.Signer, ca *x509.Certificate, want *pkiutil.CertConfig) string {
 	if err := cert.CheckSignatureFrom(ca); err != nil {
 		return "not signed by the etcd CA on this host"
 	}
 	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 		return "key does not match certificate"
 	}
-	if left := time.Until(cert.NotAfter); left < CertRenewMargin {
-		return fmt.Sprintf("expires %s (less than %s left)", cert.NotAfter.Format(time.RFC3339), CertRenewMargin)
+	if want == nil { // the CA itself
+		return ""
 	}
 	if cert.Subject.CommonName != want.CommonName {
 		return fmt.Sprintf("common name %q, want %q", cert.Subject.CommonName, want.CommonName)

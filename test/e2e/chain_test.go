@@ -151,6 +151,7 @@ func TestKubeadmChain(t *testing.T) {
 		baseline: baseline3,
 		stories: []story{
 			{"CableCut", storyCableCut},
+			{"CertsCheck", storyCertsCheck},
 			{"PluginRestoreNode", storyPluginRestoreNode},
 			{"RecoverQuorumLoss", storyRecoverQuorumLoss},
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
