@@ -157,7 +157,7 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 		// The member that answered may be the one removed: it stops as
 		// soon as the removal applies, and its answer is then "server
 		// stopped". Ask again (through another member) whether it is gone.
-		if c.gone(ctx, id) {
+		if c.gone(ctx, id, members) {
 			return nil
 		}
 		return fmt.Errorf("removing member %s: %w", describe(m), err)
@@ -165,14 +165,33 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 	return nil
 }
 
-// gone reports whether the member list, read for up to ten seconds while
-// the client moves off a stopped endpoint, no longer has id.
-func (c *Client) gone(ctx context.Context, id uint64) bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// gone reports whether the member list, read for up to 15 seconds, no
+// longer has id. It asks the other members, through a client of its own:
+// the removed member stops as the removal applies, and a client whose
+// connection is on it can spend its whole deadline on that connection
+// (seen in session 10: "server stopped", then 10 s of nothing).
+func (c *Client) gone(ctx context.Context, id uint64, members []Member) bool {
+	check := c.cli
+	var others []string
+	for _, m := range members {
+		if m.ID != id {
+			others = append(others, m.ClientURLs...)
+		}
+	}
+	if len(others) > 0 {
+		if cli, err := newEtcdClient(c.cfg, others); err == nil {
+			defer cli.Close()
+			check = cli
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	for {
-		if members, err := c.members(ctx); err == nil {
-			_, found := Find(members, id)
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := check.MemberList(actx)
+		acancel()
+		if err == nil {
+			_, found := Find(fromPBs(resp.Members), id)
 			return !found
 		}
 		select {

@@ -392,3 +392,28 @@ func TestRemoveThroughTheRemovedMember(t *testing.T) {
 		t.Errorf("members after the removal: %v", members)
 	}
 }
+
+// The same with a client that knows only the removed member's endpoint (as
+// `leave` reaches its own member through the host's loopback first): the
+// check asks the other members, by the URLs they advertise.
+func TestRemoveThroughOnlyTheRemovedMember(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	victim := c.Members[2]
+	cli, err := etcdcluster.New(etcdcluster.Config{Endpoints: []string{victim.ClientURL}, TLS: c.ClientTLS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := ctxFor(t, 60*time.Second)
+	if err := cli.Remove(ctx, victim.ID); err != nil {
+		t.Fatalf("Remove through the removed member alone: %v", err)
+	}
+	members, err := newClient(t, c, c.Members[0].Name).Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found := etcdcluster.Find(members, victim.ID); found || len(members) != 2 {
+		t.Errorf("members after the removal: %v", members)
+	}
+}
