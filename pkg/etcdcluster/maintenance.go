@@ -51,10 +51,16 @@ func alarmsOf(ms []*etcdserverpb.AlarmMember) []Alarm {
 			out = append(out, Alarm{MemberID: a.MemberID, Type: a.Alarm.String()})
 		}
 	}
-	slices.SortFunc(out, func(a, b Alarm) int {
+	SortAlarms(out)
+	return out
+}
+
+// SortAlarms orders alarms by member, then type, so every way of reading
+// them (the client, etcdctl's output, the members' statuses) lists them alike.
+func SortAlarms(as []Alarm) {
+	slices.SortFunc(as, func(a, b Alarm) int {
 		return cmp.Or(cmp.Compare(a.MemberID, b.MemberID), cmp.Compare(a.Type, b.Type))
 	})
-	return out
 }
 
 // Disarm clears one alarm; clearing one that is no longer raised is not an

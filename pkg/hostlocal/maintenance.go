@@ -55,12 +55,7 @@ func (e *Env) Defrag(ctx context.Context, o DefragOptions) (*Result, error) {
 		if err != nil {
 			return nil, c, err
 		}
-		title := fmt.Sprintf("defragment %d member(s), one at a time, the leader last", len(targets))
-		if o.Compact {
-			title = "compact, then " + title
-		}
-		p := &plan.Plan{Title: title}
-		maintenance.AddDefragSteps(p, c, memberHost, targets, maintenance.DefragOptions{Compact: o.Compact})
+		p := maintenance.NewDefragPlan(c, memberHost, targets, maintenance.DefragOptions{Compact: o.Compact})
 		return p, c, nil
 	})
 }

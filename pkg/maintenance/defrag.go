@@ -113,6 +113,19 @@ type DefragOptions struct {
 	AnswerTimeout time.Duration
 }
 
+// NewDefragPlan is the plan both faces run: its title and why it goes as
+// it does, then AddDefragSteps.
+func NewDefragPlan(c Cluster, hostOf HostOf, targets []DefragTarget, o DefragOptions) *plan.Plan {
+	title := fmt.Sprintf("defragment %d member(s), one at a time", len(targets))
+	if o.Compact {
+		title = "compact, then " + title
+	}
+	p := &plan.Plan{Title: title, Notes: []string{"a defragmenting member answers nothing until it is done; the others keep the quorum. The leader goes last, without moving leadership: " +
+		"moving it would disturb every client of the cluster, and by then the followers' passes have shown how long a pass takes"}}
+	AddDefragSteps(p, c, hostOf, targets, o)
+	return p
+}
+
 // AddDefragSteps adds the defrag steps to p: the compaction if asked, then
 // one step per target in order. Each step looks again right before it runs:
 // every member must be healthy (else it stops, changing nothing more), it

@@ -8,10 +8,8 @@
 package maintenance
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
@@ -65,14 +63,8 @@ func ActiveAlarms(statuses []etcdcluster.Status) []etcdcluster.Alarm {
 			}
 		}
 	}
-	sortAlarms(out)
+	etcdcluster.SortAlarms(out)
 	return out
-}
-
-func sortAlarms(as []etcdcluster.Alarm) {
-	slices.SortFunc(as, func(a, b etcdcluster.Alarm) int {
-		return cmp.Or(strings.Compare(a.Type, b.Type), cmp.Compare(a.MemberID, b.MemberID))
-	})
 }
 
 // Advice says what an alarm means and what fixes it, in the words the

@@ -57,14 +57,7 @@ func (s *Session) Defrag(ctx context.Context, o DefragOptions) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	title := fmt.Sprintf("defragment %d member(s), one at a time", len(targets))
-	if o.Compact {
-		title = "compact, then " + title
-	}
-	p := &plan.Plan{Title: title}
-	p.Notes = append(p.Notes, "a defragmenting member answers nothing until it is done; the others keep the quorum. The leader goes last, without moving leadership: "+
-		"moving it would disturb every client of the cluster, and by then the followers' passes have shown how long a pass takes")
-	maintenance.AddDefragSteps(p, c, obs.hostOf, targets, maintenance.DefragOptions{Compact: o.Compact})
+	p := maintenance.NewDefragPlan(c, obs.hostOf, targets, maintenance.DefragOptions{Compact: o.Compact})
 	return s.execute(ctx, "defrag", p, o.DryRun, obs)
 }
 

@@ -117,9 +117,7 @@ func (c *execCluster) Alarms(ctx context.Context) ([]etcdcluster.Alarm, error) {
 			out = append(out, etcdcluster.Alarm{MemberID: id, Type: t})
 		}
 	}
-	slices.SortFunc(out, func(a, b etcdcluster.Alarm) int {
-		return cmp.Or(cmp.Compare(a.MemberID, b.MemberID), strings.Compare(a.Type, b.Type))
-	})
+	etcdcluster.SortAlarms(out)
 	return out, nil
 }
 
