@@ -26,9 +26,11 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-etcd ./cmd/kubectl-etcd
 
-## test: everything CI runs: lint, unit tests, then the end-to-end tests on real test beds (root)
-## with the release archives compiled meanwhile at nice 19, then krew-check on them
-test: lint unit
+## test: everything CI runs: lint; unit tests, with the test bed's components built meanwhile
+## at nice 19; the end-to-end tests on real test beds (root), with the release archives
+## compiled meanwhile at nice 19; krew-check on them
+test: lint
+	hack/unit-with-prepare.sh $(MAKE)
 	hack/e2e-with-dist.sh $(MAKE) $(VERSION)
 
 ## unit: fast tests, no test bed

@@ -17,13 +17,15 @@ cache="${KETCD_CACHE:-/var/cache/kubectl-etcd}"
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath"
 
 mkdir -p "$cache"
-# One build at a time per cache: a second caller waits, then finds it done.
-exec 9>"$cache/.build.lock"
-flock 9
+# One build of a group at a time per cache: a second caller waits, then finds
+# it done. One lock per group, so that the unit tests' etcd is not held up by
+# a build of the Kubernetes components running alongside them (make test).
+lock() { exec 9>"$cache/.build-$1.lock"; flock 9; }
 
 key() { cat "$1/go.mod" "$1/go.sum" | sha256sum | cut -c1-12; }
 
 build_kube() {
+  lock kube
   local mod="$root/hack/build/kube"
   local ver; ver="$(cd "$mod" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
   local out="$cache/bin/kube-$ver-$(key "$mod")"
@@ -47,6 +49,7 @@ build_kube() {
 }
 
 build_etcd() {
+  lock etcd
   local mod="$root/hack/build/etcd"
   local ver; ver="$(cd "$mod" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
   local out="$cache/bin/etcd-$ver-$(key "$mod")"
@@ -64,6 +67,7 @@ build_etcd() {
 }
 
 build_krew() {
+  lock krew
   local mod="$root/hack/build/krew"
   local ver; ver="$(cd "$mod" && go list -m -f '{{.Version}}' sigs.k8s.io/krew)"
   local out="$cache/bin/krew-$ver-$(key "$mod")"

@@ -9,15 +9,8 @@
 # gets what the beds leave, so the beds' timing is what it would be without
 # it. On a warm machine `make dist` takes a minute.
 #
-# "Lowest priority" takes two settings. With the kernel's autogroups (on by
-# default) CFS first shares the CPU between sessions, and each daemon of a
-# bed (kubelet, containerd, every static pod) runs in a session of its own:
-# a process's nice only counts inside its session. So make dist runs in a
-# new session (setsid, which also lets an interrupted run stop all of it)
-# whose autogroup is set to nice 19 too (/proc/self/autogroup), and at nice
-# 19 inside it. The cold run of session 10 measured what the autogroup
-# setting is for: without it, the compiler held half the CPU while the e2e
-# tests built the Kubernetes components (22 min instead of 6-8).
+# hack/idle.sh says how "lowest priority" is obtained, and why it takes two
+# settings.
 #
 # Usage: hack/e2e-with-dist.sh MAKE VERSION   (from the Makefile's test target)
 set -uo pipefail
@@ -27,11 +20,7 @@ mkdir -p dist
 log=dist/make-dist.log
 start=$SECONDS
 
-# setsid: its own process group, so that an interrupted run can stop all of
-# it (a background job of a non-interactive shell ignores SIGINT).
-setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null
-  nice -n 19 "$0" --no-print-directory dist VERSION="$1"; rc=$?
-  echo "test: make dist ended (exit $rc) $SECONDS s after it started"; exit $rc' "$make" "$version" >"$log" 2>&1 &
+hack/idle.sh "$log" "$make" --no-print-directory dist VERSION="$version" &
 dist=$!
 trap 'kill -- -"$dist" 2>/dev/null' EXIT
 echo "test: make dist runs in the background at nice 19 (log: $log)"

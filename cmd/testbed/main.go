@@ -76,6 +76,22 @@ func newRoot() *cobra.Command {
 		},
 	}
 
+	prepare := &cobra.Command{
+		Use:   "prepare",
+		Short: "Install the bed's tools and build its components and images, without bringing a bed up",
+		Long: `Everything "up" builds before its first host: the apt packages, etcd and the
+Kubernetes components (from Go modules), this checkout's binaries and the
+images. make test runs it alongside the unit tests, so that a cold machine
+compiles the components while those tests wait on etcd.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := testbed.CheckRoot(); err != nil {
+				return err
+			}
+			_, err := testbed.Prepare(cmd.Context(), os.Stderr)
+			return err
+		},
+	}
+
 	execCmd := &cobra.Command{
 		Use:   "exec HOST -- COMMAND [ARGS...]",
 		Short: "Run a command inside a host (its namespaces, PATH and KUBECONFIG)",
@@ -186,7 +202,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 
-	cmd.AddCommand(up, down, execCmd, power(true), power(false), standalone, joinCP, status, proxy)
+	cmd.AddCommand(up, down, prepare, execCmd, power(true), power(false), standalone, joinCP, status, proxy)
 	return cmd
 }
 

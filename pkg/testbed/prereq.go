@@ -95,7 +95,10 @@ func EnsureTools(ctx context.Context, log io.Writer, tools map[string]string) er
 	}
 	fmt.Fprintf(log, "[testbed] installing %s (missing: %s)\n", strings.Join(pkgs, " "), strings.Join(missing, " "))
 	var out strings.Builder
-	for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq", "--no-install-recommends"}, pkgs...)} {
+	// Wait for dpkg's lock rather than fail: another apt-get (a prepare
+	// running alongside, unattended upgrades) may hold it for a while.
+	lock := []string{"-o", "DPkg::Lock::Timeout=600"}
+	for _, args := range [][]string{append(lock, "update", "-qq"), append(lock, append([]string{"install", "-y", "-qq", "--no-install-recommends"}, pkgs...)...)} {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = &out, &out
