@@ -183,15 +183,30 @@ func (r *Runner) Run(ctx context.Context, node string, args []string, stdin io.R
 		if ctx.Err() != nil {
 			return fmt.Errorf("running kubectl-etcd on node %s (pod %s): %w", node, name, ctx.Err())
 		}
+		exitWait := c.Timeouts.Exit
 		if serr != nil {
 			// The process may have ended between "running" and the attach;
 			// that is not a failure of the attach, its log still tells.
-			if p, gerr := c.getPod(ctx, name); gerr != nil || !ended(p) {
+			p, gerr := c.getPod(ctx, name)
+			switch {
+			case gerr == nil && ended(p):
+			case out.saw.Load() || errOut.saw.Load():
+				// A stream that worked and broke: the apiserver it went
+				// through restarted (a verb may restart the one on its own
+				// host). The process goes on; deleting the pod now would
+				// kill it half-way. Wait for it to end (up to the pod's
+				// deadline) and take its output from the log.
+				fmt.Fprintf(c.Log, "the stream from pod %s/%s on node %s broke (%v); kubectl-etcd goes on there: waiting for it to end, then reading its log\n", c.Namespace, name, node, serr)
+				out.saw.Store(false)
+				errOut.saw.Store(false)
+				exitWait = c.Timeouts.Deadline
+			default:
 				return c.attachError(node, name, serr)
 			}
 		}
 		// Output that came through must not be repeated from the log.
-		attached = serr == nil || out.saw.Load() || errOut.saw.Load()
+		attached = out.saw.Load() || errOut.saw.Load() || serr == nil
+		c.Timeouts.Exit = exitWait
 	}
 
 	pod, err = c.waitEnded(ctx, node, name)
