@@ -31,7 +31,7 @@ type MemberRow struct {
 	Started bool  `json:"started,omitempty"`
 	Healthy bool  `json:"healthy"`
 	DBSize  int64 `json:"dbSize,omitempty"`
-	// DBSizeInUse, Alarms and ServerCertNotAfter are the plugin's.
+	// ServerCertNotAfter is the plugin's.
 	DBSizeInUse int64    `json:"dbSizeInUse,omitempty"`
 	RaftIndex   uint64   `json:"raftIndex,omitempty"`
 	RaftTerm    uint64   `json:"raftTerm,omitempty"`
@@ -62,6 +62,7 @@ func MemberRowOf(m etcdcluster.Member, s *etcdcluster.Status) MemberRow {
 	}
 	r.Healthy, r.Leader = s.Healthy, s.IsLeader
 	r.RaftIndex, r.RaftTerm, r.Revision, r.DBSize, r.Version = s.RaftIndex, s.RaftTerm, s.Revision, s.DBSize, s.Version
+	r.DBSizeInUse, r.Alarms = s.DBSizeInUse, s.Alarms
 	if s.Err != nil {
 		r.Error = s.Err.Error()
 	}

@@ -156,7 +156,13 @@ func summarize(st *State) string {
 		return who + "; no cluster member answered"
 	}
 	v := etcdcluster.CountVotes(st.Members, func(m hostapi.MemberRow) bool { return m.Learner }, func(m hostapi.MemberRow) bool { return m.Healthy })
-	return fmt.Sprintf("%s; cluster: %d voting members, %d healthy (%s)", who, v.Voters, v.Healthy, v.QuorumWord())
+	summary := fmt.Sprintf("%s; cluster: %d voting members, %d healthy (%s)", who, v.Voters, v.Healthy, v.QuorumWord())
+	for _, m := range st.Members {
+		for _, a := range m.Alarms {
+			summary += fmt.Sprintf("; ALARM %s raised by %s: the cluster takes no writes (see `kubectl-etcd alarm list --local`)", a, m.Name)
+		}
+	}
+	return summary
 }
 
 // PrintState writes the state for people.
@@ -187,6 +193,10 @@ func PrintState(w io.Writer, st *State) {
 				role = "learner"
 			}
 			health := "healthy"
+			if len(m.Alarms) > 0 {
+				// etcd's alarms stop every write: the first thing to see.
+				health = "ALARM " + strings.Join(m.Alarms, ",") + " (healthy)"
+			}
 			if !m.Healthy {
 				health = "unhealthy"
 				if m.Error != "" {

@@ -96,6 +96,13 @@ func TestPrintState(t *testing.T) {
 		DataDirFacts: &etcddata.State{HasData: true, MemberID: 2, ClusterID: 0xc1, RaftTerm: 3, RaftCommit: 118, Revision: 76},
 		ClusterError: "no etcd endpoint answered (https://10.0.0.1:2379): context deadline exceeded"}
 	stopped.Summary = summarize(stopped)
+	full := etcdfake.Up(m1, 1)
+	full.Alarms = []string{"NOSPACE"}
+	fullStatuses := []etcdcluster.Status{full}
+	alarmed := &State{Node: "cp-1", Address: "10.0.0.1", PeerURL: selfPeer, ManifestPresent: true, EtcdRunning: true, DataDir: "/var/lib/etcd",
+		ClusterID: "c1", Members: rows(etcdcluster.MembersOf(fullStatuses), fullStatuses, selfPeer)}
+	alarmed.Local = &alarmed.Members[0]
+	alarmed.Summary = summarize(alarmed)
 
 	for _, tc := range []struct {
 		st   *State
@@ -116,6 +123,13 @@ State: cp-1 is a voting member; cluster: 2 voting members, 1 healthy (NO QUORUM)
   data dir (offline): member 2 of cluster c1, raft term 3 commit 118, revision 76
   cluster: no etcd endpoint answered (https://10.0.0.1:2379): context deadline exceeded
 State: cp-2 has no etcd member; no cluster member answered
+`},
+		{alarmed, `Host cp-1 (10.0.0.1), peer URL https://10.0.0.1:2380
+  etcd manifest: yes   etcd running: yes   data dir: /var/lib/etcd
+Cluster c1 members:
+  NAME              ID  ROLE   HEALTH                   LEADER  RAFT INDEX  REVISION  PEER URL
+  cp-1 (this host)  1   voter  ALARM NOSPACE (healthy)  yes     0           0         https://10.0.0.1:2380
+State: cp-1 is a voting member; cluster: 1 voting members, 1 healthy (quorum); ALARM NOSPACE raised by cp-1: the cluster takes no writes (see ` + "`kubectl-etcd alarm list --local`" + `)
 `},
 	} {
 		var b bytes.Buffer

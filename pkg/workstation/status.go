@@ -189,7 +189,6 @@ func (o *observed) report() *ClusterStatus {
 				Detail: fmt.Sprintf("member %s (%s) runs on no control-plane node: remove it with `kubectl etcd remove %s`", r.Name, r.PeerURL, r.ID)})
 		}
 		if x != nil {
-			r.DBSizeInUse, r.Alarms = x.DBSizeInUse, x.Alarms
 			if !x.ServerCertNotAfter.IsZero() {
 				t := x.ServerCertNotAfter.UTC()
 				r.ServerCertNotAfter = &t
