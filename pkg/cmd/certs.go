@@ -13,6 +13,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
@@ -20,13 +22,13 @@ import (
 func NewCmdCerts(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "certs",
-		Short: "Check the etcd certificates of every control-plane host",
+		Short: "Check and renew the etcd certificates of every control-plane host",
 		Long: `kubeadm issues etcd's server, peer and healthcheck-client certificates and
 the kube-apiserver's etcd client certificate for one year; when they lapse,
 etcd and the apiserver stop talking. The etcd CA (ten years) is not renewed
 by kubectl-etcd.`,
 	}
-	cmd.AddCommand(newCmdCertsCheck(configFlags, streams))
+	cmd.AddCommand(newCmdCertsCheck(configFlags, streams), newCmdCertsRenew(configFlags, streams))
 	return cmd
 }
 
@@ -159,4 +161,110 @@ func printCerts(w io.Writer, res *workstation.CertsCheck) {
 		}
 	}
 	tw.Flush()
+}
+
+// CertsRenewOptions: renew etcd certificates, one host at a time.
+type CertsRenewOptions struct {
+	HostOptions
+	WorkstationOptions
+	All       bool
+	Before    string
+	Local     bool
+	Endpoints string
+
+	face   face
+	nodes  []string
+	before time.Duration
+}
+
+func newCmdCertsRenew(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CertsRenewOptions{HostOptions: HostOptions{IOStreams: streams}, WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}}
+	cmd := &cobra.Command{
+		Use:   "renew (--all | NODE...) [--before 30d]",
+		Short: "Renew etcd certificates that expire soon, one host at a time, restarting etcd and kube-apiserver",
+		Long: `Reissue, on each control-plane host in turn, the etcd certificates (server,
+peer, healthcheck-client) and kube-apiserver's etcd client certificate that
+have less than --before left (or are missing, or not what kubeadm would issue
+for the host now), with kubeadm's own certificate specs (one year) and the
+host's etcd CA: no key leaves its host, new keys are 0600, old files are
+moved aside under /var/lib/kubectl-etcd/replaced-certs. Then restart what
+still holds old certificates: etcd when its server or peer certificate is
+newer than the process, kube-apiserver when its etcd client certificate is
+(kubelet starts each again in the same pod). This also finishes what
+"kubeadm certs renew" leaves to the operator.
+
+One host at a time, the leader's host last. Before each host, the other
+members must hold the quorum without its member; after each, every member
+must be healthy again before the next. A host that cannot run a pod (its
+apiserver down, e.g. because its certificates already expired) is named with
+the host-local command: run "kubectl-etcd certs renew --local" on it as root
+first. Safe to run again: a rerun renews nothing twice and restarts only
+what still runs with old certificates.
+
+The etcd CA itself is not renewed (out of scope: every member's certificates
+and every client's trust change with it).`,
+		Example: `  kubectl etcd certs renew --all --dry-run
+  kubectl etcd certs renew --all                 # what has less than 30 days left
+  kubectl etcd certs renew cp-2 --before 90d
+  kubectl-etcd certs renew --local               # as root on a host whose certificates expired`,
+		RunE: runE(o),
+	}
+	o.HostOptions.AddFlags(cmd.Flags(), true)
+	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().Lookup("output").Usage = "output format: json|yaml (the steps and the final state), wide (the final state); json only with --local"
+	cmd.Flags().BoolVar(&o.All, "all", false, "every control-plane host")
+	cmd.Flags().StringVar(&o.Before, "before", "30d", "renew certificates with less than this left: days (30d) or a duration (720h); 0 renews only expired, missing or mismatched ones")
+	cmd.Flags().BoolVar(&o.Local, "local", false, "renew on this host (as root), without the apiserver")
+	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "with --local: extra client URLs to reach the cluster by (for the quorum check)")
+	return cmd
+}
+
+// Complete picks the face and takes the nodes.
+func (o *CertsRenewOptions) Complete(_ *cobra.Command, args []string) error {
+	f, err := chooseFace(verbCerts, o.Local, "", nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.nodes = f, args
+	return nil
+}
+
+// Validate rejects bad flags before anything is contacted.
+func (o *CertsRenewOptions) Validate() error {
+	d, err := staticpod.ParseBefore(o.Before)
+	if err != nil {
+		return err
+	}
+	o.before = d
+	if o.face == hostLocalFace {
+		if o.All || len(o.nodes) > 0 {
+			return fmt.Errorf("--local renews this host only: give no --all and no node names")
+		}
+		return o.validate(nil)
+	}
+	switch {
+	case o.All && len(o.nodes) > 0:
+		return fmt.Errorf("give --all or the nodes whose certificates to renew, not both")
+	case !o.All && len(o.nodes) == 0:
+		return fmt.Errorf("give --all or the nodes whose certificates to renew")
+	}
+	return validateWorkstationOutput(o.Output)
+}
+
+// Run renews, printing progress and then the state left.
+func (o *CertsRenewOptions) Run(ctx context.Context) error {
+	if o.face == hostLocalFace {
+		if err := o.load(ctx); err != nil {
+			return err
+		}
+		res, err := o.env().RenewCerts(ctx, hostlocal.RenewCertsOptions{Before: o.before, Endpoints: splitList(o.Endpoints)})
+		return o.report(res, err)
+	}
+	progress := progressWriter(o.HostOptions.IOStreams, o.Output)
+	s, err := o.session(progress)
+	if err != nil {
+		return err
+	}
+	res, err := s.RenewCerts(ctx, workstation.RenewCertsOptions{Nodes: o.nodes, All: o.All, Before: staticpod.FormatDays(o.before), DryRun: o.DryRun})
+	return printResult(o.Out, progress, res, o.Output, err)
 }

@@ -82,6 +82,13 @@ func TestValidateRejectsBeforeContact(t *testing.T) {
 
 		{[]string{"certs", "check", "-o", "wide"}, true, `unknown output format "wide" (json, yaml)`},
 		{[]string{"certs", "check", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
+		{[]string{"certs", "renew"}, true, "give --all or the nodes whose certificates to renew"},
+		{[]string{"certs", "renew", "--all", "cp-1"}, true, "give --all or the nodes whose certificates to renew, not both"},
+		{[]string{"certs", "renew", "--all", "--before", "soon"}, true, `--before "soon": want a number of days (30d) or a duration (720h)`},
+		{[]string{"certs", "renew", "--all", "--before", "-2h"}, true, `--before "-2h": must not be negative`},
+		{[]string{"certs", "renew", "--all", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
+		{[]string{"certs", "renew", "--local", "--all"}, true, "--local renews this host only: give no --all and no node names"},
+		{[]string{"certs", "renew", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
 
 		{[]string{"status", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
 		{[]string{"status", "--via", "ssh"}, true, `unknown --via "ssh" (auto, exec, host-pod)`},

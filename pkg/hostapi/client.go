@@ -68,6 +68,21 @@ func (c *Client) CertsCheck(ctx context.Context, node string) (*CertsReport, err
 	return out, nil
 }
 
+// CertsRenew renews node's etcd certificates that expire within
+// req.Before and restarts what holds old ones (see `certs renew --local`).
+func (c *Client) CertsRenew(ctx context.Context, node string, req CertsRenewRequest) (*VerbResult, error) {
+	return c.verb(ctx, node, CertsRenewCall(req))
+}
+
+// CertsRenewCall is the call CertsRenew makes, for plans that show it.
+func CertsRenewCall(req CertsRenewRequest) Call {
+	argv := []string{"certs", "renew", "--local", "--before", req.Before}
+	if req.DryRun {
+		argv = append(argv, "--dry-run")
+	}
+	return Call{Argv: argv}
+}
+
 // SignClientCert has node's etcd CA sign a short-lived client certificate
 // for the public key in csrDER (the key itself never leaves the caller).
 func (c *Client) SignClientCert(ctx context.Context, node string, csrDER []byte) (*SignedClientCert, error) {
@@ -212,13 +227,23 @@ func (c *Client) relay(node string) (io.Writer, func()) {
 }
 
 // answer returns the JSON document in a call's stdout: all of it when it
-// is one (-o json output is indented), else its last line that looks like
-// one (a command may print progress on stdout before its answer).
+// is one (-o json output is indented), else the last indented document at
+// its end (after progress lines: the pod's log, merged, when the stream
+// broke), else its last line that looks like one (a command may print
+// progress on stdout before its answer).
 func answer(out []byte) []byte {
 	if trimmed := bytes.TrimSpace(out); json.Valid(trimmed) {
 		return trimmed
 	}
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if string(bytes.TrimRight(lines[i], "\r")) == "{" {
+			if doc := bytes.TrimSpace(bytes.Join(lines[i:], []byte("\n"))); json.Valid(doc) {
+				return doc
+			}
+			break
+		}
+	}
 	for i := len(lines) - 1; i >= 0; i-- {
 		if bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("{")) {
 			return lines[i]

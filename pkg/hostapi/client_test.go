@@ -83,6 +83,22 @@ func TestAnswerIsTheLastJSONLine(t *testing.T) {
 	}
 }
 
+// TestAnswerFromAMergedLog: when the stream broke, a verb's stdout is the
+// pod's log, its progress (stderr) and its indented -o json result merged.
+func TestAnswerFromAMergedLog(t *testing.T) {
+	log := "Plan: renew\n[1/2] renew certificates: ...\n      done in 20ms: renewed etcd-server\n" +
+		"[2/2] restart kube-apiserver: ...\n      done in 21s\n" +
+		"{\n  \"verb\": \"certs renew\",\n  \"node\": \"h1\",\n  \"steps\": [\n    {\n      \"name\": \"renew certificates\",\n      \"outcome\": \"done\"\n    }\n  ]\n}\n"
+	tr := &scripted{stdout: log}
+	res, err := (&Client{Transport: tr}).CertsRenew(context.Background(), "h1", CertsRenewRequest{Before: "30d"})
+	if err != nil || res.Verb != "certs renew" || len(res.Steps) != 1 || res.Steps[0].Outcome != "done" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if got := strings.Join(tr.calls[0].Args(), " "); got != "certs renew --local --before 30d -o json" {
+		t.Errorf("argv %q", got)
+	}
+}
+
 func TestUploadStreamsStdin(t *testing.T) {
 	tr := &scripted{stdout: `{"path":"/var/lib/kubectl-etcd/restore/0123456789abcdef.db","alreadyThere":false}`}
 	got, err := (&Client{Transport: tr}).Upload(context.Background(), "h1", strings.Repeat("0123456789abcdef", 4), 4, strings.NewReader("data"))

@@ -43,6 +43,14 @@ type VerbResult struct {
 	Next     []string          `json:"nextSteps,omitempty"`
 }
 
+// CertsRenewRequest is `certs renew` on one host.
+type CertsRenewRequest struct {
+	// Before is --before as the host verb takes it ("30d", "720h").
+	Before string
+	// DryRun asks for the host's plan only.
+	DryRun bool
+}
+
 // SignedClientCert is a short-lived etcd client certificate, signed on a
 // member host for a key that exists only in the caller's memory, and the CA
 // to trust.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
@@ -59,7 +61,7 @@ func (h *Host) hostInit(cfg *Config) *kubeadmapi.InitConfiguration {
 
 // PlanCerts says what EnsureCerts would do, changing nothing.
 func (h *Host) PlanCerts(cfg *Config, mayCreateCA bool) ([]CertAction, error) {
-	return h.certs(cfg, mayCreateCA, false)
+	return h.certs(cfg, mayCreateCA, false, CertRenewMargin)
 }
 
 // EnsureCerts creates or reissues what the plan says. The etcd CA is
@@ -68,10 +70,25 @@ func (h *Host) PlanCerts(cfg *Config, mayCreateCA bool) ([]CertAction, error) {
 // disk, valid beyond CertRenewMargin, and carrying the needed names; others
 // are moved aside (never deleted) and reissued. Keys are written 0600.
 func (h *Host) EnsureCerts(cfg *Config, mayCreateCA bool) ([]CertAction, error) {
-	return h.certs(cfg, mayCreateCA, true)
+	return h.certs(cfg, mayCreateCA, true, CertRenewMargin)
 }
 
-func (h *Host) certs(cfg *Config, mayCreateCA, apply bool) ([]CertAction, error) {
+// PlanRenewCerts says what RenewCerts would do, changing nothing.
+func (h *Host) PlanRenewCerts(cfg *Config, before time.Duration) ([]CertAction, error) {
+	return h.certs(cfg, false, false, before)
+}
+
+// RenewCerts is EnsureCerts for `certs renew`: a certificate is reissued
+// when less than before is left on it (or it is missing, or not what
+// kubeadm would issue for this host now), with kubeadm's own specs, so for
+// kubeadm's one year from now. It never creates the etcd CA, and refuses
+// when the CA has expired: renewing the CA is out of its scope. Old files
+// are moved aside into the state dir, never deleted.
+func (h *Host) RenewCerts(cfg *Config, before time.Duration) ([]CertAction, error) {
+	return h.certs(cfg, false, true, before)
+}
+
+func (h *Host) certs(cfg *Config, mayCreateCA, apply bool, margin time.Duration) ([]CertAction, error) {
 	ic := h.hostInit(cfg)
 	pkiDir := ic.CertificatesDir
 	caSpec := certsphase.KubeadmCertEtcdCA()
@@ -93,7 +110,8 @@ func (h *Host) certs(cfg *Config, mayCreateCA, apply bool) ([]CertAction, error)
 			return nil, fmt.Errorf("%s is not a CA certificate", caCrt)
 		}
 		if time.Now().After(caCert.NotAfter) {
-			return nil, fmt.Errorf("the etcd CA %s expired on %s", caCrt, caCert.NotAfter.Format(time.RFC3339))
+			return nil, fmt.Errorf("the etcd CA %s expired on %s: kubectl-etcd does not renew the etcd CA (every member's certificates and every client's trust change with it; see kubeadm's manual CA rotation)",
+				caCrt, caCert.NotAfter.Format(time.RFC3339))
 		}
 		actions = append(actions, CertAction{Name: caSpec.Name, Path: caCrt, Action: "keep"})
 	case !mayCreateCA:
@@ -128,7 +146,7 @@ func (h *Host) certs(cfg *Config, mayCreateCA, apply bool) ([]CertAction, error)
 			a.Action, a.Reason = "create", "missing"
 		} else if caCert == nil {
 			a.Action, a.Reason = "reissue", "signed by an etcd CA that is about to be created"
-		} else if reason := checkCert(pkiDir, spec.BaseName, caCert, want); reason != "" {
+		} else if reason := checkCert(pkiDir, spec.BaseName, caCert, want, margin); reason != "" {
 			a.Action, a.Reason = "reissue", reason
 		} else {
 			a.Action = "keep"
@@ -158,8 +176,9 @@ func (h *Host) certs(cfg *Config, mayCreateCA, apply bool) ([]CertAction, error)
 	return actions, nil
 }
 
-// checkCert returns why an existing certificate cannot be reused, or "".
-func checkCert(pkiDir, baseName string, ca *x509.Certificate, want *pkiutil.CertConfig) string {
+// checkCert returns why an existing certificate cannot be reused (margin:
+// how much validity it must have left), or "".
+func checkCert(pkiDir, baseName string, ca *x509.Certificate, want *pkiutil.CertConfig, margin time.Duration) string {
 	cert, key, err := pkiutil.TryLoadCertAndKeyFromDisk(pkiDir, baseName)
 	if err != nil {
 		return fmt.Sprintf("unreadable: %v", err)
@@ -167,8 +186,11 @@ func checkCert(pkiDir, baseName string, ca *x509.Certificate, want *pkiutil.Cert
 	if why := mismatch(cert, key, ca, want); why != "" {
 		return why
 	}
-	if left := time.Until(cert.NotAfter); left < CertRenewMargin {
-		return fmt.Sprintf("expires %s (less than %s left)", cert.NotAfter.Format(time.RFC3339), CertRenewMargin)
+	switch left := time.Until(cert.NotAfter); {
+	case left <= 0:
+		return fmt.Sprintf("expired %s", cert.NotAfter.Format(time.RFC3339))
+	case left < margin:
+		return fmt.Sprintf("expires %s (less than %s left)", cert.NotAfter.Format(time.RFC3339), FormatDays(margin))
 	}
 	return ""
 }
@@ -219,4 +241,39 @@ func (h *Host) ClientTLSFiles(cfg *Config) (ca, cert, key string) {
 	return h.Path(filepath.Join(d, kubeadmconstants.EtcdCACertName)),
 		h.Path(filepath.Join(d, kubeadmconstants.EtcdHealthcheckClientCertName)),
 		h.Path(filepath.Join(d, kubeadmconstants.EtcdHealthcheckClientKeyName))
+}
+
+// FormatDays writes a duration as kubectl-etcd's --before takes it: whole
+// days as "30d", anything else as Go writes it.
+func FormatDays(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// ParseBefore reads --before: a number of days ("30d") or a Go duration
+// ("720h", "90m"), zero or more. Zero renews only what has expired (or is
+// missing or wrong); 400d renews every certificate kubeadm issued for a year.
+func ParseBefore(s string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(strings.TrimSpace(s), "d"); ok {
+		days, err := strconv.ParseUint(n, 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("--before %q: want a number of days (30d) or a duration (720h)", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(strings.TrimSpace(s)); err != nil {
+			return 0, fmt.Errorf("--before %q: want a number of days (30d) or a duration (720h)", s)
+		}
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("--before %q: must not be negative", s)
+	}
+	if d > 10*365*24*time.Hour {
+		return 0, fmt.Errorf("--before %q: more than ten years (kubeadm issues member certificates for one)", s)
+	}
+	return d, nil
 }
