@@ -138,7 +138,7 @@ func newPaths(t *testing.T, h *testbed.Host, glob string, before []string) []str
 // h2 and h3) and end with it healthy again: the bed's cut cable, a roll-back from the
 // workstation, quorum loss and recover, the survivor choice, a rebooted
 // survivor, a total loss restored from a snapshot; and the certificates
-// check and etcd's NOSPACE alarm cleared with defrag and alarm disarm. Its
+// check and rolling renewal, and etcd's NOSPACE alarm cleared with defrag and alarm disarm. Its
 // ClusterConfiguration gives etcd a small quota (etcd.local.extraArgs), as
 // an operator could, so that NoSpace can fill it in seconds; the other
 // stories stay far below it.
@@ -153,6 +153,7 @@ func TestKubeadmChain(t *testing.T) {
 		stories: []story{
 			{"CableCut", storyCableCut},
 			{"CertsCheck", storyCertsCheck},
+			{"CertsRenew", storyCertsRenew},
 			// Before the recoveries: they write etcd manifests without the
 			// apiserver, and may not keep the quota's extraArgs (issue #11).
 			{"NoSpace", storyNoSpace},
