@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -240,22 +239,10 @@ func (h *Host) RestartAPIServerWith(ctx context.Context, cfg *Config, servers []
 	start := time.Now()
 	if len(old) > 0 {
 		killAfter := h.apiServerShutdownKillAfter()
-		killed := false
-		if err := pollUntil(ctx, timeout, func() (bool, error) {
-			var left []int
-			for _, p := range h.APIServerPIDs() {
-				if slices.Contains(old, p) {
-					left = append(left, p)
-				}
-			}
-			if len(left) > 0 && !killed && time.Since(start) > killAfter {
-				killed = true
-				signalPIDs(left, syscall.SIGKILL)
-			}
-			return len(left) == 0, nil
-		}, func() string {
+		killed, err := waitGone(ctx, old, h.APIServerPIDs, start, killAfter, timeout, func() string {
 			return fmt.Sprintf("kubelet on %s did not restart kube-apiserver within %s after its manifest changed", cfg.NodeName(), timeout)
-		}); err != nil {
+		})
+		if err != nil {
 			return "", err
 		}
 		note = fmt.Sprintf("old kube-apiserver gone after %s, ", time.Since(start).Round(100*time.Millisecond))

@@ -139,20 +139,7 @@ func (h *Host) restartProcess(ctx context.Context, name string, old []int, list 
 		}
 	} else {
 		signalPIDs(old, syscall.SIGTERM)
-		killed := false
-		err := pollEvery(ctx, timeout, 200*time.Millisecond, func() (bool, error) {
-			var left []int
-			for _, p := range list() {
-				if slices.Contains(old, p) {
-					left = append(left, p)
-				}
-			}
-			if len(left) > 0 && !killed && time.Since(start) > killAfter {
-				killed = true
-				signalPIDs(left, syscall.SIGKILL)
-			}
-			return len(left) == 0, nil
-		}, func() string {
+		killed, err := waitGone(ctx, old, list, start, killAfter, timeout, func() string {
 			return fmt.Sprintf("%s (pids %v) did not stop within %s of SIGTERM and SIGKILL", name, old, timeout)
 		})
 		if err != nil {
@@ -174,3 +161,23 @@ func (h *Host) restartProcess(ctx context.Context, name string, old []int, list 
 // APIServerManifestExists reports whether kube-apiserver's static pod is
 // configured here (not parked by a recovery).
 func (h *Host) APIServerManifestExists() bool { return h.exists(h.APIServerManifest()) }
+
+// waitGone waits until none of the processes old is in list() any more,
+// killing (SIGKILL) those left killAfter after start. It reports whether it
+// had to kill.
+func waitGone(ctx context.Context, old []int, list func() []int, start time.Time, killAfter, timeout time.Duration, msg func() string) (killed bool, err error) {
+	err = pollEvery(ctx, timeout, 200*time.Millisecond, func() (bool, error) {
+		var left []int
+		for _, p := range list() {
+			if slices.Contains(old, p) {
+				left = append(left, p)
+			}
+		}
+		if len(left) > 0 && !killed && time.Since(start) > killAfter {
+			killed = true
+			signalPIDs(left, syscall.SIGKILL)
+		}
+		return len(left) == 0, nil
+	}, msg)
+	return killed, err
+}
