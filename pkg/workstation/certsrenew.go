@@ -2,6 +2,7 @@ package workstation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -29,6 +30,11 @@ type RenewCertsOptions struct {
 	// HealthyTimeout bounds the wait for every member to be healthy again
 	// after a host's restarts. Default 3 minutes.
 	HealthyTimeout time.Duration
+	// UnreachableWait is how long a Ready host that cannot run a pod is
+	// asked again before it is left to the host-local command: right after
+	// an interrupted run its etcd and apiserver may still be restarting.
+	// Default 90 s.
+	UnreachableWait time.Duration
 }
 
 // RenewCerts renews the etcd certificates of control-plane hosts one host
@@ -43,6 +49,9 @@ type RenewCertsOptions struct {
 func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result, error) {
 	if o.HealthyTimeout <= 0 {
 		o.HealthyTimeout = 3 * time.Minute
+	}
+	if o.UnreachableWait <= 0 {
+		o.UnreachableWait = 90 * time.Second
 	}
 	c := &execCluster{s: s}
 	obs, err := c.observe(ctx)
@@ -77,7 +86,7 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 			continue
 		}
 		wg.Go(func() {
-			plans[i], errs[i] = s.Hosts.CertsRenew(ctx, h, hostapi.CertsRenewRequest{Before: o.Before, DryRun: true})
+			plans[i], errs[i] = s.renewPlan(ctx, h, o, hint)
 		})
 	}
 	wg.Wait()
@@ -118,6 +127,30 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 	}
 	res.Next = strings.Join(left, "; ")
 	return res, fmt.Errorf("certificates renewed where the plugin could reach; left: %s", strings.Join(left, "; "))
+}
+
+// renewPlan asks host for its plan (the host verb's dry run). A Ready host
+// whose kubelet cannot start the pod is asked again for a while: after an
+// interrupted renew its etcd, then its apiserver, may still be restarting
+// (kubelet backs off a container restarted twice in a short while).
+func (s *Session) renewPlan(ctx context.Context, host string, o RenewCertsOptions, hint string) (*hostapi.VerbResult, error) {
+	start := time.Now()
+	for {
+		res, err := s.Hosts.CertsRenew(ctx, host, hostapi.CertsRenewRequest{Before: o.Before, DryRun: true})
+		if !errors.Is(err, hostapi.ErrUnreachable) {
+			return res, err
+		}
+		if time.Since(start) > o.UnreachableWait {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			return nil, fmt.Errorf("%s could not run a host pod for %s (%s): run `%s` on it as root", host, o.UnreachableWait, first, hint)
+		}
+		fmt.Fprintf(s.Out, "      %s cannot run a pod yet (its apiserver may be restarting): asking again\n", host)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // renewHost is one host's turn: the quorum check, the host verb, then the
