@@ -47,10 +47,14 @@ func TestRowsJSON(t *testing.T) {
     "started": true,
     "healthy": true,
     "dbSize": 3145728,
+    "dbSizeInUse": 1048576,
     "raftIndex": 120,
     "raftTerm": 3,
     "revision": 77,
     "version": "3.6.5",
+    "alarms": [
+      "NOSPACE"
+    ],
     "thisHost": true
   },
   {
