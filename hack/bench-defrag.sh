@@ -36,7 +36,8 @@ tb up --subnet "$net" --hosts 3 >>"$log" 2>&1 || die "bed up"
 beddir=/var/tmp/kubectl-etcd-testbed/$name
 plugin=("$beddir/bin/kubectl-etcd" --kubeconfig "$beddir/kubeconfig")
 certs="--cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
-etcdctl="etcdctl $certs --endpoints=https://127.0.0.1:2379"
+# A long command timeout: compacting away 1 GB takes longer than etcdctl's 5 s default.
+etcdctl="etcdctl $certs --endpoints=https://127.0.0.1:2379 --command-timeout=5m"
 manual=("$beddir/bin/kubectl" --kubeconfig "$beddir/kubeconfig" -n kube-system exec etcd-h2 --
   etcdctl $certs --endpoints=https://127.0.0.1:2379 --command-timeout=10m defrag)
 
