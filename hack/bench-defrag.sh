@@ -6,7 +6,10 @@
 # deleted, compacted). The plugin's overhead (its status reads before and
 # after, and the quorum check) must stay within 1.2x of etcd's own call.
 # Writes docs/bench/defrag.json.
-# Usage: hack/bench-defrag.sh [MB]   (default 1000; takes the bed lock, waits for it)
+# Usage: hack/bench-defrag.sh [MB [LIVE_MB]]   (default 1000 0; takes the bed lock, waits for it)
+# LIVE_MB: that many MB of 1 MB values stay (not deleted), so each defrag has
+# live data to copy, as a real member has; the result then goes to
+# docs/bench/defrag-live<LIVE_MB>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lock=/var/tmp/kubectl-etcd-bed.lock
@@ -17,10 +20,12 @@ if [[ "${BENCH_DEFRAG_LOCKED:-}" != 1 ]]; then
   exec env BENCH_DEFRAG_LOCKED=1 flock -o "$lock" "$0" "$@"
 fi
 mb="${1:-1000}"
+live="${2:-0}"
 name=benchdefrag
 net=10.99.42
 log=/tmp/bench-defrag.log
 out=docs/bench/defrag.json
+if [[ "$live" != 0 ]]; then out=docs/bench/defrag-live$live.json; fi
 limit=1.2
 : >"$log"
 
@@ -56,6 +61,13 @@ grow() {
     $etcdctl compact \$rev --physical >/dev/null" >>"$log" 2>&1 || die "growing the database"
 }
 
+# live: values that stay, written once, copied by every defrag.
+keep_live() {
+  [[ "$live" == 0 ]] && return 0
+  tb exec h1 -- sh -c "head -c 1000000 /dev/zero | tr '\\0' y >/tmp/bench.live
+    i=0; while [ \$i -lt $live ]; do $etcdctl put /bench-live/\$i </tmp/bench.live >/dev/null || exit 1; i=\$((i+1)); done" >>"$log" 2>&1 || die "writing the live data"
+}
+
 # Until all three members and the etcd pods are ready.
 for _ in $(seq 120); do
   if s=$("${plugin[@]}" status 2>>"$log") && [[ $(grep -c '^h[123] .* healthy ' <<<"$s") == 3 ]]; then
@@ -75,7 +87,8 @@ run() { # LABEL CMD...: grow, then time CMD; prints "ns before after"
   after=$(dbsize)
   echo "$((e - s)) $before $after"
 }
-echo "growing h2's database to about $mb MB of free pages, then: kubectl exec etcdctl defrag"
+keep_live
+echo "growing h2's database to about $mb MB of free pages ($live MB live), then: kubectl exec etcdctl defrag"
 read -r E eb ea < <(run etcdctl "${manual[@]}") || true
 [[ -n "${E:-}" ]] || die "the etcdctl run"
 echo "  etcdctl defrag: $(secs "$E") s ($((eb >> 20)) MiB -> $((ea >> 20)) MiB)"
@@ -91,6 +104,7 @@ cat >"$out" <<EOF
   "commit": "$commit",
   "member": "h2",
   "grownMB": $mb,
+  "liveMB": $live,
   "etcdctlSeconds": $(secs "$E"),
   "etcdctlDBBytes": {"before": $eb, "after": $ea},
   "pluginSeconds": $(secs "$P"),
