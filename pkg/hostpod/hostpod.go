@@ -177,13 +177,13 @@ func (r *Runner) Run(ctx context.Context, node string, args []string, stdin io.R
 
 	tail := newTailBuffer(20, 4096)
 	attached := false
+	exitWait := c.Timeouts.Exit
 	if cs := containerStatus(pod); cs != nil && cs.State.Running != nil {
 		out, errOut := &sawWriter{w: stdout}, &sawWriter{w: io.MultiWriter(stderr, tail)}
 		serr := c.attach(ctx, name, stdin, out, errOut)
 		if ctx.Err() != nil {
 			return fmt.Errorf("running kubectl-etcd on node %s (pod %s): %w", node, name, ctx.Err())
 		}
-		exitWait := c.Timeouts.Exit
 		if serr != nil {
 			// The process may have ended between "running" and the attach;
 			// that is not a failure of the attach, its log still tells.
@@ -206,10 +206,9 @@ func (r *Runner) Run(ctx context.Context, node string, args []string, stdin io.R
 		}
 		// Output that came through must not be repeated from the log.
 		attached = out.saw.Load() || errOut.saw.Load() || serr == nil
-		c.Timeouts.Exit = exitWait
 	}
 
-	pod, err = c.waitEnded(ctx, node, name)
+	pod, err = c.waitEnded(ctx, node, name, exitWait)
 	if err != nil {
 		return err
 	}

@@ -158,12 +158,13 @@ func (r *Runner) startedOrFailed(node string, p *corev1.Pod) (bool, error) {
 }
 
 // waitEnded waits until the pod reports how the container ended. The stream
-// ends with the process; the kubelet reports it a moment later.
-func (r *Runner) waitEnded(ctx context.Context, node, name string) (*corev1.Pod, error) {
-	p, err := r.poll(ctx, name, r.Timeouts.Exit, func(p *corev1.Pod) (bool, error) { return ended(p), nil })
+// ends with the process; the kubelet reports it a moment later (timeout:
+// Timeouts.Exit; the pod's deadline when the stream broke while it ran).
+func (r *Runner) waitEnded(ctx context.Context, node, name string, timeout time.Duration) (*corev1.Pod, error) {
+	p, err := r.poll(ctx, name, timeout, func(p *corev1.Pod) (bool, error) { return ended(p), nil })
 	if errors.Is(err, errTimeout) {
 		return nil, fmt.Errorf("the output of pod %s/%s on node %s ended but the pod did not report the end of kubectl-etcd within %s: %w",
-			r.Namespace, name, node, r.Timeouts.Exit, err)
+			r.Namespace, name, node, timeout, err)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
