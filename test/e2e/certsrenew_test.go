@@ -68,6 +68,9 @@ func certDays(t *testing.T, b *testbed.Bed) map[string]int {
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("certs check -o json: %v\n%s", err, out)
 	}
+	if len(r.Hosts) != 3 {
+		t.Fatalf("certs check read %d hosts, want 3:\n%s", len(r.Hosts), out)
+	}
 	days := map[string]int{}
 	for _, h := range r.Hosts {
 		if h.Error != "" {
@@ -100,9 +103,13 @@ func servingCertDays(t *testing.T, b *testbed.Bed) map[string]int {
 	}
 	days := map[string]int{}
 	for _, m := range st.Members {
-		if m.ServerCertNotAfter != nil {
-			days[m.Name] = int(time.Until(*m.ServerCertNotAfter).Hours() / 24)
+		if m.ServerCertNotAfter == nil {
+			t.Fatalf("status shows no serving certificate for member %s:\n%s", m.Name, out)
 		}
+		days[m.Name] = int(time.Until(*m.ServerCertNotAfter).Hours() / 24)
+	}
+	if len(days) != 3 {
+		t.Fatalf("status shows %d members, want 3:\n%s", len(days), out)
 	}
 	return days
 }
