@@ -40,7 +40,7 @@ unit:
 ## e2e: end-to-end tests on real kubeadm test beds (root; builds components on first use):
 ## every story of every issue, what CI runs; the log ends with each failed test's last lines
 e2e:
-	set -o pipefail; KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary
+	set -o pipefail; KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary -src test/e2e
 
 ## lint: gofmt and go vet
 lint:

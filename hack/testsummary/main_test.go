@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,7 +24,7 @@ func TestSummary(t *testing.T) {
 		`{"Action":"fail","Elapsed":110}`,
 	}, "\n")
 	var out bytes.Buffer
-	failed, err := run(strings.NewReader(in), &out)
+	failed, err := run(strings.NewReader(in), &out, nil)
 	if err != nil || !failed {
 		t.Fatalf("failed = %v, err = %v", failed, err)
 	}
@@ -44,8 +46,83 @@ func TestSummary(t *testing.T) {
 	}
 
 	out.Reset()
-	failed, err = run(strings.NewReader(`{"Action":"pass","Test":"TestB"}`+"\n"+`{"Action":"pass"}`), &out)
+	failed, err = run(strings.NewReader(`{"Action":"pass","Test":"TestB"}`+"\n"+`{"Action":"pass"}`), &out, nil)
 	if err != nil || failed || strings.Contains(out.String(), "summary") {
 		t.Errorf("a passing run: failed = %v, err = %v, output %q", failed, err, out.String())
+	}
+}
+
+// A t.Errorf early in a long test is shown in the summary, with its
+// continuation lines; a failing helper's message (reported at its caller's
+// line) too; a logging helper's lines and plain t.Logf lines are not.
+func TestSummaryFailureMessages(t *testing.T) {
+	dir := t.TempDir()
+	src := `package e2e
+
+import "testing"
+
+func TestStory(t *testing.T) {
+	t.Logf("starting")
+	if true {
+		t.Errorf("rerun: %v\n%s",
+			nil, "out")
+	}
+	mustBe(t, 1)
+	say(t, "hello")
+}
+
+func mustBe(t *testing.T, n int) {
+	t.Helper()
+	if n != 2 {
+		t.Fatalf("n is %d", n)
+	}
+}
+
+func say(t *testing.T, s string) {
+	t.Helper()
+	t.Logf("%s", s)
+	mustBe(t, 2)
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "story_test.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := failSites(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"story_test.go:8", "story_test.go:11"} {
+		if !sites[want] {
+			t.Errorf("failSites lacks %s: %v", want, sites)
+		}
+	}
+	for _, not := range []string{"story_test.go:6", "story_test.go:12"} {
+		if sites[not] {
+			t.Errorf("failSites has %s (a log line's site): %v", not, sites)
+		}
+	}
+
+	lines := []string{`{"Action":"output","Test":"TestStory","Output":"    story_test.go:6: starting\n"}`,
+		`{"Action":"output","Test":"TestStory","Output":"    story_test.go:8: rerun: <nil>\n"}`,
+		`{"Action":"output","Test":"TestStory","Output":"        out\n"}`,
+	}
+	for i := 0; i < 40; i++ {
+		lines = append(lines, `{"Action":"output","Test":"TestStory","Output":"    story_test.go:12: hello\n"}`)
+	}
+	lines = append(lines, `{"Action":"output","Test":"TestStory","Output":"    story_test.go:11: n is 1\n"}`,
+		`{"Action":"fail","Test":"TestStory","Elapsed":3}`)
+	var out bytes.Buffer
+	failed, err := run(strings.NewReader(strings.Join(lines, "\n")), &out, sites)
+	if err != nil || !failed {
+		t.Fatalf("failed = %v, err = %v", failed, err)
+	}
+	got := out.String()
+	summary := got[strings.Index(got, "=== failure summary"):]
+	want := "--- FAIL: TestStory (3.0s), its failure messages:\n    story_test.go:8: rerun: <nil>\n        out\n    story_test.go:11: n is 1\n    … and its last lines:\n"
+	if !strings.Contains(summary, want) {
+		t.Errorf("summary lacks\n%s\ngot:\n%s", want, summary)
+	}
+	if strings.Contains(summary, "starting") {
+		t.Errorf("the summary shows a t.Logf line as a failure:\n%s", summary)
 	}
 }
