@@ -111,6 +111,47 @@ type DefragOptions struct {
 	// AnswerTimeout bounds the wait for a member to answer again after its
 	// defragmentation. Default 2 minutes.
 	AnswerTimeout time.Duration
+	// Observed is the read the targets were planned from, and ObservedAt
+	// when it was made: the first step's look before it runs is this read
+	// when it is younger than Fresh (see fresh).
+	Observed   []etcdcluster.Status
+	ObservedAt time.Time
+}
+
+// Fresh is how old a read of every member may be and still count as the
+// look a step takes before it runs, when nothing was changed by the run
+// since. A read that young is as good as a new one would be: the window
+// between a look and the call it guards is already about as long (one
+// round trip through the apiserver), and each read costs that much again.
+// Reused are the plan's own read for the first step (the plan runs right
+// after it is made) and a step's read of the member answering again for
+// the next one.
+const Fresh = time.Second
+
+// reads keeps the run's newest read of every member, forgotten when the run
+// changes something, so a step can reuse it (see Fresh).
+type reads struct {
+	statuses []etcdcluster.Status
+	at       time.Time
+}
+
+func (r *reads) got(statuses []etcdcluster.Status, at time.Time) { r.statuses, r.at = statuses, at }
+
+// changed forgets the newest read: it no longer shows the cluster.
+func (r *reads) changed() { r.statuses = nil }
+
+// look returns a read of every member: the newest when fresh, else a new one.
+func (r *reads) look(ctx context.Context, c Cluster) ([]etcdcluster.Status, error) {
+	if r.statuses != nil && time.Since(r.at) < Fresh {
+		return r.statuses, nil
+	}
+	at := time.Now()
+	statuses, err := c.Statuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.got(statuses, at)
+	return statuses, nil
 }
 
 // NewDefragPlan is the plan both faces run: its title and why it goes as
@@ -127,8 +168,9 @@ func NewDefragPlan(c Cluster, hostOf HostOf, targets []DefragTarget, o DefragOpt
 }
 
 // AddDefragSteps adds the defrag steps to p: the compaction if asked, then
-// one step per target in order. Each step looks again right before it runs:
-// every member must be healthy (else it stops, changing nothing more), it
+// one step per target in order. Each step looks again right before it runs
+// (or reuses a read of under Fresh with nothing changed since): every member
+// must be healthy (else it stops, changing nothing more), it
 // defragments, waits until the member answers again, and notes the database
 // size before and after. A rerun after an interruption simply defragments
 // again: a defragmented member's second pass is quick and harmless.
@@ -136,10 +178,14 @@ func AddDefragSteps(p *plan.Plan, c Cluster, hostOf HostOf, targets []DefragTarg
 	if o.AnswerTimeout <= 0 {
 		o.AnswerTimeout = 2 * time.Minute
 	}
+	r := &reads{}
+	if o.Observed != nil {
+		r.statuses, r.at = o.Observed, o.ObservedAt
+	}
 	if o.Compact {
 		p.Add("compact", "compact the key history to the current revision (older revisions of every key are dropped; the current ones stay), on every member",
 			func(ctx context.Context) (string, error) {
-				statuses, err := c.Statuses(ctx)
+				statuses, err := r.look(ctx, c)
 				if err != nil {
 					return "", err
 				}
@@ -152,6 +198,7 @@ func AddDefragSteps(p *plan.Plan, c Cluster, hostOf HostOf, targets []DefragTarg
 				if rev == 0 {
 					return "", fmt.Errorf("no member answered with its revision")
 				}
+				r.changed()
 				if err := c.Compact(ctx, rev); err != nil {
 					return "", err
 				}
@@ -161,7 +208,7 @@ func AddDefragSteps(p *plan.Plan, c Cluster, hostOf HostOf, targets []DefragTarg
 	for _, t := range targets {
 		p.Add("defrag "+orMember(t), fmt.Sprintf("defragment %s (%s), then wait until it answers again", t.name(), t.role()),
 			func(ctx context.Context) (string, error) {
-				return defragOne(ctx, c, hostOf, t, o)
+				return defragOne(ctx, c, hostOf, t, o, r)
 			})
 	}
 }
@@ -173,8 +220,8 @@ func orMember(t DefragTarget) string {
 	return t.Member.String()
 }
 
-func defragOne(ctx context.Context, c Cluster, hostOf HostOf, t DefragTarget, o DefragOptions) (string, error) {
-	statuses, err := c.Statuses(ctx)
+func defragOne(ctx context.Context, c Cluster, hostOf HostOf, t DefragTarget, o DefragOptions, r *reads) (string, error) {
+	statuses, err := r.look(ctx, c)
 	if err != nil {
 		return "", err
 	}
@@ -192,11 +239,13 @@ func defragOne(ctx context.Context, c Cluster, hostOf HostOf, t DefragTarget, o 
 	if !found {
 		return "", fmt.Errorf("%s is not a member any more", t.name())
 	}
+	r.changed()
 	if err := c.Defragment(ctx, before.Endpoint); err != nil {
 		return "", fmt.Errorf("defragmenting %s: %w", t.name(), err)
 	}
 	var after etcdcluster.Status
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, o.AnswerTimeout, true, func(ctx context.Context) (bool, error) {
+		at := time.Now()
 		statuses, err := c.Statuses(ctx)
 		if err != nil {
 			return false, nil // the member we list through may be the one busy: ask again
@@ -204,6 +253,7 @@ func defragOne(ctx context.Context, c Cluster, hostOf HostOf, t DefragTarget, o 
 		for _, s := range statuses {
 			if s.Member.ID == t.Member.ID && s.Healthy {
 				after = s
+				r.got(statuses, at)
 				return true, nil
 			}
 		}

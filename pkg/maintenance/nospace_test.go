@@ -271,3 +271,67 @@ func TestDefragInterruptedThenRerun(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// calls records the order of a Cluster's reads and changes.
+type calls struct {
+	maintenance.Cluster
+	seq []string
+}
+
+func (c *calls) Statuses(ctx context.Context) ([]etcdcluster.Status, error) {
+	c.seq = append(c.seq, "read")
+	return c.Cluster.Statuses(ctx)
+}
+
+func (c *calls) Defragment(ctx context.Context, endpoint string) error {
+	c.seq = append(c.seq, "defrag")
+	return c.Cluster.Defragment(ctx, endpoint)
+}
+
+// TestDefragReusesAFreshRead: the plan's own read, younger than Fresh, is
+// the first step's look before it runs, and a step's read of its member
+// answering again is the next one's; an older read is not reused, so a
+// member that went down since stops the plan (as in
+// TestDefragStopsWhenAMemberGoesDown).
+func TestDefragReusesAFreshRead(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli := clientOf(t, c)
+	at := time.Now()
+	statuses, err := cli.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &calls{Cluster: cli}
+	p := &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})
+	var out bytes.Buffer
+	if _, err := p.Execute(ctx, &out, false); err != nil {
+		t.Fatalf("defrag: %v\n%s", err, out.String())
+	}
+	if len(rec.seq) < 2 || rec.seq[0] != "defrag" || rec.seq[1] != "read" {
+		t.Errorf("calls %v: want the first step to defragment on the plan's read, then read its member answering", rec.seq)
+	}
+	if n := strings.Count(strings.Join(rec.seq, " "), "read"); n >= 2*len(targets) {
+		t.Errorf("calls %v: %d reads for %d members, no read reused", rec.seq, n, len(targets))
+	}
+
+	// A stale read is read again: the victim, killed after it, is seen.
+	victim := targets[0].Member.Name
+	c.Member(victim).Kill()
+	rec = &calls{Cluster: cli}
+	p = &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: time.Now().Add(-maintenance.Fresh)})
+	if _, err := p.Execute(ctx, &out, false); err == nil || !strings.Contains(err.Error(), "member "+victim+" on "+victim+" is down") {
+		t.Fatalf("defrag on a stale read with %s down: %v\n%s", victim, err, out.String())
+	}
+	if len(rec.seq) != 1 || rec.seq[0] != "read" {
+		t.Errorf("calls %v: want one read and no defrag", rec.seq)
+	}
+}

@@ -57,8 +57,8 @@ func (s *Session) Defrag(ctx context.Context, o DefragOptions) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := maintenance.NewDefragPlan(c, obs.hostOf, targets, maintenance.DefragOptions{Compact: o.Compact})
-	return s.execute(ctx, "defrag", p, o.DryRun, obs)
+	p := maintenance.NewDefragPlan(c, obs.hostOf, targets, maintenance.DefragOptions{Compact: o.Compact, Observed: obs.statuses, ObservedAt: obs.now})
+	return s.executeThen(ctx, "defrag", p, o.DryRun, obs, c.left)
 }
 
 // AlarmList is what `alarm list` reports.

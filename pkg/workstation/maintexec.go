@@ -24,6 +24,20 @@ import (
 // the quicker path: no pod to schedule, no certificate to sign.
 type execCluster struct {
 	s *Session
+	// last is the newest observation, changed when this run last changed
+	// something (a defrag, compaction or disarm returned): an observation
+	// made after that is the state the run left, and needs no new read.
+	last    *observed
+	changed time.Time
+}
+
+// left is the state the run left, from its last observation when that was
+// made after its last change; nil when there is none.
+func (c *execCluster) left() *ClusterStatus {
+	if c.last == nil || !c.last.now.After(c.changed) {
+		return nil
+	}
+	return c.last.report()
 }
 
 var _ maintenance.Cluster = (*execCluster)(nil)
@@ -38,7 +52,11 @@ func (c *execCluster) observe(ctx context.Context) (*observed, error) {
 	skip := c.s.SkipCertExpiry
 	c.s.SkipCertExpiry = true
 	defer func() { c.s.SkipCertExpiry = skip }()
-	return c.s.observeByExec(ctx)
+	o, err := c.s.observeByExec(ctx)
+	if err == nil {
+		c.last = o
+	}
+	return o, err
 }
 
 func (c *execCluster) Members(ctx context.Context) ([]etcdcluster.Member, error) {
@@ -127,6 +145,7 @@ func (c *execCluster) Alarms(ctx context.Context) ([]etcdcluster.Alarm, error) {
 // the steps after the first find theirs already cleared.
 func (c *execCluster) Disarm(ctx context.Context, a etcdcluster.Alarm) error {
 	_, err := c.inPods(ctx, "alarm disarm", nil, func(x etcdctl.Access) []string { return x.Command(etcdctl.AlarmDisarm...) }, execPodTimeout)
+	c.changed = time.Now()
 	if err != nil {
 		return fmt.Errorf("disarming %s: %w", a, err)
 	}
@@ -135,6 +154,7 @@ func (c *execCluster) Disarm(ctx context.Context, a etcdcluster.Alarm) error {
 
 func (c *execCluster) Compact(ctx context.Context, rev int64) error {
 	_, err := c.inPods(ctx, "compact", nil, func(a etcdctl.Access) []string { return a.Command(etcdctl.Compact(rev)...) }, execPodTimeout)
+	c.changed = time.Now()
 	if err != nil && !strings.Contains(err.Error(), "required revision has been compacted") {
 		return fmt.Errorf("compacting etcd to revision %d: %w", rev, err)
 	}
@@ -149,6 +169,7 @@ func (c *execCluster) Defragment(ctx context.Context, endpoint string) error {
 	_, err := c.inPods(ctx, "defrag", own, func(a etcdctl.Access) []string {
 		return a.WithEndpoints(endpoint).CommandWithin(defragExecTimeout-30*time.Second, etcdctl.Defrag...)
 	}, defragExecTimeout)
+	c.changed = time.Now()
 	if err != nil {
 		return fmt.Errorf("defragmenting the member at %s: %w", endpoint, err)
 	}

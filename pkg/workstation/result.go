@@ -24,6 +24,13 @@ type Result struct {
 // execute runs p for verb (or prints it, for a dry run) and reports the
 // state it left: the observed one for a dry run, a fresh status otherwise.
 func (s *Session) execute(ctx context.Context, verb string, p *plan.Plan, dryRun bool, obs *observed) (*Result, error) {
+	return s.executeThen(ctx, verb, p, dryRun, obs, nil)
+}
+
+// executeThen is execute with the state the run left taken from left when
+// that has it (a read the run made after its last change), rather than
+// read again.
+func (s *Session) executeThen(ctx context.Context, verb string, p *plan.Plan, dryRun bool, obs *observed, left func() *ClusterStatus) (*Result, error) {
 	res := &Result{Verb: verb, DryRun: dryRun}
 	var err error
 	res.Steps, err = p.Execute(ctx, s.Out, dryRun)
@@ -34,6 +41,11 @@ func (s *Session) execute(ctx context.Context, verb string, p *plan.Plan, dryRun
 	if dryRun {
 		res.State = obs.report()
 		return res, nil
+	}
+	if left != nil {
+		if res.State = left(); res.State != nil {
+			return res, nil
+		}
 	}
 	if res.State, err = s.Status(ctx); err != nil {
 		return res, fmt.Errorf("%s is done; reading the state it left: %w", verb, err)
