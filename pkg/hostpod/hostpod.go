@@ -31,6 +31,14 @@ type Timeouts struct {
 	// it. A kubelet that cannot reach its apiserver never does; this bound is
 	// what makes that case fail fast instead of waiting for a pull timeout.
 	Start time.Duration
+	// LiveKubelet is how much longer, after Start, a pod is given to be
+	// picked up by a kubelet that is alive and talks to its apiserver (it
+	// renewed its node lease after the pod was made). Such a kubelet has not
+	// seen the pod because its pod watch broke, typically while its apiserver
+	// restarted (leave and scale re-point it): client-go's reflector retries
+	// after a backoff that stops in [30 s, 60 s) and resets only after two
+	// minutes without a failure.
+	LiveKubelet time.Duration
 	// Running bounds pod picked up -> container running, which includes
 	// pulling the image. It is Start instead when the node is not Ready.
 	Running time.Duration
@@ -49,14 +57,14 @@ type Timeouts struct {
 // DefaultTimeouts fail fast where a healthy node answers in a second and
 // leave room for an image pull and a loaded apiserver.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Start: 20 * time.Second, Running: 3 * time.Minute, Exit: time.Minute,
+	return Timeouts{Start: 20 * time.Second, LiveKubelet: time.Minute, Running: 3 * time.Minute, Exit: time.Minute,
 		Deadline: 10 * time.Minute, Delete: 30 * time.Second, Poll: 250 * time.Millisecond}
 }
 
 func (t Timeouts) withDefaults() Timeouts {
 	d := DefaultTimeouts()
 	for _, f := range []struct{ v, def *time.Duration }{
-		{&t.Start, &d.Start}, {&t.Running, &d.Running}, {&t.Exit, &d.Exit},
+		{&t.Start, &d.Start}, {&t.LiveKubelet, &d.LiveKubelet}, {&t.Running, &d.Running}, {&t.Exit, &d.Exit},
 		{&t.Deadline, &d.Deadline}, {&t.Delete, &d.Delete}, {&t.Poll, &d.Poll},
 	} {
 		if *f.v <= 0 {

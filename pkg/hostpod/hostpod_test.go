@@ -279,3 +279,71 @@ func TestExecUnreachableNamesHostCommand(t *testing.T) {
 		t.Fatalf("unknown node: err = %v", err)
 	}
 }
+
+// A kubelet that renewed its node lease after the pod was made is alive and
+// talks to its apiserver: a pod it has not picked up within Start gets
+// LiveKubelet more (its pod watch backs off after an apiserver restart),
+// and is run when it is picked up then. A lease renewed before the pod was
+// made says nothing: that kubelet fails after Start, as before.
+func TestWaitRunningLiveKubelet(t *testing.T) {
+	created := time.Now().Add(-time.Second)
+	for _, tc := range []struct {
+		name    string
+		renewed time.Time
+		pickAt  time.Duration // when the kubelet reports the pod; 0: never
+		wantErr string
+		wantLog string
+		atLeast time.Duration
+		atMost  time.Duration
+	}{
+		{name: "alive, picked up late", renewed: created.Add(500 * time.Millisecond), pickAt: 700 * time.Millisecond,
+			wantLog: "renewed its node lease", atLeast: 600 * time.Millisecond, atMost: 1200 * time.Millisecond},
+		{name: "alive, never picks up", renewed: created.Add(500 * time.Millisecond),
+			wantErr: "did not pick up pod kube-system/p within 1s", wantLog: "renewed its node lease", atLeast: 1200 * time.Millisecond, atMost: 2 * time.Second},
+		{name: "lease older than the pod", renewed: created.Add(-10 * time.Second), pickAt: 700 * time.Millisecond,
+			wantErr: "did not pick up pod kube-system/p within", atMost: 600 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "kube-system", CreationTimestamp: metav1.NewTime(created)},
+				Status: corev1.PodStatus{Phase: corev1.PodPending}}
+			lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "h2", Namespace: corev1.NamespaceNodeLease},
+				Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: tc.renewed}}}
+			cs := fake.NewClientset(pod, lease)
+			if tc.pickAt > 0 {
+				go func() {
+					time.Sleep(tc.pickAt)
+					p := pod.DeepCopy()
+					p.Status.HostIP = "10.0.0.12"
+					p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName,
+						State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+					if _, err := cs.CoreV1().Pods("kube-system").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			var log strings.Builder
+			r := newRunner(cs)
+			r.Timeouts = Timeouts{Start: 400 * time.Millisecond, LiveKubelet: time.Second, Poll: 20 * time.Millisecond}
+			r.Log = &log
+			c, err := r.complete()
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err = c.waitRunning(context.Background(), "h2", pod, "")
+			took := time.Since(start)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case tc.wantErr != "" && (!errors.Is(err, ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
+			}
+			if !strings.Contains(log.String(), tc.wantLog) || tc.wantLog == "" && strings.Contains(log.String(), "renewed") {
+				t.Errorf("log %q, want %q", log.String(), tc.wantLog)
+			}
+			if took < tc.atLeast || took > tc.atMost {
+				t.Errorf("took %s, want within [%s, %s]", took, tc.atLeast, tc.atMost)
+			}
+		})
+	}
+}

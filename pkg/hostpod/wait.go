@@ -92,9 +92,17 @@ func (r *Runner) waitRunning(ctx context.Context, node string, pod *corev1.Pod, 
 		}
 		return err
 	}
+	start := time.Now()
 	p, err := r.poll(ctx, name, r.Timeouts.Start, func(p *corev1.Pod) (bool, error) { return pickedUp(p), nil })
+	if errors.Is(err, errTimeout) && notReady == "" {
+		if renewed, ok := r.leaseRenewedSince(ctx, node, pod.CreationTimestamp.Time); ok {
+			fmt.Fprintf(r.Log, "the kubelet on node %s renewed its node lease %s ago but has not seen pod %s/%s yet (its pod watch may be backing off after its apiserver restarted): waiting up to %s more\n",
+				node, time.Since(renewed).Round(time.Second), r.Namespace, name, r.Timeouts.LiveKubelet)
+			p, err = r.poll(ctx, name, r.Timeouts.LiveKubelet, func(p *corev1.Pod) (bool, error) { return pickedUp(p), nil })
+		}
+	}
 	if errors.Is(err, errTimeout) {
-		why := fmt.Sprintf("it did not pick up pod %s/%s within %s", r.Namespace, name, r.Timeouts.Start)
+		why := fmt.Sprintf("it did not pick up pod %s/%s within %s", r.Namespace, name, time.Since(start).Round(time.Second))
 		if notReady != "" {
 			why += "; " + notReady
 		}
@@ -123,6 +131,17 @@ func (r *Runner) waitRunning(ctx context.Context, node string, pod *corev1.Pod, 
 		return nil, wrap(err)
 	}
 	return p, nil
+}
+
+// leaseRenewedSince reports when node's kubelet last renewed its node lease,
+// if that was after t. An unreadable lease (RBAC, an old cluster) says
+// nothing: the caller then treats the kubelet as it did before.
+func (r *Runner) leaseRenewedSince(ctx context.Context, node string, t time.Time) (time.Time, bool) {
+	l, err := r.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+	if err != nil || l.Spec.RenewTime == nil || !l.Spec.RenewTime.After(t) {
+		return time.Time{}, false
+	}
+	return l.Spec.RenewTime.Time, true
 }
 
 // pickedUp: the kubelet has reported anything about the pod.
