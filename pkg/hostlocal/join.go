@@ -259,10 +259,15 @@ func (e *Env) planReplace(p *plan.Plan, c *etcdcluster.Client, members []etcdclu
 		return nil, c, fmt.Errorf("replacing %s's member %s (%x) is not safe: %w", cfg.NodeName(), me, me.ID, err)
 	}
 	p.Title = fmt.Sprintf("join: replace %s's member %s (%x) with a fresh one", cfg.NodeName(), me, me.ID)
-	if running || h.EtcdManifestExists() {
+	manifest := h.EtcdManifestExists()
+	if running || manifest {
 		e.addStopStep(p)
 	}
-	if local.hasData || running {
+	// With its manifest in place, kubelet may start etcd again (it
+	// crash-loops on a destroyed data dir) and that etcd writes a fresh
+	// member dir between this look and the stop: what is there once etcd is
+	// stopped is moved aside, whatever was seen now.
+	if local.hasData || running || manifest {
 		e.addMoveAsideStep(p, "replaced")
 	}
 	e.addCertStep(p, res)
