@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
@@ -322,7 +321,7 @@ func removeBackup(path string) error {
 func removeParts(dir string) {
 	des, _ := os.ReadDir(dir)
 	for _, de := range des {
-		if base, ok := strings.CutSuffix(de.Name(), snapshot.PartSuffix); ok && nameRE.MatchString(base) {
+		if base, ok := snapshot.PartBase(de.Name()); ok && nameRE.MatchString(base) {
 			os.Remove(filepath.Join(dir, de.Name()))
 		}
 	}

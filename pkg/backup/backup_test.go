@@ -203,6 +203,7 @@ func TestRunKeepsNewest(t *testing.T) {
 	}
 	// A leftover of a killed run.
 	os.WriteFile(filepath.Join(dir, "etcd-20200101T000000Z-scheduled.db.part"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(dir, "etcd-20200101T010000Z-scheduled.db.8675309.part"), []byte("half"), 0o600)
 
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var taken []string

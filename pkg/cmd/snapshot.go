@@ -62,7 +62,8 @@ the snapshot comes from this host's member (https://127.0.0.1:2379, or
 this works without a quorum and with the apiserver down. Without --local,
 save is the workstation's wherever it runs.
 
-The file is written as FILE.part, synced, verified (the sha256 etcd appends
+The file is written as a new FILE.<random>.part (created exclusively, so
+nothing planted in the directory is followed), synced, verified (the sha256 etcd appends
 to every snapshot, then bolt's integrity check, revision and key count as
 "etcdutl snapshot status" reads them), and only then renamed to FILE (mode
 0600: a snapshot holds every Secret). A snapshot that fails verification is
@@ -174,7 +175,7 @@ func (o *SnapshotSaveOptions) printDryRun(endpoint, what, path string) error {
 	if o.Output == "json" {
 		return printJSON(o.Out, map[string]any{"dryRun": true, "endpoint": endpoint, "path": path}, true)
 	}
-	fmt.Fprintf(o.Out, "(dry run) would stream a snapshot from %s (%s) to %s.part, verify it and rename it to %s\n", endpoint, what, path, path)
+	fmt.Fprintf(o.Out, "(dry run) would stream a snapshot from %s (%s) to a new %s.<random>.part, verify it and rename it to %s\n", endpoint, what, path, path)
 	return nil
 }
 

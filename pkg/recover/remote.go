@@ -66,11 +66,11 @@ func Receive(h *staticpod.Host, r io.Reader, sum string, size int64) (string, bo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, err
 	}
-	part := h.Path(final) + snapshot.PartSuffix
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, snapshot.FileMode)
+	f, err := snapshot.CreatePart(h.Path(final))
 	if err != nil {
-		return "", false, fmt.Errorf("creating %s: %w", final+snapshot.PartSuffix, err)
+		return "", false, err
 	}
+	part := f.Name()
 	hash := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, hash), r)
 	if err == nil {

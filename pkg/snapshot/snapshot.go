@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -34,9 +35,49 @@ import (
 // cluster's Secrets.
 const FileMode = 0o600
 
-// PartSuffix is appended to a snapshot's name while it is written; only a
-// verified file gets the final name.
+// PartSuffix ends a snapshot's name while it is written (NAME.<random>.part,
+// see CreatePart); only a verified file gets the final name.
 const PartSuffix = ".part"
+
+// CreatePart creates the file a snapshot bound for path is written to
+// first, in path's directory (so the final rename stays on one
+// filesystem): with a random infix, exclusively (O_EXCL) and 0600, as
+// os.CreateTemp does. A shared directory may hold a planted NAME.part,
+// or a symlink by that name pointing where the cluster's Secrets must
+// not go: a fixed name opened with O_CREATE|O_TRUNC would follow it.
+func CreatePart(path string) (*os.File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".*"+PartSuffix)
+	if err != nil {
+		return nil, fmt.Errorf("creating the file to write %s into: %w", path, err)
+	}
+	return f, nil
+}
+
+// PartBase is the name a part file (as CreatePart names it, or a plain
+// NAME.part of older versions) is bound for, and whether name is one.
+func PartBase(name string) (string, bool) {
+	rest, ok := strings.CutSuffix(name, PartSuffix)
+	if !ok {
+		return "", false
+	}
+	if i := strings.LastIndexByte(rest, '.'); i > 0 && isDigits(rest[i+1:]) {
+		return rest[:i], true
+	}
+	return rest, true
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // trailerSize is the sha256 etcd appends to a streamed snapshot.
 const trailerSize = sha256.Size
@@ -112,7 +153,8 @@ type SaveOptions struct {
 	Now func() time.Time
 }
 
-// Save streams a snapshot from src to path+".part", fsyncs it, verifies it
+// Save streams a snapshot from src to a new part file next to path (see
+// CreatePart), fsyncs it, verifies it
 // (the sha256 trailer, then etcdutl's status: bolt's integrity check,
 // revision, keys), renames it to path and fsyncs the directory, so a file at
 // path is always a whole, verified snapshot, also after a crash or power cut.
@@ -128,18 +170,17 @@ func Save(ctx context.Context, src Source, path string, opts SaveOptions) (*Info
 		return nil, err
 	}
 	start := now()
-	part := path + PartSuffix
 	stream, err := src.OpenSnapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer stream.Close()
 
-	// O_TRUNC: a .part is ours, left by a run that was killed.
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	f, err := CreatePart(path)
 	if err != nil {
-		return nil, fmt.Errorf("creating %s: %w", part, err)
+		return nil, err
 	}
+	part := f.Name()
 	ok := false
 	defer func() {
 		if !ok {

@@ -109,8 +109,8 @@ func TestSaveAndStatus(t *testing.T) {
 	if info.Endpoint != f.c.Members[0].ClientURL || info.MemberID == "" || info.MemberID == "0" || info.ClusterID == "" || info.Hash == 0 {
 		t.Errorf("provenance missing: %+v", info)
 	}
-	if _, err := os.Stat(path + PartSuffix); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf(".part left behind: %v", err)
+	if left, _ := filepath.Glob(path + "*" + PartSuffix); len(left) != 0 {
+		t.Errorf(".part left behind: %v", left)
 	}
 
 	st, err := Status(path)
@@ -128,6 +128,64 @@ func TestSaveAndStatus(t *testing.T) {
 	}
 }
 
+// TestSavePlantedPart: a NAME.part planted in a shared directory, here a
+// symlink to a file the snapshot (every Secret of the cluster) must not
+// reach, is neither followed nor reused: the snapshot goes to a new,
+// exclusive part file, the victim and the link are untouched, and no part
+// file is left.
+func TestSavePlantedPart(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snap.db")
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("not yours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, path+PartSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Save(context.Background(), f.source(), path, SaveOptions{}); err != nil {
+		t.Fatalf("Save next to a planted .part: %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "not yours" {
+		t.Errorf("the planted link was followed: the victim holds %d bytes", len(b))
+	}
+	if target, err := os.Readlink(path + PartSuffix); err != nil || target != victim {
+		t.Errorf("the planted link was changed: %q, %v", target, err)
+	}
+	if _, err := Status(path); err != nil {
+		t.Errorf("the snapshot: %v", err)
+	}
+	if left, _ := filepath.Glob(path + ".*" + PartSuffix); len(left) != 0 {
+		t.Errorf("part files left: %v", left)
+	}
+}
+
+func TestPartBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, base string
+		ok         bool
+	}{
+		{"etcd-x.db.123456.part", "etcd-x.db", true},
+		{"etcd-x.db.part", "etcd-x.db", true}, // older versions' fixed name
+		{"etcd-x.db.12a.part", "etcd-x.db.12a", true},
+		{"etcd-x.db", "", false},
+	} {
+		if base, ok := PartBase(tc.name); base != tc.base || ok != tc.ok {
+			t.Errorf("PartBase(%q) = %q, %v; want %q, %v", tc.name, base, ok, tc.base, tc.ok)
+		}
+	}
+	f, err := CreatePart(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	if base, ok := PartBase(filepath.Base(f.Name())); !ok || base != "s.db" || fi.Mode().Perm() != FileMode {
+		t.Errorf("CreatePart made %s (mode %v): PartBase %q, %v", f.Name(), fi.Mode().Perm(), base, ok)
+	}
+}
+
 func TestSaveRefusesToOverwrite(t *testing.T) {
 	f := newFixture(t)
 	path := filepath.Join(t.TempDir(), "snap.db")
@@ -142,8 +200,8 @@ func TestSaveRefusesToOverwrite(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "keep me" {
 		t.Fatalf("existing file changed: %q", b)
 	}
-	if _, err := os.Stat(path + PartSuffix); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf(".part left behind: %v", err)
+	if left, _ := filepath.Glob(path + "*" + PartSuffix); len(left) != 0 {
+		t.Errorf(".part left behind: %v", left)
 	}
 	info, err := Save(ctx, f.source(), path, SaveOptions{Force: true})
 	if err != nil {

@@ -96,10 +96,22 @@ func storySnapshotAndBackups(t *testing.T, b *testbed.Bed) {
 
 	// Workstation: streamed through the apiserver, verified, facts agree
 	// with a fresh read of the file.
+	// A FILE.part planted in the directory, a link to a file the
+	// cluster's Secrets must not reach, is not followed (#15).
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ws.db")
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("not yours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, path+".part"); err != nil {
+		t.Fatal(err)
+	}
 	var saved snapshot.Info
 	pluginJSON(t, b, &saved, "snapshot", "save", path, "-o", "json")
+	if b, _ := os.ReadFile(victim); string(b) != "not yours" {
+		t.Errorf("the planted ws.db.part link was followed: its target holds %d bytes", len(b))
+	}
 	if saved.Revision == 0 || saved.TotalKeys < 100 || !saved.IntegrityHash || saved.Node != "h1" || saved.Endpoint != "https://"+h1.Address+":2379" {
 		t.Errorf("workstation snapshot facts: %+v", saved)
 	}
@@ -107,8 +119,8 @@ func storySnapshotAndBackups(t *testing.T, b *testbed.Bed) {
 	if err != nil || fi.Size() != saved.Size || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("snapshot file: %v %v", fi, err)
 	}
-	if _, err := os.Stat(path + ".part"); !os.IsNotExist(err) {
-		t.Errorf(".part left: %v", err)
+	if left, _ := filepath.Glob(path + ".*.part"); len(left) != 0 {
+		t.Errorf("part files left: %v", left)
 	}
 	var st snapshot.Info
 	pluginJSON(t, b, &st, "snapshot", "status", path, "-o", "json")
