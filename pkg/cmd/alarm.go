@@ -81,7 +81,7 @@ func (o *AlarmListOptions) Validate() error {
 func (o *AlarmListOptions) Run(ctx context.Context) error {
 	var rows []maintenance.AlarmRow
 	if o.face == hostLocalFace {
-		if err := o.load(ctx); err != nil {
+		if err := o.loadReadOnly(ctx); err != nil {
 			return err
 		}
 		var err error

@@ -96,7 +96,7 @@ func (o *BackupRunOptions) Validate() error {
 
 // Run takes the backup.
 func (o *BackupRunOptions) Run(ctx context.Context) error {
-	if err := o.load(ctx); err != nil {
+	if err := o.loadReadOnly(ctx); err != nil {
 		return err
 	}
 	dir, err := hostFilePath(o.host, o.Dir)

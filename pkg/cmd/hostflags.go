@@ -85,12 +85,27 @@ func (o *HostOptions) validateHost() error {
 // first thing in Run, not in Complete: the files are root's and the
 // configuration may be asked of the apiserver, so Validate comes first.
 func (o *HostOptions) load(ctx context.Context) error {
+	return o.loadConfig(ctx, false)
+}
+
+// loadReadOnly is load for verbs that only read (status, snapshot save,
+// backup run, alarm list): a cluster ClusterConfiguration that cannot be
+// parsed does not stop them; they say so once on stderr and go on with the
+// host's own files (see staticpod.ConfigOptions.ReadOnly).
+func (o *HostOptions) loadReadOnly(ctx context.Context) error {
+	return o.loadConfig(ctx, true)
+}
+
+func (o *HostOptions) loadConfig(ctx context.Context, readOnly bool) error {
 	o.host = staticpod.NewHost(o.Root)
 	cfg, err := o.host.LoadConfig(ctx, staticpod.ConfigOptions{
-		ConfigFile: o.ConfigFile, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress,
+		ConfigFile: o.ConfigFile, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress, ReadOnly: readOnly,
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.Warning != "" {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", cfg.Warning)
 	}
 	o.config = cfg
 	return nil

@@ -149,7 +149,7 @@ func (o *SnapshotSaveOptions) runWorkstation(ctx context.Context) error {
 }
 
 func (o *SnapshotSaveOptions) runLocal(ctx context.Context) error {
-	if err := o.load(ctx); err != nil {
+	if err := o.loadReadOnly(ctx); err != nil {
 		return err
 	}
 	path, err := hostFilePath(o.host, o.path)

@@ -108,7 +108,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 }
 
 func (o *StatusOptions) runLocal(ctx context.Context) error {
-	if err := o.load(ctx); err != nil {
+	if err := o.loadReadOnly(ctx); err != nil {
 		return err
 	}
 	st := o.env().ReadState(ctx, o.endpoints)

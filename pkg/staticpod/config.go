@@ -32,6 +32,9 @@ type Config struct {
 	Init *kubeadmapi.InitConfiguration
 	// Source says where the ClusterConfiguration came from, for the plan.
 	Source string
+	// Warning says why the cluster's own ClusterConfiguration was not used,
+	// when a read-only load (ConfigOptions.ReadOnly) went on without it.
+	Warning string
 }
 
 // NodeName is this host's node (and etcd member) name.
@@ -72,6 +75,14 @@ type ConfigOptions struct {
 	// LookupTimeout bounds the attempt to read kubeadm-config through the
 	// host's admin.conf (the apiserver may be down: that is when this runs).
 	LookupTimeout time.Duration
+	// ReadOnly is for verbs that only read (status, snapshot save, alarm
+	// list, certs check): they need the host's identity and paths, not the
+	// cluster's settings, so a kubeadm-config that is there but cannot be
+	// parsed (a hand-edited or emptied ClusterConfiguration) does not stop
+	// them. They go on as without one, and Config.Warning says why. A
+	// verb that writes manifests or certificates must not: it would write
+	// kubeadm's defaults over the cluster's settings.
+	ReadOnly bool
 }
 
 // LoadConfig builds the Config for this host. The ClusterConfiguration comes,
@@ -79,7 +90,7 @@ type ConfigOptions struct {
 // ConfigMap through the host's admin.conf; the host's existing manifests
 // (image repository, Kubernetes version, data dir); kubeadm's defaults.
 func (h *Host) LoadConfig(ctx context.Context, o ConfigOptions) (*Config, error) {
-	cc, source, err := h.clusterConfiguration(ctx, o)
+	cc, source, warning, err := h.clusterConfiguration(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -97,46 +108,56 @@ func (h *Host) LoadConfig(ctx context.Context, o ConfigOptions) (*Config, error)
 	}
 	init.NodeRegistration.Name = name
 	init.LocalAPIEndpoint = kubeadmapi.APIEndpoint{AdvertiseAddress: addr, BindPort: kubeadmconstants.KubeAPIServerPort}
-	return &Config{Init: init, Source: source}, nil
+	return &Config{Init: init, Source: source, Warning: warning}, nil
 }
 
-func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (*kubeadmapi.ClusterConfiguration, string, error) {
+func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *kubeadmapi.ClusterConfiguration, source, warning string, err error) {
 	if o.ConfigFile != "" {
 		raw, err := os.ReadFile(o.ConfigFile)
 		if err != nil {
-			return nil, "", fmt.Errorf("reading kubeadm config %s: %w", o.ConfigFile, err)
+			return nil, "", "", fmt.Errorf("reading kubeadm config %s: %w", o.ConfigFile, err)
 		}
 		cc, err := ParseClusterConfiguration(raw)
 		if err != nil {
-			return nil, "", fmt.Errorf("kubeadm config %s: %w", o.ConfigFile, err)
+			return nil, "", "", fmt.Errorf("kubeadm config %s: %w", o.ConfigFile, err)
 		}
-		return cc, "file " + o.ConfigFile, nil
+		return cc, "file " + o.ConfigFile, "", nil
+	}
+	// The cluster's own, handed in or read through admin.conf: unparsable,
+	// it stops a verb that writes, and is warned about by one that reads.
+	fromCluster := func(raw []byte, where, via string) (*kubeadmapi.ClusterConfiguration, error) {
+		cc, err := ParseClusterConfiguration(raw)
+		if err == nil {
+			source = where + via
+			return cc, nil
+		}
+		err = fmt.Errorf("%s: %w", where, err)
+		if !o.ReadOnly {
+			return nil, err
+		}
+		warning = fmt.Sprintf("%v; this verb only reads, so it goes on with what the host's own files say (fix the ConfigMap before any verb that writes)", err)
+		return nil, nil
 	}
 	if len(o.ClusterConfigYAML) > 0 {
-		cc, err := ParseClusterConfiguration(o.ClusterConfigYAML)
-		if err != nil {
-			return nil, "", fmt.Errorf("ClusterConfiguration from the cluster: %w", err)
+		if cc, err := fromCluster(o.ClusterConfigYAML, "ConfigMap kube-system/kubeadm-config", ""); err != nil || cc != nil {
+			return cc, source, "", err
 		}
-		return cc, "ConfigMap kube-system/kubeadm-config", nil
-	}
-	if raw, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
-		cc, err := ParseClusterConfiguration(raw)
-		if err != nil {
-			return nil, "", fmt.Errorf("ConfigMap kube-system/kubeadm-config: %w", err)
+	} else if raw, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
+		if cc, err := fromCluster(raw, "ConfigMap kube-system/kubeadm-config", " (via "+h.KubernetesDir+"/admin.conf)"); err != nil || cc != nil {
+			return cc, source, "", err
 		}
-		return cc, "ConfigMap kube-system/kubeadm-config (via " + h.KubernetesDir + "/admin.conf)", nil
 	}
-	cc, err := defaultClusterConfiguration()
+	cc, err = defaultClusterConfiguration()
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	source := "kubeadm defaults"
+	source = "kubeadm defaults"
 	if inferred, err := h.inferFromManifests(cc); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	} else if inferred {
 		source = "the host's existing static-pod manifests and kubeadm defaults"
 	}
-	return cc, source, nil
+	return cc, source, warning, nil
 }
 
 // ParseClusterConfiguration decodes a kubeadm ClusterConfiguration (v1beta4 or

@@ -154,6 +154,7 @@ func TestKubeadmChain(t *testing.T) {
 			{"CableCut", storyCableCut},
 			{"CertsCheck", storyCertsCheck},
 			{"CertsRenew", storyCertsRenew},
+			{"BrokenKubeadmConfig", storyBrokenKubeadmConfig},
 			// Before the recoveries: they write etcd manifests without the
 			// apiserver, and may not keep the quota's extraArgs (issue #11).
 			{"NoSpace", storyNoSpace},
