@@ -119,7 +119,7 @@ func (o *AgentOptions) Run(cmd *cobra.Command) error {
 		if err := h.validate(nil); err != nil {
 			return err
 		}
-		if err := h.load(cmd.Context()); err != nil {
+		if err := h.loadReadOnly(cmd.Context()); err != nil {
 			return err
 		}
 		st := h.env().ReadState(cmd.Context(), o.request.Args.Endpoints)
