@@ -20,6 +20,9 @@ type SnapshotStream struct {
 	// Version is the storage version etcd reports for the snapshot
 	// (empty before etcd 3.6).
 	Version string
+	// DBSize is the member's database file size just before the stream
+	// started: about what the stream holds (etcd sends the whole file).
+	DBSize int64
 
 	close func() error
 }
@@ -54,7 +57,7 @@ func (c *Client) Snapshot(ctx context.Context, endpoint string) (*SnapshotStream
 		return nil, fmt.Errorf("opening a snapshot stream from %s: %w", endpoint, c.explainAt(endpoint, err))
 	}
 	s := &SnapshotStream{Reader: resp.Snapshot, Endpoint: endpoint, Version: resp.Version,
-		MemberID: st.Header.GetMemberId(), ClusterID: st.Header.GetClusterId(), Revision: st.Header.GetRevision()}
+		MemberID: st.Header.GetMemberId(), ClusterID: st.Header.GetClusterId(), Revision: st.Header.GetRevision(), DBSize: st.DbSize}
 	s.close = func() error {
 		rerr := resp.Snapshot.Close()
 		cerr := cli.Close()

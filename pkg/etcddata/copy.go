@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/diskspace"
 )
 
 // CopyAside copies the data dir of a stopped member to
@@ -56,6 +58,13 @@ func CopyAside(dir, reason string, now time.Time) (string, error) {
 		target = fmt.Sprintf("%s-%d", base, i)
 	}
 	partial := target + ".partial"
+	size, err := treeSize(dir)
+	if err != nil {
+		return "", fmt.Errorf("copying data dir %s: measuring it: %w", dir, err)
+	}
+	if err := diskspace.Check(filepath.Dir(partial), size, "a copy of data dir "+dir); err != nil {
+		return "", err
+	}
 	if err := copyTree(dir, partial); err != nil {
 		return "", fmt.Errorf("copying data dir %s to %s: %w (the incomplete copy is left at %s)", dir, target, err, partial)
 	}
@@ -102,6 +111,32 @@ func copyTree(src, dst string) error {
 			return fmt.Errorf("%s is neither a file nor a directory", p)
 		}
 	})
+}
+
+// treeSize is the bytes copyTree would copy from src.
+func treeSize(src string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		// What copyTree skips: earlier asides at the top of src.
+		if filepath.Dir(p) == filepath.Clean(src) && strings.HasPrefix(d.Name(), AsidePrefix) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
 }
 
 func copyFile(from, to string, mode os.FileMode) error {

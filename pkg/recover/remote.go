@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/diskspace"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/snapshot"
@@ -64,6 +65,9 @@ func Receive(h *staticpod.Host, r io.Reader, sum string, size int64) (string, bo
 	}
 	dir := h.Path(UploadDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, err
+	}
+	if err := diskspace.Check(dir, size, "the uploaded snapshot"); err != nil {
 		return "", false, err
 	}
 	f, err := snapshot.CreatePart(h.Path(final))

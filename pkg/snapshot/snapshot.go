@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/diskspace"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
 
@@ -176,6 +177,11 @@ func Save(ctx context.Context, src Source, path string, opts SaveOptions) (*Info
 	}
 	defer stream.Close()
 
+	// Refused before a byte is written: a snapshot that fills the disk
+	// half-way fails late, and may fill the disk etcd itself writes to.
+	if err := diskspace.Check(filepath.Dir(path), stream.DBSize, fmt.Sprintf("the snapshot of %s (its database is %s)", stream.Endpoint, diskspace.Bytes(uint64(max(stream.DBSize, 0))))); err != nil {
+		return nil, err
+	}
 	f, err := CreatePart(path)
 	if err != nil {
 		return nil, err
