@@ -6,11 +6,16 @@ package cmd
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 )
 
 // NewCmdRoot returns the root command. Everything it needs is passed in or
@@ -55,6 +60,19 @@ kubectl-etcd works in two ways:
 	})
 
 	configFlags.AddFlags(cmd.PersistentFlags())
+	// The apiserver's warnings (a Pod Security level that would refuse the
+	// host pods, a deprecated API) go to stderr, once each, as kubectl
+	// prints them; client-go's default sends them to klog, which main
+	// silences.
+	configFlags.WrapConfigFn = func(c *rest.Config) *rest.Config {
+		c.WarningHandler = rest.NewWarningWriter(streams.ErrOut, rest.WarningWriterOptions{Deduplicate: true})
+		return c
+	}
+	var verbosity int
+	cmd.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "client-go's log (klog) on stderr at this level: 6 shows every API request, 8 their bodies; 0 logs nothing")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		return klogTo(streams.ErrOut, verbosity)
+	}
 
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))
 	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdRemove(configFlags, streams), NewCmdReplace(configFlags, streams), NewCmdSignClientCert(streams), NewCmdCAReceive(streams), NewCmdCASend(streams))
@@ -87,4 +105,20 @@ func runE(o options) func(*cobra.Command, []string) error {
 		}
 		return o.Run(cmd.Context())
 	}
+}
+
+// klogTo sends klog (client-go's log) to w at level v when v > 0; main
+// leaves it silenced otherwise (see there why).
+func klogTo(w io.Writer, v int) error {
+	if v <= 0 {
+		return nil
+	}
+	var fs flag.FlagSet
+	klog.InitFlags(&fs)
+	if err := fs.Set("v", strconv.Itoa(v)); err != nil {
+		return fmt.Errorf("-v %d: %w", v, err)
+	}
+	klog.LogToStderr(false)
+	klog.SetOutput(w)
+	return nil
 }
