@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
@@ -221,9 +222,21 @@ func Run(ctx context.Context, src snapshot.Source, o RunOptions) (*RunResult, er
 	if err := os.MkdirAll(o.Dir, DirMode); err != nil {
 		return nil, fmt.Errorf("creating backup directory %s: %w", o.Dir, err)
 	}
-	// A directory made by the kubelet (hostPath DirectoryOrCreate) is 0755.
-	if err := os.Chmod(o.Dir, DirMode); err != nil {
-		return nil, fmt.Errorf("restricting backup directory %s to its owner: %w", o.Dir, err)
+	// A directory made by the kubelet (hostPath DirectoryOrCreate) is 0755:
+	// restricted to its owner, as long as it is ours (empty, or holding only
+	// backups). One that holds other files is someone else's (--dir / would
+	// lock every user out of the host): its mode is left alone, said in the
+	// result; each backup is 0600 either way.
+	ours, err := onlyOurs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if ours {
+		if err := os.Chmod(o.Dir, DirMode); err != nil {
+			return nil, fmt.Errorf("restricting backup directory %s to its owner: %w", o.Dir, err)
+		}
+	} else if fi, err := os.Stat(o.Dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("%s holds files other than backups, so its mode (%04o) was left as it is; each backup in it is 0600", o.Dir, fi.Mode().Perm()))
 	}
 	unlock, err := lock(ctx, filepath.Join(o.Dir, lockFile), o.LockTimeout)
 	if err != nil {
@@ -313,6 +326,48 @@ func removeBackup(path string) error {
 	}
 	if err := os.Remove(path + sidecarSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", path+sidecarSuffix, err)
+	}
+	return nil
+}
+
+// onlyOurs: dir holds nothing but backups, their sidecars and part files,
+// and the lock.
+func onlyOurs(dir string) (bool, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("reading backup directory %s: %w", dir, err)
+	}
+	for _, de := range des {
+		name := de.Name()
+		if base, ok := snapshot.PartBase(name); ok {
+			name = base
+		}
+		name = strings.TrimSuffix(name, sidecarSuffix)
+		if name != lockFile && !nameRE.MatchString(name) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// CheckDir refuses backup directories that must not hold backups: the
+// filesystem's root and its top-level directories (a backup run restricts
+// a directory of its own to root), and any directory in (or holding) one
+// of avoid, which maps a path to why (etcd's data dir, kubeadm's own
+// directories).
+func CheckDir(dir string, avoid map[string]string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("--dir %s: give an absolute path", dir)
+	}
+	dir = filepath.Clean(dir)
+	if filepath.Dir(dir) == string(filepath.Separator) || dir == string(filepath.Separator) {
+		return fmt.Errorf("--dir %s: a backup directory must be one of its own, not the filesystem's root or a top-level directory (e.g. %s)", dir, Dir)
+	}
+	for p, why := range avoid {
+		p = filepath.Clean(p)
+		if dir == p || strings.HasPrefix(dir, p+string(filepath.Separator)) || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			return fmt.Errorf("--dir %s: not in or above %s (%s); choose a directory of its own, e.g. %s", dir, p, why, Dir)
+		}
 	}
 	return nil
 }

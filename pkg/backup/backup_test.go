@@ -215,15 +215,28 @@ func TestRunKeepsNewest(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
+		if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "holds files other than backups, so its mode (0755) was left as it is") {
+			t.Errorf("run %d: problems %q; want the mode left alone said", i, res.Problems)
+		}
 		if res.Snapshot == nil || res.Snapshot.Node != "cp-1" || res.Snapshot.Revision == 0 || !res.Snapshot.IntegrityHash {
 			t.Errorf("run %d: facts %+v", i, res.Snapshot)
 		}
 		taken = append(taken, filepath.Base(res.File))
 		clk.t = clk.t.Add(time.Hour)
 	}
+	// It holds the user's files too: not restricted to root.
 	fi, err := os.Stat(dir)
-	if err != nil || fi.Mode().Perm() != DirMode {
-		t.Errorf("backup dir mode %v, want 0700", fi.Mode().Perm())
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("backup dir (with other files) mode %v, want it left 0755", fi.Mode().Perm())
+	}
+	// A directory of its own (made by the kubelet 0755, or by the run) is.
+	own := filepath.Join(t.TempDir(), "own")
+	os.Mkdir(own, 0o755)
+	if res, err := Run(ctx, src, RunOptions{Dir: own, Reason: "scheduled", Keep: 2, Now: clk.now}); err != nil || len(res.Problems) != 0 {
+		t.Fatalf("run into a directory of its own: %v, problems %q", err, res.Problems)
+	}
+	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm() != DirMode {
+		t.Errorf("a backup directory of its own: mode %v, want 0700", fi.Mode().Perm())
 	}
 	entries, err := List(dir, false)
 	if err != nil {
@@ -306,5 +319,26 @@ func TestRunSameSecond(t *testing.T) {
 	}
 	if files[0] == files[1] {
 		t.Errorf("two runs, one name: %s", files[0])
+	}
+}
+
+func TestCheckDir(t *testing.T) {
+	avoid := map[string]string{"/var/lib/etcd": "etcd's data dir", "/etc/kubernetes": "kubeadm's"}
+	for dir, want := range map[string]string{
+		"/":                             "not the filesystem's root or a top-level directory",
+		"/var":                          "not the filesystem's root or a top-level directory",
+		"/var/lib/etcd":                 "not in or above /var/lib/etcd (etcd's data dir)",
+		"/var/lib/etcd/backups":         "not in or above /var/lib/etcd",
+		"/var/lib":                      "not in or above /var/lib/etcd",
+		"/etc/kubernetes/pki":           "not in or above /etc/kubernetes (kubeadm's)",
+		"backups":                       "give an absolute path",
+		"/var/lib/kubectl-etcd/backups": "",
+		"/srv/etcd-backups":             "",
+		"/var/lib/etcd-backups":         "",
+	} {
+		err := CheckDir(dir, avoid)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckDir(%s) = %v; want %q", dir, err, want)
+		}
 	}
 }

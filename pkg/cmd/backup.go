@@ -103,6 +103,12 @@ func (o *BackupRunOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := backup.CheckDir(o.host.HostPathOf(dir), map[string]string{
+		o.config.DataDir():   "etcd's data dir, which kubectl-etcd moves aside whole; and a backup on etcd's own disk takes the space etcd needs",
+		o.host.KubernetesDir: "kubeadm's configuration, certificates and static-pod manifests",
+	}); err != nil {
+		return err
+	}
 	endpoint := o.Endpoint
 	if endpoint == "" {
 		endpoint = staticpod.LocalEtcdServer(o.config)
