@@ -309,7 +309,10 @@ func (e *Env) addStopStep(p *plan.Plan) {
 			if err := h.StopEtcd(); err != nil {
 				return "", err
 			}
-			return h.WaitEtcdGone(ctx, cfg, e.Timeouts.EtcdStop)
+			// Stays gone: the data dir is moved aside next, and an etcd
+			// that kubelet starts from the manifest it read before (just
+			// booted) would bootstrap a cluster of its own on the empty dir.
+			return h.WaitEtcdStaysGone(ctx, cfg, e.Timeouts.EtcdStop)
 		})
 }
 
@@ -392,6 +395,20 @@ func (e *Env) addManifestStep(p *plan.Plan, c *etcdcluster.Client) {
 			if err != nil {
 				return "", err
 			}
+			// The member this manifest starts has never run: whatever data
+			// the dir holds now is not its own (an etcd that started on it
+			// after this run emptied it, or one the plan did not see), and
+			// the new member must not start on it. Kept aside, never deleted.
+			note := ""
+			if empty, err := etcddata.IsEmpty(h.Path(cfg.DataDir())); err != nil {
+				return "", err
+			} else if !empty {
+				moved, err := e.moveDataDirAside("stray-start")
+				if err != nil {
+					return "", err
+				}
+				note = fmt.Sprintf("; the data dir held data again, not this new member's (an etcd started on it meanwhile): moved aside to %s", moved)
+			}
 			if err := etcdutil.CreateDataDirectory(h.Path(cfg.DataDir())); err != nil {
 				return "", err
 			}
@@ -402,7 +419,7 @@ func (e *Env) addManifestStep(p *plan.Plan, c *etcdcluster.Client) {
 			for _, m := range initial {
 				names = append(names, m.Name)
 			}
-			return "initial cluster " + strings.Join(names, ","), nil
+			return "initial cluster " + strings.Join(names, ",") + note, nil
 		})
 }
 

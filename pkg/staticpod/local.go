@@ -87,6 +87,49 @@ func (h *Host) WaitEtcdGone(ctx context.Context, cfg *Config, timeout time.Durat
 	return h.waitEtcdGone(ctx, cfg, timeout, 0)
 }
 
+// EtcdStaysGoneFor is how long no etcd may run on the data dir, after its
+// manifest left, before the dir counts as free (WaitEtcdStaysGone).
+const EtcdStaysGoneFor = 3 * time.Second
+
+// WaitEtcdStaysGone is WaitEtcdGone, then EtcdStaysGoneFor without an etcd
+// starting again (one that does is waited out, or stopped, in turn). Seen
+// in CI: a kubelet that had just booted had read the manifest before it was
+// moved out, and started its etcd a moment after the wait found none; on a
+// data dir moved aside meanwhile, that etcd bootstrapped a new cluster of
+// its own there. Wait for this before anything starts on the dir.
+func (h *Host) WaitEtcdStaysGone(ctx context.Context, cfg *Config, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	var notes []string
+	for {
+		note, err := h.WaitEtcdGone(ctx, cfg, time.Until(deadline))
+		if note != "" {
+			notes = append(notes, note)
+		}
+		if err != nil {
+			return strings.Join(notes, "; "), err
+		}
+		calm := time.Now()
+		back := false
+		err = pollEvery(ctx, EtcdStaysGoneFor+time.Second, 100*time.Millisecond, func() (bool, error) {
+			if len(h.EtcdPIDs(cfg)) > 0 {
+				back = true
+				return true, nil
+			}
+			return time.Since(calm) >= EtcdStaysGoneFor, nil
+		}, func() string { return "" })
+		if err != nil {
+			return strings.Join(notes, "; "), err
+		}
+		if !back {
+			return strings.Join(notes, "; "), nil
+		}
+		notes = append(notes, "an etcd started again after its manifest left (kubelet had read it before): waited for it to stop")
+		if time.Now().After(deadline) {
+			return strings.Join(notes, "; "), fmt.Errorf("etcd keeps starting on %s after its manifest was moved out (%s): is another manifest running it?", cfg.NodeName(), timeout)
+		}
+	}
+}
+
 // WaitEtcdGoneWithoutQuorum is WaitEtcdGone for a member that has no quorum
 // (the survivor a recovery starts from): one still draining its clients
 // EtcdDrainKillAfter after SIGTERM is killed (SIGKILL). Without a quorum it

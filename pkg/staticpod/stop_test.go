@@ -103,3 +103,62 @@ func TestWaitEtcdGoneLeavesAManagedEtcd(t *testing.T) {
 		t.Fatal("an etcd another manifest runs was signalled")
 	}
 }
+
+// An etcd that kubelet starts a moment after its manifest left (it had read
+// it before) is waited out, stopped in turn, and said; with none, the wait
+// is EtcdStaysGoneFor.
+func TestWaitEtcdStaysGone(t *testing.T) {
+	h, cfg := testHost(t, false)
+	if err := os.Symlink("/proc", h.Path("/proc")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Init.Etcd.Local.DataDir = filepath.Join(t.TempDir(), "etcd-data")
+
+	start := time.Now()
+	note, err := h.WaitEtcdStaysGone(context.Background(), cfg, 20*time.Second)
+	if err != nil || note != "" {
+		t.Fatalf("with no etcd: note %q, err %v", note, err)
+	}
+	if d := time.Since(start); d < EtcdStaysGoneFor || d > EtcdStaysGoneFor+2*time.Second {
+		t.Errorf("with no etcd: took %s, want about %s", d, EtcdStaysGoneFor)
+	}
+
+	// The late one: an "etcd" (a shell under that name) that exits on SIGTERM.
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	bin := filepath.Join(t.TempDir(), "etcd")
+	raw, _ := os.ReadFile(bash)
+	if err := os.WriteFile(bin, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	late := exec.Command(bin, "-c", `while :; do sleep 0.05; done`, "--data-dir="+cfg.DataDir())
+	go func() {
+		time.Sleep(time.Second)
+		if err := late.Start(); err != nil {
+			t.Error(err)
+			return
+		}
+		late.Wait()
+	}()
+	t.Cleanup(func() {
+		if late.Process != nil {
+			late.Process.Kill()
+		}
+	})
+	start = time.Now()
+	note, err = h.WaitEtcdStaysGone(context.Background(), cfg, 20*time.Second)
+	if err != nil {
+		t.Fatalf("with a late etcd: %v", err)
+	}
+	if !strings.Contains(note, "started again after its manifest left") || !strings.Contains(note, "SIGTERM") {
+		t.Errorf("note %q: want the late etcd and its SIGTERM said", note)
+	}
+	if len(h.EtcdPIDs(cfg)) != 0 {
+		t.Error("the late etcd still runs")
+	}
+	if d := time.Since(start); d < time.Second+EtcdStaysGoneFor {
+		t.Errorf("returned after %s, before the late etcd came and went plus %s", d, EtcdStaysGoneFor)
+	}
+}
