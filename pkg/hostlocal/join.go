@@ -466,8 +466,20 @@ func (e *Env) addPromoteSteps(p *plan.Plan, c *etcdcluster.Client, b *bridge) {
 				note = fmt.Sprintf("kubelet started the etcd container %s after the bridge opened; bridge closed", time.Since(since).Round(100*time.Millisecond))
 			}
 		}
-		if _, err := h.WaitEtcdServing(ctx, cfg, e.Timeouts.EtcdStart); err != nil {
+		st, err := h.WaitEtcdServing(ctx, cfg, e.Timeouts.EtcdStart)
+		if err != nil {
 			return "", err
+		}
+		// The etcd that answers must be the member this join added: one
+		// started on other data (a stray start of an earlier manifest)
+		// answers too, and nothing after this would tell.
+		members, err := c.Members(ctx)
+		if err != nil {
+			return "", err
+		}
+		if me := self(members, cfg.PeerURL()); me != nil && st.Header != nil && st.Header.MemberId != me.ID {
+			return "", fmt.Errorf("the etcd serving on %s is member %x of cluster %x, not member %x that this join added: it runs on other data (an etcd started on the data dir from an earlier manifest). "+
+				"Rerun join with --move-aside-foreign-data: that data is moved aside (never deleted) and the member starts fresh", cfg.NodeName(), st.Header.MemberId, st.Header.ClusterId, me.ID)
 		}
 		return note, nil
 	})
