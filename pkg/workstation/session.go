@@ -2,6 +2,7 @@ package workstation
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,10 +51,14 @@ type Session struct {
 	// Warn takes the one line Status prints when it falls back from exec
 	// to a host pod (stderr, so -o json stays clean); Out when nil.
 	Warn io.Writer
+	// RenewClientCertBefore overrides the package's RenewClientCertBefore
+	// (tests); zero keeps it.
+	RenewClientCertBefore time.Duration
 
 	dialer *tunnel.Dialer
 	exec   *podexec.Runner
 	tls    *tls.Config
+	cert   *clientCert
 }
 
 // NewSession builds the session's clients; hosts carries the host API.
@@ -129,10 +135,18 @@ func (s *Session) APIServerEtcdServers(ctx context.Context) (map[string]string, 
 	return out, nil
 }
 
+// RenewClientCertBefore: the etcd client certificate (valid an hour) is
+// signed again when a TLS handshake finds less than this left. etcd checks
+// it at each handshake only, but the etcd client dials anew (a member
+// asked on its own, a reconnect), and a scale or a restore can run longer
+// than the hour.
+const RenewClientCertBefore = 10 * time.Minute
+
 // Credentials returns TLS for etcd with a key made in this process's memory
 // and a one-hour certificate signed by the etcd CA on one of the member
-// hosts (through a host pod). The key never leaves this process; the CA key
-// never leaves its host.
+// hosts (through a host pod), signed again for the same key by a handshake
+// that finds it near its end (see RenewClientCertBefore). The key never
+// leaves this process; the CA key never leaves its host.
 func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config, error) {
 	if s.tls != nil {
 		return s.tls, nil
@@ -145,9 +159,45 @@ func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config,
 	if err != nil {
 		return nil, err
 	}
+	cc := &clientCert{sign: s.Hosts.SignClientCert, hosts: hosts, csr: csr, key: key, renewBefore: s.renewBefore()}
+	pool, err := cc.signed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cert = cc
+	s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, GetClientCertificate: cc.get}
+	return s.tls, nil
+}
+
+func (s *Session) renewBefore() time.Duration {
+	if s.RenewClientCertBefore > 0 {
+		return s.RenewClientCertBefore
+	}
+	return RenewClientCertBefore
+}
+
+// clientCert is the session's etcd client certificate, signed again near
+// its end. Handshakes run concurrently: mu guards it.
+type clientCert struct {
+	sign        func(ctx context.Context, node string, csrDER []byte) (*hostapi.SignedClientCert, error)
+	hosts       []string
+	csr         []byte
+	key         crypto.Signer
+	renewBefore time.Duration
+
+	mu       sync.Mutex
+	cert     *tls.Certificate
+	notAfter time.Time
+	renewing bool      // a renewal runs
+	tried    time.Time // when the last renewal started
+}
+
+// signed has the first host that can sign the CSR do it, keeps the
+// certificate and returns the CA pool the hosts answered with.
+func (c *clientCert) signed(ctx context.Context) (*x509.CertPool, error) {
 	var errs []error
-	for _, h := range hosts {
-		signed, err := s.Hosts.SignClientCert(ctx, h, csr)
+	for _, h := range c.hosts {
+		signed, err := c.sign(ctx, h, c.csr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -157,16 +207,46 @@ func (s *Session) Credentials(ctx context.Context, hosts []string) (*tls.Config,
 			errs = append(errs, fmt.Errorf("on %s: no certificate in the answer", h))
 			continue
 		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("on %s: the certificate in the answer: %w", h, err))
+			continue
+		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(signed.CAPEM)) {
 			errs = append(errs, fmt.Errorf("on %s: no CA in the answer", h))
 			continue
 		}
-		s.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{blk.Bytes}, PrivateKey: key}}}
-		return s.tls, nil
+		c.mu.Lock()
+		c.cert = &tls.Certificate{Certificate: [][]byte{blk.Bytes}, PrivateKey: c.key, Leaf: cert}
+		c.notAfter = cert.NotAfter
+		c.mu.Unlock()
+		return pool, nil
 	}
 	return nil, fmt.Errorf("getting an etcd client certificate signed on a member host: %w", errors.Join(errs...))
+}
+
+// get is the TLS config's GetClientCertificate: the current certificate,
+// with a renewal started in the background when it is near its end. Not in
+// the handshake itself: signing runs a host pod, seconds that would stall
+// the dial (and every concurrent one). A renewal that fails leaves the
+// current certificate in use, still valid until its end; one is tried at
+// most once a minute.
+func (c *clientCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Until(c.notAfter) < c.renewBefore && !c.renewing && time.Since(c.tried) > time.Minute {
+		c.renewing, c.tried = true, time.Now()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_, _ = c.signed(ctx)
+			c.mu.Lock()
+			c.renewing = false
+			c.mu.Unlock()
+		}()
+	}
+	return c.cert, nil
 }
 
 // Etcd connects to the members at endpoints through the apiserver, and
