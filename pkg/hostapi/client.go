@@ -52,7 +52,7 @@ func (c *Client) BackupRun(ctx context.Context, node string, req BackupRunReques
 // BackupList lists node's backup directory.
 func (c *Client) BackupList(ctx context.Context, node string) (*BackupList, error) {
 	out := &BackupList{}
-	if err := c.result(ctx, node, Call{Argv: []string{"backup", "list", "--local", "-o", "json"}}, nil, false, out); err != nil {
+	if err := c.result(ctx, node, Call{Argv: []string{"backup", "list", "--local", "-o", "json"}, ReadOnly: true}, nil, false, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -62,7 +62,7 @@ func (c *Client) BackupList(ctx context.Context, node string) (*BackupList, erro
 // leaves the host).
 func (c *Client) CertsCheck(ctx context.Context, node string) (*CertsReport, error) {
 	out := &CertsReport{}
-	if err := c.result(ctx, node, Call{Argv: []string{"certs", "check", "--local", "-o", "json"}}, nil, false, out); err != nil {
+	if err := c.result(ctx, node, Call{Argv: []string{"certs", "check", "--local", "-o", "json"}, ReadOnly: true}, nil, false, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -87,7 +87,7 @@ func CertsRenewCall(req CertsRenewRequest) Call {
 // for the public key in csrDER (the key itself never leaves the caller).
 func (c *Client) SignClientCert(ctx context.Context, node string, csrDER []byte) (*SignedClientCert, error) {
 	out := &SignedClientCert{}
-	call := Call{Argv: []string{"sign-client-cert", "--csr-base64", base64.StdEncoding.EncodeToString(csrDER)}}
+	call := Call{Argv: []string{"sign-client-cert", "--csr-base64", base64.StdEncoding.EncodeToString(csrDER)}, ReadOnly: true}
 	if err := c.result(ctx, node, call, nil, false, out); err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (c *Client) SignClientCert(ctx context.Context, node string, csrDER []byte)
 // SendCA has node seal its etcd CA to a one-time public key of another host.
 func (c *Client) SendCA(ctx context.Context, node string, toPublicKey []byte) (*sealedca.Message, error) {
 	out := &sealedca.Message{}
-	call := Call{Argv: []string{"ca-send", "--to-public-key", base64.StdEncoding.EncodeToString(toPublicKey)}}
+	call := Call{Argv: []string{"ca-send", "--to-public-key", base64.StdEncoding.EncodeToString(toPublicKey)}, ReadOnly: true}
 	if err := c.result(ctx, node, call, nil, false, out); err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (c *Client) CheckUpload(ctx context.Context, node, sum string, allowOtherCl
 		argv = append(argv, "--allow-other-cluster")
 	}
 	out := &UploadCheck{}
-	if err := c.result(ctx, node, Call{Argv: argv}, nil, true, out); err != nil {
+	if err := c.result(ctx, node, Call{Argv: argv, ReadOnly: true}, nil, true, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -147,7 +147,7 @@ func (c *Client) StartRestore(ctx context.Context, node, sum string) (*RestoreSt
 // RestoreRun polls node's record of the detached restore of that sha256.
 func (c *Client) RestoreRun(ctx context.Context, node, sum string) (*RestoreRun, error) {
 	out := &RestoreRun{}
-	if err := c.result(ctx, node, Call{Argv: []string{"restore-node", "result", "--sha256", sum}, Poll: true}, nil, false, out); err != nil {
+	if err := c.result(ctx, node, Call{Argv: []string{"restore-node", "result", "--sha256", sum}, Poll: true, ReadOnly: true}, nil, false, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -42,6 +42,11 @@ type Call struct {
 	// Poll marks a call repeated until it answers: the transport stays
 	// quiet about it and gives up on an unresponsive host sooner.
 	Poll bool
+	// ReadOnly marks a call that changes nothing on the host (status's
+	// certificate signing, backup list, certs check, ...): its run removes
+	// no leftover of another run there, which may be a colleague's step
+	// still going. Leftovers are for the next run that changes something.
+	ReadOnly bool
 }
 
 // Args is the command line the transport runs.

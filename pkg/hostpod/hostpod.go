@@ -96,6 +96,12 @@ type Runner struct {
 	Timeouts Timeouts
 	// Log receives one line per pod created or removed (nil: none).
 	Log io.Writer
+
+	// keepOtherRuns: this run changes nothing on the host
+	// (hostapi.Call.ReadOnly), so it removes no other run's pod there (one
+	// may be a colleague's step still going, and nothing tells a killed
+	// run's pod from a live one yet).
+	keepOtherRuns bool
 }
 
 // complete returns a copy with defaults filled in, leaving r untouched so
@@ -151,8 +157,10 @@ func (r *Runner) Run(ctx context.Context, node string, args []string, stdin io.R
 	if err := c.checkAccess(ctx); err != nil {
 		return err
 	}
-	if _, err := c.cleanup(ctx, node); err != nil {
-		return err
+	if !c.keepOtherRuns {
+		if _, err := c.cleanup(ctx, node); err != nil {
+			return err
+		}
 	}
 
 	runID, err := newRunID()

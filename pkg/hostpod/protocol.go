@@ -95,6 +95,7 @@ func (r *Runner) Exec(ctx context.Context, node string, call hostapi.Call, stdin
 	}
 	c := *r
 	c.HostLocalCommand = call.HostCommand()
+	c.keepOtherRuns = call.ReadOnly
 	if call.Poll {
 		// A poll is repeated until it answers: no pod lines, and a node
 		// that does not start the pod is given up on sooner.
