@@ -35,7 +35,7 @@ func storyBrokenKubeadmConfig(t *testing.T, b *testbed.Bed) {
 	if !strings.Contains(saved, "quota-backend-bytes") {
 		t.Fatalf("the chain's ClusterConfiguration lacks its etcd extraArgs:\n%s", saved)
 	}
-	put := func(v string) error {
+	put := func(ctx context.Context, v string) error {
 		c, err := cms.Get(ctx, "kubeadm-config", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -45,11 +45,14 @@ func storyBrokenKubeadmConfig(t *testing.T, b *testbed.Bed) {
 		return err
 	}
 	t.Cleanup(func() {
-		if err := put(saved); err != nil {
+		// Its own context: the story's is cancelled when the story returns.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := put(ctx, saved); err != nil {
 			t.Errorf("putting kubeadm-config back: %v", err)
 		}
 	})
-	if err := put(""); err != nil {
+	if err := put(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
 
