@@ -4,11 +4,7 @@
 // control-plane host can take etcd's own disk (and so etcd) down with it.
 package diskspace
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-)
+import "fmt"
 
 // Margin is kept free on top of what a write needs: the filesystem's own
 // metadata and whatever else writes there meanwhile.
@@ -39,16 +35,6 @@ func Check(dir string, size int64, what string) error {
 			dir, what, Bytes(uint64(max(size, 0))), Bytes(need), Bytes(free))
 	}
 	return nil
-}
-
-// existing is dir or its nearest existing parent: the directory a write
-// will create still lands on that one's filesystem.
-func existing(dir string) string {
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
-			return d
-		}
-	}
 }
 
 // Bytes formats a byte count for people.

@@ -4,7 +4,4 @@ package diskspace
 
 // Free cannot read the free space on this platform: the checks pass, and a
 // write that runs out of space fails as it would without them.
-func Free(dir string) (uint64, bool, error) {
-	_ = existing(dir)
-	return 0, false, nil
-}
+func Free(string) (uint64, bool, error) { return 0, false, nil }

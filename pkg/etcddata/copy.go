@@ -79,10 +79,10 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// copyTree copies regular files and directories (what an etcd data dir
-// holds), keeping modes, skipping earlier asides inside dir, and syncing
-// every file.
-func copyTree(src, dst string) error {
+// walkData calls fn for src and everything under it, relative path and
+// info, but earlier asides at its top (what a copy of the data dir leaves
+// out).
+func walkData(src string, fn func(p, rel string, d fs.DirEntry, info fs.FileInfo) error) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -101,6 +101,15 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
+		return fn(p, rel, d, info)
+	})
+}
+
+// copyTree copies regular files and directories (what an etcd data dir
+// holds), keeping modes, skipping earlier asides inside dir, and syncing
+// every file.
+func copyTree(src, dst string) error {
+	return walkData(src, func(p, rel string, d fs.DirEntry, info fs.FileInfo) error {
 		to := filepath.Join(dst, rel)
 		switch {
 		case d.IsDir():
@@ -116,22 +125,8 @@ func copyTree(src, dst string) error {
 // treeSize is the bytes copyTree would copy from src.
 func treeSize(src string) (int64, error) {
 	var total int64
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		// What copyTree skips: earlier asides at the top of src.
-		if filepath.Dir(p) == filepath.Clean(src) && strings.HasPrefix(d.Name(), AsidePrefix) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
+	err := walkData(src, func(_, _ string, _ fs.DirEntry, info fs.FileInfo) error {
+		if info.Mode().IsRegular() {
 			total += info.Size()
 		}
 		return nil

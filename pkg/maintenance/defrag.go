@@ -113,7 +113,7 @@ type DefragOptions struct {
 	AnswerTimeout time.Duration
 	// Observed is the read the targets were planned from, and ObservedAt
 	// when it was made: the first step's look before it runs is this read
-	// when it is younger than Fresh (see fresh).
+	// when it is younger than Fresh.
 	Observed   []etcdcluster.Status
 	ObservedAt time.Time
 }
@@ -180,7 +180,7 @@ func AddDefragSteps(p *plan.Plan, c Cluster, hostOf HostOf, targets []DefragTarg
 	}
 	r := &reads{}
 	if o.Observed != nil {
-		r.statuses, r.at = o.Observed, o.ObservedAt
+		r.got(o.Observed, o.ObservedAt)
 	}
 	if o.Compact {
 		p.Add("compact", "compact the key history to the current revision (older revisions of every key are dropped; the current ones stay), on every member",

@@ -20,6 +20,21 @@ const quota = 24 << 20
 
 func byName(m etcdcluster.Member) string { return m.Name }
 
+// planAll reads every member and defragments them all, in DefragTargets'
+// order: the statuses and the targets.
+func planAll(t *testing.T, ctx context.Context, cli *etcdcluster.Client) ([]etcdcluster.Status, []maintenance.DefragTarget) {
+	t.Helper()
+	statuses, err := cli.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return statuses, targets
+}
+
 // clientOf is the client the tests decide with: members that do not answer
 // are given 2 s.
 func clientOf(t *testing.T, c *etcdtest.Cluster) *etcdcluster.Client {
@@ -162,14 +177,7 @@ func TestDefragStopsWhenAMemberGoesDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli := clientOf(t, c)
-	statuses, err := cli.Statuses(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	statuses, targets := planAll(t, ctx, cli)
 	// The first follower goes down after the plan was made.
 	var victim string
 	for _, x := range targets {
@@ -218,14 +226,7 @@ func TestDefragInterruptedThenRerun(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan1 := func() *plan.Plan {
-		statuses, err := cli.Statuses(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, targets := planAll(t, ctx, cli)
 		p := &plan.Plan{Title: "defrag"}
 		maintenance.AddDefragSteps(p, cli, byName, targets, maintenance.DefragOptions{Compact: true})
 		return p
@@ -300,14 +301,7 @@ func TestDefragReusesAFreshRead(t *testing.T) {
 	defer cancel()
 	cli := clientOf(t, c)
 	at := time.Now()
-	statuses, err := cli.Statuses(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets, err := maintenance.DefragTargets(statuses, byName, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	statuses, targets := planAll(t, ctx, cli)
 	rec := &calls{Cluster: cli}
 	p := &plan.Plan{Title: "defrag"}
 	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})

@@ -179,7 +179,7 @@ func Save(ctx context.Context, src Source, path string, opts SaveOptions) (*Info
 
 	// Refused before a byte is written: a snapshot that fills the disk
 	// half-way fails late, and may fill the disk etcd itself writes to.
-	if err := diskspace.Check(filepath.Dir(path), stream.DBSize, fmt.Sprintf("the snapshot of %s (its database is %s)", stream.Endpoint, diskspace.Bytes(uint64(max(stream.DBSize, 0))))); err != nil {
+	if err := diskspace.Check(filepath.Dir(path), stream.DBSize, "the snapshot of "+stream.Endpoint); err != nil {
 		return nil, err
 	}
 	f, err := CreatePart(path)

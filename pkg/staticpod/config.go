@@ -125,27 +125,22 @@ func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *k
 	}
 	// The cluster's own, handed in or read through admin.conf: unparsable,
 	// it stops a verb that writes, and is warned about by one that reads.
-	fromCluster := func(raw []byte, where, via string) (*kubeadmapi.ClusterConfiguration, error) {
-		cc, err := ParseClusterConfiguration(raw)
-		if err == nil {
-			source = where + via
-			return cc, nil
+	const configMap = "ConfigMap kube-system/kubeadm-config"
+	raw, via, found := o.ClusterConfigYAML, "", len(o.ClusterConfigYAML) > 0
+	if !found {
+		if fetched, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
+			raw, via, found = fetched, " (via "+h.KubernetesDir+"/admin.conf)", true
 		}
-		err = fmt.Errorf("%s: %w", where, err)
-		if !o.ReadOnly {
-			return nil, err
-		}
-		warning = fmt.Sprintf("%v; this verb only reads, so it goes on with what the host's own files say (fix the ConfigMap before any verb that writes)", err)
-		return nil, nil
 	}
-	if len(o.ClusterConfigYAML) > 0 {
-		if cc, err := fromCluster(o.ClusterConfigYAML, "ConfigMap kube-system/kubeadm-config", ""); err != nil || cc != nil {
-			return cc, source, "", err
+	if found {
+		cc, err := ParseClusterConfiguration(raw)
+		switch {
+		case err == nil:
+			return cc, configMap + via, "", nil
+		case !o.ReadOnly:
+			return nil, "", "", fmt.Errorf("%s: %w", configMap, err)
 		}
-	} else if raw, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
-		if cc, err := fromCluster(raw, "ConfigMap kube-system/kubeadm-config", " (via "+h.KubernetesDir+"/admin.conf)"); err != nil || cc != nil {
-			return cc, source, "", err
-		}
+		warning = fmt.Sprintf("%s: %v; this verb only reads, so it goes on with what the host's own files say (fix the ConfigMap before any verb that writes)", configMap, err)
 	}
 	cc, err = defaultClusterConfiguration()
 	if err != nil {

@@ -186,10 +186,9 @@ type clientCert struct {
 	renewBefore time.Duration
 
 	mu       sync.Mutex
-	cert     *tls.Certificate
-	notAfter time.Time
-	renewing bool      // a renewal runs
-	tried    time.Time // when the last renewal started
+	cert     *tls.Certificate // with Leaf set
+	renewing bool             // a renewal runs
+	tried    time.Time        // when the last renewal started
 }
 
 // signed has the first host that can sign the CSR do it, keeps the
@@ -219,7 +218,6 @@ func (c *clientCert) signed(ctx context.Context) (*x509.CertPool, error) {
 		}
 		c.mu.Lock()
 		c.cert = &tls.Certificate{Certificate: [][]byte{blk.Bytes}, PrivateKey: c.key, Leaf: cert}
-		c.notAfter = cert.NotAfter
 		c.mu.Unlock()
 		return pool, nil
 	}
@@ -235,7 +233,7 @@ func (c *clientCert) signed(ctx context.Context) (*x509.CertPool, error) {
 func (c *clientCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Until(c.notAfter) < c.renewBefore && !c.renewing && time.Since(c.tried) > time.Minute {
+	if time.Until(c.cert.Leaf.NotAfter) < c.renewBefore && !c.renewing && time.Since(c.tried) > time.Minute {
 		c.renewing, c.tried = true, time.Now()
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
