@@ -244,18 +244,37 @@ func defragOne(ctx context.Context, c Cluster, hostOf HostOf, t DefragTarget, o 
 		return "", fmt.Errorf("defragmenting %s: %w", t.name(), err)
 	}
 	var after etcdcluster.Status
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, o.AnswerTimeout, true, func(ctx context.Context) (bool, error) {
-		at := time.Now()
-		statuses, err := c.Statuses(ctx)
-		if err != nil {
-			return false, nil // the member we list through may be the one busy: ask again
-		}
+	healthy := func(statuses []etcdcluster.Status) bool {
 		for _, s := range statuses {
 			if s.Member.ID == t.Member.ID && s.Healthy {
 				after = s
-				r.got(statuses, at)
+				return true
+			}
+		}
+		return false
+	}
+	// The quick read is tried first each time: when it says the member
+	// answers, that is the answer. When it does not, the full read decides
+	// (the quick one may be what fails, e.g. port-forward forbidden), and a
+	// quick read that failed where the full one saw the member answer is
+	// not tried again.
+	quick, _ := c.(QuickReader)
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, o.AnswerTimeout, true, func(ctx context.Context) (bool, error) {
+		if quick != nil {
+			qs, err := quick.QuickStatuses(ctx, statuses)
+			if err == nil && healthy(qs) {
 				return true, nil
 			}
+		}
+		at := time.Now()
+		full, err := c.Statuses(ctx)
+		if err != nil {
+			return false, nil // the member we list through may be the one busy: ask again
+		}
+		if healthy(full) {
+			r.got(full, at)
+			quick = nil
+			return true, nil
 		}
 		return false, nil
 	})

@@ -26,6 +26,22 @@ type Cluster interface {
 
 var _ Cluster = (*etcdcluster.Client)(nil)
 
+// QuickReader is a Cluster that can also see whether each member answers,
+// and how big its database is, quicker than Statuses does: the workstation
+// reads each member's metrics through a port-forward, where a Statuses read
+// costs an exec in an etcd pod (see etcdmetrics). prev is a Statuses read of
+// the same run: the membership, and whatever a quick read does not refresh
+// (alarms, errors, the raft term), come from it. A member the quick read
+// cannot reach is returned unhealthy with its reason, as Statuses would; an
+// error means the cluster cannot be read that way at all.
+//
+// Only the wait for a defragmented member to answer again uses it: a quick
+// read cannot see a member that was added meanwhile, so no decision on
+// whether a change is safe is made from one.
+type QuickReader interface {
+	QuickStatuses(ctx context.Context, prev []etcdcluster.Status) ([]etcdcluster.Status, error)
+}
+
 // HostOf names the host a member runs on ("" when none is known): the
 // control-plane node from the workstation, the member's name on a host.
 type HostOf func(etcdcluster.Member) string

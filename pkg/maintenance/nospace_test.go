@@ -329,3 +329,62 @@ func TestDefragReusesAFreshRead(t *testing.T) {
 		t.Errorf("calls %v: want one read and no defrag", rec.seq)
 	}
 }
+
+// quickCalls is calls with a quick read: the real members' statuses (as
+// the metrics would show them), or err when set.
+type quickCalls struct {
+	calls
+	err error
+}
+
+func (c *quickCalls) QuickStatuses(ctx context.Context, prev []etcdcluster.Status) ([]etcdcluster.Status, error) {
+	c.seq = append(c.seq, "quick")
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(prev) == 0 {
+		return nil, fmt.Errorf("no previous read given")
+	}
+	return c.Cluster.Statuses(ctx)
+}
+
+// TestDefragQuickRead: the wait for a defragmented member to answer again
+// is a quick read when the cluster has one, and a full read only when the
+// quick one does not see it answer; no step decides whether it is safe to
+// defragment on a quick read.
+func TestDefragQuickRead(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli := clientOf(t, c)
+	at := time.Now()
+	statuses, targets := planAll(t, ctx, cli)
+
+	rec := &quickCalls{calls: calls{Cluster: cli}}
+	p := &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})
+	var out bytes.Buffer
+	if _, err := p.Execute(ctx, &out, false); err != nil {
+		t.Fatalf("defrag: %v\n%s", err, out.String())
+	}
+	if got, want := strings.Join(rec.seq, " "), "defrag quick read defrag quick read defrag quick"; got != want {
+		t.Errorf("calls %q, want %q: each member seen answering by a quick read, each later step deciding on a full one", got, want)
+	}
+	if !strings.Contains(out.String(), "MiB → ") {
+		t.Errorf("no size before → after reported:\n%s", out.String())
+	}
+
+	// A quick read that fails (port-forward forbidden, say) costs one try
+	// per step: the full read decides.
+	rec = &quickCalls{calls: calls{Cluster: cli}, err: fmt.Errorf("port-forward forbidden")}
+	p = &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, rec, byName, targets[:1], maintenance.DefragOptions{Observed: statuses, ObservedAt: time.Now()})
+	out.Reset()
+	if _, err := p.Execute(ctx, &out, false); err != nil {
+		t.Fatalf("defrag with a failing quick read: %v\n%s", err, out.String())
+	}
+	if got, want := strings.Join(rec.seq, " "), "defrag quick read"; got != want {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+}

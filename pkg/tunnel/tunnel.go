@@ -169,8 +169,22 @@ func (d *Dialer) DialContext(ctx context.Context, addr string) (net.Conn, error)
 	if pod == nil {
 		return nil, fmt.Errorf("no etcd pod in %s advertises %s (%s), and no host-network control-plane pod runs there", Namespace, addr, describePods(pods))
 	}
-	t := target{namespace: pod.Namespace, pod: pod.Name, node: pod.Spec.NodeName, addr: addr, port: uint16(port)}
+	return d.open(ctx, target{namespace: pod.Namespace, pod: pod.Name, node: pod.Spec.NodeName, addr: addr, port: uint16(port)})
+}
 
+// DialPod opens a connection to port in the (host) network of the etcd
+// pod named pod on node, without looking the pod up: for a caller that has
+// just listed the pods, and a port on the host's loopback (etcd's metrics
+// listener), which no client URL names.
+func (d *Dialer) DialPod(ctx context.Context, pod, node string, port uint16) (net.Conn, error) {
+	if port == 0 {
+		return nil, fmt.Errorf("dialing pod %s/%s: no port", Namespace, pod)
+	}
+	return d.open(ctx, target{namespace: Namespace, pod: pod, node: node, addr: net.JoinHostPort("localhost", strconv.Itoa(int(port))), port: port})
+}
+
+// open opens the tunnel to t.
+func (d *Dialer) open(ctx context.Context, t target) (net.Conn, error) {
 	// Neither the upgrade request nor the stream set-up can be interrupted
 	// (client-go's dialers take no context), so they run aside: a caller
 	// whose context ends gets its answer at once, and what they open after

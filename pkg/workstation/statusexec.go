@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdctl"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdmetrics"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/podexec"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
@@ -49,6 +50,9 @@ type etcdPod struct {
 	// clientURLs are the member's advertised client URLs (kubeadm's
 	// annotation on the pod), known before the member list is.
 	clientURLs []string
+	// metricsPort is etcd's plain-HTTP metrics listener on the host's
+	// loopback (kubeadm's 2381), 0 when it has none (see quickread.go).
+	metricsPort uint16
 }
 
 // listEtcdPods lists kubeadm's etcd static pods.
@@ -62,7 +66,9 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 		e := etcdPod{name: p.Name, node: p.Spec.NodeName, ready: p.Status.Phase == corev1.PodRunning && podReady(&p)}
 		for _, c := range p.Spec.Containers {
 			if c.Name == etcdContainer {
-				e.access = etcdctl.AccessFromArgs(append(slices.Clone(c.Command), c.Args...))
+				args := append(slices.Clone(c.Command), c.Args...)
+				e.access = etcdctl.AccessFromArgs(args)
+				e.metricsPort, _ = etcdmetrics.LoopbackPort(args)
 			}
 		}
 		for _, u := range strings.Split(p.Annotations[tunnel.AdvertiseClientURLsAnnotation], ",") {
