@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlock"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -80,12 +82,26 @@ func (e *Env) run(ctx context.Context, verb string, endpoints []string,
 		res.Error = err.Error()
 		return res, err
 	}
+	if !e.DryRun {
+		release, err := e.Lock(verb)
+		if err != nil {
+			res.Error = err.Error()
+			return res, err
+		}
+		defer release()
+	}
 	res.Steps, err = p.Execute(ctx, e.Out, e.DryRun)
 	if err != nil {
 		res.Error = err.Error()
 	}
 	res.State = e.ReadState(ctx, endpoints)
 	return res, err
+}
+
+// Lock takes this host's run lock for verb (see package hostlock): one
+// run at a time changes the host, whichever face started it.
+func (e *Env) Lock(verb string) (release func(), err error) {
+	return hostlock.Take(e.Host.Path(filepath.Join(e.Host.StateDir(), "run.lock")), verb)
 }
 
 // clusterClient connects to the cluster at endpoints with an in-memory client

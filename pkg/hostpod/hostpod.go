@@ -98,9 +98,9 @@ type Runner struct {
 	Log io.Writer
 
 	// keepOtherRuns: this run changes nothing on the host
-	// (hostapi.Call.ReadOnly), so it removes no other run's pod there (one
-	// may be a colleague's step still going, and nothing tells a killed
-	// run's pod from a live one yet).
+	// (hostapi.Call.ReadOnly), so it removes no other run's pod there: it
+	// holds no run lock, and one may be a colleague's step still going. Its
+	// pod carries ReadOnlyLabel.
 	keepOtherRuns bool
 }
 
@@ -167,7 +167,11 @@ func (r *Runner) Run(ctx context.Context, node string, args []string, stdin io.R
 	if err != nil {
 		return err
 	}
-	pod, err := c.create(ctx, c.podFor(node, runID, args))
+	spec := c.podFor(node, runID, args)
+	if c.keepOtherRuns {
+		spec.Labels[ReadOnlyLabel] = "true"
+	}
+	pod, err := c.create(ctx, spec)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The pod may have been made before the cancel reached the
@@ -265,7 +269,11 @@ func (r *Runner) cleanup(ctx context.Context, node string) ([]string, error) {
 		return nil, fmt.Errorf("looking for pods left by earlier kubectl-etcd runs in namespace %s: %w", r.Namespace, err)
 	}
 	var removed []string
+	now := time.Now()
 	for _, p := range list.Items {
+		if p.Labels[ReadOnlyLabel] == "true" && !spent(&p, now) {
+			continue // a colleague's read, next to our change
+		}
 		if err := r.deletePod(ctx, p.Name); err != nil {
 			return removed, fmt.Errorf("deleting pod %s/%s left by an earlier kubectl-etcd run on node %s: %w", r.Namespace, p.Name, p.Spec.NodeName, err)
 		}
@@ -273,6 +281,18 @@ func (r *Runner) cleanup(ctx context.Context, node string) ([]string, error) {
 		removed = append(removed, p.Name)
 	}
 	return removed, nil
+}
+
+// spent: the pod's container is done, or it is past its deadline (its
+// kubelet should have stopped it; a kubelet that is down never will).
+func spent(p *corev1.Pod, now time.Time) bool {
+	if ended(p) {
+		return true
+	}
+	if d := p.Spec.ActiveDeadlineSeconds; d != nil {
+		return now.After(p.CreationTimestamp.Add(time.Duration(*d)*time.Second + time.Minute))
+	}
+	return false
 }
 
 // deleteRun removes the pods of one run, best effort (Cleanup catches any

@@ -3,6 +3,7 @@ package hostpod
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,17 +197,27 @@ func TestCleanupRemovesOnlyManagedRunPods(t *testing.T) {
 	pod := func(name string, l map[string]string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system", Labels: l}}
 	}
+	ro := map[string]string{ManagedByLabel: ManagedByValue, RunLabel: "2", ReadOnlyLabel: "true"}
+	live := pod("read", ro)
+	live.CreationTimestamp = metav1.Now()
+	live.Spec.ActiveDeadlineSeconds = ptr.To[int64](600)
+	done := pod("read-done", ro)
+	done.Status.Phase = corev1.PodSucceeded
+	stale := pod("read-stale", ro)
+	stale.CreationTimestamp = metav1.NewTime(time.Now().Add(-time.Hour))
+	stale.Spec.ActiveDeadlineSeconds = ptr.To[int64](600)
 	cs := fake.NewClientset(
 		pod("left", map[string]string{ManagedByLabel: ManagedByValue, RunLabel: "1"}),
 		pod("other", map[string]string{ManagedByLabel: "helm"}),
-		pod("etcd-h1", nil))
+		pod("etcd-h1", nil), live, done, stale)
 	removed, err := newRunner(cs).Cleanup(context.Background())
-	if err != nil || strings.Join(removed, ",") != "left" {
-		t.Fatalf("removed %v, err %v", removed, err)
+	slices.Sort(removed)
+	if err != nil || strings.Join(removed, ",") != "left,read-done,read-stale" {
+		t.Fatalf("removed %v, err %v: want the run's leftover and the read-only pods that ended or are past their deadline, not a live read", removed, err)
 	}
 	l, _ := cs.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{})
-	if len(l.Items) != 2 {
-		t.Errorf("pods left: %d, want 2", len(l.Items))
+	if len(l.Items) != 3 {
+		t.Errorf("pods left: %d, want 3 (other, etcd-h1, read)", len(l.Items))
 	}
 }
 

@@ -39,6 +39,11 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "kubectl-etcd"
 	RunLabel       = "kubectl-etcd.io/run"
+	// ReadOnlyLabel ("true") marks the pod of a run that changes nothing
+	// (hostapi.Call.ReadOnly): such runs take no run lock, so a live one
+	// may be a colleague's status next to our scale, and cleanup spares it
+	// until it ended or is past its deadline.
+	ReadOnlyLabel = "kubectl-etcd.io/read-only"
 )
 
 // Agent verbs, the "verb" of a Request.

@@ -56,6 +56,14 @@ type Recovery struct {
 // state it left.
 func (r *Recovery) Run(ctx context.Context) error {
 	e := r.env
+	if !e.DryRun {
+		release, err := e.Lock("recover")
+		if err != nil {
+			r.Res.Error = err.Error()
+			return err
+		}
+		defer release()
+	}
 	var err error
 	r.Res.Steps, err = r.Plan.Execute(ctx, e.Out, e.DryRun)
 	if err != nil {

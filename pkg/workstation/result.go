@@ -2,9 +2,11 @@ package workstation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/runlock"
 )
 
 // Result is what a mutating workstation verb did: its plan's steps (with
@@ -32,9 +34,21 @@ func (s *Session) execute(ctx context.Context, verb string, p *plan.Plan, dryRun
 // read again.
 func (s *Session) executeThen(ctx context.Context, verb string, p *plan.Plan, dryRun bool, obs *observed, left func() *ClusterStatus) (*Result, error) {
 	res := &Result{Verb: verb, DryRun: dryRun}
+	if !dryRun {
+		lctx, release, err := s.lock(ctx, verb, verb+": "+p.Title)
+		if err != nil {
+			res.Error = err.Error()
+			return res, err
+		}
+		defer release()
+		ctx = lctx
+	}
 	var err error
 	res.Steps, err = p.Execute(ctx, s.Out, dryRun)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, runlock.ErrLost) {
+			err = fmt.Errorf("%w (stopped: %v)", err, cause)
+		}
 		res.Error = err.Error()
 		return res, err
 	}

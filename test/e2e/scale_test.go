@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -115,9 +118,7 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 		t.Errorf("etcd CA on h2 differs from h1's or its key is not 0600:\nh1:\n%s\nh2:\n%s", a, b)
 	}
 	wantVoters(t, b, "h1", "h1", "h2")
-	if _, err := plugin(t, b, "scale", "--replicas", "3"); err != nil {
-		t.Fatalf("scale --replicas 3: %v", err)
-	}
+	scaleWhileOthersRun(t, b)
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 	for _, name := range []string{"h1", "h2", "h3"} { // (h4, h5 are bare hosts for a later story)
 		apiserverReady(t, b.Host(name))
@@ -154,4 +155,74 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 	noHostPodsLeft(t, b)
 	w.finish(t, b, "e2e-scale-writer")
+}
+
+// scaleWhileOthersRun runs `scale --replicas 3` and, once it starts adding
+// h3, a colleague's `status` and second `scale` from another
+// terminal: status answers, the second scale is refused naming the first
+// run (its pid) and changes nothing, and the first completes, none of its
+// pods deleted under it.
+func scaleWhileOthersRun(t *testing.T, b *testbed.Bed) {
+	t.Helper()
+	cmd := workstation(t, b, "scale", "--replicas", "3")
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait(); pw.Close() }()
+	type others struct {
+		status, second string
+		statusErr      error
+		secondErr      error
+	}
+	got := make(chan others, 1)
+	var first strings.Builder
+	sc := bufio.NewScanner(pr)
+	started := false
+	for sc.Scan() {
+		line := sc.Text()
+		first.WriteString(line + "\n")
+		// The step adding h3 starts: the first run holds the lock and is
+		// mid-way (its join on h3 takes half a minute).
+		if !started && strings.Contains(line, "] add h3: ") {
+			started = true
+			go func() {
+				var o others
+				o.status, o.statusErr = plugin(t, b, "status")
+				o.second, o.secondErr = plugin(t, b, "scale", "--replicas", "3")
+				got <- o
+			}()
+		}
+	}
+	err := <-waited
+	t.Logf("workstation: kubectl etcd scale --replicas 3 (the first run, pid %d)\n%s", cmd.Process.Pid, first.String())
+	if err != nil {
+		t.Fatalf("scale --replicas 3 with a colleague's status and scale beside it: %v", err)
+	}
+	if !started {
+		t.Fatal("the first scale never started adding h3: nothing ran beside it")
+	}
+	o := <-got
+	if o.statusErr != nil || !strings.Contains(o.status, "voting members") {
+		t.Errorf("status beside a running scale: %v", o.statusErr)
+	}
+	if o.secondErr == nil || !strings.Contains(o.second, "another kubectl-etcd run holds this cluster's run lock") ||
+		!strings.Contains(o.second, fmt.Sprintf("pid %d (scale: ", cmd.Process.Pid)) || !strings.Contains(o.second, "nothing was changed") {
+		t.Errorf("a second scale beside the first must be refused naming it (pid %d): %v", cmd.Process.Pid, o.secondErr)
+	}
+	if strings.Contains(o.second, "[1/") {
+		t.Errorf("the refused scale ran a step")
+	}
+	if strings.Contains(first.String(), "removed pod") || strings.Contains(o.status+o.second, "removed pod") {
+		t.Errorf("a run removed another's pod")
+	}
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoordinationV1().Leases("kube-system").Get(context.Background(), "kubectl-etcd", metav1.GetOptions{}); err == nil {
+		t.Errorf("the run lock is still held after the first scale ended")
+	}
 }

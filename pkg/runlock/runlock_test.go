@@ -1,0 +1,186 @@
+package runlock
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func opts(cs kubernetes.Interface, c *clock, holder, host string, pid int) Options {
+	return Options{Client: cs, Holder: holder, What: "scale h3", Host: host, PID: pid,
+		Duration: 30 * time.Second, Slack: 5 * time.Second, Now: c.now, Alive: func(int) bool { return true }}
+}
+
+func holderOf(t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	l, err := cs.CoordinationV1().Leases(Namespace).Get(context.Background(), Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
+func TestAcquireRefusesWhileHeld(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	a, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := a.lease
+	if ptr.Deref(l.Spec.HolderIdentity, "") != "alice@ws1 pid 10" || l.Annotations[WhatAnnotation] != "scale h3" || ptr.Deref(l.Spec.LeaseDurationSeconds, 0) != 30 {
+		t.Fatalf("lease as created: %+v", l)
+	}
+
+	c.t = c.t.Add(20 * time.Second)
+	_, err = Acquire(ctx, opts(cs, c, "bob@ws2 pid 20", "ws2", 20))
+	var held *HeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("want a HeldError, got %v", err)
+	}
+	for _, want := range []string{"alice@ws1 pid 10", "(scale h3)", "since 2026-12-06T12:00:00Z", "renewed 20s ago", "nothing was changed", "expires 35s after its last renewal", "kubectl -n kube-system delete lease kubectl-etcd"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if h := holderOf(t, cs); h != "alice@ws1 pid 10" {
+		t.Errorf("a refused acquire changed the holder to %q", h)
+	}
+
+	// Renewed, it stays held past its first duration.
+	if err := a.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(30 * time.Second) // 50 s after acquiring, 30 s after the renewal
+	if _, err := Acquire(ctx, opts(cs, c, "bob@ws2 pid 20", "ws2", 20)); !errors.As(err, &held) {
+		t.Fatalf("a renewed lease must stay held: %v", err)
+	}
+
+	// Released, it is free.
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Acquire(ctx, opts(cs, c, "bob@ws2 pid 20", "ws2", 20))
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	if h := holderOf(t, cs); h != "bob@ws2 pid 20" || b == nil {
+		t.Errorf("holder %q after bob's acquire", h)
+	}
+}
+
+func TestStealAfterExpiry(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	a, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(34 * time.Second) // within duration + slack
+	if _, err := Acquire(ctx, opts(cs, c, "bob@ws2 pid 20", "ws2", 20)); err == nil {
+		t.Fatal("taken within duration + slack")
+	}
+	c.t = c.t.Add(2 * time.Second)
+	if _, err := Acquire(ctx, opts(cs, c, "bob@ws2 pid 20", "ws2", 20)); err != nil {
+		t.Fatalf("an expired lease must be taken: %v", err)
+	}
+	// The first holder learns it lost the lock, and its release leaves
+	// the new holder's lease alone.
+	if err := a.Renew(ctx); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "held by bob@ws2 pid 20") {
+		t.Fatalf("renew after the steal: %v", err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := holderOf(t, cs); h != "bob@ws2 pid 20" {
+		t.Errorf("the old holder's release changed the holder to %q", h)
+	}
+}
+
+func TestDeadHolderOnThisHost(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	for _, tc := range []struct {
+		name      string
+		host      string
+		alive     bool
+		wantTaken bool
+	}{
+		{"killed here", "ws1", false, true},
+		{"alive here", "ws1", true, false},
+		{"another host", "ws2", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := fake.NewClientset()
+			if _, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10)); err != nil {
+				t.Fatal(err)
+			}
+			o := opts(cs, c, "alice@"+tc.host+" pid 11", tc.host, 11)
+			var asked []int
+			o.Alive = func(pid int) bool { asked = append(asked, pid); return tc.alive }
+			_, err := Acquire(ctx, o)
+			if taken := err == nil; taken != tc.wantTaken {
+				t.Fatalf("taken %v, want %v (err %v)", taken, tc.wantTaken, err)
+			}
+			if tc.host == "ws1" && (len(asked) != 1 || asked[0] != 10) {
+				t.Errorf("asked about pids %v, want [10]", asked)
+			}
+		})
+	}
+}
+
+func TestHoldReleases(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	release, err := Hold(ctx, Options{Client: cs, Holder: "alice@ws1 pid 10", What: "defrag"}, func(error) { t.Error("lost") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := holderOf(t, cs); h != "alice@ws1 pid 10" {
+		t.Fatalf("holder %q", h)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoordinationV1().Leases(Namespace).Get(ctx, Name, metav1.GetOptions{}); err == nil {
+		t.Error("the lease is still there after release")
+	}
+}
+
+func TestKeepReportsLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs := fake.NewClientset()
+	o := Options{Client: cs, Holder: "alice@ws1 pid 10", Duration: 300 * time.Millisecond}
+	l, err := Acquire(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone breaks the lock.
+	if err := cs.CoordinationV1().Leases(Namespace).Delete(ctx, Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan error, 1)
+	go l.Keep(ctx, func(err error) { lost <- err })
+	select {
+	case err := <-lost:
+		if !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "deleted") {
+			t.Errorf("lost with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Keep never reported the broken lock")
+	}
+}
