@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/drift"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
@@ -30,10 +31,16 @@ type HostRow struct {
 
 // Drift is a disagreement between the member list and the hosts.
 type Drift struct {
-	Kind   string `json:"kind"` // member-without-host | manifest-without-member | node-without-member | cut-off-by-recovery
+	// member-without-host | manifest-without-member | node-without-member |
+	// cut-off-by-recovery | manifest-differs | members-disagree
+	Kind   string `json:"kind"`
 	Node   string `json:"node,omitempty"`
 	Member string `json:"member,omitempty"`
 	Detail string `json:"detail"`
+	// Differences are a manifest-differs' items; Disagreement is a
+	// members-disagree's setting and who runs which value.
+	Differences  []drift.Difference  `json:"differences,omitempty"`
+	Disagreement *drift.Disagreement `json:"disagreement,omitempty"`
 }
 
 // ClusterStatus is what `kubectl etcd status` reports.
@@ -60,6 +67,9 @@ type observed struct {
 	// read at time now: whether a host is alive right now (see down).
 	leases map[string]nodeLease
 	now    time.Time
+	// manifests are the etcd mirror pods and kubeadm-config, for the
+	// manifests' drift.
+	manifests manifests
 }
 
 func (s *Session) observe(ctx context.Context) (*observed, error) {
@@ -79,6 +89,7 @@ func (s *Session) observe(ctx context.Context) (*observed, error) {
 		return nil, err
 	}
 	o.marker = readMarker(ctx, o.client)
+	o.manifests = s.readManifests(ctx)
 	o.leases, o.now = s.nodeLeases(ctx), time.Now()
 	return o, nil
 }
@@ -221,6 +232,7 @@ func (o *observed) report() *ClusterStatus {
 				Detail: fmt.Sprintf("control-plane node %s has no etcd member (kubectl etcd scale adds one)", n.Name)})
 		}
 	}
+	st.Drift = append(st.Drift, o.manifests.drifts(o.nodes)...)
 	v := etcdcluster.CountVotes(st.Members, func(m hostapi.MemberRow) bool { return m.Learner }, func(m hostapi.MemberRow) bool { return m.Healthy })
 	st.Summary = fmt.Sprintf("%d voting members, %d healthy (%s, tolerates %d failure(s)); %d control-plane nodes",
 		v.Voters, v.Healthy, v.QuorumWord(), v.Tolerates(), len(o.nodes))

@@ -104,6 +104,7 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 	wg.Go(func() { pods, podsErr = s.listEtcdPods(ctx) })
 	wg.Go(func() { o.apis, apisErr = s.APIServerEtcdServers(ctx) })
 	wg.Go(func() { o.leases = s.nodeLeases(ctx) })
+	wg.Go(func() { o.manifests = s.readManifests(ctx) })
 	wg.Wait()
 	o.now = time.Now()
 	if err := errors.Join(nodesErr, podsErr, apisErr); err != nil {

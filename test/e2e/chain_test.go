@@ -138,7 +138,8 @@ func newPaths(t *testing.T, h *testbed.Host, glob string, before []string) []str
 // h2 and h3) and end with it healthy again: the bed's cut cable, a roll-back from the
 // workstation, quorum loss and recover, the survivor choice, a rebooted
 // survivor, a total loss restored from a snapshot; and the certificates
-// check and rolling renewal, and etcd's NOSPACE alarm cleared with defrag and alarm disarm. Its
+// check and rolling renewal, and etcd's NOSPACE alarm cleared with defrag and alarm disarm;
+// last, status showing a hand-edited manifest's drift. Its
 // ClusterConfiguration gives etcd a small quota (etcd.local.extraArgs), as
 // an operator could, so that NoSpace can fill it in seconds; the other
 // stories stay far below it.
@@ -163,6 +164,8 @@ func TestKubeadmChain(t *testing.T) {
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
 			{"RecoverRebootedSurvivor", storyRecoverRebootedSurvivor},
 			{"RestoreTotalLoss", storyRestoreTotalLoss},
+			// Last: it leaves h1's manifest hand-edited.
+			{"ManifestDrift", storyManifestDrift},
 		},
 	}.run(t)
 }
