@@ -57,6 +57,10 @@ func (s *Session) readManifests(ctx context.Context) manifests {
 // for it, and the members' shared settings with each other.
 func (m manifests) drifts(nodes []Node) []Drift {
 	var out []Drift
+	if m.ccErr != nil && len(m.pods) > 0 {
+		out = append(out, Drift{Kind: "no-kubeadm-config",
+			Detail: fmt.Sprintf("the manifests are not compared with kubeadm's: %v", m.ccErr)})
+	}
 	if m.cc != nil {
 		for _, n := range nodes {
 			p := m.pods[n.Name]

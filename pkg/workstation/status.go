@@ -32,7 +32,8 @@ type HostRow struct {
 // Drift is a disagreement between the member list and the hosts.
 type Drift struct {
 	// member-without-host | manifest-without-member | node-without-member |
-	// cut-off-by-recovery | manifest-differs | members-disagree
+	// cut-off-by-recovery | manifest-differs | members-disagree |
+	// no-kubeadm-config
 	Kind   string `json:"kind"`
 	Node   string `json:"node,omitempty"`
 	Member string `json:"member,omitempty"`
