@@ -52,13 +52,13 @@ dbsize() {
   tb exec h2 -- sh -c "$etcdctl endpoint status -w json" | grep -o '"dbSize":[0-9]*' | cut -d: -f2
 }
 
-# grow: MB values of 1 MB written (a put that fails is tried up to 5 times,
-# a second apart: writing a GB through three members on 2 cores sometimes
-# times a request out or drops a keepalive), deleted and compacted away, so every
+# grow: MB values of 1 MB written (a put that fails is tried up to 30 times,
+# 2 s apart: writing a GB through three members on 2 cores sometimes times
+# requests out or drops keepalives for a while), deleted and compacted away, so every
 # member's file holds about that much free space for a defrag to give back.
 grow() {
   tb exec h1 -- sh -c "head -c 1000000 /dev/zero | tr '\\0' x >/tmp/bench.value
-    put() { for try in 1 2 3 4 5; do $etcdctl put \$1 </tmp/bench.value >/dev/null && return 0; sleep 1; done; return 1; }
+    put() { for try in \$(seq 30); do $etcdctl put \$1 </tmp/bench.value >/dev/null && return 0; sleep 2; done; return 1; }
     i=0; while [ \$i -lt $mb ]; do put /bench/\$i || exit 1; i=\$((i+1)); done
     $etcdctl del --prefix /bench/ >/dev/null
     rev=\$($etcdctl endpoint status -w json | grep -o '\"revision\":[0-9]*' | head -1 | cut -d: -f2)
