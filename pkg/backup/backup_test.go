@@ -81,7 +81,7 @@ func TestCronJob(t *testing.T) {
 	// No secret material anywhere in the spec: no env from Secrets, no
 	// key files or PEM in args, no Secret volumes.
 	raw, _ := json.Marshal(cj)
-	for _, bad := range []string{"PRIVATE KEY", ".key", "secretKeyRef", `"secret":`, "BEGIN"} {
+	for _, bad := range []string{"PRIVATE KEY", "ca.key", "secretKeyRef", `"secret":`, "BEGIN"} {
 		if strings.Contains(string(raw), bad) {
 			t.Errorf("the CronJob contains %q", bad)
 		}
@@ -106,7 +106,31 @@ func TestCronJob(t *testing.T) {
 		}
 		hostPaths[v.Name] = v.HostPath.Path
 	}
-	want := map[string]string{"etcd-pki": "/etc/kubernetes/pki/etcd", "manifests": "/etc/kubernetes/manifests", "backups": Dir}
+	// Of the etcd PKI, kubeadm's client certificate and the CA's
+	// certificate, each file alone: never the directory, with the CA key.
+	want := map[string]string{"etcd-ca-crt": "/etc/kubernetes/pki/etcd/ca.crt", "etcd-client-crt": "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+		"etcd-client-key": "/etc/kubernetes/pki/etcd/healthcheck-client.key", "manifests": "/etc/kubernetes/manifests", "backups": Dir}
+	if len(hostPaths) != len(want) {
+		t.Errorf("hostPath volumes %v, want exactly %v", hostPaths, want)
+	}
+	for _, v := range pod.Volumes {
+		if strings.HasPrefix(v.Name, "etcd-") && (v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathFile) {
+			t.Errorf("volume %s is not a single file", v.Name)
+		}
+	}
+	// Only on a node with an etcd member (its static pod), and the run's
+	// own timeout inside the Job's deadline.
+	aff := pod.Affinity
+	if aff == nil || aff.PodAffinity == nil || len(aff.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Fatalf("affinity %+v: want a required pod affinity to the etcd pods", aff)
+	}
+	term := aff.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0]
+	if term.TopologyKey != "kubernetes.io/hostname" || term.LabelSelector == nil || term.LabelSelector.MatchLabels["component"] != "etcd" || !slices.Equal(term.Namespaces, []string{"kube-system"}) {
+		t.Errorf("pod affinity term %+v", term)
+	}
+	if !strings.Contains(cmd, "--timeout=9m0s") {
+		t.Errorf("command %q: want the run's timeout (9m) inside the Job's 10 min deadline", cmd)
+	}
 	for name, p := range want {
 		if hostPaths[name] != p {
 			t.Errorf("volume %s: hostPath %q, want %q", name, hostPaths[name], p)
@@ -129,8 +153,8 @@ func TestCronJob(t *testing.T) {
 	if _, pinned := cj.Spec.JobTemplate.Spec.Template.Spec.NodeSelector["kubernetes.io/hostname"]; pinned || cj.Spec.Schedule != "*/15 * * * *" {
 		t.Errorf("unpinned: %v %q", cj.Spec.JobTemplate.Spec.Template.Spec.NodeSelector, cj.Spec.Schedule)
 	}
-	if cj.Spec.JobTemplate.Spec.Template.Spec.Volumes[0].HostPath.Path != "/srv/pki/etcd" {
-		t.Errorf("custom certificatesDir ignored")
+	if p := cj.Spec.JobTemplate.Spec.Template.Spec.Volumes[0].HostPath.Path; p != "/srv/pki/etcd/ca.crt" {
+		t.Errorf("custom certificatesDir ignored: %s", p)
 	}
 
 	// Values cannot break out of their YAML scalar.

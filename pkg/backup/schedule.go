@@ -19,8 +19,10 @@ import (
 const (
 	CronJobName      = "kubectl-etcd-backup"
 	CronJobNamespace = "kube-system"
-	// jobDeadline bounds one run (snapshot, verification, pruning).
+	// jobDeadline bounds one run (snapshot, verification, pruning);
+	// runTimeout is the run's own bound, inside it.
 	jobDeadline = 10 * time.Minute
+	runTimeout  = 9 * time.Minute
 )
 
 // ParseEvery turns an interval (Nm or Nh, as Go durations) into a cron
@@ -69,8 +71,9 @@ type Schedule struct {
 	// Node pins the runs to one control-plane node; empty runs on any.
 	Node  string
 	Image string
-	// EtcdPKIDir is the host directory of the etcd CA (kubeadm's
-	// certificatesDir + "/etcd"); default /etc/kubernetes/pki/etcd.
+	// EtcdPKIDir is the host directory of the etcd certificates (kubeadm's
+	// certificatesDir + "/etcd"); default /etc/kubernetes/pki/etcd. The
+	// runs get its ca.crt and healthcheck-client.crt/.key, not the CA key.
 	EtcdPKIDir string
 	// Dir is the host backup directory; default Dir.
 	Dir string
@@ -113,7 +116,7 @@ func CronJob(s Schedule) (*batchv1.CronJob, error) {
 	err = tmpl.Execute(&buf, map[string]any{
 		"Name": CronJobName, "Namespace": CronJobNamespace, "Schedule": cron, "Every": s.Every,
 		"Keep": s.Keep, "KeepString": strconv.Itoa(s.Keep), "Node": s.Node, "Image": s.Image,
-		"EtcdPKIDir": s.EtcdPKIDir, "Dir": s.Dir, "ActiveDeadlineSeconds": int64(jobDeadline / time.Second),
+		"EtcdPKIDir": s.EtcdPKIDir, "Dir": s.Dir, "ActiveDeadlineSeconds": int64(jobDeadline / time.Second), "RunTimeout": runTimeout.String(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rendering the CronJob: %w", err)

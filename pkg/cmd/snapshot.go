@@ -180,10 +180,12 @@ func (o *SnapshotSaveOptions) printDryRun(endpoint, what, path string) error {
 }
 
 // localSource connects to the member at endpoint with a client certificate
-// signed in memory by the host's etcd CA. No quorum is needed: the member
-// serves its own snapshot.
+// signed in memory by the host's etcd CA, or, where the CA key is not
+// there (the backup CronJob's pods are given only kubeadm's client
+// certificate), kubeadm's healthcheck-client certificate. No quorum is
+// needed: the member serves its own snapshot.
 func localSource(host *staticpod.Host, cfg *staticpod.Config, endpoint string) (snapshot.Member, func(), error) {
-	tlsCfg, err := host.EphemeralClientTLS(cfg)
+	tlsCfg, err := host.LocalClientTLS(cfg)
 	if err != nil {
 		return snapshot.Member{}, nil, err
 	}

@@ -97,3 +97,45 @@ func (h *Host) SignClientCSR(cfg *Config, csrDER []byte, validity time.Duration)
 		NotAfter:       cert.NotAfter,
 	}, nil
 }
+
+// HealthcheckClientTLS is kubeadm's own etcd client certificate of this
+// host (etcd/healthcheck-client.crt and .key, issued with the others by
+// kubeadm and renewed with them) with the etcd CA certificate: for a
+// process that is given those files and not the CA key (the backup
+// CronJob's pods).
+func (h *Host) HealthcheckClientTLS(cfg *Config) (*tls.Config, error) {
+	pkiDir := h.Path(cfg.CertDir())
+	cert, key, err := pkiutil.TryLoadCertAndKeyFromDisk(pkiDir, kubeadmconstants.EtcdHealthcheckClientCertAndKeyBaseName)
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeadm's etcd client certificate %s: %w", filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdHealthcheckClientCertName), err)
+	}
+	if now := time.Now(); now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("kubeadm's etcd client certificate %s expired at %s (`kubectl etcd certs renew` renews it)",
+			filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdHealthcheckClientCertName), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	ca, err := pkiutil.TryLoadCertFromDisk(pkiDir, kubeadmconstants.EtcdCACertAndKeyBaseName)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCACertName), err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &tls.Config{
+		RootCAs:      pool,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// LocalClientTLS is EphemeralClientTLS where this host's etcd CA key can
+// be read, else HealthcheckClientTLS.
+func (h *Host) LocalClientTLS(cfg *Config) (*tls.Config, error) {
+	tlsCfg, err := h.EphemeralClientTLS(cfg)
+	if err == nil || !errors.Is(err, ErrNoEtcdCA) {
+		return tlsCfg, err
+	}
+	tlsCfg, herr := h.HealthcheckClientTLS(cfg)
+	if herr != nil {
+		return nil, fmt.Errorf("%w; and %v", err, herr)
+	}
+	return tlsCfg, nil
+}
