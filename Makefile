@@ -42,9 +42,10 @@ unit:
 e2e:
 	set -o pipefail; KETCD_HOLD_BED_LOCK=1 $(GO) test -count=1 -tags e2e -timeout 70m -json ./test/e2e/ 2>&1 | $(GO) run ./hack/testsummary -src test/e2e
 
-## lint: gofmt and go vet
+## lint: gofmt, go mod tidy (-diff: changes nothing) and go vet
 lint:
 	@out="$$(gofmt -l cmd pkg hack test internal)"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@if ! diff="$$($(GO) mod tidy -diff 2>&1)"; then echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$diff"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/
 
