@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/atomicfile"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/version"
 )
 
 // AgentOptions: serve one request inside the plugin's privileged host pod.
@@ -29,8 +30,6 @@ type AgentOptions struct {
 	request hostpod.Request
 	// input is stdin after the request, handed on to an exec'd verb.
 	input io.Reader
-	// installErr is why the host copy of the binary could not be made.
-	installErr error
 }
 
 // NewCmdAgent returns the hidden `kubectl-etcd agent`.
@@ -52,22 +51,32 @@ and stderr (progress, errors):
   {"verb": "exec", "args": {"argv": ["join", "--endpoints", "https://10.0.0.11:2379", "-o", "json"]}}
       runs that host-local verb here with --host-root=/host
 
-Every run first copies this binary to ` + hostpod.HostBinaryPath + ` on the
-host (atomically, mode 0755), so the host-local verbs are at hand there when
-the apiserver, and with it this pod, cannot be used:
+A request carries the plugin's version and commit; the agent serves only
+its own build's. Every request it serves also copies this binary to
+` + hostpod.HostBinaryPath + ` on the host (atomically, mode 0755), so the
+host-local verbs are at hand there when the apiserver, and with it this pod,
+cannot be used:
   ` + hostpod.HostBinaryPath + ` status --local`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Before reading stdin, so the copy overlaps the wait for the
-			// attach, and whatever the request.
-			o.installErr = installSelf(o.HostRoot)
 			if err := o.Complete(); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return o.Run(cmd)
+			// Only for a request of its own build (Validate): an image
+			// that is not the plugin's must not leave itself on the host
+			// as root's fallback binary. Beside the request, which it
+			// does not wait for.
+			installed := make(chan error, 1)
+			go func() { installed <- installSelf(o.HostRoot) }()
+			err := o.Run(cmd)
+			if ierr := <-installed; ierr != nil {
+				// A convenience for later, not what was asked for: warn.
+				fmt.Fprintf(o.ErrOut, "warning: could not leave kubectl-etcd on the host at %s: %v\n", hostpod.HostBinaryPath, ierr)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&o.HostRoot, "host-root", hostpod.HostRoot, "where the host's / is mounted")
@@ -87,8 +96,14 @@ func (o *AgentOptions) Complete() error {
 	return nil
 }
 
-// Validate rejects a request the agent cannot serve.
+// Validate rejects a request the agent cannot serve, and one from a
+// plugin of another build.
 func (o *AgentOptions) Validate() error {
+	if r := o.request; r.Version != "" && (r.Version != version.Version || r.Commit != version.GitCommit) {
+		return fmt.Errorf("this host pod runs kubectl-etcd %s (commit %s), the plugin that sent the request is %s (commit %s); nothing was done. "+
+			"Host pods must run the plugin's own build: its image is %s (--image)", version.Version, version.GitCommit, r.Version, r.Commit,
+			"ghcr.io/kubectl-etcd/kubectl-etcd:"+r.Version)
+	}
 	switch o.request.Verb {
 	case hostpod.VerbStatus:
 		return nil
@@ -109,10 +124,6 @@ func (o *AgentOptions) Validate() error {
 
 // Run serves the request.
 func (o *AgentOptions) Run(cmd *cobra.Command) error {
-	if o.installErr != nil {
-		// A convenience for later, not what was asked for: warn and go on.
-		fmt.Fprintf(o.ErrOut, "warning: could not leave kubectl-etcd on the host at %s: %v\n", hostpod.HostBinaryPath, o.installErr)
-	}
 	switch o.request.Verb {
 	case hostpod.VerbStatus:
 		h := &HostOptions{IOStreams: o.IOStreams, Root: o.HostRoot, NodeName: o.NodeName}

@@ -59,6 +59,18 @@ const (
 type Request struct {
 	Verb string      `json:"verb"`
 	Args RequestArgs `json:"args,omitzero"`
+	// Version and Commit are the plugin's (pkg/version): the agent acts
+	// only for a plugin of its own build, whose requests and expectations
+	// it knows. Empty: a caller that does not say (tests, scripts).
+	Version string `json:"version,omitempty"`
+	Commit  string `json:"commit,omitempty"`
+}
+
+// stamped is req with this build's version, as every request the plugin
+// sends carries it.
+func stamped(req Request) Request {
+	req.Version, req.Commit = version.Version, version.GitCommit
+	return req
 }
 
 // RequestArgs are the arguments of every verb; each verb reads its own.
@@ -78,7 +90,7 @@ func DefaultImage() string {
 // Agent runs the agent on node with one request: Run with args ["agent"]
 // and the request as the pod's whole stdin.
 func (r *Runner) Agent(ctx context.Context, node string, req Request, stdout, stderr io.Writer) error {
-	raw, err := json.Marshal(req)
+	raw, err := json.Marshal(stamped(req))
 	if err != nil {
 		return fmt.Errorf("encoding the agent request: %w", err)
 	}
@@ -90,7 +102,7 @@ func (r *Runner) Agent(ctx context.Context, node string, req Request, stdout, st
 // host pods. When the node's kubelet cannot start the pod, the error names
 // the host-local command to run there instead.
 func (r *Runner) Exec(ctx context.Context, node string, call hostapi.Call, stdin io.Reader, stdout, stderr io.Writer) error {
-	raw, err := json.Marshal(Request{Verb: VerbExec, Args: RequestArgs{Argv: call.Args()}})
+	raw, err := json.Marshal(stamped(Request{Verb: VerbExec, Args: RequestArgs{Argv: call.Args()}}))
 	if err != nil {
 		return fmt.Errorf("encoding the agent request: %w", err)
 	}
