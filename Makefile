@@ -18,7 +18,7 @@ export GOFLAGS := $(shell $(GO) env GOFLAGS) -trimpath
 BEDDIR := /var/tmp/kubectl-etcd-testbed/$(BED)
 
 .PHONY: all build test unit e2e lint components bed-up bed-down bed-status bed-shell demo bench-bed bench-hostlocal clean
-.PHONY: dist krew-check image
+.PHONY: dist krew-check image release
 
 all: build
 
@@ -99,9 +99,15 @@ dist:
 krew-check: dist
 	hack/krew-check.sh $(VERSION) dist
 
-## image: the kubectl-etcd image ghcr.io/kubectl-etcd/kubectl-etcd:$(VERSION) (linux amd64+arm64) in dist/
+## image: the kubectl-etcd image ghcr.io/kubectl-etcd/kubectl-etcd:$(VERSION) (linux amd64+arm64) in dist/,
+## and its digest in dist/image-digest
 image: dist
 	$(GO) run ./hack/image --version $(VERSION) --dist dist
+
+## release: make image, then the archives and krew manifest again with the image's digest stamped
+## into the plugin (version.ImageDigest), so its host pods run that image by digest, not by tag
+release: image
+	$(GO) run ./hack/dist --version $(VERSION) --ldflags "$(LDFLAGS) -X $(PKG)/pkg/version.ImageDigest=$$(cat dist/image-digest)" --out dist
 
 ## Disaster rehearsals on the demo bed (make demo first). Each breaks it the way the
 ## matching story of docs/runbooks.md starts; follow the runbook to bring it back.

@@ -55,6 +55,7 @@ func main() {
 		fmt.Printf("  %s\n", p)
 	}
 	fmt.Printf("  %s (multi-arch OCI layout)\n", paths.Index)
+	fmt.Printf("digest: %s (in %s; make release stamps it into the plugin)\n", paths.Digest, paths.DigestFile)
 	fmt.Printf(`load it on a node:   ctr -n k8s.io images import %s
 push one arch:       crane push %s %s
 push both as one:    skopeo copy --all oci-archive:%s docker://%s
@@ -66,6 +67,11 @@ push both as one:    skopeo copy --all oci-archive:%s docker://%s
 type Paths struct {
 	Arch  []string // docker-archive per arch, in Arches order
 	Index string   // OCI layout tarball of the multi-arch index
+	// Digest is the multi-arch index's ("sha256:..."), as a registry
+	// keeps it when the layout is pushed; DigestFile holds it, for
+	// `make release` to stamp into the plugin (version.ImageDigest).
+	Digest     string
+	DigestFile string
 }
 
 // Build writes the images of dist/bin/linux_<arch>/kubectl-etcd into dist.
@@ -131,6 +137,15 @@ func Build(version, dist string) (Paths, error) {
 	paths.Index = filepath.Join(dist, fmt.Sprintf("kubectl-etcd-image_%s.oci.tar", version))
 	if err := tarDir(dir, paths.Index); err != nil {
 		return paths, fmt.Errorf("writing %s: %w", paths.Index, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return paths, fmt.Errorf("the index's digest: %w", err)
+	}
+	paths.Digest = d.String()
+	paths.DigestFile = filepath.Join(dist, "image-digest")
+	if err := os.WriteFile(paths.DigestFile, []byte(paths.Digest+"\n"), 0o644); err != nil {
+		return paths, err
 	}
 	return paths, nil
 }

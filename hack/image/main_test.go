@@ -140,6 +140,10 @@ func TestBuildWritesPerArchArchivesAndIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The digest make release stamps into the plugin is the index's.
+	if got, _ := os.ReadFile(paths.DigestFile); paths.Digest != tm.Manifests[0].Digest.String() || string(got) != paths.Digest+"\n" {
+		t.Errorf("digest %q (file %q), the layout's index is %s", paths.Digest, got, tm.Manifests[0].Digest)
+	}
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)

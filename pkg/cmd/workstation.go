@@ -23,11 +23,31 @@ import (
 type WorkstationOptions struct {
 	ConfigFlags *genericclioptions.ConfigFlags
 	Image       string
+	// cmd is the verb's command: whether --image was given, and its
+	// stderr for the warning about a tag-only one.
+	cmd *cobra.Command
 }
 
 // AddFlags registers the shared flags.
 func (o *WorkstationOptions) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.Image, "image", hostpod.DefaultImage(), "kubectl-etcd image the host pods run (must be this version)")
+	o.cmd = cmd
+	cmd.Flags().StringVar(&o.Image, "image", hostpod.DefaultImage(), "kubectl-etcd image the host pods run (must be this version; name it by digest, @sha256:...)")
+}
+
+// warnImage warns, on stderr, of an --image given by tag only (see
+// hostpod.TagOnly). The default names the released image's digest in a
+// release build; a development build has none to name, and is not warned
+// about.
+func (o *WorkstationOptions) warnImage() {
+	if o.cmd == nil {
+		return
+	}
+	if f := o.cmd.Flags().Lookup("image"); f == nil || !f.Changed {
+		return
+	}
+	if w := hostpod.TagOnly(o.Image); w != "" {
+		fmt.Fprintf(o.cmd.ErrOrStderr(), "Warning: %s\n", w)
+	}
 }
 
 // session connects to the cluster of the kubeconfig.
@@ -49,6 +69,7 @@ func (o *WorkstationOptions) session(out io.Writer) (*workstation.Session, error
 	if _, err := cs.Discovery().ServerVersion(); err != nil {
 		return nil, fmt.Errorf("the apiserver at %s does not answer (%v): if etcd lost quorum, run `kubectl-etcd status --local` as root on a control-plane host", rc.Host, err)
 	}
+	o.warnImage()
 	// The host API's transport is chosen here, once: host pods for now.
 	pods := &hostpod.Runner{Client: cs, Config: rc, Image: o.Image, Log: out}
 	return workstation.NewSession(cs, rc, pods, out)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/version"
 )
 
 func readyNode(name string, status corev1.ConditionStatus) *corev1.Node {
@@ -394,5 +395,22 @@ func TestReadOnlyCallKeepsOtherRuns(t *testing.T) {
 	}
 	if otherLeft() {
 		t.Error("a call that changes the host left another run's pod")
+	}
+}
+
+func TestDefaultImageByDigest(t *testing.T) {
+	old := version.ImageDigest
+	t.Cleanup(func() { version.ImageDigest = old })
+	version.ImageDigest = ""
+	if got := DefaultImage(); got != ImageRepository+":"+version.Version || TagOnly(got) == "" {
+		t.Errorf("development build: %q (tag only: %q)", got, TagOnly(got))
+	}
+	version.ImageDigest = "sha256:" + strings.Repeat("ab", 32)
+	got := DefaultImage()
+	if got != ImageRepository+":"+version.Version+"@"+version.ImageDigest || TagOnly(got) != "" {
+		t.Errorf("release build: %q (tag only: %q)", got, TagOnly(got))
+	}
+	if w := TagOnly("example.org/kubectl-etcd:v1"); !strings.Contains(w, "names a tag, not a digest") || !strings.Contains(w, "example.org/kubectl-etcd:v1@sha256:<digest>") {
+		t.Errorf("TagOnly: %q", w)
 	}
 }

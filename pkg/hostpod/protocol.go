@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
@@ -84,7 +85,25 @@ type RequestArgs struct {
 // DefaultImage is the image of this build of kubectl-etcd. The pod must run
 // the same build as the plugin: the agent protocol is not versioned.
 func DefaultImage() string {
-	return "ghcr.io/kubectl-etcd/kubectl-etcd:" + version.Get().Version
+	ref := ImageRepository + ":" + version.Version
+	if version.ImageDigest != "" {
+		ref += "@" + version.ImageDigest
+	}
+	return ref
+}
+
+// ImageRepository is where the released images are.
+const ImageRepository = "ghcr.io/kubectl-etcd/kubectl-etcd"
+
+// TagOnly says why an image reference without a digest is a risk, or ""
+// when it names a digest: the host pods run privileged with the host's /,
+// and a tag is whatever was last pushed under it (IfNotPresent: or
+// whatever copy a node already has).
+func TagOnly(image string) string {
+	if strings.Contains(image, "@sha256:") {
+		return ""
+	}
+	return fmt.Sprintf("image %s names a tag, not a digest: the host pods (privileged, with the host's /) run whatever that tag names when a node pulls it, or a copy the node already has; pin it with %s@sha256:<digest>", image, image)
 }
 
 // Agent runs the agent on node with one request: Run with args ["agent"]

@@ -18,6 +18,13 @@ import (
 var (
 	Version   = "v0.0.0-dev"
 	GitCommit = "unknown"
+	// ImageDigest is the digest ("sha256:...") of the released image of
+	// this version (its multi-arch index), stamped into the plugin's
+	// release archives by `make release` after `make image` built it, so
+	// host pods run exactly that image, not whatever its tag names when a
+	// node pulls. Empty in development builds and in the image's own
+	// binaries (which cannot contain their image's digest).
+	ImageDigest = ""
 )
 
 // Info describes the running binary. The JSON tags are part of the
