@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -111,7 +112,7 @@ func (e *Env) candidateEndpoints(extra []string, localRunning bool) []string {
 	}
 	for _, p := range e.Host.ManifestPeers() {
 		if u, err := url.Parse(p); err == nil {
-			add("https://" + u.Hostname() + ":2379")
+			add("https://" + net.JoinHostPort(u.Hostname(), "2379"))
 		}
 	}
 	return out

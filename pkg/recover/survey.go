@@ -220,7 +220,7 @@ func clientURLOf(m etcddata.Member) string {
 	if err != nil || u.Hostname() == "" {
 		return ""
 	}
-	return "https://" + u.Hostname() + ":2379"
+	return "https://" + net.JoinHostPort(u.Hostname(), "2379")
 }
 
 // status asks one endpoint for its status; it needs no quorum. A member

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 )
 
@@ -187,5 +188,24 @@ func TestRecoverWithoutData(t *testing.T) {
 	}
 	if tree(t, e.Host.Root) != before {
 		t.Error("the refused recover changed the host")
+	}
+}
+
+// A survivor known only by its peer URL is reached at its client port,
+// the address bracketed when it is IPv6.
+func TestClientURLOf(t *testing.T) {
+	for _, tc := range []struct {
+		m    etcddata.Member
+		want string
+	}{
+		{etcddata.Member{ClientURLs: []string{"https://10.0.0.1:2379"}, PeerURLs: []string{"https://10.0.0.1:2380"}}, "https://10.0.0.1:2379"},
+		{etcddata.Member{PeerURLs: []string{"https://10.0.0.2:2380"}}, "https://10.0.0.2:2379"},
+		{etcddata.Member{PeerURLs: []string{"https://[fd00::3]:2380"}}, "https://[fd00::3]:2379"},
+		{etcddata.Member{PeerURLs: []string{"https://cp-4.example.internal:2380"}}, "https://cp-4.example.internal:2379"},
+		{etcddata.Member{}, ""},
+	} {
+		if got := clientURLOf(tc.m); got != tc.want {
+			t.Errorf("clientURLOf(%+v) = %q, want %q", tc.m, got, tc.want)
+		}
 	}
 }

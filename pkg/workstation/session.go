@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -272,7 +273,7 @@ func EndpointsOf(nodes []Node, onNodes []string) []string {
 	var out []string
 	for _, n := range nodes {
 		if want[n.Name] && n.Address != "" {
-			out = append(out, "https://"+n.Address+":2379")
+			out = append(out, "https://"+net.JoinHostPort(n.Address, "2379"))
 		}
 	}
 	return out

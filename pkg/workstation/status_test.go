@@ -3,6 +3,7 @@ package workstation
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,21 @@ func TestReportMemberRows(t *testing.T) {
 ]`
 	if string(got) != want {
 		t.Errorf("status -o json member rows:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Member URLs are built with the address bracketed when it is IPv6, as
+// Go's URL parser (and etcd) require.
+func TestEndpointsOfIPv6AndNames(t *testing.T) {
+	nodes := []Node{{Name: "cp-1.example.internal", Address: "10.0.0.11"}, {Name: "cp-2", Address: "fd00::12"}, {Name: "cp-3", Address: "fd00::13"}}
+	got := EndpointsOf(nodes, []string{"cp-1.example.internal", "cp-2"})
+	want := []string{"https://10.0.0.11:2379", "https://[fd00::12]:2379"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("EndpointsOf = %v, want %v", got, want)
+	}
+	for _, u := range got {
+		if _, err := url.Parse(u); err != nil {
+			t.Errorf("%s does not parse: %v", u, err)
+		}
 	}
 }
