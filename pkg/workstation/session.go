@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -76,11 +77,25 @@ func NewSession(cs kubernetes.Interface, rc *rest.Config, hosts hostapi.Transpor
 		Hosts: &hostapi.Client{Transport: hosts, Out: out}}, nil
 }
 
+// etcdDownHint is what to do when the apiserver answered a read with an
+// error that means it cannot read etcd (its /version still answers then):
+// etcd may have lost its quorum, which only the host-local binary can see
+// and fix. "" for other errors.
+func etcdDownHint(err error) string {
+	msg := err.Error()
+	if !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) && !apierrors.IsInternalError(err) && !apierrors.IsServiceUnavailable(err) &&
+		!strings.Contains(msg, "etcdserver:") && !strings.Contains(msg, "context deadline exceeded") {
+		return ""
+	}
+	return ". The apiserver answers but cannot read etcd: if etcd lost its quorum, run `kubectl-etcd status --local` as root on a control-plane host, " +
+		"then `kubectl-etcd recover` there (docs/runbooks.md)"
+}
+
 // ControlPlaneNodes lists kubeadm's control-plane nodes, sorted by name.
 func (s *Session) ControlPlaneNodes(ctx context.Context) ([]Node, error) {
 	list, err := s.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: controlPlaneLabel})
 	if err != nil {
-		return nil, fmt.Errorf("listing control-plane nodes: %w", err)
+		return nil, fmt.Errorf("listing control-plane nodes: %w%s", err, etcdDownHint(err))
 	}
 	var out []Node
 	for _, n := range list.Items {

@@ -1,12 +1,19 @@
 package workstation
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
@@ -115,6 +122,30 @@ func TestEndpointsOfIPv6AndNames(t *testing.T) {
 	for _, u := range got {
 		if _, err := url.Parse(u); err != nil {
 			t.Errorf("%s does not parse: %v", u, err)
+		}
+	}
+}
+
+// An apiserver that answers but cannot read etcd (quorum lost) gets the
+// host-local next step, other errors do not.
+func TestControlPlaneNodesEtcdDownHint(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		hint bool
+	}{
+		{apierrors.NewTimeoutError("the server was unable to return a response in the time allotted", 30), true},
+		{apierrors.NewInternalError(errors.New("etcdserver: request timed out")), true},
+		{apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, "", errors.New("RBAC")), false},
+	} {
+		cs := fake.NewClientset()
+		cs.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err })
+		s := &Session{Clientset: cs}
+		_, err := s.ControlPlaneNodes(context.Background())
+		if err == nil {
+			t.Fatal("no error")
+		}
+		if got := strings.Contains(err.Error(), "kubectl-etcd status --local"); got != tc.hint {
+			t.Errorf("%v: hint %v, want %v", err, got, tc.hint)
 		}
 	}
 }
