@@ -132,20 +132,27 @@ func printClusterStatus(w io.Writer, st *workstation.ClusterStatus, output strin
 		head += "\tCERT EXPIRES\tPEER URL\tRAFT TERM\tDB IN USE\tALARMS"
 	}
 	fmt.Fprintln(tw, head)
+	// A cell says what, in a word; why goes under the table, one line per
+	// member, so a long error does not stretch every row.
+	var reasons []string
 	for _, m := range st.Members {
 		role := "voter"
 		if m.Learner {
 			role = "learner"
 		}
 		health := "healthy"
-		if !m.Healthy {
+		switch {
+		case m.Healthy:
+		case m.ClientURL == "":
+			health = "unstarted" // added, never ran: it has published no client URL
+		default:
 			health = "DOWN"
-			if m.Error != "" {
-				health = "DOWN: " + m.Error
-			}
 		}
 		if len(m.Alarms) > 0 {
 			health = "ALARM " + strings.Join(m.Alarms, ",") + " (" + health + ")"
+		}
+		if !m.Healthy && m.Error != "" {
+			reasons = append(reasons, fmt.Sprintf("%s %s: %s", health, m.Name, m.Error))
 		}
 		host := m.Host
 		if host == "" {
@@ -162,6 +169,9 @@ func printClusterStatus(w io.Writer, st *workstation.ClusterStatus, output strin
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	for _, r := range reasons {
+		fmt.Fprintln(w, r)
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTROL-PLANE NODE\tREADY\tETCD MEMBER\tAPISERVER READS ETCD AT")
