@@ -289,6 +289,16 @@ func (c *calls) Defragment(ctx context.Context, endpoint string) error {
 	return c.Cluster.Defragment(ctx, endpoint)
 }
 
+// defragWith runs the defrag steps for targets against c: the plan's
+// output and its error.
+func defragWith(ctx context.Context, c maintenance.Cluster, targets []maintenance.DefragTarget, o maintenance.DefragOptions) (string, error) {
+	p := &plan.Plan{Title: "defrag"}
+	maintenance.AddDefragSteps(p, c, byName, targets, o)
+	var out bytes.Buffer
+	_, err := p.Execute(ctx, &out, false)
+	return out.String(), err
+}
+
 // TestDefragReusesAFreshRead: the plan's own read, younger than Fresh, is
 // the first step's look before it runs, and a step's read of its member
 // answering again is the next one's; an older read is not reused, so a
@@ -303,11 +313,8 @@ func TestDefragReusesAFreshRead(t *testing.T) {
 	at := time.Now()
 	statuses, targets := planAll(t, ctx, cli)
 	rec := &calls{Cluster: cli}
-	p := &plan.Plan{Title: "defrag"}
-	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})
-	var out bytes.Buffer
-	if _, err := p.Execute(ctx, &out, false); err != nil {
-		t.Fatalf("defrag: %v\n%s", err, out.String())
+	if out, err := defragWith(ctx, rec, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at}); err != nil {
+		t.Fatalf("defrag: %v\n%s", err, out)
 	}
 	if len(rec.seq) < 2 || rec.seq[0] != "defrag" || rec.seq[1] != "read" {
 		t.Errorf("calls %v: want the first step to defragment on the plan's read, then read its member answering", rec.seq)
@@ -320,10 +327,8 @@ func TestDefragReusesAFreshRead(t *testing.T) {
 	victim := targets[0].Member.Name
 	c.Member(victim).Kill()
 	rec = &calls{Cluster: cli}
-	p = &plan.Plan{Title: "defrag"}
-	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: time.Now().Add(-maintenance.Fresh)})
-	if _, err := p.Execute(ctx, &out, false); err == nil || !strings.Contains(err.Error(), "member "+victim+" on "+victim+" is down") {
-		t.Fatalf("defrag on a stale read with %s down: %v\n%s", victim, err, out.String())
+	if out, err := defragWith(ctx, rec, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: time.Now().Add(-maintenance.Fresh)}); err == nil || !strings.Contains(err.Error(), "member "+victim+" on "+victim+" is down") {
+		t.Fatalf("defrag on a stale read with %s down: %v\n%s", victim, err, out)
 	}
 	if len(rec.seq) != 1 || rec.seq[0] != "read" {
 		t.Errorf("calls %v: want one read and no defrag", rec.seq)
@@ -362,27 +367,22 @@ func TestDefragQuickRead(t *testing.T) {
 	statuses, targets := planAll(t, ctx, cli)
 
 	rec := &quickCalls{calls: calls{Cluster: cli}}
-	p := &plan.Plan{Title: "defrag"}
-	maintenance.AddDefragSteps(p, rec, byName, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})
-	var out bytes.Buffer
-	if _, err := p.Execute(ctx, &out, false); err != nil {
-		t.Fatalf("defrag: %v\n%s", err, out.String())
+	out, err := defragWith(ctx, rec, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})
+	if err != nil {
+		t.Fatalf("defrag: %v\n%s", err, out)
 	}
 	if got, want := strings.Join(rec.seq, " "), "defrag quick read defrag quick read defrag quick"; got != want {
 		t.Errorf("calls %q, want %q: each member seen answering by a quick read, each later step deciding on a full one", got, want)
 	}
-	if !strings.Contains(out.String(), "MiB → ") {
-		t.Errorf("no size before → after reported:\n%s", out.String())
+	if !strings.Contains(out, "MiB → ") {
+		t.Errorf("no size before → after reported:\n%s", out)
 	}
 
 	// A quick read that fails (port-forward forbidden, say) costs one try
 	// per step: the full read decides.
 	rec = &quickCalls{calls: calls{Cluster: cli}, err: fmt.Errorf("port-forward forbidden")}
-	p = &plan.Plan{Title: "defrag"}
-	maintenance.AddDefragSteps(p, rec, byName, targets[:1], maintenance.DefragOptions{Observed: statuses, ObservedAt: time.Now()})
-	out.Reset()
-	if _, err := p.Execute(ctx, &out, false); err != nil {
-		t.Fatalf("defrag with a failing quick read: %v\n%s", err, out.String())
+	if out, err := defragWith(ctx, rec, targets[:1], maintenance.DefragOptions{Observed: statuses, ObservedAt: time.Now()}); err != nil {
+		t.Fatalf("defrag with a failing quick read: %v\n%s", err, out)
 	}
 	if got, want := strings.Join(rec.seq, " "), "defrag quick read"; got != want {
 		t.Errorf("calls %q, want %q", got, want)

@@ -42,13 +42,18 @@ func (h *Host) EphemeralClientTLS(cfg *Config) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing an ephemeral etcd client certificate: %w", err)
 	}
+	return clientTLS(caCert, cert, key), nil
+}
+
+// clientTLS trusts ca and presents cert with key.
+func clientTLS(ca, cert *x509.Certificate, key crypto.Signer) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
+	pool.AddCert(ca)
 	return &tls.Config{
 		RootCAs:      pool,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
 		MinVersion:   tls.VersionTLS12,
-	}, nil
+	}
 }
 
 // publicKeyOnly lets kubeadm's certificate code sign for a key whose private
@@ -117,13 +122,7 @@ func (h *Host) HealthcheckClientTLS(cfg *Config) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", filepath.Join(cfg.CertDir(), kubeadmconstants.EtcdCACertName), err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &tls.Config{
-		RootCAs:      pool,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}, nil
+	return clientTLS(ca, cert, key), nil
 }
 
 // LocalClientTLS is EphemeralClientTLS where this host's etcd CA key can

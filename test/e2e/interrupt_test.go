@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,10 +89,9 @@ func TestPluginBadInputAndInterrupts(t *testing.T) {
 	waitNoHostPods(t, b)
 }
 
-// interruptPlugin runs the plugin and sends sig as soon as a line with
-// marker (a host pod's relayed output) shows up, then waits for it to end;
-// it returns the output.
-func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, marker string, args ...string) string {
+// startPlugin starts the plugin from the workstation: its output (stdout
+// and stderr) line by line, and its end, sent once the output is all read.
+func startPlugin(t *testing.T, b *testbed.Bed, args ...string) (*exec.Cmd, *bufio.Scanner, <-chan error) {
 	t.Helper()
 	cmd := workstation(t, b, args...)
 	pr, pw := io.Pipe()
@@ -101,8 +101,16 @@ func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, marker st
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait(); pw.Close() }()
+	return cmd, bufio.NewScanner(pr), waited
+}
+
+// interruptPlugin runs the plugin and sends sig as soon as a line with
+// marker (a host pod's relayed output) shows up, then waits for it to end;
+// it returns the output.
+func interruptPlugin(t *testing.T, b *testbed.Bed, sig syscall.Signal, marker string, args ...string) string {
+	t.Helper()
+	cmd, sc, waited := startPlugin(t, b, args...)
 	var b2 strings.Builder
-	sc := bufio.NewScanner(pr)
 	sent := false
 	var sentAt time.Time
 	for sc.Scan() {

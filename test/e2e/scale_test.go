@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -164,14 +162,7 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 // pods deleted under it.
 func scaleWhileOthersRun(t *testing.T, b *testbed.Bed) {
 	t.Helper()
-	cmd := workstation(t, b, "scale", "--replicas", "3")
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait(); pw.Close() }()
+	cmd, sc, waited := startPlugin(t, b, "scale", "--replicas", "3")
 	type others struct {
 		status, second string
 		statusErr      error
@@ -179,7 +170,6 @@ func scaleWhileOthersRun(t *testing.T, b *testbed.Bed) {
 	}
 	got := make(chan others, 1)
 	var first strings.Builder
-	sc := bufio.NewScanner(pr)
 	started := false
 	for sc.Scan() {
 		line := sc.Text()
