@@ -21,6 +21,8 @@ import (
 	kubeadmscheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme"
 	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
+	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
+	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
 )
 
 // Config is everything needed to write this host's etcd certificates and
@@ -151,6 +153,13 @@ func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *k
 		return nil, "", "", err
 	} else if inferred {
 		source = "the host's existing static-pod manifests and kubeadm defaults"
+		if args := cc.Etcd.Local.ExtraArgs; len(args) > 0 {
+			var kept []string
+			for _, a := range args {
+				kept = append(kept, "--"+a.Name+"="+a.Value)
+			}
+			source += "; etcd's own flags kept from its manifest: " + strings.Join(kept, " ")
+		}
 	}
 	return cc, source, warning, nil
 }
@@ -281,8 +290,13 @@ func (h *Host) inferFromManifests(cc *kubeadmapi.ClusterConfiguration) (bool, er
 			}
 		}
 	}
-	if h.exists(h.EtcdManifest()) {
-		pod, err := h.ReadManifest(h.EtcdManifest())
+	// The member's manifest, or where a stop step of an interrupted run
+	// parked it.
+	for _, m := range []string{h.EtcdManifest(), h.stoppedManifest()} {
+		if !h.exists(m) {
+			continue
+		}
+		pod, err := h.ReadManifest(m)
 		if err != nil {
 			return false, err
 		}
@@ -293,10 +307,48 @@ func (h *Host) inferFromManifests(cc *kubeadmapi.ClusterConfiguration) (bool, er
 			if repo, tag, ok := splitImage(c.Image); ok {
 				cc.Etcd.Local.ImageRepository, cc.Etcd.Local.ImageTag = repo, tag
 			}
+			cc.Etcd.Local.ExtraArgs = carriedArgs(cc, c.Command)
 			inferred = true
 		}
+		break
 	}
 	return inferred, nil
+}
+
+// notCarried are the etcd flags kubeadm derives from the host (name,
+// addresses, paths) or the member's bootstrap: a rendering for this host
+// sets them itself, so an existing manifest's values are not settings to
+// keep.
+var notCarried = map[string]bool{
+	"name": true, "listen-client-urls": true, "advertise-client-urls": true, "listen-peer-urls": true,
+	"initial-advertise-peer-urls": true, "initial-cluster": true, "initial-cluster-state": true,
+	"force-new-cluster": true, "data-dir": true, "cert-file": true, "key-file": true, "trusted-ca-file": true,
+	"peer-cert-file": true, "peer-key-file": true, "peer-trusted-ca-file": true, "listen-metrics-urls": true,
+}
+
+// carriedArgs are the flags of an existing etcd manifest's command that
+// kubeadm's rendering from cc would not write as they are: the cluster's
+// etcd.local.extraArgs and hand edits. Without the cluster's
+// ClusterConfiguration (its apiserver down), they are the only record of
+// those settings, and a member rewritten without them would silently lose
+// its quota or timings (and disagree with the other members).
+func carriedArgs(cc *kubeadmapi.ClusterConfiguration, command []string) []kubeadmapi.Arg {
+	rendered := etcdphase.GetEtcdPodSpec(cc, &kubeadmapi.APIEndpoint{AdvertiseAddress: "127.0.0.1"}, "carry", nil)
+	defaults := map[string]string{}
+	for _, a := range kubeadmutil.ArgumentsFromCommand(rendered.Spec.Containers[0].Command) {
+		defaults[a.Name] = a.Value
+	}
+	var out []kubeadmapi.Arg
+	for _, a := range kubeadmutil.ArgumentsFromCommand(command) {
+		if notCarried[a.Name] {
+			continue
+		}
+		if v, ok := defaults[a.Name]; ok && v == a.Value {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func splitImage(image string) (repo, tag string, ok bool) {

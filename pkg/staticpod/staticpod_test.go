@@ -449,3 +449,51 @@ func TestHostPathOfInvertsPath(t *testing.T) {
 		}
 	}
 }
+
+// Without the cluster's ClusterConfiguration (its apiserver down), the
+// member's manifest is the only record of its etcd settings: a manifest
+// rendered then keeps the flags kubeadm would not write by default (the
+// cluster's extraArgs, hand edits), and not the host-derived ones.
+func TestConfigFromManifestsKeepsEtcdFlags(t *testing.T) {
+	h, withFile := testHost(t, true)
+	manifest, err := RenderEtcdManifest(withFile, []Member{{Name: "cp-0", PeerURL: "https://127.0.0.2:2380"}, {Name: "cp-1", PeerURL: withFile.PeerURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cluster's extraArgs (its quota) are in the rendering already;
+	// a timing is added and a default changed by hand.
+	edited := strings.Replace(string(manifest), "    - --snapshot-count=10000\n",
+		"    - --snapshot-count=5000\n    - --heartbeat-interval=250\n", 1)
+	if edited == string(manifest) || !strings.Contains(edited, "--quota-backend-bytes=8589934592") {
+		t.Fatalf("the rendering has no --snapshot-count line to edit, or no quota:\n%s", manifest)
+	}
+	if err := h.WriteEtcdManifest([]byte(edited)); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := h.LoadConfig(context.Background(), ConfigOptions{NodeName: "cp-1", LookupTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, a := range cfg.Init.Etcd.Local.ExtraArgs {
+		kept = append(kept, a.Name+"="+a.Value)
+	}
+	if got, want := strings.Join(kept, " "), "heartbeat-interval=250 quota-backend-bytes=8589934592 snapshot-count=5000"; got != want {
+		t.Errorf("kept %q, want %q (not the host's name, URLs, paths or bootstrap flags)", got, want)
+	}
+	if !strings.Contains(cfg.Source, "etcd's own flags kept from its manifest: --heartbeat-interval=250 --quota-backend-bytes=8589934592 --snapshot-count=5000") {
+		t.Errorf("source %q does not say what it kept", cfg.Source)
+	}
+	again, err := RenderEtcdManifest(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--quota-backend-bytes=8589934592", "--heartbeat-interval=250", "--snapshot-count=5000", "--name=cp-1"} {
+		if !strings.Contains(string(again), want) {
+			t.Errorf("the re-rendered manifest lacks %s:\n%s", want, again)
+		}
+	}
+	if strings.Contains(string(again), "--snapshot-count=10000") || strings.Contains(string(again), "initial-cluster-state") {
+		t.Errorf("the re-rendered manifest keeps a default it should override, or the old bootstrap:\n%s", again)
+	}
+}

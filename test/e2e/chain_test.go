@@ -157,7 +157,8 @@ func TestKubeadmChain(t *testing.T) {
 			{"CertsRenew", storyCertsRenew},
 			{"BrokenKubeadmConfig", storyBrokenKubeadmConfig},
 			// Before the recoveries: they write etcd manifests without the
-			// apiserver, and may not keep the quota's extraArgs (issue #11).
+			// apiserver (keeping the quota, read from the manifests then:
+			// ManifestDrift checks it), and NoSpace needs the quota on all.
 			{"NoSpace", storyNoSpace},
 			{"PluginRestoreNode", storyPluginRestoreNode},
 			{"RecoverQuorumLoss", storyRecoverQuorumLoss},

@@ -29,8 +29,9 @@ type driftJSON struct {
 // tuning from a public HA guide (--heartbeat-interval=250,
 // --election-timeout=2500). status names the flags kubeadm would not write
 // on h1, and the members' disagreement on both timings, in its text and
-// -o json. The kubelet mirrors the edited manifest into the API within a
-// minute or two; status reads the mirror, so it is polled.
+// -o json; and no member lost the cluster's quota to a recovery earlier
+// in the chain. The kubelet mirrors the edited manifest into the API within
+// a minute or two; status reads the mirror, so it is polled.
 func storyManifestDrift(t *testing.T, b *testbed.Bed) {
 	h1 := b.Host("h1")
 	mustExec(t, h1, `sed -i 's|^    - --snapshot-count=\(.*\)$|    - --snapshot-count=\1\n    - --heartbeat-interval=250\n    - --election-timeout=2500|' /etc/kubernetes/manifests/etcd.yaml &&
@@ -70,6 +71,14 @@ func storyManifestDrift(t *testing.T, b *testbed.Bed) {
 	}
 	if et := d["election-timeout"]; strings.Join(et["2500"], ",") != "h1" || strings.Join(et["1000"], ",") != "h2,h3" {
 		t.Errorf("election-timeout disagreement %v, want 2500 on h1 and etcd's 1000 on h2, h3", et)
+	}
+	// The recoveries earlier in the chain rewrote members' manifests with
+	// the apiserver down: they must have kept the cluster's quota
+	// (etcd.local.extraArgs), read from the manifests then.
+	for _, d := range st.Drift {
+		if d.Kind == "members-disagree" && d.Disagreement != nil && d.Disagreement.Setting == "quota-backend-bytes" {
+			t.Errorf("the members disagree on their quota: %s", d.Detail)
+		}
 	}
 	out, err := plugin(t, b, "status")
 	if err != nil || !strings.Contains(out, "Drift: members disagree on --heartbeat-interval: 100 on h2, h3; 250 on h1") ||
