@@ -122,7 +122,8 @@ func TestPlanStepsByJournal(t *testing.T) {
 // (and restarts kubelet) again only when the journal does not record it or
 // it is gone from the manifests dir; it stops a running etcd only when no
 // quarantine pod is there to be that etcd; and it checks the quarantine port
-// is free only the first time (later, its own member may hold it).
+// is free only while no quarantine manifest was written (after that, its own
+// member may hold it).
 func TestQuarantineStep(t *testing.T) {
 	for _, tc := range []struct {
 		name                                    string
@@ -131,8 +132,10 @@ func TestQuarantineStep(t *testing.T) {
 	}{
 		{"first time, old member still running", false, false, true, quarantineAction{write: true, stopEtcd: true, checkPort: true}},
 		{"first time, old member stopped", false, false, false, quarantineAction{write: true, checkPort: true}},
-		{"killed after writing the manifest, before the journal: its member runs", false, true, true, quarantineAction{write: true, checkPort: true}},
-		{"killed after writing the manifest, before the journal: not started yet", false, true, false, quarantineAction{write: true, checkPort: true}},
+		// Its member may hold the port (CI saw it: "the quarantine port
+		// 2479 is in use" on the rerun after a SIGKILL).
+		{"killed after writing the manifest, before the journal: its member runs", false, true, true, quarantineAction{write: true}},
+		{"killed after writing the manifest, before the journal: not started yet", false, true, false, quarantineAction{write: true}},
 		{"recorded and in place, member running", true, true, true, quarantineAction{}},
 		{"recorded and in place, member not up yet", true, true, false, quarantineAction{}},
 		{"recorded but the manifest is gone, an etcd runs", true, false, true, quarantineAction{write: true, stopEtcd: true}},

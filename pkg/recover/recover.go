@@ -344,8 +344,10 @@ type quarantineAction struct {
 	// is there, so it is the old member, which must be gone before the
 	// quarantined one starts on the same data.
 	stopEtcd bool
-	// checkPort: the quarantine port must be free; only on the first
-	// attempt, since on a rerun the member quarantined before may hold it.
+	// checkPort: the quarantine port must be free; only when no quarantine
+	// manifest was ever written, since otherwise the member quarantined
+	// before may hold it (also when a run was killed between writing the
+	// manifest and recording it in the journal).
 	checkPort bool
 }
 
@@ -356,7 +358,7 @@ func quarantineStep(quarantined, manifestThere, etcdRunning bool) quarantineActi
 	if quarantined && manifestThere {
 		return quarantineAction{}
 	}
-	return quarantineAction{write: true, stopEtcd: etcdRunning && !manifestThere, checkPort: !quarantined}
+	return quarantineAction{write: true, stopEtcd: etcdRunning && !manifestThere, checkPort: !quarantined && !manifestThere}
 }
 
 // quarantine writes the quarantined member's manifest and waits until it serves.
