@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -98,10 +97,16 @@ func (e *Env) run(ctx context.Context, verb string, endpoints []string,
 	return res, err
 }
 
+// RunLock is the host's run lock file: kubectl-etcd's own state, not
+// kubeadm's (under /etc/kubernetes every run would touch a file next to
+// kubeadm's configuration, and a verb with nothing to do must change
+// nothing there).
+const RunLock = "/var/lib/kubectl-etcd/run.lock"
+
 // Lock takes this host's run lock for verb (see package hostlock): one
 // run at a time changes the host, whichever face started it.
 func (e *Env) Lock(verb string) (release func(), err error) {
-	return hostlock.Take(e.Host.Path(filepath.Join(e.Host.StateDir(), "run.lock")), verb)
+	return hostlock.Take(e.Host.Path(RunLock), verb)
 }
 
 // clusterClient connects to the cluster at endpoints with an in-memory client
