@@ -289,6 +289,19 @@ func (c *calls) Defragment(ctx context.Context, endpoint string) error {
 	return c.Cluster.Defragment(ctx, endpoint)
 }
 
+// planned is a real 3-member cluster with a plan's read of it (made at
+// at) and its defrag targets, for the tests of the reads the steps make.
+func planned(t *testing.T) (ctx context.Context, c *etcdtest.Cluster, cli *etcdcluster.Client, statuses []etcdcluster.Status, targets []maintenance.DefragTarget, at time.Time) {
+	t.Helper()
+	c = etcdtest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cli = clientOf(t, c)
+	at = time.Now()
+	statuses, targets = planAll(t, ctx, cli)
+	return ctx, c, cli, statuses, targets, at
+}
+
 // defragWith runs the defrag steps for targets against c: the plan's
 // output and its error.
 func defragWith(ctx context.Context, c maintenance.Cluster, targets []maintenance.DefragTarget, o maintenance.DefragOptions) (string, error) {
@@ -306,12 +319,7 @@ func defragWith(ctx context.Context, c maintenance.Cluster, targets []maintenanc
 // TestDefragStopsWhenAMemberGoesDown).
 func TestDefragReusesAFreshRead(t *testing.T) {
 	t.Parallel()
-	c := etcdtest.StartCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cli := clientOf(t, c)
-	at := time.Now()
-	statuses, targets := planAll(t, ctx, cli)
+	ctx, c, cli, statuses, targets, at := planned(t)
 	rec := &calls{Cluster: cli}
 	if out, err := defragWith(ctx, rec, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at}); err != nil {
 		t.Fatalf("defrag: %v\n%s", err, out)
@@ -359,12 +367,7 @@ func (c *quickCalls) QuickStatuses(ctx context.Context, prev []etcdcluster.Statu
 // defragment on a quick read.
 func TestDefragQuickRead(t *testing.T) {
 	t.Parallel()
-	c := etcdtest.StartCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cli := clientOf(t, c)
-	at := time.Now()
-	statuses, targets := planAll(t, ctx, cli)
+	ctx, _, cli, statuses, targets, at := planned(t)
 
 	rec := &quickCalls{calls: calls{Cluster: cli}}
 	out, err := defragWith(ctx, rec, targets, maintenance.DefragOptions{Observed: statuses, ObservedAt: at})

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
 
 // specHashAnnotation records what was rendered, so a rerun with the same
@@ -119,11 +118,7 @@ func (s *Session) ScheduleBackups(ctx context.Context, sched backup.Schedule, dr
 // kubeadm-config, or kubeadm's default when it cannot be read.
 func (s *Session) certificatesDir(ctx context.Context) string {
 	const def = "/etc/kubernetes/pki"
-	cm, err := s.Clientset.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-	if err != nil {
-		return def
-	}
-	cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
+	cc, err := s.clusterConfiguration(ctx)
 	if err != nil || cc.CertificatesDir == "" {
 		return def
 	}

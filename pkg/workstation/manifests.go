@@ -38,36 +38,43 @@ func (s *Session) readManifests(ctx context.Context) manifests {
 			m.pods[p.Spec.NodeName] = p
 		}
 	}
-	cm, err := s.Clientset.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-	switch {
-	case err != nil:
-		m.ccErr = fmt.Errorf("reading ConfigMap kube-system/kubeadm-config: %w", err)
-	default:
-		if m.cc, err = staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"])); err != nil {
-			m.ccErr = fmt.Errorf("ConfigMap kube-system/kubeadm-config: %w", err)
-		}
-	}
-	if m.cc != nil && m.cc.Etcd.External != nil {
-		m.cc, m.ccErr = nil, errors.New("kubeadm-config sets external etcd")
-	}
+	m.cc, m.ccErr = s.clusterConfiguration(ctx)
 	return m
+}
+
+// clusterConfiguration is the cluster's ClusterConfiguration, from the
+// kubeadm-config ConfigMap, with kubeadm's defaults applied.
+func (s *Session) clusterConfiguration(ctx context.Context) (*kubeadmapi.ClusterConfiguration, error) {
+	cm, err := s.Clientset.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading ConfigMap kube-system/kubeadm-config: %w", err)
+	}
+	cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap kube-system/kubeadm-config: %w", err)
+	}
+	return cc, nil
 }
 
 // drifts compares every host's etcd manifest with what kubeadm would write
 // for it, and the members' shared settings with each other.
 func (m manifests) drifts(nodes []Node) []Drift {
 	var out []Drift
-	if m.ccErr != nil && len(m.pods) > 0 {
-		out = append(out, Drift{Kind: "no-kubeadm-config",
-			Detail: fmt.Sprintf("the manifests are not compared with kubeadm's: %v", m.ccErr)})
+	cc, ccErr := m.cc, m.ccErr
+	if cc != nil && cc.Etcd.External != nil {
+		cc, ccErr = nil, errors.New("kubeadm-config sets external etcd")
 	}
-	if m.cc != nil {
+	if ccErr != nil && len(m.pods) > 0 {
+		out = append(out, Drift{Kind: "no-kubeadm-config",
+			Detail: fmt.Sprintf("the manifests are not compared with kubeadm's: %v", ccErr)})
+	}
+	if cc != nil {
 		for _, n := range nodes {
 			p := m.pods[n.Name]
 			if p == nil {
 				continue
 			}
-			diffs := drift.Compare(p, drift.Render(m.cc, n.Name, advertisedHost(p, n)))
+			diffs := drift.Compare(p, drift.Render(cc, n.Name, advertisedHost(p, n)))
 			if len(diffs) == 0 {
 				continue
 			}

@@ -53,6 +53,8 @@ type etcdPod struct {
 	// metricsPort is etcd's plain-HTTP metrics listener on the host's
 	// loopback (kubeadm's 2381), 0 when it has none (see quickread.go).
 	metricsPort uint16
+	// pod is the mirror pod itself, for the manifest's drift.
+	pod *corev1.Pod
 }
 
 // listEtcdPods lists kubeadm's etcd static pods.
@@ -62,8 +64,9 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 		return nil, fmt.Errorf("listing etcd pods: %w", err)
 	}
 	var out []etcdPod
-	for _, p := range pods.Items {
-		e := etcdPod{name: p.Name, node: p.Spec.NodeName, ready: p.Status.Phase == corev1.PodRunning && podReady(&p)}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		e := etcdPod{name: p.Name, node: p.Spec.NodeName, ready: p.Status.Phase == corev1.PodRunning && podReady(p), pod: p}
 		for _, c := range p.Spec.Containers {
 			if c.Name == etcdContainer {
 				args := append(slices.Clone(c.Command), c.Args...)
@@ -104,14 +107,16 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 	wg.Go(func() { pods, podsErr = s.listEtcdPods(ctx) })
 	wg.Go(func() { o.apis, apisErr = s.APIServerEtcdServers(ctx) })
 	wg.Go(func() { o.leases = s.nodeLeases(ctx) })
-	wg.Go(func() { o.manifests = s.readManifests(ctx) })
+	wg.Go(func() { o.manifests.cc, o.manifests.ccErr = s.clusterConfiguration(ctx) })
 	wg.Wait()
 	o.now = time.Now()
 	if err := errors.Join(nodesErr, podsErr, apisErr); err != nil {
 		return nil, err
 	}
+	o.manifests.pods = map[string]*corev1.Pod{}
 	for i, p := range pods {
 		o.etcdPods = append(o.etcdPods, p.node)
+		o.manifests.pods[p.node] = p.pod
 		// A pod on a host whose kubelet went silent still shows ready for
 		// a minute or so. Counted as not ready, it is tried last, and its
 		// member is asked by an exec of its own: in the shared `endpoint
