@@ -1,18 +1,13 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/ociimage"
 )
 
 // fakeDist lays out what make dist leaves: a distinct "binary" per arch.
@@ -32,54 +27,17 @@ func fakeDist(t *testing.T) (string, map[string][]byte) {
 	return dist, bins
 }
 
-// fileInImage is the content and mode of path in img's layers.
-func fileInImage(t *testing.T, img v1.Image, path string) ([]byte, int64) {
+func checkImage(t *testing.T, c ociimage.Contents, arch string, bin []byte) {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
+	if c.Config.OS != "linux" || c.Config.Architecture != arch {
+		t.Errorf("platform %s/%s, want linux/%s", c.Config.OS, c.Config.Architecture, arch)
 	}
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h.Name == strings.TrimPrefix(path, "/") {
-				b, _ := io.ReadAll(tr)
-				rc.Close()
-				return b, h.Mode
-			}
-		}
-		rc.Close()
-	}
-	t.Fatalf("%s not in image", path)
-	return nil, 0
-}
-
-func checkImage(t *testing.T, img v1.Image, arch string, bin []byte) {
-	t.Helper()
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.OS != "linux" || cfg.Architecture != arch {
-		t.Errorf("platform %s/%s, want linux/%s", cfg.OS, cfg.Architecture, arch)
-	}
-	if got := strings.Join(cfg.Config.Entrypoint, " "); got != "/usr/local/bin/kubectl-etcd" {
+	if got := strings.Join(c.Config.Config.Entrypoint, " "); got != "/usr/local/bin/kubectl-etcd" {
 		t.Errorf("entrypoint %q", got)
 	}
-	got, mode := fileInImage(t, img, "/usr/local/bin/kubectl-etcd")
-	if !bytes.Equal(got, bin) || mode != 0o755 {
-		t.Errorf("linux/%s image has kubectl-etcd %q mode %o, want %q mode 755", arch, got, mode, bin)
+	f := c.Files["usr/local/bin/kubectl-etcd"]
+	if !bytes.Equal(f.Data, bin) || f.Mode != 0o755 {
+		t.Errorf("linux/%s image has kubectl-etcd %q mode %o, want %q mode 755", arch, f.Data, f.Mode, bin)
 	}
 }
 
@@ -89,78 +47,37 @@ func TestBuildWritesPerArchArchivesAndIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := name.NewTag(Repository + ":v1.2.3")
 	for i, arch := range Arches {
-		img, err := tarball.ImageFromPath(paths.Arch[i], &tag)
+		a, err := ociimage.ReadDockerArchive(paths.Arch[i])
 		if err != nil {
-			t.Fatalf("docker-archive %s has no %s: %v", paths.Arch[i], tag, err)
+			t.Fatalf("docker-archive %s: %v", paths.Arch[i], err)
 		}
-		checkImage(t, img, arch, bins[arch])
+		if len(a.RepoTags) != 1 || a.RepoTags[0] != Repository+":v1.2.3" {
+			t.Errorf("%s tagged %v, want %s:v1.2.3", paths.Arch[i], a.RepoTags, Repository)
+		}
+		checkImage(t, a.Image, arch, bins[arch])
 	}
 
-	// Unpack the OCI tarball as a user would, then read it as a layout.
-	dir := t.TempDir()
-	f, err := os.Open(paths.Index)
+	l, err := ociimage.ReadOCILayout(paths.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, h.Name)
-		if h.Typeflag == tar.TypeDir {
-			os.MkdirAll(p, 0o755)
-			continue
-		}
-		b, _ := io.ReadAll(tr)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	top, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm, err := top.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tm.Manifests) != 1 || tm.Manifests[0].Annotations["io.containerd.image.name"] != Repository+":v1.2.3" ||
-		tm.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "v1.2.3" {
-		t.Fatalf("layout index.json = %+v, want one index named %s:v1.2.3", tm.Manifests, Repository)
-	}
-	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
+	if l.Name != Repository+":v1.2.3" || l.RefName != "v1.2.3" {
+		t.Fatalf("layout names the index %q / %q, want %s:v1.2.3 / v1.2.3", l.Name, l.RefName, Repository)
 	}
 	// The digest make release stamps into the plugin is the index's.
-	if got, _ := os.ReadFile(paths.DigestFile); paths.Digest != tm.Manifests[0].Digest.String() || string(got) != paths.Digest+"\n" {
-		t.Errorf("digest %q (file %q), the layout's index is %s", paths.Digest, got, tm.Manifests[0].Digest)
+	if got, _ := os.ReadFile(paths.DigestFile); paths.Digest != l.IndexDigest || string(got) != paths.Digest+"\n" {
+		t.Errorf("digest %q (file %q), the layout's index is %s", paths.Digest, got, l.IndexDigest)
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
+	if len(l.Platforms) != len(Arches) {
+		t.Fatalf("index has %d manifests, want %d", len(l.Platforms), len(Arches))
 	}
-	if len(im.Manifests) != len(Arches) {
-		t.Fatalf("index has %d manifests, want %d", len(im.Manifests), len(Arches))
-	}
-	for i, d := range im.Manifests {
-		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != Arches[i] {
-			t.Errorf("index manifest %d platform %+v, want linux/%s", i, d.Platform, Arches[i])
+	for i, p := range l.Platforms {
+		if p.OS != "linux" || p.Architecture != Arches[i] {
+			t.Errorf("index manifest %d platform %+v, want linux/%s", i, p, Arches[i])
 			continue
 		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkImage(t, img, Arches[i], bins[Arches[i]])
+		checkImage(t, l.Images[Arches[i]], Arches[i], bins[Arches[i]])
 	}
 
 	// Same inputs, same bytes: the OCI tarball is reproducible.
@@ -182,7 +99,18 @@ func TestBuildWithoutDistBinaryFailsAndWritesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no linux/arm64 binary (run make dist first)") {
 		t.Fatalf("err = %v, want the missing linux/arm64 binary named", err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(dist, "*.tar")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(dist, "*")); len(m) != 1 {
+		t.Errorf("wrote %v despite the error (want only bin/)", m)
+	}
+}
+
+func TestBuildRefusesABadVersion(t *testing.T) {
+	dist, _ := fakeDist(t)
+	_, err := Build("v1 2", dist)
+	if err == nil || !strings.Contains(err.Error(), "is not repository:tag") {
+		t.Fatalf("err = %v, want the tag refused", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dist, "*")); len(m) != 1 {
 		t.Errorf("wrote %v despite the error", m)
 	}
 }

@@ -9,8 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/ociimage"
 	"sigs.k8s.io/yaml"
 )
 
@@ -118,20 +117,18 @@ func TestBuildImage(t *testing.T) {
 	if err != nil || again != path {
 		t.Errorf("identical spec not reused: %s vs %s (%v)", path, again, err)
 	}
-	tag, _ := name.NewTag(spec.Ref)
-	img, err := tarball.ImageFromPath(path, &tag)
+	a, err := ociimage.ReadDockerArchive(path)
 	if err != nil {
-		t.Fatalf("image not readable under its tag: %v", err)
+		t.Fatalf("image not readable: %v", err)
 	}
-	cfg, _ := img.ConfigFile()
-	if cfg.Config.Entrypoint[0] != "/usr/local/bin/hello" || cfg.Architecture != "amd64" {
-		t.Errorf("config = %+v", cfg.Config)
+	if len(a.RepoTags) != 1 || a.RepoTags[0] != spec.Ref {
+		t.Errorf("tagged %v, want %s", a.RepoTags, spec.Ref)
 	}
-	layers, _ := img.Layers()
-	rc, _ := layers[0].Uncompressed()
-	data, _ := io.ReadAll(rc)
-	if !strings.Contains(string(data), "#!hello") || !strings.Contains(string(data), "usr/local/bin/hello") {
-		t.Error("layer lacks the file")
+	if cfg := a.Image.Config; cfg.Config.Entrypoint[0] != "/usr/local/bin/hello" || cfg.Architecture != "amd64" {
+		t.Errorf("config = %+v", cfg)
+	}
+	if f := a.Image.Files["usr/local/bin/hello"]; string(f.Data) != "#!hello" {
+		t.Errorf("layer has usr/local/bin/hello = %q", f.Data)
 	}
 	// A changed file gives a new image.
 	os.WriteFile(bin, []byte("#!changed"), 0o755)
