@@ -116,6 +116,15 @@ func Acquire(ctx context.Context, o Options) (*Lock, error) {
 		return nil, errors.New("runlock: a client and a holder are required")
 	}
 	leases := o.Client.CoordinationV1().Leases(Namespace)
+	// A run that ends deletes the lease, so the lease is usually absent:
+	// create it at once, one round trip, and read it only when it exists.
+	l, err := leases.Create(ctx, o.lease(nil, metav1.NewMicroTime(o.Now())), metav1.CreateOptions{})
+	if err == nil {
+		return &Lock{o: o, lease: l}, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating the run lock (lease %s/%s): %w", Namespace, Name, err)
+	}
 	// A conflict means another run wrote the lease between our read and
 	// our write: read it again and decide again.
 	for range 5 {
@@ -236,9 +245,11 @@ func (l *Lock) Renew(ctx context.Context) error {
 	// since the read; the next renewal then sees by whom.
 	now := metav1.NewMicroTime(l.o.Now())
 	cur.Spec.RenewTime = &now
-	if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+	renewed, err := leases.Update(ctx, cur, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("renewing the run lock: %w", err)
 	}
+	l.lease = renewed
 	return nil
 }
 
@@ -268,6 +279,17 @@ func (l *Lock) Keep(ctx context.Context, lost func(error)) {
 // (a lease taken over by another run is left alone).
 func (l *Lock) Release(ctx context.Context) error {
 	leases := l.o.Client.CoordinationV1().Leases(Namespace)
+	// First as this run last wrote it: the preconditions make the delete
+	// miss a lease written since by anyone else, and one round trip
+	// frees it in the usual case.
+	err := leases.Delete(ctx, Name, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &l.lease.UID, ResourceVersion: &l.lease.ResourceVersion}})
+	if err == nil || apierrors.IsNotFound(err) {
+		return nil
+	}
+	if !apierrors.IsConflict(err) {
+		return fmt.Errorf("releasing the run lock (lease %s/%s): %w", Namespace, Name, err)
+	}
 	cur, err := leases.Get(ctx, Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil

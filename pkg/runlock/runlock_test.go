@@ -3,15 +3,69 @@ package runlock
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
+
+// newClientset is a fake clientset whose leases behave as the apiserver's
+// in what the lock relies on and the fake leaves out: every write gives a
+// new resourceVersion (a create, a new UID too), an update or a delete
+// whose resourceVersion or UID is not the stored one is a conflict.
+func newClientset() *fake.Clientset {
+	cs := fake.NewClientset()
+	rv := 0
+	gvr := coordinationv1.SchemeGroupVersion.WithResource("leases")
+	stored := func(ns, name string) *coordinationv1.Lease {
+		o, err := cs.Tracker().Get(gvr, ns, name)
+		if err != nil {
+			return nil
+		}
+		return o.(*coordinationv1.Lease)
+	}
+	conflict := func(name string) error {
+		return apierrors.NewConflict(gvr.GroupResource(), name, errors.New("the object has been modified"))
+	}
+	cs.PrependReactor("create", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		l := a.(k8stesting.CreateAction).GetObject().(*coordinationv1.Lease)
+		rv++
+		l.ResourceVersion, l.UID = strconv.Itoa(rv), types.UID("uid-"+strconv.Itoa(rv))
+		return false, nil, nil
+	})
+	cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
+		if cur := stored(l.Namespace, l.Name); cur != nil && cur.ResourceVersion != l.ResourceVersion {
+			return true, nil, conflict(l.Name)
+		}
+		rv++
+		l.ResourceVersion = strconv.Itoa(rv)
+		return false, nil, nil
+	})
+	cs.PrependReactor("delete", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		d := a.(k8stesting.DeleteAction)
+		pre := d.GetDeleteOptions().Preconditions
+		cur := stored(d.GetNamespace(), d.GetName())
+		if pre == nil || cur == nil {
+			return false, nil, nil
+		}
+		if (pre.UID != nil && *pre.UID != cur.UID) || (pre.ResourceVersion != nil && *pre.ResourceVersion != cur.ResourceVersion) {
+			return true, nil, conflict(d.GetName())
+		}
+		return false, nil, nil
+	})
+	return cs
+}
 
 type clock struct{ t time.Time }
 
@@ -33,7 +87,7 @@ func holderOf(t *testing.T, cs kubernetes.Interface) string {
 
 func TestAcquireRefusesWhileHeld(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset()
+	cs := newClientset()
 	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
 	a, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10))
 	if err != nil {
@@ -83,7 +137,7 @@ func TestAcquireRefusesWhileHeld(t *testing.T) {
 
 func TestStealAfterExpiry(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset()
+	cs := newClientset()
 	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
 	a, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10))
 	if err != nil {
@@ -124,7 +178,7 @@ func TestDeadHolderOnThisHost(t *testing.T) {
 		{"another host", "ws2", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cs := fake.NewClientset()
+			cs := newClientset()
 			if _, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10)); err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +198,7 @@ func TestDeadHolderOnThisHost(t *testing.T) {
 
 func TestHoldReleases(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset()
+	cs := newClientset()
 	release, err := Hold(ctx, Options{Client: cs, Holder: "alice@ws1 pid 10", What: "defrag"}, func(error) { t.Error("lost") })
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +217,7 @@ func TestHoldReleases(t *testing.T) {
 func TestKeepReportsLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cs := fake.NewClientset()
+	cs := newClientset()
 	o := Options{Client: cs, Holder: "alice@ws1 pid 10", Duration: 300 * time.Millisecond}
 	l, err := Acquire(ctx, o)
 	if err != nil {
@@ -182,5 +236,42 @@ func TestKeepReportsLoss(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Keep never reported the broken lock")
+	}
+}
+
+// The usual run (no lease there, nobody else) costs one write to take the
+// lock and one to free it, even after renewals: each is a round trip through
+// the apiserver on every verb's way.
+func TestUsualRunIsOneWriteEachWay(t *testing.T) {
+	ctx := context.Background()
+	cs := newClientset()
+	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	l, err := Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verbs := func() string {
+		var v []string
+		for _, a := range cs.Actions() {
+			v = append(v, a.GetVerb())
+		}
+		cs.ClearActions()
+		return strings.Join(v, " ")
+	}
+	if got := verbs(); got != "create" {
+		t.Errorf("acquire made %q, want one create", got)
+	}
+	if err := l.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	verbs()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := verbs(); got != "delete" {
+		t.Errorf("release after a renewal made %q, want one delete", got)
+	}
+	if _, err := cs.CoordinationV1().Leases(Namespace).Get(ctx, Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("lease still there after release: %v", err)
 	}
 }
