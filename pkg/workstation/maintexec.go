@@ -29,6 +29,9 @@ type execCluster struct {
 	// made after that is the state the run left, and needs no new read.
 	last    *observed
 	changed time.Time
+	// ahead are metrics connections opened while a defrag runs, for the
+	// quick read that follows it (see predial), by pod name.
+	ahead map[string]*aheadConn
 }
 
 // left is the state the run left, from its last observation when that was
@@ -75,12 +78,24 @@ func (c *execCluster) Statuses(ctx context.Context) ([]etcdcluster.Status, error
 	return o.statuses, nil
 }
 
+// pods are the etcd pods of the run's last observation (a copy, for the
+// caller to sort), else a new list. Static pods keep their names, so an
+// observation made moments ago names them as well as a new LIST, which
+// costs a round trip through the apiserver before each etcdctl call; a pod
+// that went away meanwhile fails its exec and the next one is tried.
+func (c *execCluster) pods(ctx context.Context) ([]etcdPod, error) {
+	if c.last != nil && len(c.last.pods) > 0 {
+		return slices.Clone(c.last.pods), nil
+	}
+	return c.s.listEtcdPods(ctx)
+}
+
 // inPods runs argv (built from each pod's access) in an etcd pod: the
 // preferred ones first, then ready ones. A pod that cannot run it (the exec
 // fails) passes it to the next; etcdctl failing (etcd said no) is the
 // answer, as any other pod would hear the same.
 func (c *execCluster) inPods(ctx context.Context, what string, prefer func(etcdPod) bool, argv func(etcdctl.Access) []string, timeout time.Duration) (*podexec.Result, error) {
-	pods, err := c.s.listEtcdPods(ctx)
+	pods, err := c.pods(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +181,13 @@ func (c *execCluster) Compact(ctx context.Context, rev int64) error {
 // pod when that one cannot exec.
 func (c *execCluster) Defragment(ctx context.Context, endpoint string) error {
 	own := func(p etcdPod) bool { return slices.Contains(p.clientURLs, endpoint) }
+	c.predial(ctx)
 	_, err := c.inPods(ctx, "defrag", own, func(a etcdctl.Access) []string {
 		return a.WithEndpoints(endpoint).CommandWithin(defragExecTimeout-30*time.Second, etcdctl.Defrag...)
 	}, defragExecTimeout)
 	c.changed = time.Now()
 	if err != nil {
+		c.dropAhead()
 		return fmt.Errorf("defragmenting the member at %s: %w", endpoint, err)
 	}
 	return nil

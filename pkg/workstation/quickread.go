@@ -34,7 +34,7 @@ func (c *execCluster) QuickStatuses(ctx context.Context, prev []etcdcluster.Stat
 	if c.last == nil {
 		return nil, errors.New("no read of the membership to refresh")
 	}
-	pods, err := c.s.listEtcdPods(ctx)
+	pods, err := c.pods(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +42,9 @@ func (c *execCluster) QuickStatuses(ctx context.Context, prev []etcdcluster.Stat
 	for _, p := range pods {
 		podOn[p.node] = p
 	}
+	ahead := c.ahead
+	c.ahead = nil
+	defer closeAhead(ahead) // those no member of prev took
 	at := time.Now()
 	samples := make([]etcdmetrics.Sample, len(prev))
 	errs := make([]error, len(prev))
@@ -54,7 +57,9 @@ func (c *execCluster) QuickStatuses(ctx context.Context, prev []etcdcluster.Stat
 		if p.metricsPort == 0 {
 			return nil, fmt.Errorf("etcd pod %s serves no metrics over plain HTTP on its host's loopback (--listen-metrics-urls)", p.name)
 		}
-		wg.Go(func() { samples[i], errs[i] = c.s.readMetrics(ctx, p) })
+		a := ahead[p.name]
+		delete(ahead, p.name)
+		wg.Go(func() { samples[i], errs[i] = c.s.readMetrics(ctx, p, a) })
 	}
 	wg.Wait()
 	out := refresh(prev, samples, errs)
@@ -109,15 +114,94 @@ func refresh(prev []etcdcluster.Status, samples []etcdmetrics.Sample, errs []err
 	return out
 }
 
+// aheadConn is a metrics connection being opened ahead of its use.
+type aheadConn struct {
+	done chan struct{}
+	conn net.Conn
+	err  error
+}
+
+// predial opens, in the background, a port-forward to the metrics listener
+// of every etcd pod of the last observation, for the quick read after the
+// defrag that is about to run: the upgrade through the apiserver and
+// kubelet, most of a metrics read's cost, then overlaps the defrag instead
+// of following it. The connections carry nothing until the defrag is over.
+func (c *execCluster) predial(ctx context.Context) {
+	c.dropAhead()
+	if c.last == nil {
+		return
+	}
+	c.ahead = map[string]*aheadConn{}
+	for _, p := range c.last.pods {
+		if p.metricsPort == 0 {
+			continue
+		}
+		a := &aheadConn{done: make(chan struct{})}
+		c.ahead[p.name] = a
+		go func() {
+			defer close(a.done)
+			dctx, cancel := context.WithTimeout(ctx, quickMemberTimeout)
+			defer cancel()
+			a.conn, a.err = c.s.dialer.DialPod(dctx, p.name, p.node, p.metricsPort)
+		}()
+	}
+}
+
+// dropAhead closes the connections opened ahead that nothing used.
+func (c *execCluster) dropAhead() {
+	closeAhead(c.ahead)
+	c.ahead = nil
+}
+
+func closeAhead(ahead map[string]*aheadConn) {
+	for _, a := range ahead {
+		go func() {
+			<-a.done
+			if a.conn != nil {
+				a.conn.Close()
+			}
+		}()
+	}
+}
+
 // readMetrics reads the metrics of pod's member through a port-forward to
-// its metrics port.
-func (s *Session) readMetrics(ctx context.Context, p etcdPod) (etcdmetrics.Sample, error) {
+// its metrics port: over ahead's connection when one was opened (see
+// predial), else, or when that one no longer carries a request (etcd
+// closed it while the defrag ran), over a new one.
+func (s *Session) readMetrics(ctx context.Context, p etcdPod, ahead *aheadConn) (etcdmetrics.Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, quickMemberTimeout)
 	defer cancel()
+	if ahead != nil {
+		select {
+		case <-ahead.done:
+		case <-ctx.Done():
+			closeAhead(map[string]*aheadConn{"": ahead})
+			return etcdmetrics.Sample{}, fmt.Errorf("opening a port-forward to %s: %w", p.name, context.Cause(ctx))
+		}
+		if ahead.conn != nil {
+			conn := ahead.conn
+			sample, err := getMetrics(ctx, p, func(context.Context) (net.Conn, error) {
+				if conn == nil {
+					return nil, errors.New("the connection opened ahead is used")
+				}
+				c := conn
+				conn = nil
+				return c, nil
+			})
+			if err == nil {
+				return sample, nil
+			}
+		}
+	}
+	return getMetrics(ctx, p, func(ctx context.Context) (net.Conn, error) {
+		return s.dialer.DialPod(ctx, p.name, p.node, p.metricsPort)
+	})
+}
+
+// getMetrics is one GET of the metrics page over a connection from dial.
+func getMetrics(ctx context.Context, p etcdPod, dial func(context.Context) (net.Conn, error)) (etcdmetrics.Sample, error) {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return s.dialer.DialPod(ctx, p.name, p.node, p.metricsPort)
-		},
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()

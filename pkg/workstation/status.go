@@ -58,6 +58,10 @@ type ClusterStatus struct {
 type observed struct {
 	nodes    []Node
 	etcdPods []string
+	// pods are the etcd pods the exec path read through (observeByExec
+	// only), ready ones on Ready nodes first: the later execs and metrics
+	// reads of the same run go to them without listing them again.
+	pods     []etcdPod
 	apis     map[string]string
 	client   *etcdcluster.Client
 	members  []etcdcluster.Member

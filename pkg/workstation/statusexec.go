@@ -144,6 +144,7 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 	if len(pods) == 0 {
 		return nil, errNoEtcdPod
 	}
+	o.pods = pods
 	// The serving certificates are read once, whichever pod answers, and
 	// only when asked for: the handshakes through the tunnel cost about as
 	// much as the execs (docs/bench/status.json).
