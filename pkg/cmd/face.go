@@ -35,6 +35,7 @@ const (
 	verbDefrag       = "defrag"
 	verbAlarm        = "alarm"
 	verbCerts        = "certs"
+	verbRemove       = "remove"
 )
 
 // errRestoreLocalAndNode is restore given both faces at once.
@@ -47,7 +48,7 @@ var errRestoreLocalAndNode = errors.New("restore --local restores on this host a
 // is asked only by recover without --local.
 func chooseFace(verb string, local bool, node string, onControlPlaneHost func() bool) (face, error) {
 	switch verb {
-	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts:
+	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts, verbRemove:
 		// The workstation's by default: these are everyday verbs run
 		// through the apiserver, and a host with an admin kubeconfig is a
 		// workstation too. The host face is for when the apiserver is down,

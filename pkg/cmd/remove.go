@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
@@ -29,9 +32,23 @@ type MemberOptions struct {
 	run func(s *workstation.Session, ctx context.Context, o workstation.MemberOptions) (*workstation.Result, error)
 }
 
+// RemoveOptions: remove one member; from the workstation by node, member
+// name or ID, or with --local on a control-plane host by member name or ID.
+type RemoveOptions struct {
+	HostOptions
+	WorkstationOptions
+	Target     string
+	NoSnapshot bool
+	DeleteNode bool
+	Local      bool
+	Endpoints  string
+
+	face face
+}
+
 // NewCmdRemove returns `kubectl etcd remove`.
 func NewCmdRemove(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &MemberOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams, run: (*workstation.Session).Remove}
+	o := &RemoveOptions{HostOptions: HostOptions{IOStreams: streams}, WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}}
 	cmd := &cobra.Command{
 		Use:   "remove NODE|MEMBER",
 		Short: "Remove one etcd member, even when its host is dead or gone",
@@ -55,18 +72,79 @@ is run. With --delete-node it also deletes the Node object and its
 control-plane mirror pods of a host that is gone for good (refused for a
 host that is up: its kubelet still renews its node lease); without it, it
 prints the "kubectl delete node" to run: deleting a node is the operator's
-decision (kubeadm upgrade refuses while a control-plane node is NotReady).`,
+decision (kubeadm upgrade refuses while a control-plane node is NotReady).
+
+With --local, run as root on a control-plane host whose member is healthy,
+for when the apiserver is down: it removes another, dead member (named by
+member name or hex ID) through etcd alone, with the same quorum and alarm
+checks, and points this host's kube-apiserver off it if it listed it. This
+host's own member is refused: "kubectl-etcd leave" removes it. Nothing is
+done on the removed member's host.`,
 		Example: `  kubectl etcd remove cp-3 --dry-run
   kubectl etcd remove cp-3
   kubectl etcd remove 8e9e05c52164694d
-  kubectl etcd remove cp-3 --delete-node     # the host is gone for good`,
+  kubectl etcd remove cp-3 --delete-node     # the host is gone for good
+  kubectl-etcd remove --local cp-3           # as root on cp-1, the apiserver down`,
 		Args:              exactlyOne("remove", "NODE|MEMBER"),
 		ValidArgsFunction: completeControlPlaneNodes(configFlags),
 		RunE:              runE(o),
 	}
-	o.addFlags(cmd)
+	o.HostOptions.AddFlags(cmd.Flags(), true)
+	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().Lookup("output").Usage = "output format: json|yaml (the steps and the final state), wide (the final state); json only with --local"
+	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the change")
 	cmd.Flags().BoolVar(&o.DeleteNode, "delete-node", false, "also delete the node's Node object and control-plane mirror pods (a host gone for good; refused while its kubelet renews its node lease)")
+	cmd.Flags().BoolVar(&o.Local, "local", false, "run on this host (as root), without the apiserver: remove another, dead member by name or ID")
+	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "with --local: extra client URLs to reach the cluster by")
 	return cmd
+}
+
+// Complete takes the member or node named and picks the face.
+func (o *RemoveOptions) Complete(_ *cobra.Command, args []string) error {
+	f, err := chooseFace(verbRemove, o.Local, "", nil)
+	if err != nil {
+		return err
+	}
+	o.face, o.Target = f, args[0]
+	return nil
+}
+
+// Validate rejects bad flags before anything is contacted.
+func (o *RemoveOptions) Validate() error {
+	if o.Target == "" {
+		return fmt.Errorf("name a node or member")
+	}
+	if o.face == hostLocalFace {
+		return o.validate(func() error {
+			if o.DeleteNode {
+				return fmt.Errorf("--delete-node deletes a Node object through the apiserver; --local works without it: run \"kubectl delete node\" once the apiserver answers")
+			}
+			return nil
+		})
+	}
+	return validateWorkstationOutput(o.Output)
+}
+
+// Run does it, printing progress and then the state left.
+func (o *RemoveOptions) Run(ctx context.Context) error {
+	if o.face == hostLocalFace {
+		if err := o.load(ctx); err != nil {
+			return err
+		}
+		ro := hostlocal.RemoveOptions{Target: o.Target, Endpoints: splitList(o.Endpoints), SnapshotDir: backup.Dir}
+		if !o.NoSnapshot {
+			ro.Snapshot = o.preRemoveSnapshot
+		}
+		res, err := o.env().Remove(ctx, ro)
+		return o.report(res, err)
+	}
+	progress := progressWriter(o.HostOptions.IOStreams, o.Output)
+	s, err := o.session(progress)
+	if err != nil {
+		return err
+	}
+	res, err := s.Remove(ctx, workstation.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
+	return printResult(o.Out, progress, res, o.Output, err)
 }
 
 // NewCmdReplace returns `kubectl etcd replace`.
@@ -130,6 +208,23 @@ func (o *MemberOptions) Run(ctx context.Context) error {
 	}
 	res, err := o.run(s, ctx, workstation.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
 	return printResult(o.Out, progress, res, o.Output, err)
+}
+
+// preRemoveSnapshot is `backup run --reason pre-remove` of this host's
+// member, as the plugin's remove takes through a host pod.
+func (o *RemoveOptions) preRemoveSnapshot(ctx context.Context) (string, error) {
+	src, done, err := localSource(o.host, o.config, staticpod.LocalEtcdServer(o.config))
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	res, err := backup.Run(ctx, src, backup.RunOptions{Dir: o.host.Path(backup.Dir), Reason: "pre-remove", Node: o.config.NodeName()})
+	if err != nil {
+		return "", err
+	}
+	return o.host.HostPathOf(res.File), nil
 }
 
 // exactlyOne wants one argument and says which.

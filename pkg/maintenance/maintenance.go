@@ -63,7 +63,7 @@ var WorkstationNames = Names{
 var HostNames = Names{
 	Defrag: "kubectl-etcd defrag --local --all --compact",
 	Disarm: "kubectl-etcd alarm disarm --local",
-	Remove: "kubectl etcd remove",
+	Remove: "kubectl-etcd remove --local",
 }
 
 // ActiveAlarms collects the alarms the members' statuses carry, sorted.

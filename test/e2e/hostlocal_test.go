@@ -391,4 +391,112 @@ func TestHostLocalJoinLeave(t *testing.T) {
 		}
 	}
 	w.finish(t, b, "e2e-writer")
+
+	hostLocalRemoveDeadPeer(t, b)
+}
+
+// hostLocalRemoveDeadPeer: h3 dies and the apiservers are down, so the
+// plugin cannot help; on h1, the host-local `remove --local` removes h3's
+// member through etcd alone, after refusing bad targets without changing
+// anything. It ends the test: h3 stays off and the apiservers down.
+func hostLocalRemoveDeadPeer(t *testing.T, b *testbed.Bed) {
+	ctx := context.Background()
+	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
+	if err := h3.PowerOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*testbed.Host{h1, h2} {
+		if out, err := h.Exec(ctx, "mv", "/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/kubernetes/kube-apiserver.yaml.e2e-parked"); err != nil {
+			t.Fatalf("parking %s's apiserver: %v %s", h.Name, err, out)
+		}
+	}
+	for _, h := range []*testbed.Host{h1, h2} {
+		for i := 0; ; i++ {
+			out, err := h.Exec(ctx, "kubectl", "--server=https://127.0.0.1:6443", "--request-timeout=3s", "get", "--raw=/readyz")
+			if err != nil || strings.TrimSpace(string(out)) != "ok" {
+				break
+			}
+			if i > 60 {
+				t.Fatalf("%s's apiserver still ready a minute after its manifest was removed", h.Name)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	// h1 sees h3 down once its status read of h3 times out.
+	for i := 0; ; i++ {
+		if healthy, ok := localMembers(t, h1)["h3"]; ok && !healthy {
+			break
+		}
+		if i > 30 {
+			t.Fatalf("h3 still looks healthy to h1 after its power-off: %v", localMembers(t, h1))
+		}
+		time.Sleep(time.Second)
+	}
+	backups := func() string {
+		out, _ := h1.Exec(ctx, "sh", "-c", "ls /var/lib/kubectl-etcd/backups/ 2>/dev/null | grep pre-remove || true")
+		return strings.TrimSpace(string(out))
+	}
+	before := backups()
+
+	// Refused, each changing nothing: an unknown member, this host's own,
+	// and the healthy h2 (with h3 dead, 1 of 2 voters would remain).
+	for _, tc := range []struct{ target, want string }{
+		{"h9", `"h9" is not a member of this cluster (members: `},
+		{"h1", "is this host's own: run `kubectl-etcd leave` here"},
+		{"h2", "so the cluster would stop"},
+	} {
+		if out, err := kectl(t, h1, "remove", "--local", tc.target); err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("remove --local %s: %v, want %q in:\n%s", tc.target, err, tc.want, out)
+		}
+	}
+	if out, err := kectl(t, h1, "remove", "--local", "h3", "--dry-run"); err != nil || !strings.Contains(out, "remove member h3") || !strings.Contains(out, "dry run") {
+		t.Errorf("remove --local h3 --dry-run: %v\n%s", err, out)
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	if got := backups(); got != before {
+		t.Errorf("a refused or dry run wrote a backup: %q (before: %q)", got, before)
+	}
+
+	out, err := kectl(t, h1, "remove", "--local", "h3")
+	if err != nil || !strings.Contains(out, "remove member") {
+		t.Fatalf("remove --local h3: %v\n%s", err, out)
+	}
+	wantVoters(t, b, "h1", "h1", "h2")
+	if got := backups(); got == before || !strings.Contains(got, "pre-remove") {
+		t.Errorf("no pre-remove backup on h1: %q", got)
+	}
+	// Again: nothing left to remove, said so, nothing changed.
+	if out, err := kectl(t, h1, "remove", "--local", "h3"); err == nil || !strings.Contains(out, `"h3" is not a member`) {
+		t.Errorf("second remove --local h3: %v\n%s", err, out)
+	}
+	wantVoters(t, b, "h1", "h1", "h2")
+	if m := localMembers(t, h2); len(m) != 2 || !m["h1"] || !m["h2"] {
+		t.Errorf("status --local on h2 after the removal: members %v, want h1 and h2 healthy", m)
+	}
+}
+
+// localMembers is `status --local -o json` on h: each member's health by name.
+func localMembers(t *testing.T, h *testbed.Host) map[string]bool {
+	t.Helper()
+	out, err := h.Exec(context.Background(), "kubectl-etcd", "status", "--local", "-o", "json")
+	var st struct {
+		Members []struct {
+			Name    string `json:"name"`
+			Healthy bool   `json:"healthy"`
+		} `json:"members"`
+	}
+	// Warnings (the apiserver is down: the configuration comes from the
+	// host's manifests) may precede the document on the combined output.
+	doc := string(out)
+	if i := strings.Index(doc, "\n{"); i >= 0 && !strings.HasPrefix(doc, "{") {
+		doc = doc[i+1:]
+	}
+	if jerr := json.Unmarshal([]byte(doc), &st); jerr != nil {
+		t.Fatalf("status --local -o json on %s: %v %v\n%s", h.Name, err, jerr, out)
+	}
+	m := map[string]bool{}
+	for _, x := range st.Members {
+		m[x.Name] = x.Healthy
+	}
+	return m
 }
