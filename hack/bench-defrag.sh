@@ -82,14 +82,14 @@ done
 [[ $(grep -c '^h[123] .* healthy ' <<<"$s") == 3 ]] || die "status never showed 3 healthy members"
 
 # settled: until h2 has applied the compaction itself (its space in use is
-# back under 50 MB): `compact --physical` waits for the member it asked
-# (h1) only, and a defrag that starts while h2 still compacts waits for it,
-# which would time h2's compaction, not the defrag.
+# back under the live data plus 50 MB): `compact --physical` waits for the
+# member it asked (h1) only, and a defrag that starts while h2 still
+# compacts waits for it, which would time h2's compaction, not the defrag.
 settled() {
-  local inuse
+  local inuse limit=$(((live + 50) * 1000000))
   for _ in $(seq 120); do
     inuse=$(tb exec h2 -- sh -c "$etcdctl endpoint status -w json" | grep -o '"dbSizeInUse":[0-9]*' | cut -d: -f2)
-    [[ -n "$inuse" && "$inuse" -lt 50000000 ]] && return 0
+    [[ -n "$inuse" && "$inuse" -lt "$limit" ]] && return 0
     sleep 1
   done
   die "h2 never applied the compaction (in use: ${inuse:-?} bytes)"
@@ -108,7 +108,7 @@ quiet() {
 run() { # LABEL CMD...: grow, then time CMD; prints "ns before after"
   local s e before after
   grow
-  if [[ "$live" == 0 ]]; then quiet; else sync; sleep 2; fi
+  quiet
   before=$(dbsize)
   s=$(now)
   "${@:2}" >>"$log" 2>&1 || die "$1"
@@ -122,15 +122,24 @@ keep_live
 # run on a loaded 2-core machine.
 rounds="${ROUNDS:-1}"
 Es=() Ps=()
-for r in $(seq "$rounds"); do
+# The two alternate which goes first from round to round: a defrag's time
+# depends on what the grow before it left (the file's layout, the page
+# cache), and the second run of a round grows a file the first one just
+# defragmented.
+run_etcdctl() {
   echo "round $r/$rounds: growing h2's database to about $mb MB of free pages ($live MB live), then: kubectl exec etcdctl defrag"
   read -r E eb ea < <(run etcdctl "${manual[@]}") || true
   [[ -n "${E:-}" ]] || die "the etcdctl run"
   echo "  etcdctl defrag: $(secs "$E") s ($((eb >> 20)) MiB -> $((ea >> 20)) MiB)"
-  echo "round $r/$rounds: growing it again, then: kubectl etcd defrag h2"
+}
+run_plugin() {
+  echo "round $r/$rounds: growing h2's database to about $mb MB of free pages ($live MB live), then: kubectl etcd defrag h2"
   read -r P pb pa < <(run plugin "${plugin[@]}" defrag h2) || true
   [[ -n "${P:-}" ]] || die "the plugin run"
   echo "  kubectl etcd defrag h2: $(secs "$P") s ($((pb >> 20)) MiB -> $((pa >> 20)) MiB)"
+}
+for r in $(seq "$rounds"); do
+  if ((r % 2)); then run_etcdctl; run_plugin; else run_plugin; run_etcdctl; fi
   Es+=("$E") Ps+=("$P")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
