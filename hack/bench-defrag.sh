@@ -126,15 +126,28 @@ Es=() Ps=()
 # depends on what the grow before it left (the file's layout, the page
 # cache), and the second run of a round grows a file the first one just
 # defragmented.
+# A run whose command fails (kubectl exec's stream times out under the
+# grow's load now and then: "next reader: ... i/o timeout") is grown and
+# tried once more, saying so; a second failure ends the benchmark.
 run_etcdctl() {
   echo "round $r/$rounds: growing h2's database to about $mb MB of free pages ($live MB live), then: kubectl exec etcdctl defrag"
-  read -r E eb ea < <(run etcdctl "${manual[@]}") || true
+  E=""
+  for try in 1 2; do
+    read -r E eb ea < <(run etcdctl "${manual[@]}") || true
+    [[ -n "${E:-}" ]] && break
+    echo "  the etcdctl run failed (see $log); growing again and trying once more"
+  done
   [[ -n "${E:-}" ]] || die "the etcdctl run"
   echo "  etcdctl defrag: $(secs "$E") s ($((eb >> 20)) MiB -> $((ea >> 20)) MiB)"
 }
 run_plugin() {
   echo "round $r/$rounds: growing h2's database to about $mb MB of free pages ($live MB live), then: kubectl etcd defrag h2"
-  read -r P pb pa < <(run plugin "${plugin[@]}" defrag h2) || true
+  P=""
+  for try in 1 2; do
+    read -r P pb pa < <(run plugin "${plugin[@]}" defrag h2) || true
+    [[ -n "${P:-}" ]] && break
+    echo "  the plugin run failed (see $log); growing again and trying once more"
+  done
   [[ -n "${P:-}" ]] || die "the plugin run"
   echo "  kubectl etcd defrag h2: $(secs "$P") s ($((pb >> 20)) MiB -> $((pa >> 20)) MiB)"
 }
