@@ -139,6 +139,20 @@ func (e *Env) connect(ctx context.Context, endpoints []string, tlsCfg *tls.Confi
 	return c, nil
 }
 
+// readCluster reads the membership, then every member's status: what a
+// verb decides a membership change on.
+func readCluster(ctx context.Context, c *etcdcluster.Client) ([]etcdcluster.Member, []etcdcluster.Status, error) {
+	members, err := c.Members(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	statuses, err := c.Statuses(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return members, statuses, nil
+}
+
 // self finds this host's member by peer URL, kubeadm's notion of identity.
 func self(members []etcdcluster.Member, peerURL string) *etcdcluster.Member {
 	for i := range members {

@@ -115,11 +115,7 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	if err != nil {
 		return nil, nil, err
 	}
-	members, err := c.Members(ctx)
-	if err != nil {
-		return nil, c, err
-	}
-	statuses, err := c.Statuses(ctx)
+	members, statuses, err := readCluster(ctx, c)
 	if err != nil {
 		return nil, c, err
 	}

@@ -43,11 +43,7 @@ func (e *Env) planLeave(ctx context.Context, o LeaveOptions, res *Result) (*plan
 		}
 		return nil, nil, fmt.Errorf("cannot reach the cluster to remove %s's member: %w", cfg.NodeName(), err)
 	}
-	members, err := c.Members(ctx)
-	if err != nil {
-		return nil, c, err
-	}
-	statuses, err := c.Statuses(ctx)
+	members, statuses, err := readCluster(ctx, c)
 	if err != nil {
 		return nil, c, err
 	}

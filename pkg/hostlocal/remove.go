@@ -51,11 +51,7 @@ func (e *Env) planRemove(ctx context.Context, o RemoveOptions, res *Result) (*pl
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot reach the cluster to remove member %s: %w", o.Target, err)
 	}
-	members, err := c.Members(ctx)
-	if err != nil {
-		return nil, c, err
-	}
-	statuses, err := c.Statuses(ctx)
+	members, statuses, err := readCluster(ctx, c)
 	if err != nil {
 		return nil, c, err
 	}
