@@ -131,7 +131,7 @@ func (o *RemoveOptions) Run(ctx context.Context) error {
 		if err := o.load(ctx); err != nil {
 			return err
 		}
-		ro := hostlocal.RemoveOptions{Target: o.Target, Endpoints: splitList(o.Endpoints), SnapshotDir: backup.Dir}
+		ro := hostlocal.RemoveOptions{Target: o.Target, Endpoints: splitList(o.Endpoints)}
 		if !o.NoSnapshot {
 			ro.Snapshot = o.preRemoveSnapshot
 		}

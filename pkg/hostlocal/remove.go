@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
@@ -20,11 +21,9 @@ type RemoveOptions struct {
 	// member and the peers in the local manifest are always tried).
 	Endpoints []string
 	// Snapshot, when set, takes the verified snapshot of this host's
-	// member that every membership change takes first (the plugin's does
-	// too); it returns where it wrote it. Nil: --no-snapshot.
+	// member into backup.Dir that every membership change takes first (the
+	// plugin's does too); it returns where it wrote it. Nil: --no-snapshot.
 	Snapshot func(ctx context.Context) (string, error)
-	// SnapshotDir is where Snapshot writes, for the plan.
-	SnapshotDir string
 }
 
 // Remove removes another member of this host's cluster through etcd alone:
@@ -62,7 +61,7 @@ func (e *Env) planRemove(ctx context.Context, o RemoveOptions, res *Result) (*pl
 	p := &plan.Plan{Title: fmt.Sprintf("remove: member %s (%x) from %s's etcd cluster, through etcd alone", m, m.ID, cfg.NodeName()),
 		Notes: []string{fmt.Sprintf("member %s's host is not touched: if it comes back, run `kubectl-etcd leave` on it (it moves the data dir aside) before it joins again", m)}}
 	if o.Snapshot != nil {
-		p.Add("snapshot", fmt.Sprintf("take a verified snapshot of this host's member into %s (pre-remove) before the change", o.SnapshotDir), func(ctx context.Context) (string, error) {
+		p.Add("snapshot", fmt.Sprintf("take a verified snapshot of this host's member into %s (pre-remove) before the change", backup.Dir), func(ctx context.Context) (string, error) {
 			file, err := o.Snapshot(ctx)
 			if err != nil {
 				return "", fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)

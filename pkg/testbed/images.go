@@ -13,11 +13,7 @@ import (
 )
 
 // ImageFile is one file copied into an image.
-type ImageFile struct {
-	Src  string // path on this machine
-	Dst  string // absolute path in the image
-	Mode int64
-}
+type ImageFile = ociimage.File
 
 // ImageSpec describes a one-layer FROM-scratch image. The bed has no registry,
 // so every image a host runs is built from local files and imported into each
@@ -99,11 +95,7 @@ func BuildImage(spec ImageSpec, dir string) (string, error) {
 // image builds the released kubectl-etcd image the same way, so the bed runs
 // the same image layout users get.
 func (s ImageSpec) Image() (*ociimage.Image, error) {
-	files := make([]ociimage.File, 0, len(s.Files))
-	for _, f := range s.Files {
-		files = append(files, ociimage.File{Src: f.Src, Dst: f.Dst, Mode: f.Mode})
-	}
-	img, err := ociimage.Build(ociimage.Spec{Files: files, Symlinks: s.Symlinks, Entrypoint: s.Entrypoint, Arch: s.Arch})
+	img, err := ociimage.Build(ociimage.Spec{Files: s.Files, Symlinks: s.Symlinks, Entrypoint: s.Entrypoint, Arch: s.Arch})
 	if err != nil {
 		return nil, fmt.Errorf("building image %s: %w", s.Ref, err)
 	}

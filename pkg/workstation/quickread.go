@@ -114,11 +114,21 @@ func refresh(prev []etcdcluster.Status, samples []etcdmetrics.Sample, errs []err
 	return out
 }
 
-// aheadConn is a metrics connection being opened ahead of its use.
+// aheadConn is a metrics connection being opened ahead of its use; conn
+// is nil when it could not be opened (the read then dials anew).
 type aheadConn struct {
 	done chan struct{}
 	conn net.Conn
-	err  error
+}
+
+// close closes the connection once it is open, without waiting for it.
+func (a *aheadConn) close() {
+	go func() {
+		<-a.done
+		if a.conn != nil {
+			a.conn.Close()
+		}
+	}()
 }
 
 // predial opens, in the background, a port-forward to the metrics listener
@@ -142,7 +152,7 @@ func (c *execCluster) predial(ctx context.Context) {
 			defer close(a.done)
 			dctx, cancel := context.WithTimeout(ctx, quickMemberTimeout)
 			defer cancel()
-			a.conn, a.err = c.s.dialer.DialPod(dctx, p.name, p.node, p.metricsPort)
+			a.conn, _ = c.s.dialer.DialPod(dctx, p.name, p.node, p.metricsPort)
 		}()
 	}
 }
@@ -155,12 +165,7 @@ func (c *execCluster) dropAhead() {
 
 func closeAhead(ahead map[string]*aheadConn) {
 	for _, a := range ahead {
-		go func() {
-			<-a.done
-			if a.conn != nil {
-				a.conn.Close()
-			}
-		}()
+		a.close()
 	}
 }
 
@@ -175,7 +180,7 @@ func (s *Session) readMetrics(ctx context.Context, p etcdPod, ahead *aheadConn) 
 		select {
 		case <-ahead.done:
 		case <-ctx.Done():
-			closeAhead(map[string]*aheadConn{"": ahead})
+			ahead.close()
 			return etcdmetrics.Sample{}, fmt.Errorf("opening a port-forward to %s: %w", p.name, context.Cause(ctx))
 		}
 		if ahead.conn != nil {
