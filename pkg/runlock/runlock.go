@@ -64,6 +64,13 @@ type Options struct {
 	Slack    time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// RollsBack is for a run that rolls the cluster's store back to a
+	// snapshot (restore): the apiserver's objects go back with it, and
+	// the lease with them, to absent or to a lease of a run from before
+	// this one. Neither is another run taking the lock, so renewing writes
+	// the lease again instead of stopping the run half-way through its
+	// restore.
+	RollsBack bool
 }
 
 func (o Options) withDefaults() Options {
@@ -103,7 +110,7 @@ func (e *HeldError) Error() string {
 // Lock is a held lock.
 type Lock struct {
 	o     Options
-	lease *coordinationv1.Lease // as acquired
+	lease *coordinationv1.Lease // as this run last wrote it
 }
 
 // Acquire takes the lock: it creates the lease, or takes it over when it
@@ -232,6 +239,16 @@ var ErrLost = errors.New("the run lock was taken from this run")
 func (l *Lock) Renew(ctx context.Context) error {
 	leases := l.o.Client.CoordinationV1().Leases(Namespace)
 	cur, err := leases.Get(ctx, Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && l.o.RollsBack {
+		// The store went back to before this run took the lock.
+		created, err := leases.Create(ctx, l.o.lease(nil, metav1.NewMicroTime(l.o.Now())), metav1.CreateOptions{})
+		if err != nil {
+			// AlreadyExists: someone wrote it since; the next renewal sees who.
+			return fmt.Errorf("writing the run lock again after the rollback: %w", err)
+		}
+		l.lease = created
+		return nil
+	}
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: the lease was deleted (`%s`)", ErrLost, BreakCommand)
 	}
@@ -239,7 +256,12 @@ func (l *Lock) Renew(ctx context.Context) error {
 		return fmt.Errorf("renewing the run lock: %w", err)
 	}
 	if h := ptr.Deref(cur.Spec.HolderIdentity, ""); h != l.o.Holder {
-		return fmt.Errorf("%w: it is held by %s now", ErrLost, h)
+		if !l.o.RollsBack || !l.fromBefore(cur) {
+			return fmt.Errorf("%w: it is held by %s now", ErrLost, h)
+		}
+		// A lease from the snapshot, written before this run took the
+		// lock: only a rollback brings such a lease back.
+		cur = l.o.lease(cur, metav1.NewMicroTime(l.o.Now()))
 	}
 	// cur's resourceVersion makes the update fail on a lease taken over
 	// since the read; the next renewal then sees by whom.
@@ -251,6 +273,16 @@ func (l *Lock) Renew(ctx context.Context) error {
 	}
 	l.lease = renewed
 	return nil
+}
+
+// fromBefore: cur was last written before this run took the lock (its
+// renewal, or its acquisition, is older than ours).
+func (l *Lock) fromBefore(cur *coordinationv1.Lease) bool {
+	written := cur.Spec.RenewTime
+	if written == nil {
+		written = cur.Spec.AcquireTime
+	}
+	return written == nil || written.Before(l.lease.Spec.AcquireTime)
 }
 
 // Keep renews the lease every third of its duration until ctx ends. When

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
@@ -273,5 +274,95 @@ func TestUsualRunIsOneWriteEachWay(t *testing.T) {
 	}
 	if _, err := cs.CoordinationV1().Leases(Namespace).Get(ctx, Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("lease still there after release: %v", err)
+	}
+}
+
+// A restore rolls the store back under its own run: the lease is gone, or
+// is one an earlier run wrote before the snapshot. The restoring run writes
+// it again and goes on; a run that does not roll back stops, and even a
+// restoring run stops for a lease written after it took the lock.
+func TestRollbackKeepsTheRestoringRun(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	leases := func(cs kubernetes.Interface) coordinationv1client.LeaseInterface {
+		return cs.CoordinationV1().Leases(Namespace)
+	}
+
+	// The earlier run's lease, as the snapshot holds it.
+	cs := newClientset()
+	old, err := Acquire(ctx, opts(cs, c, "bob@ws2 pid 7", "ws2", 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := old.lease.DeepCopy()
+	if err := old.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(10 * time.Minute)
+	o := opts(cs, c, "alice@ws1 pid 10", "ws1", 10)
+	o.RollsBack = true
+	l, err := Acquire(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Rolled back to before any lease.
+	if err := leases(cs).Delete(ctx, Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(10 * time.Second)
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("renew after the lease was rolled away: %v", err)
+	}
+	if h := holderOf(t, cs); h != "alice@ws1 pid 10" {
+		t.Errorf("holder after the rollback: %q", h)
+	}
+
+	// Rolled back to the earlier run's lease.
+	if err := leases(cs).Delete(ctx, Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snapshot.ResourceVersion, snapshot.UID = "", ""
+	if _, err := leases(cs).Create(ctx, snapshot, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(10 * time.Second)
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("renew after the store went back to an earlier run's lease: %v", err)
+	}
+	if h := holderOf(t, cs); h != "alice@ws1 pid 10" {
+		t.Errorf("holder after the rollback to an earlier lease: %q", h)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases(cs).Get(ctx, Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the rewritten lease was not freed: %v", err)
+	}
+
+	// A lease another run wrote after this one took the lock is that run's.
+	l, err = Acquire(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(2 * time.Minute) // this run could not renew: expired
+	if _, err := Acquire(ctx, opts(cs, c, "carol@ws3 pid 3", "ws3", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(ctx); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "carol@ws3") {
+		t.Errorf("renew of a lock another run took since: %v, want it lost to carol", err)
+	}
+
+	// Without RollsBack a deleted lease is a broken lock.
+	cs = newClientset()
+	l, err = Acquire(ctx, opts(cs, c, "alice@ws1 pid 10", "ws1", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leases(cs).Delete(ctx, Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(ctx); !errors.Is(err, ErrLost) {
+		t.Errorf("renew of a deleted lease without RollsBack: %v, want ErrLost", err)
 	}
 }

@@ -24,7 +24,11 @@ var withoutWrites = map[string]bool{"defrag": true, "alarm disarm": true}
 // withoutWrites whose lock cannot be written goes on without it, saying so.
 func (s *Session) lock(ctx context.Context, verb, what string) (context.Context, func(), error) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	release, err := runlock.Hold(ctx, s.lockOptions(what), func(err error) {
+	o := s.lockOptions(what)
+	// A restore takes the apiserver's objects back to the snapshot's, the
+	// lease among them: that is not the lock taken away.
+	o.RollsBack = verb == "restore"
+	release, err := runlock.Hold(ctx, o, func(err error) {
 		fmt.Fprintf(s.warn(), "Warning: %v; stopping after the current step\n", err)
 		cancel(err)
 	})
