@@ -9,7 +9,10 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
+
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
 
 // JoinOptions: add this host's member to an existing cluster.
@@ -18,9 +21,11 @@ type JoinOptions struct {
 	Endpoints       string
 	MoveForeignData bool
 	ReplaceMember   string
+	EtcdArgs        []string
 
 	endpoints []string
-	replace   uint64 // --replace-member, parsed
+	replace   uint64           // --replace-member, parsed
+	etcdArgs  []kubeadmapi.Arg // --etcd-arg, parsed
 }
 
 // NewCmdJoin returns `kubectl-etcd join`.
@@ -40,16 +45,23 @@ it). Safe to run again after a crash or Ctrl-C: it finds its own learner or
 voter and carries on. Stale data of an earlier membership is moved aside,
 never deleted. With --replace-member ID, this host's member ID (broken, or
 with bad data) is replaced by a fresh one; rerunning after it was replaced
-is a normal join.`,
+is a normal join.
+
+--etcd-arg NAME=VALUE gives the member a flag on top of the
+ClusterConfiguration's etcd.local.extraArgs: a setting the other members run
+that kubeadm-config does not give (a timing tuned by hand, say), which every
+member must share. ` + "`kubectl etcd scale` and `replace`" + ` pass the ones they find.`,
 		Example: `  kubectl-etcd join --endpoints https://10.0.0.11:2379 --dry-run
   kubectl-etcd join --endpoints https://10.0.0.11:2379,https://10.0.0.12:2379
-  kubectl-etcd join --endpoints https://10.0.0.11:2379 --replace-member 8e9e05c52164694d`,
+  kubectl-etcd join --endpoints https://10.0.0.11:2379 --replace-member 8e9e05c52164694d
+  kubectl-etcd join --endpoints https://10.0.0.11:2379 --etcd-arg heartbeat-interval=250 --etcd-arg election-timeout=2500`,
 		Args: cobra.NoArgs,
 		RunE: runE(o),
 	}
 	o.AddFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "client URLs of current members (any that answers is used)")
 	cmd.Flags().StringVar(&o.ReplaceMember, "replace-member", "", "ID (hex) of this host's member to replace with a fresh one: it is stopped, its data moved aside, removed and added back as a learner (what `kubectl etcd replace` runs)")
+	cmd.Flags().StringArrayVar(&o.EtcdArgs, "etcd-arg", nil, "etcd flag NAME=VALUE for this member's manifest, on top of etcd.local.extraArgs (repeatable): a setting the other members run that kubeadm-config does not give")
 	cmd.Flags().BoolVar(&o.MoveForeignData, "move-aside-foreign-data", false, "move aside (never delete) a data dir that belongs to another etcd cluster instead of refusing")
 	return cmd
 }
@@ -75,6 +87,11 @@ func (o *JoinOptions) Validate() error {
 			}
 			o.replace = id
 		}
+		args, err := staticpod.ParseEtcdArgs(o.EtcdArgs)
+		if err != nil {
+			return err
+		}
+		o.etcdArgs = args
 		return nil
 	})
 }
@@ -84,6 +101,7 @@ func (o *JoinOptions) Run(ctx context.Context) error {
 	if err := o.load(ctx); err != nil {
 		return err
 	}
+	o.config.SetEtcdArgs(o.etcdArgs, "--etcd-arg: what the other members run")
 	res, err := o.env().Join(ctx, hostlocal.JoinOptions{Endpoints: o.endpoints, MoveForeignData: o.MoveForeignData, ReplaceMember: o.replace})
 	return o.report(res, err)
 }

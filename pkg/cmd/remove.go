@@ -27,7 +27,9 @@ type MemberOptions struct {
 	DryRun     bool
 	NoSnapshot bool
 	DeleteNode bool
-	Output     string
+	// AcceptDrift: replace only.
+	AcceptDrift bool
+	Output      string
 
 	run func(s *workstation.Session, ctx context.Context, o workstation.MemberOptions) (*workstation.Result, error)
 }
@@ -170,8 +172,12 @@ node as root; running it completes the replace.`,
 		RunE:              runE(o),
 	}
 	o.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.AcceptDrift, "accept-drift", false, acceptDriftUsage)
 	return cmd
 }
+
+// acceptDriftUsage is --accept-drift of the verbs that add a member.
+const acceptDriftUsage = "add the member even where the members that stay disagree on a setting every member must share (heartbeat, election timeout, quota...): it gets kubeadm-config's value. Without it that is refused; settings the members agree on are carried to the new member either way"
 
 func (o *MemberOptions) addFlags(cmd *cobra.Command) {
 	o.AddFlags(cmd)
@@ -206,7 +212,7 @@ func (o *MemberOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := o.run(s, ctx, workstation.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode})
+	res, err := o.run(s, ctx, workstation.MemberOptions{Target: o.Target, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, DeleteNode: o.DeleteNode, AcceptDrift: o.AcceptDrift})
 	return printResult(o.Out, progress, res, o.Output, err)
 }
 

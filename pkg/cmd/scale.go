@@ -17,11 +17,12 @@ import (
 type ScaleOptions struct {
 	WorkstationOptions
 	genericiooptions.IOStreams
-	Replicas   int
-	Nodes      string
-	DryRun     bool
-	NoSnapshot bool
-	Output     string
+	Replicas    int
+	Nodes       string
+	DryRun      bool
+	NoSnapshot  bool
+	AcceptDrift bool
+	Output      string
 
 	replicasSet bool
 	nodes       []string
@@ -40,7 +41,13 @@ a new member joins as a learner, catches up, is promoted, and its host's
 kube-apiserver is pointed at it; a member leaves only after its host's
 kube-apiserver was pointed at the others and leadership moved away. A change
 that could lose quorum is refused. Host work runs in short-lived privileged
-pods on the hosts. Safe to run again after a crash.`,
+pods on the hosts. Safe to run again after a crash.
+
+A new member runs what the members that stay run of the settings every
+member must share (heartbeat interval, election timeout, quota, snapshot
+count, cipher suites, feature gates) where kubeadm-config would give it
+something else, and the plan says so; where the members disagree among
+themselves, the addition is refused unless --accept-drift.`,
 		Example: `  kubectl etcd scale --replicas 3 --dry-run
   kubectl etcd scale --replicas 3
   kubectl etcd scale --nodes cp-1,cp-2,cp-3`,
@@ -52,6 +59,7 @@ pods on the hosts. Safe to run again after a crash.`,
 	cmd.Flags().StringVar(&o.Nodes, "nodes", "", "exact control-plane nodes to run members on")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
 	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the first change")
+	cmd.Flags().BoolVar(&o.AcceptDrift, "accept-drift", false, acceptDriftUsage)
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json|yaml (the steps and the final state), wide (the final state)")
 	return cmd
 }
@@ -88,6 +96,6 @@ func (o *ScaleOptions) Run(ctx context.Context) error {
 		return err
 	}
 	res, err := s.Scale(ctx, workstation.ScaleOptions{
-		Target: workstation.Target{Replicas: o.Replicas, Nodes: o.nodes}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
+		Target: workstation.Target{Replicas: o.Replicas, Nodes: o.nodes}, DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, AcceptDrift: o.AcceptDrift})
 	return printResult(o.Out, progress, res, o.Output, err)
 }

@@ -236,3 +236,75 @@ func Disagreements(pods map[string]*corev1.Pod) []Disagreement {
 	}
 	return out
 }
+
+// Carried is what a member added or rebuilt must run, of the MustAgree
+// settings, to agree with the members that stay, where kubeadm's rendering
+// from the ClusterConfiguration would give it something else (a timing
+// tuned by hand on every member, say). Conflicts are the settings no value
+// can be carried for: the members that stay disagree among themselves, or
+// run without a flag that kubeadm's rendering sets and that has no single
+// default to write instead.
+type Carried struct {
+	// Args are etcd flags (name without dashes) for the new member's
+	// manifest, on top of etcd.local.extraArgs.
+	Args []kubeadmapi.Arg `json:"args,omitempty"`
+	// Conflicts say, per setting, why nothing can be carried.
+	Conflicts []string `json:"conflicts,omitempty"`
+}
+
+// String is the flags as they go on etcd's command line.
+func (c Carried) String() string {
+	var s []string
+	for _, a := range c.Args {
+		s = append(s, "--"+a.Name+"="+a.Value)
+	}
+	return strings.Join(s, " ")
+}
+
+// CarryFor compares the MustAgree settings of staying (the etcd pods of
+// the members that stay, by host) with rendered (kubeadm's rendering for
+// the new member). The image is left out: members run two versions while
+// an upgrade rolls, and kubeadm-config's image is the one an upgrade
+// records.
+func CarryFor(staying map[string]*corev1.Pod, rendered *corev1.Pod) Carried {
+	var out Carried
+	want := PodFlags(rendered)
+	for _, s := range MustAgree {
+		if s.Flag == "image" {
+			continue
+		}
+		hosts := map[string][]string{}
+		for _, h := range slices.Sorted(maps.Keys(staying)) {
+			f := PodFlags(staying[h])
+			if f == nil {
+				continue
+			}
+			v, set := f[s.Flag]
+			if !set {
+				v = s.Default
+			}
+			hosts[v] = append(hosts[v], h)
+		}
+		r, set := want[s.Flag]
+		if !set {
+			r = s.Default
+		}
+		switch {
+		case len(hosts) == 0:
+		case len(hosts) > 1:
+			d := Disagreement{Setting: s.Flag, Hosts: hosts, Why: s.Why}
+			out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s; kubeadm-config gives --%s=%s", d, s.Flag, r))
+		default:
+			v := slices.Collect(maps.Keys(hosts))[0]
+			switch {
+			case v == r:
+			case v == "":
+				out.Conflicts = append(out.Conflicts, fmt.Sprintf("the members (%s) run without --%s, which kubeadm-config sets to %s, and etcd has no value that means unset",
+					strings.Join(hosts[v], ", "), s.Flag, r))
+			default:
+				out.Args = append(out.Args, kubeadmapi.Arg{Name: s.Flag, Value: v})
+			}
+		}
+	}
+	return out
+}

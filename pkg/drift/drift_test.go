@@ -106,3 +106,39 @@ func TestDisagreements(t *testing.T) {
 		t.Errorf("identical members disagree: %v", d)
 	}
 }
+
+func TestCarryFor(t *testing.T) {
+	plain := clusterConfig(t, "")
+	withQuota := clusterConfig(t, "etcd:\n  local:\n    extraArgs:\n    - name: quota-backend-bytes\n      value: \"8589934592\"\n    - name: cipher-suites\n      value: TLS_AES_128_GCM_SHA256\n")
+	pod := func(base *corev1.Pod, extra ...string) *corev1.Pod {
+		p := base.DeepCopy()
+		p.Spec.Containers[0].Command = append(p.Spec.Containers[0].Command, extra...)
+		return p
+	}
+	for _, c := range []struct {
+		name      string
+		staying   map[string]*corev1.Pod
+		rendered  *corev1.Pod
+		args      string
+		conflicts []string
+	}{
+		{name: "members as kubeadm renders them", staying: map[string]*corev1.Pod{"h1": pod(plain), "h2": pod(plain)}, rendered: plain},
+		{name: "no member known", staying: map[string]*corev1.Pod{}, rendered: plain},
+		{name: "timings tuned by hand on every member",
+			staying:  map[string]*corev1.Pod{"h1": pod(plain, "--heartbeat-interval=250", "--election-timeout=2500"), "h2": pod(plain, "--election-timeout", "2500", "--heartbeat-interval=250")},
+			rendered: plain, args: "--heartbeat-interval=250 --election-timeout=2500"},
+		{name: "the members disagree",
+			staying:   map[string]*corev1.Pod{"h1": pod(plain, "--heartbeat-interval=250"), "h2": pod(plain)},
+			rendered:  plain,
+			conflicts: []string{"members disagree on --heartbeat-interval: 100 on h2; 250 on h1 (etcd's timings must match on every member); kubeadm-config gives --heartbeat-interval=100"}},
+		{name: "kubeadm-config changed since the members were written",
+			staying:  map[string]*corev1.Pod{"h1": pod(plain)},
+			rendered: withQuota, args: "--quota-backend-bytes=0",
+			conflicts: []string{"the members (h1) run without --cipher-suites, which kubeadm-config sets to TLS_AES_128_GCM_SHA256, and etcd has no value that means unset"}},
+	} {
+		got := CarryFor(c.staying, c.rendered)
+		if got.String() != c.args || strings.Join(got.Conflicts, "\n") != strings.Join(c.conflicts, "\n") {
+			t.Errorf("%s: carried %q, conflicts %q; want %q, %q", c.name, got.String(), got.Conflicts, c.args, c.conflicts)
+		}
+	}
+}

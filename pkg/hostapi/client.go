@@ -35,6 +35,9 @@ func JoinCall(req JoinRequest) Call {
 	if req.ReplaceMember != 0 {
 		argv = append(argv, "--replace-member", fmt.Sprintf("%x", req.ReplaceMember))
 	}
+	for _, a := range req.EtcdArgs {
+		argv = append(argv, "--etcd-arg", a)
+	}
 	return Call{Argv: argv}
 }
 

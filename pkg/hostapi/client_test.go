@@ -38,14 +38,14 @@ func TestJoinRelaysProgressAndReturnsSteps(t *testing.T) {
 	}
 	var out bytes.Buffer
 	c := &Client{Transport: tr, Out: &out}
-	res, err := c.Join(context.Background(), "h2", JoinRequest{Endpoints: []string{"https://a:2379", "https://b:2379"}, ReplaceMember: 0xab})
+	res, err := c.Join(context.Background(), "h2", JoinRequest{Endpoints: []string{"https://a:2379", "https://b:2379"}, ReplaceMember: 0xab, EtcdArgs: []string{"heartbeat-interval=250", "election-timeout=2500"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Steps) != 2 || res.Steps[1].Name != "promote" || res.Node != "h2" {
 		t.Errorf("result %+v", res)
 	}
-	want := []string{"join", "--endpoints", "https://a:2379,https://b:2379", "--replace-member", "ab"}
+	want := []string{"join", "--endpoints", "https://a:2379,https://b:2379", "--replace-member", "ab", "--etcd-arg", "heartbeat-interval=250", "--etcd-arg", "election-timeout=2500"}
 	if got := tr.calls[0]; fmt.Sprint(got.Argv) != fmt.Sprint(want) || !got.JSON || fmt.Sprint(got.Args()[len(want):]) != "[-o json]" {
 		t.Errorf("call %+v, want argv %v with -o json", got, want)
 	}

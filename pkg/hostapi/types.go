@@ -68,6 +68,10 @@ type JoinRequest struct {
 	// ReplaceMember, when not 0, is the host's own member to start over:
 	// its data is moved aside, it is removed and added back fresh.
 	ReplaceMember uint64
+	// EtcdArgs are etcd flags, NAME=VALUE, for the member's manifest on
+	// top of etcd.local.extraArgs: the settings the members that stay run
+	// and kubeadm-config does not give (see drift.CarryFor).
+	EtcdArgs []string
 }
 
 // BackupRunRequest takes a snapshot into the host's backup directory.

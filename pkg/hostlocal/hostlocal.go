@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/drift"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlock"
@@ -137,6 +140,27 @@ func (e *Env) connect(ctx context.Context, endpoints []string, tlsCfg *tls.Confi
 		return nil, fmt.Errorf("no etcd endpoint answered (%s): %w", strings.Join(endpoints, ", "), err)
 	}
 	return c, nil
+}
+
+// KeepOwnSettings is for a member rebuilt in place (recover, restore): of
+// the settings every member must share, it keeps what the member's current
+// manifest runs where kubeadm-config's rendering would write something else
+// (a timing tuned by hand, say). The members added to it later carry its
+// settings, so the cluster keeps what it ran. It returns the note for the
+// plan ("" when nothing is kept).
+func (e *Env) KeepOwnSettings() (string, error) {
+	h, cfg := e.Host, e.Config
+	pod, err := h.CurrentEtcdManifest()
+	if err != nil || pod == nil {
+		return "", err
+	}
+	rendered := drift.Render(&cfg.Init.ClusterConfiguration, cfg.NodeName(), cfg.AdvertiseAddress())
+	c := drift.CarryFor(map[string]*corev1.Pod{cfg.NodeName(): pod}, rendered)
+	if len(c.Args) == 0 {
+		return "", nil
+	}
+	cfg.SetEtcdArgs(c.Args, "kept from this member's manifest")
+	return fmt.Sprintf("the member keeps its %s, which kubeadm-config does not give it (settings every member must share; put them into etcd.local.extraArgs so that kubeadm keeps them too)", c), nil
 }
 
 // readCluster reads the membership, then every member's status: what a

@@ -113,3 +113,39 @@ func TestJoinUnreachableEndpoints(t *testing.T) {
 		t.Error("a failed join changed the host")
 	}
 }
+
+// TestKeepOwnSettings: a member rebuilt in place keeps its hand-set
+// timings (a setting every member must share), from its manifest or the
+// one an interrupted stop parked, and not its host-specific flags; without
+// a manifest nothing is kept.
+func TestKeepOwnSettings(t *testing.T) {
+	e, _ := testEnv(t, false)
+	if note, err := e.KeepOwnSettings(); err != nil || note != "" {
+		t.Fatalf("without a manifest: %q, %v", note, err)
+	}
+	m, err := staticpod.RenderEtcdManifest(e.Config, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(m), "    - etcd\n", "    - etcd\n    - --heartbeat-interval=250\n    - --log-level=debug\n", 1)
+	if edited == string(m) {
+		t.Fatal("could not edit the manifest")
+	}
+	if err := e.Host.WriteEtcdManifest([]byte(edited)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Host.StopEtcd(); err != nil { // parked, as an interrupted run leaves it
+		t.Fatal(err)
+	}
+	note, err := e.KeepOwnSettings()
+	if err != nil || !strings.Contains(note, "keeps its --heartbeat-interval=250") {
+		t.Fatalf("note %q, %v", note, err)
+	}
+	out, err := staticpod.RenderEtcdManifest(e.Config, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "--heartbeat-interval=250") || strings.Contains(string(out), "--log-level") {
+		t.Errorf("the rewritten manifest keeps the wrong flags:\n%s", out)
+	}
+}

@@ -84,6 +84,7 @@ func (r *Recovery) Run(ctx context.Context) error {
 func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, error) {
 	h, cfg := e.Host, e.Config
 	r := &Recovery{env: e, Res: &Result{Result: hostlocal.Result{Verb: "recover", Node: cfg.NodeName(), DryRun: e.DryRun}}}
+	r.keepOwnSettings()
 	j, err := loadJournal(h)
 	if err != nil {
 		return r, r.fail(err)
@@ -309,6 +310,20 @@ func stopSurvivor(ctx context.Context, e *hostlocal.Env) (string, error) {
 		return "", err
 	}
 	return e.Host.WaitEtcdGoneWithoutQuorum(ctx, e.Config, e.Timeouts.EtcdStop)
+}
+
+// keepOwnSettings: the member rebuilt here keeps the settings every member
+// must share as its manifest has them (see hostlocal.Env.KeepOwnSettings).
+func (r *Recovery) keepOwnSettings() {
+	note, err := r.env.KeepOwnSettings()
+	if err != nil {
+		// A manifest edited past parsing must not stop a recovery: it is
+		// rewritten from the cluster's configuration alone, as before.
+		note = fmt.Sprintf("the member's own settings are not kept: %v", err)
+	}
+	if note != "" {
+		r.Res.Notes = append(r.Res.Notes, note)
+	}
 }
 
 // quarantineConfig is cfg with the member's client URLs moved to the

@@ -62,6 +62,7 @@ func restoringDir(dataDir string) string {
 func PlanRestore(ctx context.Context, e *hostlocal.Env, o RestoreOptions) (*Recovery, error) {
 	h, cfg := e.Host, e.Config
 	r := &Recovery{env: e, Res: &Result{Result: hostlocal.Result{Verb: "restore", Node: cfg.NodeName(), DryRun: e.DryRun}}}
+	r.keepOwnSettings()
 	j, err := loadJournal(h)
 	if err != nil {
 		return r, r.fail(err)

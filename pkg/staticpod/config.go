@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,7 +145,7 @@ func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *k
 		}
 		warning = fmt.Sprintf("%s: %v; this verb only reads, so it goes on with what the host's own files say (fix the ConfigMap before any verb that writes)", configMap, err)
 	}
-	cc, err = defaultClusterConfiguration()
+	cc, err = DefaultClusterConfiguration()
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -193,7 +194,9 @@ func toInternal(obj runtime.Object) (*kubeadmapi.ClusterConfiguration, error) {
 	return cc, nil
 }
 
-func defaultClusterConfiguration() (*kubeadmapi.ClusterConfiguration, error) {
+// DefaultClusterConfiguration is kubeadm's defaults: what a host writes
+// when it can read no ClusterConfiguration.
+func DefaultClusterConfiguration() (*kubeadmapi.ClusterConfiguration, error) {
 	v := &kubeadmv1beta4.ClusterConfiguration{}
 	cc, err := toInternal(v)
 	if err != nil {
@@ -349,6 +352,44 @@ func carriedArgs(cc *kubeadmapi.ClusterConfiguration, command []string) []kubead
 		out = append(out, a)
 	}
 	return out
+}
+
+// ParseEtcdArgs parses `--etcd-arg` values, NAME=VALUE (NAME without
+// dashes, as in etcd.local.extraArgs). The flags kubeadm derives from the
+// host are refused: a value given for them would not be this host's.
+func ParseEtcdArgs(values []string) ([]kubeadmapi.Arg, error) {
+	var out []kubeadmapi.Arg
+	for _, v := range values {
+		name, value, ok := strings.Cut(strings.TrimLeft(v, "-"), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--etcd-arg %q: want NAME=VALUE, e.g. heartbeat-interval=250", v)
+		}
+		if notCarried[name] {
+			return nil, fmt.Errorf("--etcd-arg %q: kubeadm sets --%s for the host itself", v, name)
+		}
+		out = append(out, kubeadmapi.Arg{Name: name, Value: value})
+	}
+	return out, nil
+}
+
+// SetEtcdArgs gives the member's manifest args on top of the
+// ClusterConfiguration's etcd.local.extraArgs (a flag already there takes
+// the value given here), and says so in Source, which the plan shows.
+func (c *Config) SetEtcdArgs(args []kubeadmapi.Arg, why string) {
+	if len(args) == 0 {
+		return
+	}
+	if c.Init.Etcd.Local == nil {
+		c.Init.Etcd.Local = &kubeadmapi.LocalEtcd{}
+	}
+	local := c.Init.Etcd.Local
+	var shown []string
+	for _, a := range args {
+		local.ExtraArgs = slices.DeleteFunc(local.ExtraArgs, func(x kubeadmapi.Arg) bool { return x.Name == a.Name })
+		local.ExtraArgs = append(local.ExtraArgs, a)
+		shown = append(shown, "--"+a.Name+"="+a.Value)
+	}
+	c.Source += fmt.Sprintf("; with %s (%s)", strings.Join(shown, " "), why)
 }
 
 func splitImage(image string) (repo, tag string, ok bool) {

@@ -51,6 +51,17 @@ func (h *Host) ReadManifest(hostPath string) (*v1.Pod, error) {
 	return pod, nil
 }
 
+// CurrentEtcdManifest is the member's manifest, or where a stop step of an
+// interrupted run parked it; nil when there is neither.
+func (h *Host) CurrentEtcdManifest() (*v1.Pod, error) {
+	for _, m := range []string{h.EtcdManifest(), h.stoppedManifest()} {
+		if h.exists(m) {
+			return h.ReadManifest(m)
+		}
+	}
+	return nil, nil
+}
+
 // EtcdManifestExists reports whether the etcd static pod is configured here.
 func (h *Host) EtcdManifestExists() bool { return h.exists(h.EtcdManifest()) }
 

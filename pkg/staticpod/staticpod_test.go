@@ -497,3 +497,36 @@ func TestConfigFromManifestsKeepsEtcdFlags(t *testing.T) {
 		t.Errorf("the re-rendered manifest keeps a default it should override, or the old bootstrap:\n%s", again)
 	}
 }
+
+// TestEtcdArgs: --etcd-arg values go on top of etcd.local.extraArgs (one
+// given there too takes the new value) and the plan's source says so; the
+// flags kubeadm derives from the host are refused.
+func TestEtcdArgs(t *testing.T) {
+	_, cfg := testHost(t, false)
+	args, err := ParseEtcdArgs([]string{"heartbeat-interval=250", "--quota-backend-bytes=2147483648"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SetEtcdArgs(args, "what the other members run")
+	m, err := RenderEtcdManifest(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(m)
+	if !strings.Contains(s, "--heartbeat-interval=250") || !strings.Contains(s, "--quota-backend-bytes=2147483648") || strings.Contains(s, "--quota-backend-bytes=8589934592") {
+		t.Errorf("manifest does not run the given flags in place of the config's:\n%s", s)
+	}
+	if !strings.Contains(cfg.Source, "with --heartbeat-interval=250 --quota-backend-bytes=2147483648 (what the other members run)") {
+		t.Errorf("source %q does not say what it adds", cfg.Source)
+	}
+	for v, want := range map[string]string{
+		"heartbeat-interval":  "want NAME=VALUE",
+		"=250":                "want NAME=VALUE",
+		"data-dir=/tmp/x":     "kubeadm sets --data-dir for the host itself",
+		"--name=other-member": "kubeadm sets --name for the host itself",
+	} {
+		if _, err := ParseEtcdArgs([]string{v}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--etcd-arg %q: %v, want %q", v, err, want)
+		}
+	}
+}

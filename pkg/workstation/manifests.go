@@ -83,7 +83,7 @@ func (m manifests) drifts(nodes []Node) []Drift {
 				parts = append(parts, d.String())
 			}
 			out = append(out, Drift{Kind: "manifest-differs", Node: n.Name, Differences: diffs,
-				Detail: fmt.Sprintf("etcd's manifest on %s differs from what kubeadm writes from kubeadm-config: %s. A member rebuilt by kubeadm or kubectl-etcd gets kubeadm's; settings meant to last belong in etcd.local.extraArgs",
+				Detail: fmt.Sprintf("etcd's manifest on %s differs from what kubeadm writes from kubeadm-config: %s. kubeadm join and kubeadm upgrade write kubeadm's; settings meant to last belong in etcd.local.extraArgs",
 					n.Name, strings.Join(parts, "; "))})
 		}
 	}

@@ -26,6 +26,8 @@ type MemberOptions struct {
 	// control-plane mirror pods, for a host that is gone for good. Refused
 	// for a host that is up (its kubelet renews its node lease).
 	DeleteNode bool
+	// AcceptDrift (replace only): see ScaleOptions.AcceptDrift.
+	AcceptDrift bool
 }
 
 // resolve finds the member an operator named: a control-plane node's
@@ -118,7 +120,7 @@ func (s *Session) Remove(ctx context.Context, o MemberOptions) (*Result, error) 
 	}
 	p.AddSteps(c.stepName(), how+"; then point member-less hosts' kube-apiservers that still list it at the members left",
 		func(ctx context.Context) (string, []plan.StepResult, error) {
-			note, sub, err := s.apply(ctx, c)
+			note, sub, err := s.apply(ctx, c, changeOptions{})
 			if err != nil {
 				return note, sub, fmt.Errorf("removing member %s (%x): %w", m, m.ID, err)
 			}
@@ -188,8 +190,19 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*Result, error)
 			endpoints = append(endpoints, x.ClientURLs...)
 		}
 	}
-	join := hostapi.JoinRequest{Endpoints: endpoints, ReplaceMember: m.ID}
+	carried, err := obs.carryFor(n.Name)
+	if err != nil {
+		return nil, err
+	}
+	args, note, err := checkCarry(carried, n.Name, o.AcceptDrift)
+	if err != nil {
+		return nil, err
+	}
+	join := hostapi.JoinRequest{Endpoints: endpoints, ReplaceMember: m.ID, EtcdArgs: args}
 	p := &plan.Plan{Title: fmt.Sprintf("replace member %s (%x) on %s with a fresh one", m, m.ID, n.Name)}
+	if note != "" {
+		p.Notes = append(p.Notes, note)
+	}
 	if !o.NoSnapshot {
 		others := &observed{nodes: obs.nodes, statuses: without(obs.statuses, m.ID)}
 		snapNode, err := snapshotNode(others)

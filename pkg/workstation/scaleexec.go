@@ -21,6 +21,10 @@ type ScaleOptions struct {
 	// NoSnapshot skips the verified snapshot taken on a member host before
 	// the first change.
 	NoSnapshot bool
+	// AcceptDrift adds members where the members that stay disagree on a
+	// setting every member must share: the new ones get kubeadm-config's
+	// value. Without it such an addition is refused.
+	AcceptDrift bool
 }
 
 // Scale makes the member set match the target, one change at a time. Each
@@ -51,6 +55,31 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*Result, error) {
 	if len(sp.Changes) == 0 {
 		p.Notes = append(p.Notes, "the members already match")
 	}
+	// New members carry what the members that stay run (checked again,
+	// on fresh state, right before each addition).
+	var leaving []string
+	for _, c := range sp.Changes {
+		if c.Kind == "remove" && c.Node != "" {
+			leaving = append(leaving, c.Node)
+		}
+	}
+	for _, c := range sp.Changes {
+		if c.Kind != "add" {
+			continue
+		}
+		carried, err := obs.carryFor(c.Node, leaving...)
+		if err != nil {
+			return nil, err
+		}
+		_, note, err := checkCarry(carried, c.Node, o.AcceptDrift)
+		if err != nil {
+			return nil, err
+		}
+		if note != "" {
+			p.Notes = append(p.Notes, note)
+		}
+	}
+	co := changeOptions{leaving: leaving, acceptDrift: o.AcceptDrift}
 	if len(sp.Changes) > 0 && !o.NoSnapshot {
 		snapNode, err := snapshotNode(obs)
 		if err != nil {
@@ -60,7 +89,7 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*Result, error) {
 	}
 	for _, c := range sp.Changes {
 		p.AddSteps(c.stepName(), c.String(), func(ctx context.Context) (string, []plan.StepResult, error) {
-			return s.apply(ctx, c)
+			return s.apply(ctx, c, co)
 		})
 	}
 	return s.execute(ctx, "scale", p, o.DryRun, obs)
@@ -101,9 +130,17 @@ func describeTarget(t Target) string {
 	return fmt.Sprintf("%d members", t.Replicas)
 }
 
+// changeOptions are what a scale's changes share: the nodes whose members
+// the scale removes (they do not count as staying for the members it
+// adds), and --accept-drift.
+type changeOptions struct {
+	leaving     []string
+	acceptDrift bool
+}
+
 // apply carries out one change after checking, on fresh state, that it is
 // still safe.
-func (s *Session) apply(ctx context.Context, c Change) (note string, sub []plan.StepResult, err error) {
+func (s *Session) apply(ctx context.Context, c Change, co changeOptions) (note string, sub []plan.StepResult, err error) {
 	obs, err := s.observe(ctx)
 	if err != nil {
 		return "", nil, err
@@ -131,10 +168,18 @@ func (s *Session) apply(ctx context.Context, c Change) (note string, sub []plan.
 				sources = append(sources, n)
 			}
 		}
+		carried, err := obs.carryFor(c.Node, co.leaving...)
+		if err != nil {
+			return "", nil, err
+		}
+		args, _, err := checkCarry(carried, c.Node, co.acceptDrift)
+		if err != nil {
+			return "", nil, err
+		}
 		if err := s.ensureCA(ctx, c.Node, sources); err != nil {
 			return "", nil, err
 		}
-		joined, err := s.Hosts.Join(ctx, c.Node, hostapi.JoinRequest{Endpoints: endpoints})
+		joined, err := s.Hosts.Join(ctx, c.Node, hostapi.JoinRequest{Endpoints: endpoints, EtcdArgs: args})
 		if err != nil {
 			return "", stepsOf(joined), err
 		}
