@@ -211,7 +211,7 @@ func (s *Session) Replace(ctx context.Context, o MemberOptions) (*Result, error)
 		}
 		s.addSnapshotStep(p, snapNode, "pre-replace")
 	}
-	p.AddSteps("replace "+n.Name, fmt.Sprintf("on %s (host pod, `kubectl-etcd %s`): stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver at it",
+	p.AddSteps("replace "+n.Name, fmt.Sprintf("on %s (host pod, `kubectl-etcd %s`): point its kube-apiserver at the other members, stop etcd, move its data aside, remove the member, add %s back as a learner, wait until it caught up, promote it, point its kube-apiserver back at it",
 		n.Name, strings.Join(hostapi.JoinCall(join).Argv, " "), n.Name),
 		func(ctx context.Context) (string, []plan.StepResult, error) {
 			joined, err := s.Hosts.Join(ctx, n.Name, join)
