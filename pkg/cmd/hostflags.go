@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -28,6 +30,9 @@ type HostOptions struct {
 	DryRun           bool
 	Output           string
 	RestartKubelet   bool
+	// ClusterConfigB64 is the ClusterConfiguration the plugin read,
+	// handed to its host pods (hostapi.Call.ClusterConfig).
+	ClusterConfigB64 string
 
 	host   *staticpod.Host
 	config *staticpod.Config
@@ -40,6 +45,8 @@ func (o *HostOptions) AddFlags(fs *pflag.FlagSet, mutating bool) {
 	fs.StringVar(&o.NodeName, "node-name", "", "this host's node name (default: the kubelet's node identity)")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "this host's etcd advertise address (default: the address kubeadm recorded for its apiserver)")
 	fs.StringVarP(&o.Output, "output", "o", "", "output format: json (progress then goes to stderr)")
+	fs.StringVar(&o.ClusterConfigB64, hostapi.ClusterConfigFlag, "", "the cluster's ClusterConfiguration, base64 (the plugin hands its own read to its host pods)")
+	_ = fs.MarkHidden(hostapi.ClusterConfigFlag)
 	if mutating {
 		fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan (every step, file and member change) and change nothing")
 		fs.BoolVar(&o.RestartKubelet, "restart-kubelet", true, "when this host's kubelet holds etcd or the apiserver in crash-loop back-off (apiserver down), restart it with systemctl (running containers keep running); false: wait for the back-off instead")
@@ -66,6 +73,9 @@ func (o *HostOptions) validate(extra func() error) error {
 func (o *HostOptions) validateFlags() error {
 	if o.Output != "" && o.Output != "json" {
 		return fmt.Errorf("unknown output format %q: only json is supported", o.Output)
+	}
+	if _, err := base64.StdEncoding.DecodeString(o.ClusterConfigB64); err != nil {
+		return fmt.Errorf("--%s: %w", hostapi.ClusterConfigFlag, err)
 	}
 	return nil
 }
@@ -98,8 +108,9 @@ func (o *HostOptions) loadReadOnly(ctx context.Context) error {
 
 func (o *HostOptions) loadConfig(ctx context.Context, readOnly bool) error {
 	o.host = staticpod.NewHost(o.Root)
+	handed, _ := base64.StdEncoding.DecodeString(o.ClusterConfigB64) // checked by Validate
 	cfg, err := o.host.LoadConfig(ctx, staticpod.ConfigOptions{
-		ConfigFile: o.ConfigFile, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress, ReadOnly: readOnly,
+		ConfigFile: o.ConfigFile, ClusterConfigYAML: handed, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress, ReadOnly: readOnly,
 	})
 	if err != nil {
 		return err

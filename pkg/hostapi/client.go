@@ -9,18 +9,38 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/sealedca"
 )
 
 // Client calls the host-side operations over a Transport, one method per
-// operation. It holds no state between calls and may serve many calls at
-// once, also on different hosts.
+// operation. It holds no state between calls but the cluster configuration
+// it hands them, and may serve many calls at once, also on different hosts.
 type Client struct {
 	Transport Transport
 	// Out receives the progress lines of the calls that relay them,
 	// indented under the caller's step as "      NODE | line"; nil: none.
 	Out io.Writer
+
+	clusterConfig atomic.Pointer[[]byte]
+}
+
+// SetClusterConfig makes every later call hand raw (the cluster's
+// ClusterConfiguration, read and parsed by the caller) to its host verb
+// (Call.ClusterConfig): the hosts then write what the caller planned with,
+// and a host whose own admin.conf cannot reach the apiserver still gets
+// the cluster's settings rather than kubeadm's defaults.
+func (c *Client) SetClusterConfig(raw []byte) {
+	c.clusterConfig.Store(&raw)
+}
+
+// exec runs call on node with the cluster configuration handed over.
+func (c *Client) exec(ctx context.Context, node string, call Call, stdin io.Reader, stdout, stderr io.Writer) error {
+	if raw := c.clusterConfig.Load(); raw != nil && call.ClusterConfig == nil {
+		call.ClusterConfig = *raw
+	}
+	return c.Transport.Exec(ctx, node, call, stdin, stdout, stderr)
 }
 
 // Join adds node's member to the cluster (learner, caught up, promoted) and
@@ -111,7 +131,7 @@ func (c *Client) SendCA(ctx context.Context, node string, toPublicKey []byte) (*
 // sealedca.Message lines: node writes whether it has the CA (and if not, a
 // one-time public key) to out, reads the sealed CA from in, and confirms.
 func (c *Client) ReceiveCA(ctx context.Context, node string, in io.Reader, out, errOut io.Writer) error {
-	return c.Transport.Exec(ctx, node, Call{Argv: []string{"ca-receive"}}, in, out, errOut)
+	return c.exec(ctx, node, Call{Argv: []string{"ca-receive"}}, in, out, errOut)
 }
 
 // CheckUpload asks node about the upload of the snapshot with that sha256:
@@ -159,7 +179,7 @@ func (c *Client) RestoreRun(ctx context.Context, node, sum string) (*RestoreRun,
 // progress runs a call whose output is progress lines, relayed to Out.
 func (c *Client) progress(ctx context.Context, node string, call Call) error {
 	w, done := c.relay(node)
-	err := c.Transport.Exec(ctx, node, call, nil, w, w)
+	err := c.exec(ctx, node, call, nil, w, w)
 	done()
 	if err != nil {
 		return fmt.Errorf("on %s: %w", node, err)
@@ -174,7 +194,7 @@ func (c *Client) verb(ctx context.Context, node string, call Call) (*VerbResult,
 	call.JSON = true
 	var stdout bytes.Buffer
 	w, done := c.relay(node)
-	err := c.Transport.Exec(ctx, node, call, nil, &stdout, w)
+	err := c.exec(ctx, node, call, nil, &stdout, w)
 	done()
 	res := &VerbResult{}
 	if derr := json.Unmarshal(answer(stdout.Bytes()), res); derr != nil {
@@ -198,7 +218,7 @@ func (c *Client) result(ctx context.Context, node string, call Call, stdin io.Re
 	if relay {
 		errOut, done = c.relay(node)
 	}
-	err := c.Transport.Exec(ctx, node, call, stdin, &stdout, errOut)
+	err := c.exec(ctx, node, call, stdin, &stdout, errOut)
 	done()
 	if err != nil {
 		return fmt.Errorf("on %s: %w", node, err)

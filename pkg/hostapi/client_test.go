@@ -3,9 +3,11 @@ package hostapi
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -139,5 +141,41 @@ func TestParseRecoveryMarker(t *testing.T) {
 	}
 	if m := ParseRecoveryMarker([]byte("not json")); m != nil {
 		t.Errorf("garbage decoded as %+v", m)
+	}
+}
+
+// The cluster configuration the caller read goes to every later call, on
+// the transport's command line, not in the command an operator is told to
+// run by hand (run there, the verb reads it itself).
+func TestClusterConfigHandedToCalls(t *testing.T) {
+	tr := &scripted{stdout: `{"verb":"leave","steps":[]}`}
+	c := &Client{Transport: tr}
+	if _, err := c.Leave(context.Background(), "h2"); err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n")
+	c.SetClusterConfig(raw)
+	if _, err := c.Leave(context.Background(), "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BackupRun(context.Background(), "h2", BackupRunRequest{Reason: "pre-scale"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.calls[0].ClusterConfig) != 0 || strings.Contains(fmt.Sprint(tr.calls[0].Args()), ClusterConfigFlag) {
+		t.Errorf("a call before SetClusterConfig got one: %v", tr.calls[0].Args())
+	}
+	for _, call := range tr.calls[1:] {
+		args := call.Args()
+		i := slices.Index(args, "--"+ClusterConfigFlag)
+		if i < 0 || i+1 >= len(args) {
+			t.Fatalf("call %v does not hand the configuration over", args)
+		}
+		got, err := base64.StdEncoding.DecodeString(args[i+1])
+		if err != nil || string(got) != string(raw) {
+			t.Errorf("handed %q (%v), want %q", got, err, raw)
+		}
+		if strings.Contains(call.HostCommand(), ClusterConfigFlag) {
+			t.Errorf("the host command for people carries the configuration: %s", call.HostCommand())
+		}
 	}
 }

@@ -16,6 +16,7 @@ package hostapi
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -47,14 +48,27 @@ type Call struct {
 	// no leftover of another run there, which may be a colleague's step
 	// still going. Leftovers are for the next run that changes something.
 	ReadOnly bool
+	// ClusterConfig is the cluster's ClusterConfiguration (kubeadm-config)
+	// as the caller read it, handed to the verb so that the host uses the
+	// same one and need not read it again through its admin.conf. Not in
+	// HostCommand: run by hand, the verb reads it itself.
+	ClusterConfig []byte
 }
+
+// ClusterConfigFlag is the hidden host-verb flag that takes
+// Call.ClusterConfig, base64-encoded (one argv word, whatever the YAML).
+const ClusterConfigFlag = "cluster-config-b64"
 
 // Args is the command line the transport runs.
 func (c Call) Args() []string {
-	if c.JSON {
-		return append(append([]string(nil), c.Argv...), "-o", "json")
+	args := append([]string(nil), c.Argv...)
+	if len(c.ClusterConfig) > 0 {
+		args = append(args, "--"+ClusterConfigFlag, base64.StdEncoding.EncodeToString(c.ClusterConfig))
 	}
-	return c.Argv
+	if c.JSON {
+		args = append(args, "-o", "json")
+	}
+	return args
 }
 
 // HostCommand is the call as an operator runs it as root on the host.

@@ -129,7 +129,7 @@ func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *k
 	// The cluster's own, handed in or read through admin.conf: unparsable,
 	// it stops a verb that writes, and is warned about by one that reads.
 	const configMap = "ConfigMap kube-system/kubeadm-config"
-	raw, via, found := o.ClusterConfigYAML, "", len(o.ClusterConfigYAML) > 0
+	raw, via, found := o.ClusterConfigYAML, " (as the plugin read it)", len(o.ClusterConfigYAML) > 0
 	if !found {
 		if fetched, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
 			raw, via, found = fetched, " (via "+h.KubernetesDir+"/admin.conf)", true

@@ -530,3 +530,19 @@ func TestEtcdArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestHandedClusterConfig: the ClusterConfiguration the plugin hands over
+// is the one used (no admin.conf needed), and the plan's source says so.
+func TestHandedClusterConfig(t *testing.T) {
+	h := NewHost(t.TempDir())
+	cfg, err := h.LoadConfig(context.Background(), ConfigOptions{ClusterConfigYAML: []byte(testClusterConfig), NodeName: "cp-1", AdvertiseAddress: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Source != "ConfigMap kube-system/kubeadm-config (as the plugin read it)" || cfg.DataDir() != "/data/etcd" {
+		t.Errorf("source %q, data dir %s: want the handed configuration's", cfg.Source, cfg.DataDir())
+	}
+	if _, err := h.LoadConfig(context.Background(), ConfigOptions{ClusterConfigYAML: []byte("kind: ClusterConfiguration\nnope: ["), NodeName: "cp-1", AdvertiseAddress: "127.0.0.1"}); err == nil || !strings.Contains(err.Error(), "ConfigMap kube-system/kubeadm-config") {
+		t.Errorf("an unparsable handed configuration: %v", err)
+	}
+}

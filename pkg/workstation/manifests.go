@@ -43,15 +43,22 @@ func (s *Session) readManifests(ctx context.Context) manifests {
 }
 
 // clusterConfiguration is the cluster's ClusterConfiguration, from the
-// kubeadm-config ConfigMap, with kubeadm's defaults applied.
+// kubeadm-config ConfigMap, with kubeadm's defaults applied. Once read, the
+// host verbs this session runs get it too (hostapi.Client.SetClusterConfig):
+// they write what the plan was made with, and a host whose own admin.conf
+// cannot reach the apiserver does not fall back to kubeadm's defaults.
 func (s *Session) clusterConfiguration(ctx context.Context) (*kubeadmapi.ClusterConfiguration, error) {
 	cm, err := s.Clientset.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("reading ConfigMap kube-system/kubeadm-config: %w", err)
 	}
-	cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
+	raw := []byte(cm.Data["ClusterConfiguration"])
+	cc, err := staticpod.ParseClusterConfiguration(raw)
 	if err != nil {
 		return nil, fmt.Errorf("ConfigMap kube-system/kubeadm-config: %w", err)
+	}
+	if s.Hosts != nil {
+		s.Hosts.SetClusterConfig(raw)
 	}
 	return cc, nil
 }
