@@ -33,6 +33,7 @@ type HostOptions struct {
 	// ClusterConfigB64 is the ClusterConfiguration the plugin read,
 	// handed to its host pods (hostapi.Call.ClusterConfig).
 	ClusterConfigB64 string
+	PatchesDir       string
 
 	host   *staticpod.Host
 	config *staticpod.Config
@@ -45,6 +46,7 @@ func (o *HostOptions) AddFlags(fs *pflag.FlagSet, mutating bool) {
 	fs.StringVar(&o.NodeName, "node-name", "", "this host's node name (default: the kubelet's node identity)")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "this host's etcd advertise address (default: the address kubeadm recorded for its apiserver)")
 	fs.StringVarP(&o.Output, "output", "o", "", "output format: json (progress then goes to stderr)")
+	fs.StringVar(&o.PatchesDir, "patches", "", "kubeadm patches directory (as given to kubeadm's --patches) whose etcd patches the etcd manifest gets (default: "+staticpod.DefaultPatchesDir+" when it holds one)")
 	fs.StringVar(&o.ClusterConfigB64, hostapi.ClusterConfigFlag, "", "the cluster's ClusterConfiguration, base64 (the plugin hands its own read to its host pods)")
 	_ = fs.MarkHidden(hostapi.ClusterConfigFlag)
 	if mutating {
@@ -110,7 +112,7 @@ func (o *HostOptions) loadConfig(ctx context.Context, readOnly bool) error {
 	o.host = staticpod.NewHost(o.Root)
 	handed, _ := base64.StdEncoding.DecodeString(o.ClusterConfigB64) // checked by Validate
 	cfg, err := o.host.LoadConfig(ctx, staticpod.ConfigOptions{
-		ConfigFile: o.ConfigFile, ClusterConfigYAML: handed, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress, ReadOnly: readOnly,
+		ConfigFile: o.ConfigFile, ClusterConfigYAML: handed, PatchesDir: o.PatchesDir, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress, ReadOnly: readOnly,
 	})
 	if err != nil {
 		return err

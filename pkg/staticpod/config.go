@@ -38,7 +38,19 @@ type Config struct {
 	// Warning says why the cluster's own ClusterConfiguration was not used,
 	// when a read-only load (ConfigOptions.ReadOnly) went on without it.
 	Warning string
+	// Patches is the host's kubeadm patches directory (host path) whose
+	// etcd patches every manifest written gets, as kubeadm's own
+	// (--patches); "" for none.
+	Patches string
+	// patchesPath is Patches in this process's filesystem (under the
+	// host root).
+	patchesPath string
 }
+
+// DefaultPatchesDir is where kubeadm's documentation keeps the patches
+// given to kubeadm init, join and upgrade with --patches: used when it
+// holds an etcd patch and no other directory is given.
+const DefaultPatchesDir = "/etc/kubernetes/patches"
 
 // NodeName is this host's node (and etcd member) name.
 func (c *Config) NodeName() string { return c.Init.NodeRegistration.Name }
@@ -86,6 +98,10 @@ type ConfigOptions struct {
 	// verb that writes manifests or certificates must not: it would write
 	// kubeadm's defaults over the cluster's settings.
 	ReadOnly bool
+	// PatchesDir is the host's kubeadm patches directory (host path), as
+	// given to kubeadm's --patches; "" looks for etcd patches in
+	// DefaultPatchesDir.
+	PatchesDir string
 }
 
 // LoadConfig builds the Config for this host. The ClusterConfiguration comes,
@@ -111,7 +127,33 @@ func (h *Host) LoadConfig(ctx context.Context, o ConfigOptions) (*Config, error)
 	}
 	init.NodeRegistration.Name = name
 	init.LocalAPIEndpoint = kubeadmapi.APIEndpoint{AdvertiseAddress: addr, BindPort: kubeadmconstants.KubeAPIServerPort}
-	return &Config{Init: init, Source: source, Warning: warning}, nil
+	cfg := &Config{Init: init, Source: source, Warning: warning}
+	if err := h.findPatches(cfg, o.PatchesDir); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// findPatches sets cfg's patches directory: the one given (which must
+// exist), else DefaultPatchesDir when it holds an etcd patch (kubeadm
+// names a patch file after its target: etcd+strategic.yaml, etcd0+json.json).
+func (h *Host) findPatches(cfg *Config, given string) error {
+	dir := given
+	if dir == "" {
+		entries, err := os.ReadDir(h.Path(DefaultPatchesDir))
+		if err != nil {
+			return nil
+		}
+		if !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), kubeadmconstants.Etcd) }) {
+			return nil
+		}
+		dir = DefaultPatchesDir
+	} else if fi, err := os.Stat(h.Path(dir)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--patches %s: not a directory on this host", dir)
+	}
+	cfg.Patches, cfg.patchesPath = dir, h.Path(dir)
+	cfg.Source += "; kubeadm patches from " + dir
+	return nil
 }
 
 func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *kubeadmapi.ClusterConfiguration, source, warning string, err error) {

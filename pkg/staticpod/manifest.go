@@ -3,6 +3,7 @@ package staticpod
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -26,6 +27,14 @@ type Member = etcdutil.Member
 // kubeadm's.
 func RenderEtcdManifest(cfg *Config, members []Member) ([]byte, error) {
 	pod := etcdphase.GetEtcdPodSpec(&cfg.Init.ClusterConfiguration, &cfg.Init.LocalAPIEndpoint, cfg.NodeName(), members)
+	if cfg.patchesPath != "" {
+		// As kubeadm does in prepareAndWriteEtcdStaticPod.
+		patched, err := staticpodutil.PatchStaticPod(&pod, cfg.patchesPath, io.Discard)
+		if err != nil {
+			return nil, fmt.Errorf("applying the kubeadm patches in %s to the etcd manifest: %w", cfg.Patches, err)
+		}
+		pod = *patched
+	}
 	out, err := kubeadmutil.MarshalToYaml(&pod, v1.SchemeGroupVersion)
 	if err != nil {
 		return nil, fmt.Errorf("serialising the etcd manifest: %w", err)

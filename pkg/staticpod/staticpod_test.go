@@ -546,3 +546,38 @@ func TestHandedClusterConfig(t *testing.T) {
 		t.Errorf("an unparsable handed configuration: %v", err)
 	}
 }
+
+// TestPatches: the etcd patches of the host's kubeadm patches directory go
+// into every etcd manifest written, as kubeadm applies them; a directory
+// with no etcd patch is not used, and a --patches directory that is not
+// there is refused.
+func TestPatches(t *testing.T) {
+	h := NewHost(t.TempDir())
+	load := func(dir string) (*Config, error) {
+		return h.LoadConfig(context.Background(), ConfigOptions{ClusterConfigYAML: []byte(testClusterConfig), NodeName: "cp-1", AdvertiseAddress: "127.0.0.1", PatchesDir: dir})
+	}
+	pd := h.Path(DefaultPatchesDir)
+	if err := os.MkdirAll(pd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(pd, "kube-apiserver+strategic.yaml"), []byte("metadata:\n  annotations:\n    a: b\n"), 0o600)
+	cfg, err := load("")
+	if err != nil || cfg.Patches != "" {
+		t.Fatalf("a patches dir without an etcd patch: %v, patches %q", err, cfg.Patches)
+	}
+	os.WriteFile(filepath.Join(pd, "etcd+strategic.yaml"), []byte("spec:\n  containers:\n  - name: etcd\n    resources:\n      requests:\n        memory: 512Mi\n"), 0o600)
+	cfg, err = load("")
+	if err != nil || cfg.Patches != DefaultPatchesDir || !strings.Contains(cfg.Source, "; kubeadm patches from /etc/kubernetes/patches") {
+		t.Fatalf("patches %q, source %q, %v", cfg.Patches, cfg.Source, err)
+	}
+	m, err := RenderEtcdManifest(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m), "memory: 512Mi") || strings.Contains(string(m), "memory: 100Mi") {
+		t.Errorf("the etcd patch is not in the manifest:\n%s", m)
+	}
+	if _, err := load("/etc/kubernetes/no-such-patches"); err == nil || !strings.Contains(err.Error(), "--patches /etc/kubernetes/no-such-patches: not a directory on this host") {
+		t.Errorf("a missing --patches dir: %v", err)
+	}
+}
