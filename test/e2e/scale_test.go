@@ -89,9 +89,20 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	// scale brings it over, sealed, from h1.
 	h1, h2 := b.Host("h1"), b.Host("h2")
 	mustExec(t, h2, "mkdir -p /root/ca-aside && mv /etc/kubernetes/pki/etcd/ca.crt /etc/kubernetes/pki/etcd/ca.key /root/ca-aside/")
+	// h2 keeps kubeadm patches where kubeadm's docs put them: its new
+	// member's manifest gets its etcd patch, as kubeadm join's would.
+	mustExec(t, h2, `mkdir -p /etc/kubernetes/patches && printf 'metadata:\n  annotations:\n    e2e.kubectl-etcd.io/patched: "yes"\n' > /etc/kubernetes/patches/etcd+strategic.yaml`)
 	out, err = plugin(t, b, "scale", "--replicas", "2")
 	if err != nil || !strings.Contains(out, "tolerate no more failures") {
 		t.Errorf("an even count must warn: %v", err)
+	}
+	// The host verb used the ClusterConfiguration the plugin read, and
+	// the host's patches.
+	if !strings.Contains(out, "configuration from ConfigMap kube-system/kubeadm-config (as the plugin read it); kubeadm patches from /etc/kubernetes/patches") {
+		t.Errorf("the join on h2 does not say it used the plugin's ClusterConfiguration and h2's patches")
+	}
+	if m, err := h2.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), `e2e.kubectl-etcd.io/patched: "yes"`) {
+		t.Errorf("h2's etcd manifest lacks its kubeadm patch (%v):\n%s", err, m)
 	}
 	if !strings.Contains(out, "take a verified snapshot on h1") {
 		t.Errorf("scale did not take a snapshot first")
