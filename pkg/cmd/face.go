@@ -36,6 +36,7 @@ const (
 	verbAlarm        = "alarm"
 	verbCerts        = "certs"
 	verbRemove       = "remove"
+	verbReconfigure  = "reconfigure"
 )
 
 // errRestoreLocalAndNode is restore given both faces at once.
@@ -48,7 +49,7 @@ var errRestoreLocalAndNode = errors.New("restore --local restores on this host a
 // is asked only by recover without --local.
 func chooseFace(verb string, local bool, node string, onControlPlaneHost func() bool) (face, error) {
 	switch verb {
-	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts, verbRemove:
+	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts, verbRemove, verbReconfigure:
 		// The workstation's by default: these are everyday verbs run
 		// through the apiserver, and a host with an admin kubeconfig is a
 		// workstation too. The host face is for when the apiserver is down,

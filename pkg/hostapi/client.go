@@ -106,6 +106,22 @@ func CertsRenewCall(req CertsRenewRequest) Call {
 	return Call{Argv: argv}
 }
 
+// Reconfigure rewrites node's etcd manifest as kubeadm writes it from the
+// cluster's configuration and waits for the restarted member (see
+// `reconfigure --local`); with dryRun, only its plan.
+func (c *Client) Reconfigure(ctx context.Context, node string, dryRun bool) (*VerbResult, error) {
+	return c.verb(ctx, node, ReconfigureCall(dryRun))
+}
+
+// ReconfigureCall is the call Reconfigure makes, for plans that show it.
+func ReconfigureCall(dryRun bool) Call {
+	argv := []string{"reconfigure", "--local"}
+	if dryRun {
+		argv = append(argv, "--dry-run")
+	}
+	return Call{Argv: argv}
+}
+
 // SignClientCert has node's etcd CA sign a short-lived client certificate
 // for the public key in csrDER (the key itself never leaves the caller).
 func (c *Client) SignClientCert(ctx context.Context, node string, csrDER []byte) (*SignedClientCert, error) {

@@ -149,3 +149,48 @@ func TestKeepOwnSettings(t *testing.T) {
 		t.Errorf("the rewritten manifest keeps the wrong flags:\n%s", out)
 	}
 }
+
+// TestReconfigureLeavesKubeadmsManifest: a manifest that is kubeadm's for
+// this configuration (first member or joined, its bootstrap flags read
+// back from it) needs no change and the cluster is not even asked; a host
+// without a member, or with its manifest parked, is refused and left
+// alone.
+func TestReconfigureLeavesKubeadmsManifest(t *testing.T) {
+	for name, members := range map[string][]staticpod.Member{
+		"first member": nil,
+		"joined":       {{Name: "cp-0", PeerURL: "https://10.0.0.10:2380"}, {Name: "cp-1", PeerURL: "https://127.0.0.1:2380"}},
+	} {
+		e, _ := testEnv(t, false)
+		m, err := staticpod.RenderEtcdManifest(e.Config, members)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Host.WriteEtcdManifest(m); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Reconfigure(context.Background(), ReconfigureOptions{Endpoints: []string{"https://127.0.0.1:1"}})
+		if err != nil || len(res.Steps) != 0 || !strings.Contains(strings.Join(res.Notes, " "), "already what kubeadm writes") {
+			t.Errorf("%s: %v, steps %v, notes %v", name, err, res.Steps, res.Notes)
+		}
+		if after, _ := os.ReadFile(e.Host.Path(e.Host.EtcdManifest())); string(after) != string(m) {
+			t.Errorf("%s: reconfigure changed a kubeadm manifest", name)
+		}
+	}
+
+	e, _ := testEnv(t, false)
+	if _, err := e.Reconfigure(context.Background(), ReconfigureOptions{}); err == nil || !strings.Contains(err.Error(), "runs no etcd member") {
+		t.Errorf("without a member: %v", err)
+	}
+	m, _ := staticpod.RenderEtcdManifest(e.Config, nil)
+	e.Host.WriteEtcdManifest(m)
+	if err := e.Host.StopEtcd(); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, e.Host.Root)
+	if _, err := e.Reconfigure(context.Background(), ReconfigureOptions{}); err == nil || !strings.Contains(err.Error(), "parked by an interrupted run") {
+		t.Errorf("parked manifest: %v", err)
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("a refused reconfigure changed the host")
+	}
+}

@@ -26,6 +26,19 @@ type Member = etcdutil.Member
 // GetEtcdPodSpec serialised by kubeadm's own marshaller, so the bytes are
 // kubeadm's.
 func RenderEtcdManifest(cfg *Config, members []Member) ([]byte, error) {
+	pod, err := RenderEtcdPod(cfg, members)
+	if err != nil {
+		return nil, err
+	}
+	out, err := kubeadmutil.MarshalToYaml(pod, v1.SchemeGroupVersion)
+	if err != nil {
+		return nil, fmt.Errorf("serialising the etcd manifest: %w", err)
+	}
+	return out, nil
+}
+
+// RenderEtcdPod is RenderEtcdManifest's pod, before serialising.
+func RenderEtcdPod(cfg *Config, members []Member) (*v1.Pod, error) {
 	pod := etcdphase.GetEtcdPodSpec(&cfg.Init.ClusterConfiguration, &cfg.Init.LocalAPIEndpoint, cfg.NodeName(), members)
 	if cfg.patchesPath != "" {
 		// As kubeadm does in prepareAndWriteEtcdStaticPod.
@@ -33,13 +46,9 @@ func RenderEtcdManifest(cfg *Config, members []Member) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("applying the kubeadm patches in %s to the etcd manifest: %w", cfg.Patches, err)
 		}
-		pod = *patched
+		return patched, nil
 	}
-	out, err := kubeadmutil.MarshalToYaml(&pod, v1.SchemeGroupVersion)
-	if err != nil {
-		return nil, fmt.Errorf("serialising the etcd manifest: %w", err)
-	}
-	return out, nil
+	return &pod, nil
 }
 
 // WriteEtcdManifest writes the manifest atomically (kubeadm's mode 0600).

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 )
 
@@ -180,4 +182,78 @@ func waitGone(ctx context.Context, old []int, list func() []int, start time.Time
 		return len(left) == 0, nil
 	}, msg)
 	return killed, err
+}
+
+// InitialCluster is what a manifest's --initial-cluster lists, in its
+// order, and whether it joined an existing cluster
+// (--initial-cluster-state=existing): rendered again with both, a
+// member's manifest keeps its bootstrap flags as they are.
+func InitialCluster(pod *v1.Pod) (members []Member, existing bool) {
+	c := container(pod, kubeadmconstants.Etcd)
+	if c == nil {
+		return nil, false
+	}
+	existing = flagValue(c.Command, "initial-cluster-state") == "existing"
+	if !existing {
+		return nil, false // kubeadm's first member: GetEtcdPodSpec writes itself alone
+	}
+	for _, kv := range strings.Split(flagValue(c.Command, "initial-cluster"), ",") {
+		if name, url, ok := strings.Cut(kv, "="); ok {
+			members = append(members, Member{Name: name, PeerURL: url})
+		}
+	}
+	return members, true
+}
+
+// ApplyEtcdManifest writes manifest over the member's running one (the old
+// one kept in StateDir, as etcd.yaml.before-<time>), waits for kubelet to
+// replace the etcd process (SIGKILL after EtcdRestartKillAfter if the old
+// one does not stop, as RestartEtcd) and for the new one to serve with a
+// leader. It returns where the old manifest went and where the time went.
+func (h *Host) ApplyEtcdManifest(ctx context.Context, cfg *Config, manifest []byte, timeout time.Duration) (string, error) {
+	start := time.Now()
+	old := h.EtcdPIDs(cfg)
+	prev, err := os.ReadFile(h.Path(h.EtcdManifest()))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", h.EtcdManifest(), err)
+	}
+	kept := h.StateDir() + "/etcd.yaml.before-" + h.stamp()
+	if err := h.WriteFile(kept, prev, 0o600); err != nil {
+		return "", fmt.Errorf("keeping the old manifest: %w", err)
+	}
+	if err := h.WriteEtcdManifest(manifest); err != nil {
+		return "", err
+	}
+	list := func() []int { return h.EtcdPIDs(cfg) }
+	if len(old) > 0 {
+		if _, err := waitGone(ctx, old, list, start, EtcdRestartKillAfter, timeout, func() string {
+			return fmt.Sprintf("kubelet did not stop the old etcd (pids %v) within %s of the new manifest", old, timeout)
+		}); err != nil {
+			return "", err
+		}
+	}
+	var last string
+	err = pollUntil(ctx, timeout-time.Since(start), func() (bool, error) {
+		if !slices.ContainsFunc(list(), func(p int) bool { return !slices.Contains(old, p) }) {
+			last = "no new etcd process yet"
+			return false, nil
+		}
+		st, err := h.LocalStatus(ctx, cfg)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case st.Leader == 0:
+			last = "serving, but without a leader"
+		default:
+			return true, nil
+		}
+		return false, nil
+	}, func() string {
+		return fmt.Sprintf("etcd on %s did not serve with a leader within %s of its new manifest (last: %s); the old manifest is %s; see the etcd container's log (crictl logs) on the host",
+			cfg.NodeName(), timeout, last, kept)
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("old manifest kept at %s; the new etcd serves with a leader %s after the write", kept, time.Since(start).Round(100*time.Millisecond)), nil
 }

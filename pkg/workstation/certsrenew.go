@@ -2,16 +2,10 @@ package workstation
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
@@ -76,20 +70,14 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 	order := maintenance.RestartOrder(targets, obs.statuses, obs.hostOf)
 	hint := fmt.Sprintf("%s --before %s", renewHint, o.Before)
 
-	// Each host's own plan, read in parallel (nothing changes).
-	plans := make([]*hostapi.VerbResult, len(order))
-	errs := make([]error, len(order))
-	var wg sync.WaitGroup
-	for i, h := range order {
-		if n, _ := nodeNamed(obs.nodes, h); !n.Ready {
-			errs[i] = fmt.Errorf("%s is NotReady and cannot run a host pod: run `%s` on it as root", h, hint)
-			continue
-		}
-		wg.Go(func() {
-			plans[i], errs[i] = s.renewPlan(ctx, h, o, hint)
-		})
+	r := roll{
+		run: func(ctx context.Context, node string, dryRun bool) (*hostapi.VerbResult, error) {
+			return s.Hosts.CertsRenew(ctx, node, hostapi.CertsRenewRequest{Before: o.Before, DryRun: dryRun})
+		},
+		hint: hint, verb: "renewing", renewHint: hint, healthyTimeout: o.HealthyTimeout, unreachableWait: o.UnreachableWait,
 	}
-	wg.Wait()
+	// Each host's own plan, read in parallel (nothing changes).
+	plans, errs := s.plans(ctx, obs, order, r)
 
 	p := &plan.Plan{Title: fmt.Sprintf("renew the etcd certificates that expire within %s, one host at a time: %s", o.Before, strings.Join(order, ", ")),
 		Notes: []string{"each host reissues its own certificates with kubeadm's specs and its own etcd CA (no key leaves it), then restarts etcd and kube-apiserver where they hold old ones; " +
@@ -118,7 +106,7 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 			}
 		}
 		p.AddSteps("renew "+h, detail, func(ctx context.Context) (string, []plan.StepResult, error) {
-			return s.renewHost(ctx, c, h, o, hint)
+			return s.rollHost(ctx, c, h, r)
 		})
 	}
 	res, err := s.execute(ctx, "certs renew", p, o.DryRun, obs)
@@ -127,64 +115,4 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 	}
 	res.Next = strings.Join(left, "; ")
 	return res, fmt.Errorf("certificates renewed where the plugin could reach; left: %s", strings.Join(left, "; "))
-}
-
-// renewPlan asks host for its plan (the host verb's dry run). A Ready host
-// whose kubelet cannot start the pod is asked again for a while: after an
-// interrupted renew its etcd, then its apiserver, may still be restarting
-// (kubelet backs off a container restarted twice in a short while).
-func (s *Session) renewPlan(ctx context.Context, host string, o RenewCertsOptions, hint string) (*hostapi.VerbResult, error) {
-	start := time.Now()
-	for {
-		res, err := s.Hosts.CertsRenew(ctx, host, hostapi.CertsRenewRequest{Before: o.Before, DryRun: true})
-		if !errors.Is(err, hostapi.ErrUnreachable) {
-			return res, err
-		}
-		if time.Since(start) > o.UnreachableWait {
-			first, _, _ := strings.Cut(err.Error(), "\n")
-			return nil, fmt.Errorf("%s could not run a host pod for %s (%s): run `%s` on it as root", host, o.UnreachableWait, first, hint)
-		}
-		fmt.Fprintf(s.Out, "      %s cannot run a pod yet (its apiserver may be restarting): asking again\n", host)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Second):
-		}
-	}
-}
-
-// renewHost is one host's turn: the quorum check, the host verb, then the
-// wait until every member is healthy again.
-func (s *Session) renewHost(ctx context.Context, c *execCluster, host string, o RenewCertsOptions, hint string) (string, []plan.StepResult, error) {
-	obs, err := c.observe(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := maintenance.CheckRestart(obs.statuses, maintenance.MemberOn(obs.statuses, host, obs.hostOf), obs.hostOf, hint); err != nil {
-		return "", nil, err
-	}
-	r, err := s.Hosts.CertsRenew(ctx, host, hostapi.CertsRenewRequest{Before: o.Before})
-	if err != nil {
-		return "", stepsOf(r), err
-	}
-	start := time.Now()
-	var last []etcdcluster.Status
-	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, o.HealthyTimeout, true, func(ctx context.Context) (bool, error) {
-		obs, err := c.observe(ctx)
-		if err != nil {
-			return false, nil // an apiserver restarting: ask again
-		}
-		last = obs.statuses
-		return !slices.ContainsFunc(last, func(st etcdcluster.Status) bool { return !st.Healthy }), nil
-	})
-	if err != nil {
-		var down []string
-		for _, st := range last {
-			if !st.Healthy {
-				down = append(down, fmt.Sprintf("%s: %s", st.Member, st.Reason()))
-			}
-		}
-		return "", stepsOf(r), fmt.Errorf("after renewing on %s, not every member was healthy within %s (%s); stopping before the next host", host, o.HealthyTimeout, strings.Join(down, "; "))
-	}
-	return fmt.Sprintf("every member healthy %s later", time.Since(start).Round(time.Second)), stepsOf(r), nil
 }

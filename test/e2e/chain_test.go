@@ -165,8 +165,10 @@ func TestKubeadmChain(t *testing.T) {
 			{"RecoverSurvivorChoice", storyRecoverSurvivorChoice},
 			{"RecoverRebootedSurvivor", storyRecoverRebootedSurvivor},
 			{"RestoreTotalLoss", storyRestoreTotalLoss},
-			// Last: it leaves h1's manifest hand-edited.
+			// Last: they leave the members' manifests hand-edited, then
+			// kubeadm's again.
 			{"ManifestDrift", storyManifestDrift},
+			{"Reconfigure", storyReconfigure},
 		},
 	}.run(t)
 }

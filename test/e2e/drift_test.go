@@ -149,3 +149,72 @@ func disagreeing(st driftJSON) map[string]map[string][]string {
 	}
 	return out
 }
+
+// storyReconfigure: after ManifestDrift every member runs hand-set timings
+// (h1 and h2 by hand, h3 carried). `reconfigure --dry-run` names each
+// host's changes and changes nothing; `reconfigure` rewrites every member's
+// manifest as kubeadm writes it from kubeadm-config, one member at a time,
+// the leader last, while a writer runs: every acknowledged write is kept,
+// every member is a voter again, the timings are gone and the cluster's
+// quota (kubeadm-config's) stays. A rerun finds nothing to do.
+func storyReconfigure(t *testing.T, b *testbed.Bed) {
+	manifests := func() map[string]string {
+		out := map[string]string{}
+		for _, h := range b.Hosts {
+			m, err := h.ReadFile("/etc/kubernetes/manifests/etcd.yaml")
+			if err != nil {
+				t.Fatalf("%s: %v", h.Name, err)
+			}
+			out[h.Name] = string(m)
+		}
+		return out
+	}
+	before := manifests()
+	for n, m := range before {
+		if !strings.Contains(m, "--heartbeat-interval=250") {
+			t.Fatalf("%s does not run the hand-set timing this story starts from", n)
+		}
+	}
+	out, err := plugin(t, b, "reconfigure", "--dry-run")
+	if err != nil {
+		t.Fatalf("reconfigure --dry-run: %v", err)
+	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		if !strings.Contains(out, "reconfigure "+h+": on "+h+": write /etc/kubernetes/manifests/etcd.yaml as kubeadm writes it (changes: --election-timeout=2500 (kubeadm: not set); --heartbeat-interval=250 (kubeadm: not set))") {
+			t.Errorf("the dry run does not show %s's changes", h)
+		}
+	}
+	if after := manifests(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Error("reconfigure --dry-run changed a manifest")
+	}
+	leader := ""
+	for _, m := range pluginStatus(t, b).Members {
+		if m.Leader {
+			leader = m.Host
+		}
+	}
+
+	w := startWriter(t, b, "e2e-reconfigure")
+	out, err = plugin(t, b, "reconfigure")
+	w.finish(t, b, "e2e-reconfigure")
+	if err != nil {
+		t.Fatalf("reconfigure: %v", err)
+	}
+	if i, j := strings.LastIndex(out, "] reconfigure "), strings.Index(out, "] reconfigure "+leader+":"); leader == "" || i != j {
+		t.Errorf("the leader's host (%s) was not reconfigured last", leader)
+	}
+	for n, m := range manifests() {
+		if strings.Contains(m, "--heartbeat-interval") || strings.Contains(m, "--election-timeout") {
+			t.Errorf("%s still runs a hand-set timing after reconfigure:\n%s", n, m)
+		}
+		if !strings.Contains(m, fmt.Sprintf("- --quota-backend-bytes=%d", kubeadmChainQuota)) {
+			t.Errorf("%s lost kubeadm-config's quota:\n%s", n, m)
+		}
+	}
+	wantVoters(t, b, "h1", "h1", "h2", "h3")
+	waitHealthy(t, b, 3)
+	out, err = plugin(t, b, "reconfigure")
+	if err != nil || strings.Contains(out, "[1/") || !strings.Contains(out, "nothing to do on h1") {
+		t.Errorf("a rerun: %v, want nothing to do on every host", err)
+	}
+}

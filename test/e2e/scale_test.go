@@ -33,6 +33,7 @@ type statusJSON struct {
 		Host    string `json:"host"`
 		Healthy bool   `json:"healthy"`
 		Learner bool   `json:"learner"`
+		Leader  bool   `json:"leader"`
 	} `json:"members"`
 	Hosts []struct {
 		Node          string `json:"node"`

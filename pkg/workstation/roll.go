@@ -1,0 +1,119 @@
+package workstation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
+)
+
+// roll is a host verb run host by host, each of which may restart that
+// host's etcd (certs renew, reconfigure): each host is first asked for its
+// plan (the verb's dry run, in parallel); then, one host at a time, the
+// other members must hold the quorum without its member, the verb runs,
+// and every member must be healthy again before the next host.
+type roll struct {
+	// run runs the host verb on node (dryRun: its plan only).
+	run func(ctx context.Context, node string, dryRun bool) (*hostapi.VerbResult, error)
+	// hint is the host-local command for a host the plugin cannot reach.
+	hint string
+	// verb names what is done on a host, in messages ("renewing").
+	verb string
+	// renewHint is the command the quorum check suggests for a host whose
+	// certificates expired.
+	renewHint string
+	// HealthyTimeout bounds the wait for every member to be healthy again
+	// after a host's turn; UnreachableWait how long a Ready host that
+	// cannot run a pod is asked again (right after an interrupted run its
+	// etcd and apiserver may still be restarting).
+	healthyTimeout, unreachableWait time.Duration
+}
+
+// plans asks every host of order for its plan, in parallel; a host that
+// cannot be asked gets an error naming the host-local command.
+func (s *Session) plans(ctx context.Context, obs *observed, order []string, r roll) ([]*hostapi.VerbResult, []error) {
+	plans := make([]*hostapi.VerbResult, len(order))
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for i, h := range order {
+		if n, _ := nodeNamed(obs.nodes, h); !n.Ready {
+			errs[i] = fmt.Errorf("%s is NotReady and cannot run a host pod: run `%s` on it as root", h, r.hint)
+			continue
+		}
+		wg.Go(func() {
+			plans[i], errs[i] = s.hostPlan(ctx, h, r)
+		})
+	}
+	wg.Wait()
+	return plans, errs
+}
+
+// hostPlan asks host for its plan (the host verb's dry run). A Ready host
+// whose kubelet cannot start the pod is asked again for a while: after an
+// interrupted run its etcd, then its apiserver, may still be restarting
+// (kubelet backs off a container restarted twice in a short while).
+func (s *Session) hostPlan(ctx context.Context, host string, r roll) (*hostapi.VerbResult, error) {
+	start := time.Now()
+	for {
+		res, err := r.run(ctx, host, true)
+		if !errors.Is(err, hostapi.ErrUnreachable) {
+			return res, err
+		}
+		if time.Since(start) > r.unreachableWait {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			return nil, fmt.Errorf("%s could not run a host pod for %s (%s): run `%s` on it as root", host, r.unreachableWait, first, r.hint)
+		}
+		fmt.Fprintf(s.Out, "      %s cannot run a pod yet (its apiserver may be restarting): asking again\n", host)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// rollHost is one host's turn: the quorum check, the host verb, then the
+// wait until every member is healthy again.
+func (s *Session) rollHost(ctx context.Context, c *execCluster, host string, r roll) (string, []plan.StepResult, error) {
+	obs, err := c.observe(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := maintenance.CheckRestart(obs.statuses, maintenance.MemberOn(obs.statuses, host, obs.hostOf), obs.hostOf, r.renewHint); err != nil {
+		return "", nil, err
+	}
+	res, err := r.run(ctx, host, false)
+	if err != nil {
+		return "", stepsOf(res), err
+	}
+	start := time.Now()
+	var last []etcdcluster.Status
+	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, r.healthyTimeout, true, func(ctx context.Context) (bool, error) {
+		obs, err := c.observe(ctx)
+		if err != nil {
+			return false, nil // an apiserver restarting: ask again
+		}
+		last = obs.statuses
+		return !slices.ContainsFunc(last, func(st etcdcluster.Status) bool { return !st.Healthy }), nil
+	})
+	if err != nil {
+		var down []string
+		for _, st := range last {
+			if !st.Healthy {
+				down = append(down, fmt.Sprintf("%s: %s", st.Member, st.Reason()))
+			}
+		}
+		return "", stepsOf(res), fmt.Errorf("after %s on %s, not every member was healthy within %s (%s); stopping before the next host", r.verb, host, r.healthyTimeout, strings.Join(down, "; "))
+	}
+	return fmt.Sprintf("every member healthy %s later", time.Since(start).Round(time.Second)), stepsOf(res), nil
+}
