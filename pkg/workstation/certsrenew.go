@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
@@ -21,14 +20,6 @@ type RenewCertsOptions struct {
 	// Before is --before as given ("30d"), passed on to the hosts.
 	Before string
 	DryRun bool
-	// HealthyTimeout bounds the wait for every member to be healthy again
-	// after a host's restarts. Default 3 minutes.
-	HealthyTimeout time.Duration
-	// UnreachableWait is how long a Ready host that cannot run a pod is
-	// asked again before it is left to the host-local command: right after
-	// an interrupted run its etcd and apiserver may still be restarting.
-	// Default 90 s.
-	UnreachableWait time.Duration
 }
 
 // RenewCerts renews the etcd certificates of control-plane hosts one host
@@ -41,12 +32,6 @@ type RenewCertsOptions struct {
 // usually its apiserver lost its etcd, e.g. to expired certificates) is
 // named with the host-local command, and the verb ends with an error.
 func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result, error) {
-	if o.HealthyTimeout <= 0 {
-		o.HealthyTimeout = 3 * time.Minute
-	}
-	if o.UnreachableWait <= 0 {
-		o.UnreachableWait = 90 * time.Second
-	}
 	c := &execCluster{s: s}
 	obs, err := c.observe(ctx)
 	if err != nil {
@@ -74,7 +59,7 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 		run: func(ctx context.Context, node string, dryRun bool) (*hostapi.VerbResult, error) {
 			return s.Hosts.CertsRenew(ctx, node, hostapi.CertsRenewRequest{Before: o.Before, DryRun: dryRun})
 		},
-		hint: hint, verb: "renewing", renewHint: hint, healthyTimeout: o.HealthyTimeout, unreachableWait: o.UnreachableWait,
+		hint: hint, verb: "renewing", renewHint: hint,
 	}
 	// Each host's own plan, read in parallel (nothing changes).
 	plans, errs := s.plans(ctx, obs, order, r)

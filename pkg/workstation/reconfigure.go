@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
@@ -16,9 +15,6 @@ type ReconfigureOptions struct {
 	DryRun bool
 	// NoSnapshot skips the verified snapshot taken before the first change.
 	NoSnapshot bool
-	// HealthyTimeout and UnreachableWait: see RenewCertsOptions.
-	HealthyTimeout  time.Duration
-	UnreachableWait time.Duration
 }
 
 // Reconfigure rewrites every member's etcd manifest as kubeadm writes it
@@ -27,12 +23,6 @@ type ReconfigureOptions struct {
 // the roll of RenewCerts (quorum check before each, every member healthy
 // after each). Hosts whose manifest is kubeadm's already are left alone.
 func (s *Session) Reconfigure(ctx context.Context, o ReconfigureOptions) (*Result, error) {
-	if o.HealthyTimeout <= 0 {
-		o.HealthyTimeout = 3 * time.Minute
-	}
-	if o.UnreachableWait <= 0 {
-		o.UnreachableWait = 90 * time.Second
-	}
 	c := &execCluster{s: s}
 	obs, err := c.observe(ctx)
 	if err != nil {
@@ -48,8 +38,7 @@ func (s *Session) Reconfigure(ctx context.Context, o ReconfigureOptions) (*Resul
 		}
 	}
 	order := maintenance.RestartOrder(targets, obs.statuses, obs.hostOf)
-	r := roll{run: s.Hosts.Reconfigure, hint: hostlocal.ReconfigureHint, verb: "reconfiguring", renewHint: renewHint,
-		healthyTimeout: o.HealthyTimeout, unreachableWait: o.UnreachableWait}
+	r := roll{run: s.Hosts.Reconfigure, hint: hostlocal.ReconfigureHint, verb: "reconfiguring", renewHint: renewHint}
 	plans, errs := s.plans(ctx, obs, order, r)
 
 	p := &plan.Plan{Title: fmt.Sprintf("reconfigure: every member's etcd manifest as kubeadm writes it from kubeadm-config, one member at a time: %s", strings.Join(order, ", ")),

@@ -32,12 +32,18 @@ type roll struct {
 	// renewHint is the command the quorum check suggests for a host whose
 	// certificates expired.
 	renewHint string
-	// HealthyTimeout bounds the wait for every member to be healthy again
-	// after a host's turn; UnreachableWait how long a Ready host that
-	// cannot run a pod is asked again (right after an interrupted run its
-	// etcd and apiserver may still be restarting).
-	healthyTimeout, unreachableWait time.Duration
 }
+
+const (
+	// rollHealthyTimeout bounds the wait for every member to be healthy
+	// again after a host's turn.
+	rollHealthyTimeout = 3 * time.Minute
+	// rollUnreachableWait is how long a Ready host that cannot run a pod
+	// is asked again before it is left to the host-local command: right
+	// after an interrupted run its etcd and apiserver may still be
+	// restarting.
+	rollUnreachableWait = 90 * time.Second
+)
 
 // plans asks every host of order for its plan, in parallel; a host that
 // cannot be asked gets an error naming the host-local command.
@@ -69,9 +75,9 @@ func (s *Session) hostPlan(ctx context.Context, host string, r roll) (*hostapi.V
 		if !errors.Is(err, hostapi.ErrUnreachable) {
 			return res, err
 		}
-		if time.Since(start) > r.unreachableWait {
+		if time.Since(start) > rollUnreachableWait {
 			first, _, _ := strings.Cut(err.Error(), "\n")
-			return nil, fmt.Errorf("%s could not run a host pod for %s (%s): run `%s` on it as root", host, r.unreachableWait, first, r.hint)
+			return nil, fmt.Errorf("%s could not run a host pod for %s (%s): run `%s` on it as root", host, rollUnreachableWait, first, r.hint)
 		}
 		fmt.Fprintf(s.Out, "      %s cannot run a pod yet (its apiserver may be restarting): asking again\n", host)
 		select {
@@ -98,7 +104,7 @@ func (s *Session) rollHost(ctx context.Context, c *execCluster, host string, r r
 	}
 	start := time.Now()
 	var last []etcdcluster.Status
-	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, r.healthyTimeout, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, rollHealthyTimeout, true, func(ctx context.Context) (bool, error) {
 		obs, err := c.observe(ctx)
 		if err != nil {
 			return false, nil // an apiserver restarting: ask again
@@ -113,7 +119,7 @@ func (s *Session) rollHost(ctx context.Context, c *execCluster, host string, r r
 				down = append(down, fmt.Sprintf("%s: %s", st.Member, st.Reason()))
 			}
 		}
-		return "", stepsOf(res), fmt.Errorf("after %s on %s, not every member was healthy within %s (%s); stopping before the next host", r.verb, host, r.healthyTimeout, strings.Join(down, "; "))
+		return "", stepsOf(res), fmt.Errorf("after %s on %s, not every member was healthy within %s (%s); stopping before the next host", r.verb, host, rollHealthyTimeout, strings.Join(down, "; "))
 	}
 	return fmt.Sprintf("every member healthy %s later", time.Since(start).Round(time.Second)), stepsOf(res), nil
 }
