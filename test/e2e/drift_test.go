@@ -26,23 +26,28 @@ type driftJSON struct {
 	} `json:"drift"`
 }
 
-// storyManifestDrift: h1's etcd manifest edited by hand with a timing
-// tuning from a public HA guide (--heartbeat-interval=250,
-// --election-timeout=2500). status names the flags kubeadm would not write
-// on h1, and the members' disagreement on both timings, in its text and
-// -o json; and no member lost the cluster's quota to a recovery earlier
-// in the chain. The kubelet mirrors the edited manifest into the API within
-// a minute or two; status reads the mirror, so it is polled.
+// storyManifestDrift: h1's and h2's etcd manifests edited by hand with a
+// timing tuning from a public HA guide (--heartbeat-interval=250,
+// --election-timeout=2500), h3's left as kubeadm wrote it. status names the
+// flags kubeadm would not write on h1, and the members' disagreement on
+// both timings, in its text and -o json; and no member lost the cluster's
+// quota to a recovery earlier in the chain. The kubelet mirrors the edited
+// manifests into the API within a minute or two; status reads the mirrors,
+// so it is polled.
 //
 // Then the policy for new members (docs/plugin.md "Manifest drift"):
-// replacing h3's member while h1 and h2 disagree is refused, naming the
-// flag and the values, and changes nothing; once h2 is tuned as h1 is, the
-// replace gives h3's new member the members' timings, which
-// kubeadm-config does not have (h3's manifest on disk is checked).
+// replacing h1's member, whose staying members h2 and h3 disagree, is
+// refused, naming the flag and the values, and changes nothing; replacing
+// h3's, whose staying members h1 and h2 agree, gives h3's new member their
+// timings, which kubeadm-config does not have (h3's manifest on disk is
+// checked).
 func storyManifestDrift(t *testing.T, b *testbed.Bed) {
 	h1, h3 := b.Host("h1"), b.Host("h3")
 	tune(t, h1)
-	st, raw := waitDrift(t, b, func(d map[string]map[string][]string) bool { return len(d) >= 2 })
+	tune(t, b.Host("h2"))
+	st, raw := waitDrift(t, b, func(d map[string]map[string][]string) bool {
+		return strings.Join(d["heartbeat-interval"]["250"], ",") == "h1,h2" && strings.Join(d["election-timeout"]["2500"], ",") == "h1,h2"
+	})
 	t.Logf("status -o json's drift after the edit:\n%s", raw)
 	var onH1 []string
 	for _, d := range st.Drift {
@@ -56,11 +61,11 @@ func storyManifestDrift(t *testing.T, b *testbed.Bed) {
 		t.Errorf("h1's manifest-differs lists %q, want both hand-set timings", s)
 	}
 	d := disagreeing(st)
-	if hb := d["heartbeat-interval"]; strings.Join(hb["250"], ",") != "h1" || strings.Join(hb["100"], ",") != "h2,h3" {
-		t.Errorf("heartbeat-interval disagreement %v, want 250 on h1 and etcd's 100 on h2, h3", hb)
+	if hb := d["heartbeat-interval"]; strings.Join(hb["250"], ",") != "h1,h2" || strings.Join(hb["100"], ",") != "h3" {
+		t.Errorf("heartbeat-interval disagreement %v, want 250 on h1, h2 and etcd's 100 on h3", hb)
 	}
-	if et := d["election-timeout"]; strings.Join(et["2500"], ",") != "h1" || strings.Join(et["1000"], ",") != "h2,h3" {
-		t.Errorf("election-timeout disagreement %v, want 2500 on h1 and etcd's 1000 on h2, h3", et)
+	if et := d["election-timeout"]; strings.Join(et["2500"], ",") != "h1,h2" || strings.Join(et["1000"], ",") != "h3" {
+		t.Errorf("election-timeout disagreement %v, want 2500 on h1, h2 and etcd's 1000 on h3", et)
 	}
 	// The recoveries earlier in the chain rewrote members' manifests with
 	// the apiserver down: they must have kept the cluster's quota
@@ -71,31 +76,29 @@ func storyManifestDrift(t *testing.T, b *testbed.Bed) {
 		}
 	}
 	out, err := plugin(t, b, "status")
-	if err != nil || !strings.Contains(out, "Drift: members disagree on --heartbeat-interval: 100 on h2, h3; 250 on h1") ||
+	if err != nil || !strings.Contains(out, "Drift: members disagree on --heartbeat-interval: 100 on h3; 250 on h1, h2") ||
 		!strings.Contains(out, "Drift: etcd's manifest on h1 differs from what kubeadm writes from kubeadm-config: ") {
 		t.Errorf("status' text does not show the drift: %v", err)
 	}
 
-	// h1 and h2, the members that stay, disagree: no value to give h3.
-	before, _ := h3.ReadFile("/etc/kubernetes/manifests/etcd.yaml")
-	out, err = plugin(t, b, "replace", "h3")
-	for _, want := range []string{"a member on h3 would not agree with the members that stay", "--heartbeat-interval: 100 on h2; 250 on h1", "--accept-drift", "nothing was changed"} {
+	// Replacing h1's member: h2 and h3, the members that stay, disagree,
+	// so there is no value to give h1.
+	before, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml")
+	out, err = plugin(t, b, "replace", "h1")
+	for _, want := range []string{"a member on h1 would not agree with the members that stay", "--heartbeat-interval: 100 on h3; 250 on h2", "--accept-drift", "nothing was changed"} {
 		if err == nil || !strings.Contains(out, want) {
-			t.Errorf("replace h3 while h1 and h2 disagree: %v, want a refusal saying %q", err, want)
+			t.Errorf("replace h1 while h2 and h3 disagree: %v, want a refusal saying %q", err, want)
 		}
 	}
-	if after, _ := h3.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(after) != string(before) {
-		t.Error("the refused replace changed h3's manifest")
+	if after, _ := h1.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); string(after) != string(before) {
+		t.Error("the refused replace changed h1's manifest")
 	}
 
-	// h1 and h2 agree: h3's new member carries their timings.
-	tune(t, b.Host("h2"))
-	waitDrift(t, b, func(d map[string]map[string][]string) bool {
-		return strings.Join(d["heartbeat-interval"]["250"], ",") == "h1,h2"
-	})
+	// Replacing h3's: h1 and h2 agree, and h3's new member carries their
+	// timings.
 	out, err = plugin(t, b, "replace", "h3")
 	if err != nil {
-		t.Fatalf("replace h3 once h1 and h2 agree: %v", err)
+		t.Fatalf("replace h3 while h1 and h2 agree: %v", err)
 	}
 	if !strings.Contains(out, "h3's member carries the members' --heartbeat-interval=250 --election-timeout=2500") {
 		t.Error("the replace's plan does not say what h3's member carries")
