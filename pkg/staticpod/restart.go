@@ -225,11 +225,18 @@ func (h *Host) ApplyEtcdManifest(ctx context.Context, cfg *Config, manifest []by
 		return "", err
 	}
 	list := func() []int { return h.EtcdPIDs(cfg) }
+	var gone, started time.Duration // where the time goes, for the note
+	killedNote := ""
 	if len(old) > 0 {
-		if _, err := waitGone(ctx, old, list, start, EtcdRestartKillAfter, timeout, func() string {
+		killed, err := waitGone(ctx, old, list, start, EtcdRestartKillAfter, timeout, func() string {
 			return fmt.Sprintf("kubelet did not stop the old etcd (pids %v) within %s of the new manifest", old, timeout)
-		}); err != nil {
+		})
+		if err != nil {
 			return "", err
+		}
+		gone = time.Since(start)
+		if killed {
+			killedNote = fmt.Sprintf(" (killed: still running %s after the write)", EtcdRestartKillAfter)
 		}
 	}
 	var last string
@@ -237,6 +244,9 @@ func (h *Host) ApplyEtcdManifest(ctx context.Context, cfg *Config, manifest []by
 		if !slices.ContainsFunc(list(), func(p int) bool { return !slices.Contains(old, p) }) {
 			last = "no new etcd process yet"
 			return false, nil
+		}
+		if started == 0 {
+			started = time.Since(start)
 		}
 		st, err := h.LocalStatus(ctx, cfg)
 		switch {
@@ -255,5 +265,6 @@ func (h *Host) ApplyEtcdManifest(ctx context.Context, cfg *Config, manifest []by
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("old manifest kept at %s; the new etcd serves with a leader %s after the write", kept, time.Since(start).Round(100*time.Millisecond)), nil
+	return fmt.Sprintf("old manifest kept at %s; after the write: old etcd gone %s%s, new one started %s, serving with a leader %s",
+		kept, gone.Round(100*time.Millisecond), killedNote, started.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond)), nil
 }
