@@ -3,13 +3,14 @@
 # modules (no binary downloads are possible or wanted):
 #   kube: kubeadm kubelet kube-apiserver kube-controller-manager kube-scheduler kubectl
 #   etcd: etcd etcdctl etcdutl
+#   etcd36: the same of etcd's previous minor (the bed's upgrade story)
 #   krew: krew validate-krew-manifest (for make krew-check; not part of "all")
 # All static (CGO_ENABLED=0) so they run in FROM-scratch images, and stamped
 # with their real version. Results are cached outside the work tree, keyed by
 # the build module's go.sum, so a fresh clone on the same machine reuses them;
 # a missing cache only costs time.
 #
-# Usage: hack/build-components.sh kube|etcd|krew|all
+# Usage: hack/build-components.sh kube|etcd|etcd36|krew|all
 # Prints the directory holding the binaries of each group built.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -49,8 +50,9 @@ build_kube() {
 }
 
 build_etcd() {
-  lock etcd
-  local mod="$root/hack/build/etcd"
+  local group="${1:-etcd}"
+  lock "$group"
+  local mod="$root/hack/build/$group"
   local ver; ver="$(cd "$mod" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
   local out="$cache/bin/etcd-$ver-$(key "$mod")"
   if [[ ! -f "$out/.complete" ]]; then
@@ -86,7 +88,8 @@ build_krew() {
 case "${1:-all}" in
   kube) build_kube ;;
   etcd) build_etcd ;;
+  etcd36) build_etcd etcd36 ;;
   krew) build_krew ;;
-  all) build_etcd; build_kube ;;
-  *) echo "usage: $0 kube|etcd|krew|all" >&2; exit 2 ;;
+  all) build_etcd; build_etcd etcd36; build_kube ;;
+  *) echo "usage: $0 kube|etcd|etcd36|krew|all" >&2; exit 2 ;;
 esac

@@ -79,7 +79,7 @@ kubectl-etcd works in two ways:
 	cmd.AddCommand(NewCmdAgent(streams))
 	cmd.AddCommand(NewCmdSnapshot(configFlags, streams), NewCmdBackup(configFlags, streams))
 	cmd.AddCommand(NewCmdRecover(configFlags, streams))
-	cmd.AddCommand(NewCmdDefrag(configFlags, streams), NewCmdAlarm(configFlags, streams), NewCmdCerts(configFlags, streams), NewCmdReconfigure(configFlags, streams))
+	cmd.AddCommand(NewCmdDefrag(configFlags, streams), NewCmdAlarm(configFlags, streams), NewCmdCerts(configFlags, streams), NewCmdReconfigure(configFlags, streams), NewCmdUpgrade(configFlags, streams))
 	cmd.AddCommand(NewCmdRestore(configFlags, streams), NewCmdRestoreNode(streams))
 	return cmd
 }

@@ -69,6 +69,12 @@ func TestValidateRejectsBeforeContact(t *testing.T) {
 		{[]string{"remove"}, false, "remove needs exactly one NODE|MEMBER, got 0 arguments"},
 		{[]string{"remove", "cp-2", "cp-3"}, false, "remove needs exactly one NODE|MEMBER, got 2 arguments"},
 		{[]string{"replace"}, false, "replace needs exactly one NODE, got 0 arguments"},
+		{[]string{"upgrade"}, false, "--version is required: the etcd release to move every member to, e.g. 3.7.0"},
+		{[]string{"upgrade", "--version", "3.7"}, false, `etcd version "3.7": want major.minor.patch, e.g. 3.7.0`},
+		{[]string{"upgrade", "--version", "3.7.0", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
+		{[]string{"reconfigure", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
+		{[]string{"reconfigure", "--endpoints", "https://10.0.0.11:2379"}, true, "--endpoints goes with --local"},
+		{[]string{"reconfigure", "--local", "--no-snapshot"}, true, "--no-snapshot goes without --local: the host-local reconfigure takes no snapshot (run `kubectl-etcd backup run` first)"},
 		{[]string{"replace", "cp-3", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
 
 		{[]string{"defrag"}, true, "give --all or the nodes whose members to defragment"},

@@ -55,6 +55,9 @@ type Options struct {
 	// etcd.local.extraArgs (flag name without dashes → value), as an
 	// operator would set them: e.g. a small quota-backend-bytes.
 	EtcdExtraArgs map[string]string
+	// EtcdImageTag is the ClusterConfiguration's etcd.local.imageTag:
+	// EtcdPreviousTag starts the cluster on etcd's previous minor.
+	EtcdImageTag string
 }
 
 // State is what bed.json records, enough for another process to find and
@@ -69,6 +72,7 @@ type State struct {
 	CertificateKey    string       `json:"certificateKey"`
 	// EtcdExtraArgs are Options.EtcdExtraArgs, kept for later joins.
 	EtcdExtraArgs map[string]string `json:"etcdExtraArgs,omitempty"`
+	EtcdImageTag  string            `json:"etcdImageTag,omitempty"`
 }
 
 // Bed is a running (or partly running) test bed.
@@ -86,8 +90,11 @@ const KubernetesVersion = "v1.37.2"
 
 // Image tags kubeadm 1.37.2 expects (DefaultEtcdVersion, pause).
 const (
-	EtcdImage  = "registry.k8s.io/etcd:3.7.0-0"
-	PauseImage = "registry.k8s.io/pause:3.10.2"
+	EtcdImage = "registry.k8s.io/etcd:3.7.0-0"
+	// EtcdPreviousTag is the tag of the bed's etcd of the previous minor
+	// (hack/build/etcd36), for the upgrade story.
+	EtcdPreviousTag = "3.6.16-0"
+	PauseImage      = "registry.k8s.io/pause:3.10.2"
 	// ToolboxImage has a static busybox, for test pods that need a shell.
 	ToolboxImage = "localhost/testbed/toolbox:1"
 )
@@ -208,7 +215,7 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 	b := &Bed{Dir: filepath.Join(opts.Root, opts.Name), log: opts.Log}
 	b.State = State{
 		Name: opts.Name, Subnet: opts.Subnet, KubernetesVersion: KubernetesVersion,
-		Token: randomToken(), CertificateKey: randomHex(32), EtcdExtraArgs: opts.EtcdExtraArgs,
+		Token: randomToken(), CertificateKey: randomHex(32), EtcdExtraArgs: opts.EtcdExtraArgs, EtcdImageTag: opts.EtcdImageTag,
 	}
 	for i, r := range opts.Roles {
 		hc := HostConfig{Name: fmt.Sprintf("h%d", i+1), Address: fmt.Sprintf("%s.%d", opts.Subnet, 11+i), Role: r}

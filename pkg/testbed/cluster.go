@@ -24,7 +24,7 @@ func (b *Bed) params(h *Host) kubeadmParams {
 		Host: h.HostConfig, Token: b.Token, CertificateKey: b.CertificateKey,
 		KubernetesVersion: b.KubernetesVersion, ClusterName: b.Name,
 		ControlPlaneEndpoint: b.ControlPlaneEndpoint(), LBAddress: b.LBAddress(),
-		EtcdExtraArgs: b.EtcdExtraArgs,
+		EtcdExtraArgs: b.EtcdExtraArgs, EtcdImageTag: b.EtcdImageTag,
 	}
 }
 

@@ -49,13 +49,18 @@ apiServer:
 networking:
   serviceSubnet: 10.96.0.0/16
   podSubnet: 10.244.0.0/16
-{{- if .EtcdExtraArgs}}
+{{- if or .EtcdExtraArgs .EtcdImageTag}}
 etcd:
   local:
+{{- if .EtcdImageTag}}
+    imageTag: "{{.EtcdImageTag}}"
+{{- end}}
+{{- if .EtcdExtraArgs}}
     extraArgs:
 {{- range $name, $value := .EtcdExtraArgs}}
     - name: {{$name}}
       value: "{{$value}}"
+{{- end}}
 {{- end}}
 {{- end}}
 ---
@@ -111,6 +116,7 @@ type kubeadmParams struct {
 	LBAddress            string
 	ControlPlane         bool
 	EtcdExtraArgs        map[string]string
+	EtcdImageTag         string
 }
 
 func renderKubeadm(which string, p kubeadmParams) ([]byte, error) {

@@ -124,7 +124,7 @@ func Prepare(ctx context.Context, log io.Writer) (*Prereqs, error) {
 		return nil, err
 	}
 	dirs := map[string]string{}
-	for _, group := range []string{"etcd", "kube"} {
+	for _, group := range []string{"etcd", "etcd36", "kube"} {
 		cmd := exec.CommandContext(ctx, filepath.Join(repo, "hack", "build-components.sh"), group)
 		cmd.Stderr = log
 		out, err := cmd.Output()
@@ -143,7 +143,7 @@ func Prepare(ctx context.Context, log io.Writer) (*Prereqs, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building kubectl-etcd: %w\n%s", err, out)
 	}
-	kube, etcd := dirs["kube"], dirs["etcd"]
+	kube, etcd, etcd36 := dirs["kube"], dirs["etcd"], dirs["etcd36"]
 	p := &Prereqs{HostBinaries: map[string]string{
 		"kubeadm": kube + "/kubeadm", "kubelet": kube + "/kubelet", "kubectl": kube + "/kubectl",
 		"etcdctl": etcd + "/etcdctl", "etcdutl": etcd + "/etcdutl",
@@ -158,6 +158,7 @@ func Prepare(ctx context.Context, log io.Writer) (*Prereqs, error) {
 	specs := []ImageSpec{
 		{Ref: PauseImage, Files: []ImageFile{{Src: proj + "/pause", Dst: "/pause", Mode: 0o755}}, Entrypoint: []string{"/pause"}},
 		{Ref: EtcdImage, Files: []ImageFile{bin(etcd+"/etcd", "etcd"), bin(etcd+"/etcdctl", "etcdctl"), bin(etcd+"/etcdutl", "etcdutl")}},
+		{Ref: "registry.k8s.io/etcd:" + EtcdPreviousTag, Files: []ImageFile{bin(etcd36+"/etcd", "etcd"), bin(etcd36+"/etcdctl", "etcdctl"), bin(etcd36+"/etcdutl", "etcdutl")}},
 		{Ref: SelfImage(), Files: []ImageFile{bin(proj+"/kubectl-etcd", "kubectl-etcd")}, Entrypoint: []string{"/usr/local/bin/kubectl-etcd"}},
 		{Ref: ToolboxImage, Files: []ImageFile{{Src: "/bin/busybox", Dst: "/bin/busybox", Mode: 0o755}},
 			Symlinks: busyboxLinks(), Entrypoint: []string{"/bin/sh"}},

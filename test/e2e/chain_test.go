@@ -181,7 +181,9 @@ func TestKubeadmChain(t *testing.T) {
 func TestScaleChain(t *testing.T) {
 	chain{
 		up: func(t *testing.T) *testbed.Bed {
-			b := upBed(t, "e2escale", "10.99.10", testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd, testbed.RoleBare, testbed.RoleBare)
+			// On etcd's previous minor, for the upgrade story.
+			b := upBedWith(t, testbed.Options{Name: "e2escale", Subnet: "10.99.10", EtcdImageTag: testbed.EtcdPreviousTag,
+				Roles: []testbed.Role{testbed.RoleInit, testbed.RoleControlPlaneNoEtcd, testbed.RoleControlPlaneNoEtcd, testbed.RoleBare, testbed.RoleBare}})
 			if pss, err := b.MemoryPSS(); err == nil {
 				t.Logf("memory of the 5-host bed: %d MiB PSS", pss>>20)
 			}
@@ -189,6 +191,7 @@ func TestScaleChain(t *testing.T) {
 		},
 		stories: []story{
 			{"PluginScaleUp", storyPluginScaleUp},
+			{"Upgrade", storyUpgrade},
 			{"Tunnel", storyTunnel},
 			{"HostPod", storyHostPod},
 			{"RecoverGoneForGood", storyRecoverGoneForGood},

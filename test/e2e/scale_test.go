@@ -34,6 +34,7 @@ type statusJSON struct {
 		Healthy bool   `json:"healthy"`
 		Learner bool   `json:"learner"`
 		Leader  bool   `json:"leader"`
+		Version string `json:"version"`
 	} `json:"members"`
 	Hosts []struct {
 		Node          string `json:"node"`
@@ -79,7 +80,7 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	w := startWriter(t, b, "e2e-scale-writer")
 
 	if out, err := plugin(t, b, "version"); err != nil || !strings.Contains(out, "Server Version: "+testbed.KubernetesVersion) ||
-		!strings.Contains(out, "h1     3.7.0-0") {
+		!strings.Contains(out, "h1     "+testbed.EtcdPreviousTag) {
 		t.Errorf("version: %v", err)
 	}
 	out, err := plugin(t, b, "status")

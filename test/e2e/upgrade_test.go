@@ -1,0 +1,96 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
+)
+
+// storyUpgrade: the scale chain's three members run etcd's previous minor
+// (the bed's kubeadm-config sets etcd.local.imageTag to it). An upgrade
+// two minors ahead is refused and changes nothing; the dry run shows the
+// image change per host and changes nothing; `upgrade --version 3.7.0`
+// rolls every member while a writer runs: every acknowledged write is
+// kept, every member reports 3.7.0, kubeadm-config records 3.7.0-0. A
+// rerun has nothing to do, and a member added afterwards by `scale` runs
+// 3.7.0.
+func storyUpgrade(t *testing.T, b *testbed.Bed) {
+	ctx := context.Background()
+	versions := func() string {
+		t.Helper()
+		var v []string
+		for _, m := range pluginStatus(t, b).Members {
+			v = append(v, m.Host+"="+m.Version)
+		}
+		return strings.Join(v, " ")
+	}
+	tag := func() string {
+		t.Helper()
+		cs, err := b.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc.Etcd.Local.ImageTag
+	}
+	if v := versions(); v != "h1=3.6.16 h2=3.6.16 h3=3.6.16" {
+		t.Fatalf("the members run %s, want 3.6.16 on h1, h2, h3", v)
+	}
+	out, err := plugin(t, b, "upgrade", "--version", "3.8.0")
+	if err == nil || !strings.Contains(out, "etcd 3.8.0 is more than one minor version ahead of the members (3.6.16 on h1, h2, h3): etcd upgrades one minor at a time; upgrade to 3.7 first") ||
+		!strings.Contains(out, "nothing was changed") {
+		t.Errorf("upgrade two minors ahead: %v, want it refused with the reason", err)
+	}
+	out, err = plugin(t, b, "upgrade", "--version", "3.7.0", "--dry-run")
+	if err != nil || !strings.Contains(out, "set etcd.local.imageTag to 3.7.0-0 in ConfigMap kube-system/kubeadm-config") ||
+		strings.Count(out, "image registry.k8s.io/etcd:3.6.16-0 (kubeadm: registry.k8s.io/etcd:3.7.0-0)") < 3 {
+		t.Errorf("upgrade --dry-run: %v, want the kubeadm-config change and each host's image change", err)
+	}
+	if got := tag(); got != testbed.EtcdPreviousTag {
+		t.Errorf("the dry run changed kubeadm-config's etcd imageTag to %q", got)
+	}
+
+	w := startWriter(t, b, "e2e-upgrade")
+	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
+	w.finish(t, b, "e2e-upgrade")
+	if err != nil {
+		t.Fatalf("upgrade --version 3.7.0: %v", err)
+	}
+	if v := versions(); v != "h1=3.7.0 h2=3.7.0 h3=3.7.0" {
+		t.Errorf("after the upgrade the members run %s", v)
+	}
+	if got := tag(); got != "3.7.0-0" {
+		t.Errorf("kubeadm-config's etcd imageTag is %q after the upgrade, want 3.7.0-0", got)
+	}
+	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
+	if err != nil || !strings.Contains(out, "every member runs 3.7.0 already") || strings.Contains(out, "[1/") {
+		t.Errorf("a rerun: %v, want nothing to do", err)
+	}
+	// A member added later runs the recorded version.
+	if _, err := plugin(t, b, "scale", "--nodes", "h1,h2"); err != nil {
+		t.Fatalf("scale --nodes h1,h2: %v", err)
+	}
+	if _, err := plugin(t, b, "scale", "--replicas", "3"); err != nil {
+		t.Fatalf("scale --replicas 3: %v", err)
+	}
+	if m, err := b.Host("h3").ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), "image: registry.k8s.io/etcd:3.7.0-0") {
+		t.Errorf("h3's member added after the upgrade does not run 3.7.0-0 (%v)", err)
+	}
+	if v := versions(); v != "h1=3.7.0 h2=3.7.0 h3=3.7.0" {
+		t.Errorf("after the scale the members run %s", v)
+	}
+}
