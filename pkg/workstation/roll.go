@@ -57,21 +57,23 @@ func (s *Session) plans(ctx context.Context, obs *observed, order []string, r ro
 			continue
 		}
 		wg.Go(func() {
-			plans[i], errs[i] = s.hostPlan(ctx, h, r)
+			plans[i], errs[i] = s.runHost(ctx, h, r, true)
 		})
 	}
 	wg.Wait()
 	return plans, errs
 }
 
-// hostPlan asks host for its plan (the host verb's dry run). A Ready host
+// runHost runs the host verb on host (dryRun: its plan). A Ready host
 // whose kubelet cannot start the pod is asked again for a while: after an
-// interrupted run its etcd, then its apiserver, may still be restarting
-// (kubelet backs off a container restarted twice in a short while).
-func (s *Session) hostPlan(ctx context.Context, host string, r roll) (*hostapi.VerbResult, error) {
+// interrupted run (or the previous host's turn) its etcd, then its
+// apiserver, may still be restarting, and its kubelet's pod watch backs
+// off. Nothing ran on the host when it could not start the pod, so asking
+// again is safe for the real run too.
+func (s *Session) runHost(ctx context.Context, host string, r roll, dryRun bool) (*hostapi.VerbResult, error) {
 	start := time.Now()
 	for {
-		res, err := r.run(ctx, host, true)
+		res, err := r.run(ctx, host, dryRun)
 		if !errors.Is(err, hostapi.ErrUnreachable) {
 			return res, err
 		}
@@ -98,7 +100,7 @@ func (s *Session) rollHost(ctx context.Context, c *execCluster, host string, r r
 	if err := maintenance.CheckRestart(obs.statuses, maintenance.MemberOn(obs.statuses, host, obs.hostOf), obs.hostOf, r.renewHint); err != nil {
 		return "", nil, err
 	}
-	res, err := r.run(ctx, host, false)
+	res, err := s.runHost(ctx, host, r, false)
 	if err != nil {
 		return "", stepsOf(res), err
 	}
