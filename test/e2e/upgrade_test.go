@@ -63,6 +63,11 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	if got := tag(); got != testbed.EtcdPreviousTag {
 		t.Errorf("the dry run changed kubeadm-config's etcd imageTag to %q", got)
 	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		if m, err := b.Host(h).ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), "image: registry.k8s.io/etcd:"+testbed.EtcdPreviousTag) {
+			t.Errorf("the dry run changed %s's etcd manifest (%v)", h, err)
+		}
+	}
 
 	w := startWriter(t, b, "e2e-upgrade")
 	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
