@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 )
 
@@ -52,46 +51,33 @@ func (s *Session) RenewCerts(ctx context.Context, o RenewCertsOptions) (*Result,
 			return nil, fmt.Errorf("%q is not a control-plane node of this cluster (control-plane nodes: %s)", n, names(obs.nodes))
 		}
 	}
-	order := maintenance.RestartOrder(targets, obs.statuses, obs.hostOf)
 	hint := fmt.Sprintf("%s --before %s", renewHint, o.Before)
-
 	r := roll{
 		run: func(ctx context.Context, node string, dryRun bool) (*hostapi.VerbResult, error) {
 			return s.Hosts.CertsRenew(ctx, node, hostapi.CertsRenewRequest{Before: o.Before, DryRun: dryRun})
 		},
 		hint: hint, verb: "renewing", renewHint: hint,
-	}
-	// Each host's own plan, read in parallel (nothing changes).
-	plans, errs := s.plans(ctx, obs, order, r)
-
-	p := &plan.Plan{Title: fmt.Sprintf("renew the etcd certificates that expire within %s, one host at a time: %s", o.Before, strings.Join(order, ", ")),
-		Notes: []string{"each host reissues its own certificates with kubeadm's specs and its own etcd CA (no key leaves it), then restarts etcd and kube-apiserver where they hold old ones; " +
-			"before each host the other members must hold the quorum without its member, after each every member must be healthy again; the leader's host goes last. The etcd CA is not renewed"}}
-	var left []string
-	for i, h := range order {
-		if errs[i] != nil {
-			// A host that answered nothing: the others may still go on
-			// (CheckRestart refuses if its member is down and needed).
-			left = append(left, errs[i].Error())
-			p.Notes = append(p.Notes, errs[i].Error())
-			continue
-		}
-		var sub []string
-		for _, st := range plans[i].Steps {
-			sub = append(sub, st.Name)
-		}
-		if len(sub) == 0 {
-			p.Notes = append(p.Notes, strings.Join(plans[i].Notes, "; "))
-			continue
-		}
-		detail := fmt.Sprintf("on %s: %s", h, strings.Join(sub, ", then "))
-		for _, st := range plans[i].Steps {
-			if st.Name == "renew certificates" {
-				detail += " (" + st.Detail + ")"
+		describe: func(steps []plan.StepResult) string {
+			var sub []string
+			detail := ""
+			for _, st := range steps {
+				sub = append(sub, st.Name)
+				if st.Name == "renew certificates" {
+					detail = " (" + st.Detail + ")"
+				}
 			}
-		}
-		p.AddSteps("renew "+h, detail, func(ctx context.Context) (string, []plan.StepResult, error) {
-			return s.rollHost(ctx, c, h, r)
+			return strings.Join(sub, ", then ") + detail
+		},
+	}
+	// A host that cannot be asked is left; the others may still go on
+	// (CheckRestart refuses if its member is down and needed).
+	order, turns, notes, left := s.turns(ctx, obs, targets, r)
+	p := &plan.Plan{Title: fmt.Sprintf("renew the etcd certificates that expire within %s, one host at a time: %s", o.Before, strings.Join(order, ", ")),
+		Notes: append(append([]string{"each host reissues its own certificates with kubeadm's specs and its own etcd CA (no key leaves it), then restarts etcd and kube-apiserver where they hold old ones; " +
+			"before each host the other members must hold the quorum without its member, after each every member must be healthy again; the leader's host goes last. The etcd CA is not renewed"}, notes...), left...)}
+	for _, tn := range turns {
+		p.AddSteps("renew "+tn.host, tn.detail, func(ctx context.Context) (string, []plan.StepResult, error) {
+			return s.rollHost(ctx, c, tn.host, r)
 		})
 	}
 	res, err := s.execute(ctx, "certs renew", p, o.DryRun, obs)

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 )
 
@@ -31,47 +30,23 @@ func (s *Session) Reconfigure(ctx context.Context, o ReconfigureOptions) (*Resul
 	if err := obs.checkNoAlarms(0); err != nil {
 		return nil, err
 	}
-	var targets []string
-	for _, n := range obs.nodes {
-		if memberAt(obs.members, n) != nil {
-			targets = append(targets, n.Name)
-		}
-	}
-	order := maintenance.RestartOrder(targets, obs.statuses, obs.hostOf)
 	r := roll{run: s.Hosts.Reconfigure, hint: hostlocal.ReconfigureHint, verb: "reconfiguring", renewHint: renewHint}
-	plans, errs := s.plans(ctx, obs, order, r)
+	order, turns, notes, left := s.turns(ctx, obs, obs.memberHosts(), r)
 
 	p := &plan.Plan{Title: fmt.Sprintf("reconfigure: every member's etcd manifest as kubeadm writes it from kubeadm-config, one member at a time: %s", strings.Join(order, ", ")),
-		Notes: []string{"each host writes its manifest as kubeadm does from the ClusterConfiguration (and its kubeadm patches), keeping only the member's bootstrap flags; hand edits go. " +
-			"Before each host the other members must hold the quorum without its member, after each every member must be healthy again; the leader's host goes last"}}
-	var steps, left []string
-	for i, h := range order {
-		if errs[i] != nil {
-			left = append(left, errs[i].Error())
-			p.Notes = append(p.Notes, errs[i].Error())
-			continue
-		}
-		if len(plans[i].Steps) == 0 {
-			p.Notes = append(p.Notes, strings.Join(plans[i].Notes, "; "))
-			continue
-		}
-		steps = append(steps, h)
-		detail := "on " + h
-		for _, st := range plans[i].Steps {
-			detail += ": " + st.Detail
-		}
-		p.AddSteps("reconfigure "+h, detail, func(ctx context.Context) (string, []plan.StepResult, error) {
-			return s.rollHost(ctx, c, h, r)
-		})
-	}
-	if len(steps) > 0 && !o.NoSnapshot {
+		Notes: append(append([]string{"each host writes its manifest as kubeadm does from the ClusterConfiguration (and its kubeadm patches), keeping only the member's bootstrap flags; hand edits go. " +
+			"Before each host the other members must hold the quorum without its member, after each every member must be healthy again; the leader's host goes last"}, notes...), left...)}
+	if len(turns) > 0 && !o.NoSnapshot {
 		snapNode, err := snapshotNode(obs)
 		if err != nil {
 			return nil, err
 		}
-		first := &plan.Plan{}
-		s.addSnapshotStep(first, snapNode, "pre-reconfigure")
-		p.Steps = append(first.Steps, p.Steps...)
+		s.addSnapshotStep(p, snapNode, "pre-reconfigure")
+	}
+	for _, tn := range turns {
+		p.AddSteps("reconfigure "+tn.host, tn.detail, func(ctx context.Context) (string, []plan.StepResult, error) {
+			return s.rollHost(ctx, c, tn.host, r)
+		})
 	}
 	res, err := s.execute(ctx, "reconfigure", p, o.DryRun, obs)
 	if err != nil || len(left) == 0 || o.DryRun {

@@ -32,6 +32,9 @@ type roll struct {
 	// renewHint is the command the quorum check suggests for a host whose
 	// certificates expired.
 	renewHint string
+	// describe says what a host's plan does, for the roll's step; nil:
+	// its steps' details.
+	describe func(steps []plan.StepResult) string
 }
 
 const (
@@ -45,9 +48,16 @@ const (
 	rollUnreachableWait = 90 * time.Second
 )
 
-// plans asks every host of order for its plan, in parallel; a host that
-// cannot be asked gets an error naming the host-local command.
-func (s *Session) plans(ctx context.Context, obs *observed, order []string, r roll) ([]*hostapi.VerbResult, []error) {
+// turn is one host's turn in a roll, described by the host's own plan.
+type turn struct{ host, detail string }
+
+// turns asks every member host for its plan (in parallel; nothing
+// changes), in the roll's order: followers first by name, the leader's
+// host last. It returns the hosts with something to do, the notes of those
+// without, and the hosts that could not be asked (each with the host-local
+// command to run there).
+func (s *Session) turns(ctx context.Context, obs *observed, hosts []string, r roll) (order []string, turns []turn, notes, left []string) {
+	order = maintenance.RestartOrder(hosts, obs.statuses, obs.hostOf)
 	plans := make([]*hostapi.VerbResult, len(order))
 	errs := make([]error, len(order))
 	var wg sync.WaitGroup
@@ -61,7 +71,38 @@ func (s *Session) plans(ctx context.Context, obs *observed, order []string, r ro
 		})
 	}
 	wg.Wait()
-	return plans, errs
+	for i, h := range order {
+		switch {
+		case errs[i] != nil:
+			left = append(left, errs[i].Error())
+		case len(plans[i].Steps) == 0:
+			notes = append(notes, strings.Join(plans[i].Notes, "; "))
+		default:
+			describe := r.describe
+			if describe == nil {
+				describe = func(steps []plan.StepResult) string {
+					var details []string
+					for _, st := range steps {
+						details = append(details, st.Detail)
+					}
+					return strings.Join(details, ", then ")
+				}
+			}
+			turns = append(turns, turn{host: h, detail: "on " + h + ": " + describe(plans[i].Steps)})
+		}
+	}
+	return order, turns, notes, left
+}
+
+// memberHosts are the control-plane nodes that run a member.
+func (obs *observed) memberHosts() []string {
+	var out []string
+	for _, n := range obs.nodes {
+		if memberAt(obs.members, n) != nil {
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }
 
 // runHost runs the host verb on host (dryRun: its plan). A Ready host

@@ -11,7 +11,6 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdversion"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/maintenance"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -67,15 +66,11 @@ func (s *Session) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error
 	// The hosts plan, and later write, with the new tag.
 	s.Hosts.SetClusterConfig(updated)
 
-	var targets []string
-	for _, n := range obs.nodes {
-		if memberAt(obs.members, n) != nil {
-			targets = append(targets, n.Name)
-		}
-	}
-	order := maintenance.RestartOrder(targets, obs.statuses, obs.hostOf)
 	r := roll{run: s.Hosts.Reconfigure, hint: hostlocal.ReconfigureHint, verb: "upgrading", renewHint: renewHint}
-	plans, errs := s.plans(ctx, obs, order, r)
+	order, turns, notes, left := s.turns(ctx, obs, obs.memberHosts(), r)
+	if len(left) > 0 && !o.DryRun {
+		return nil, fmt.Errorf("every member must be upgraded, and the plugin cannot reach: %s; nothing was changed", strings.Join(left, "; "))
+	}
 
 	p := &plan.Plan{Title: fmt.Sprintf("upgrade etcd to %s (image tag %s), one member at a time: %s", target, target.ImageTag(), strings.Join(order, ", "))}
 	if len(todo) == 0 {
@@ -83,32 +78,8 @@ func (s *Session) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error
 	} else {
 		p.Notes = append(p.Notes, "members not on "+target.String()+" yet: "+strings.Join(todo, ", "))
 	}
-	var left []string
-	var rolls []func(*plan.Plan)
-	for i, h := range order {
-		if errs[i] != nil {
-			left = append(left, errs[i].Error())
-			p.Notes = append(p.Notes, errs[i].Error())
-			continue
-		}
-		if len(plans[i].Steps) == 0 {
-			p.Notes = append(p.Notes, strings.Join(plans[i].Notes, "; "))
-			continue
-		}
-		detail := "on " + h
-		for _, st := range plans[i].Steps {
-			detail += ": " + st.Detail
-		}
-		rolls = append(rolls, func(p *plan.Plan) {
-			p.AddSteps("upgrade "+h, detail, func(ctx context.Context) (string, []plan.StepResult, error) {
-				return s.rollHost(ctx, c, h, r)
-			})
-		})
-	}
-	if len(left) > 0 && !o.DryRun {
-		return nil, fmt.Errorf("every member must be upgraded, and the plugin cannot reach: %s; nothing was changed", strings.Join(left, "; "))
-	}
-	if (changed || len(rolls) > 0) && !o.NoSnapshot {
+	p.Notes = append(append(p.Notes, notes...), left...)
+	if (changed || len(turns) > 0) && !o.NoSnapshot {
 		snapNode, err := snapshotNode(obs)
 		if err != nil {
 			return nil, err
@@ -121,10 +92,12 @@ func (s *Session) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error
 				return "", s.recordEtcdImageTag(ctx, target.ImageTag())
 			})
 	}
-	for _, add := range rolls {
-		add(p)
+	for _, tn := range turns {
+		p.AddSteps("upgrade "+tn.host, tn.detail, func(ctx context.Context) (string, []plan.StepResult, error) {
+			return s.rollHost(ctx, c, tn.host, r)
+		})
 	}
-	if len(todo) > 0 || len(rolls) > 0 {
+	if len(todo) > 0 || len(turns) > 0 {
 		p.Add("verify", "every member reports etcd "+target.String(), func(ctx context.Context) (string, error) {
 			obs, err := c.observe(ctx)
 			if err != nil {
