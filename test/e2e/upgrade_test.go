@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,11 +17,11 @@ import (
 // storyUpgrade: the scale chain's three members run etcd's previous minor
 // (the bed's kubeadm-config sets etcd.local.imageTag to it). An upgrade
 // two minors ahead is refused and changes nothing; the dry run shows the
-// image change per host and changes nothing; `upgrade --version 3.7.0`
-// rolls every member while a writer runs: every acknowledged write is
-// kept, every member reports 3.7.0, kubeadm-config records 3.7.0-0. A
-// rerun has nothing to do, and a member added afterwards by `scale` runs
-// 3.7.0.
+// image change per host and changes nothing; `upgrade --version 3.7.0`,
+// SIGKILLed as its second member's turn begins and run again, rolls every
+// member while a writer runs: every acknowledged write is kept, every
+// member reports 3.7.0, kubeadm-config records 3.7.0-0. A third run has
+// nothing to do, and a member added afterwards by `scale` runs 3.7.0.
 func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	ctx := context.Background()
 	versions := func() string {
@@ -69,11 +70,22 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		}
 	}
 
+	// The upgrade, SIGKILLed as its second member's turn begins, then
+	// run again once every member answers: it goes on from there.
 	w := startWriter(t, b, "e2e-upgrade")
+	out = interruptPlugin(t, b, syscall.SIGKILL, "[4/6] upgrade ", "upgrade", "--version", "3.7.0")
+	if !strings.Contains(out, "[4/6] upgrade ") {
+		w.finish(t, b, "e2e-upgrade")
+		t.Fatalf("the upgrade never got to its second member")
+	}
+	waitHealthy(t, b, 3)
 	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
 	w.finish(t, b, "e2e-upgrade")
 	if err != nil {
-		t.Fatalf("upgrade --version 3.7.0: %v", err)
+		t.Fatalf("upgrade --version 3.7.0 after the SIGKILL: %v", err)
+	}
+	if strings.Contains(out, "set etcd.local.imageTag") {
+		t.Error("the rerun records the tag again: the interrupted run had")
 	}
 	if v := versions(); v != "h1=3.7.0 h2=3.7.0 h3=3.7.0" {
 		t.Errorf("after the upgrade the members run %s", v)
