@@ -46,6 +46,9 @@ const (
 	// after an interrupted run its etcd and apiserver may still be
 	// restarting.
 	rollUnreachableWait = 90 * time.Second
+	// rollBeforeWait is how long a host's turn waits for the other
+	// members to hold the quorum without its member before it refuses.
+	rollBeforeWait = time.Minute
 )
 
 // turn is one host's turn in a roll, described by the host's own plan.
@@ -134,12 +137,25 @@ func (s *Session) runHost(ctx context.Context, host string, r roll, dryRun bool)
 // rollHost is one host's turn: the quorum check, the host verb, then the
 // wait until every member is healthy again.
 func (s *Session) rollHost(ctx context.Context, c *execCluster, host string, r roll) (string, []plan.StepResult, error) {
-	obs, err := c.observe(ctx)
-	if err != nil {
-		return "", nil, err
+	check := func(ctx context.Context) error {
+		obs, err := c.observe(ctx)
+		if err != nil {
+			return err
+		}
+		return maintenance.CheckRestart(obs.statuses, maintenance.MemberOn(obs.statuses, host, obs.hostOf), obs.hostOf, r.renewHint)
 	}
-	if err := maintenance.CheckRestart(obs.statuses, maintenance.MemberOn(obs.statuses, host, obs.hostOf), obs.hostOf, r.renewHint); err != nil {
-		return "", nil, err
+	if err := check(ctx); err != nil {
+		// Right after an interrupted run another member may still be
+		// restarting: give it a minute before refusing.
+		fmt.Fprintf(s.Out, "      %s\n      waiting up to %s for the other members to hold the quorum without %s's member\n", firstLine(err.Error()), rollBeforeWait, host)
+		last := err
+		werr := wait.PollUntilContextTimeout(ctx, 2*time.Second, rollBeforeWait, false, func(ctx context.Context) (bool, error) {
+			last = check(ctx)
+			return last == nil, nil
+		})
+		if werr != nil {
+			return "", nil, last
+		}
 	}
 	res, err := s.runHost(ctx, host, r, false)
 	if err != nil {

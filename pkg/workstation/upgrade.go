@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdversion"
@@ -48,7 +50,21 @@ func (s *Session) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error
 	}
 	running, err := memberVersions(obs)
 	if err != nil {
-		return nil, err
+		// Right after an interrupted run a member may be restarting
+		// with its new manifest: give it a minute before refusing.
+		fmt.Fprintf(s.Out, "%v\nwaiting up to %s for every member to answer (one restarting after an interrupted run?)\n", firstLine(err.Error()), upgradeAnswerWait)
+		werr := wait.PollUntilContextTimeout(ctx, 2*time.Second, upgradeAnswerWait, false, func(ctx context.Context) (bool, error) {
+			if obs2, err := c.observe(ctx); err == nil {
+				if r, err := memberVersions(obs2); err == nil {
+					obs, running = obs2, r
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if werr != nil {
+			return nil, err
+		}
 	}
 	todo, err := etcdversion.CheckUpgrade(running, target)
 	if err != nil {
@@ -121,6 +137,11 @@ func (s *Session) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error
 	}
 	return s.execute(ctx, "upgrade", p, o.DryRun, obs)
 }
+
+// upgradeAnswerWait is how long an upgrade waits for a member that does not
+// answer before it refuses: long enough for a member an interrupted run
+// left restarting, short enough for an operator whose member is down.
+const upgradeAnswerWait = time.Minute
 
 // memberVersions is the etcd version every voting member reports, by host
 // (member name when it runs on no control-plane node); an upgrade needs
