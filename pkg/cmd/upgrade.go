@@ -10,22 +10,26 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdversion"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
 
-// UpgradeOptions: roll every member to another etcd release.
+// UpgradeOptions: roll every member to another etcd release; or, with
+// --local, move this host's member.
 type UpgradeOptions struct {
+	HostOptions
 	WorkstationOptions
-	genericiooptions.IOStreams
 	Version    string
-	DryRun     bool
 	NoSnapshot bool
-	Output     string
+	Local      bool
+	Endpoints  string
+
+	face face
 }
 
 // NewCmdUpgrade returns `kubectl etcd upgrade`.
 func NewCmdUpgrade(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &UpgradeOptions{WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}, IOStreams: streams}
+	o := &UpgradeOptions{HostOptions: HostOptions{IOStreams: streams}, WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}}
 	cmd := &cobra.Command{
 		Use:   "upgrade --version 3.x.y",
 		Short: "Roll every etcd member to another etcd release, one member at a time",
@@ -41,22 +45,34 @@ scale and replace use it. Then every member's manifest is rewritten from it as
 "kubectl etcd reconfigure" does: one member at a time, followers first, the
 leader last, the other members holding the quorum meanwhile, every member
 healthy before the next. Last, every member must report the new version.
-Safe to run again after a crash: it goes on from where the cluster is.`,
+Safe to run again after a crash: it goes on from where the cluster is.
+
+With --local (as root on a control-plane host the plugin cannot reach): the
+same version check against every member, then this host's member only, as
+"kubectl-etcd reconfigure --local" with the new image tag; kubeadm-config
+is not written (the plan says so).`,
 		Example: `  kubectl etcd upgrade --version 3.7.0 --dry-run
-  kubectl etcd upgrade --version 3.7.0`,
+  kubectl etcd upgrade --version 3.7.0
+  kubectl-etcd upgrade --local --version 3.7.0   # as root on a host, its own member only`,
 		Args: cobra.NoArgs,
 		RunE: runE(o),
 	}
-	o.AddFlags(cmd)
+	o.HostOptions.AddFlags(cmd.Flags(), true)
+	o.WorkstationOptions.AddFlags(cmd)
+	cmd.Flags().Lookup("output").Usage = "output format: json|yaml (the steps and the final state), wide (the final state); json only with --local"
 	cmd.Flags().StringVar(&o.Version, "version", "", "etcd release to move every member to, e.g. 3.7.0")
-	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan (each host's manifest change) and change nothing")
 	cmd.Flags().BoolVar(&o.NoSnapshot, "no-snapshot", false, "skip the verified snapshot taken on a member host (into "+backup.Dir+") before the first change")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json|yaml (the steps and the final state), wide (the final state)")
+	cmd.Flags().BoolVar(&o.Local, "local", false, "upgrade this host's member (as root), without the apiserver")
+	cmd.Flags().StringVar(&o.Endpoints, "endpoints", "", "with --local: extra client URLs to reach the cluster by")
 	return cmd
 }
 
-// Complete has nothing to fill in.
-func (o *UpgradeOptions) Complete(*cobra.Command, []string) error { return nil }
+// Complete picks the face.
+func (o *UpgradeOptions) Complete(*cobra.Command, []string) error {
+	f, err := chooseFace(verbUpgrade, o.Local, "", nil)
+	o.face = f
+	return err
+}
 
 // Validate rejects bad flags before anything is contacted.
 func (o *UpgradeOptions) Validate() error {
@@ -66,12 +82,28 @@ func (o *UpgradeOptions) Validate() error {
 	if _, err := etcdversion.Parse(o.Version); err != nil {
 		return err
 	}
+	if o.face == hostLocalFace {
+		if o.NoSnapshot {
+			return fmt.Errorf("--no-snapshot goes without --local: the host-local upgrade takes no snapshot (run `kubectl-etcd backup run` first)")
+		}
+		return o.validate(nil)
+	}
+	if o.Endpoints != "" {
+		return fmt.Errorf("--endpoints goes with --local")
+	}
 	return validateWorkstationOutput(o.Output)
 }
 
 // Run upgrades, printing progress and then the state left.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
-	progress := progressWriter(o.IOStreams, o.Output)
+	if o.face == hostLocalFace {
+		if err := o.load(ctx); err != nil {
+			return err
+		}
+		res, err := o.env().Upgrade(ctx, hostlocal.UpgradeOptions{Version: o.Version, Endpoints: splitList(o.Endpoints)})
+		return o.report(res, err)
+	}
+	progress := progressWriter(o.HostOptions.IOStreams, o.Output)
 	s, err := o.session(progress)
 	if err != nil {
 		return err

@@ -7,8 +7,11 @@ import (
 	"os"
 	"strings"
 
+	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
+
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/drift"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdversion"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 )
@@ -92,4 +95,72 @@ func (e *Env) planReconfigure(ctx context.Context, o ReconfigureOptions, res *Re
 		return h.ApplyEtcdManifest(ctx, cfg, manifest, e.Timeouts.EtcdStart)
 	})
 	return p, c, nil
+}
+
+// UpgradeOptions are `upgrade --local`'s inputs.
+type UpgradeOptions struct {
+	// Version is the etcd release this host's member moves to ("3.7.0").
+	Version string
+	// Endpoints are extra client URLs to find the cluster by.
+	Endpoints []string
+}
+
+// Upgrade moves this host's member to etcd o.Version, for a host the
+// plugin cannot reach: the same version-skew check as the plugin's
+// (etcdversion.CheckUpgrade, against every member's version as etcd
+// reports it), then Reconfigure with kubeadm's image tag of that version.
+// kubeadm-config is not written (the apiserver may be down): the plan says
+// to record the tag, which `kubectl etcd upgrade --version` does while it
+// rolls the other members.
+func (e *Env) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error) {
+	return e.run(ctx, "upgrade", o.Endpoints, func(res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+		return e.planUpgrade(ctx, o, res)
+	})
+}
+
+func (e *Env) planUpgrade(ctx context.Context, o UpgradeOptions, res *Result) (*plan.Plan, *etcdcluster.Client, error) {
+	h, cfg := e.Host, e.Config
+	target, err := etcdversion.Parse(o.Version)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := e.clusterClient(ctx, e.candidateEndpoints(o.Endpoints, len(h.EtcdPIDs(cfg)) > 0))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot reach the etcd cluster from %s to read the members' versions: %w", cfg.NodeName(), err)
+	}
+	statuses, err := c.Statuses(ctx)
+	c.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	running := map[string]etcdversion.Version{}
+	for _, st := range statuses {
+		if st.Member.IsLearner {
+			continue
+		}
+		if !st.Healthy || st.Version == "" {
+			return nil, nil, fmt.Errorf("member %s does not answer (%s): its version is unknown, and every member must be healthy for an upgrade; nothing was changed", st.Member, st.Reason())
+		}
+		v, err := etcdversion.Parse(st.Version)
+		if err != nil {
+			return nil, nil, fmt.Errorf("member %s: %w", st.Member, err)
+		}
+		running[st.Member.Name] = v
+	}
+	if _, err := etcdversion.CheckUpgrade(running, target); err != nil {
+		return nil, nil, fmt.Errorf("%w; nothing was changed", err)
+	}
+	if cfg.Init.Etcd.Local == nil {
+		cfg.Init.Etcd.Local = &kubeadmapi.LocalEtcd{}
+	}
+	if tag := cfg.Init.Etcd.Local.ImageTag; tag != target.ImageTag() {
+		res.Notes = append(res.Notes, fmt.Sprintf("the cluster's configuration (%s) gives etcd image tag %q: this member is written with %s, and the tag belongs in kubeadm-config's etcd.local.imageTag so that kubeadm and kubectl-etcd keep it (`kubectl etcd upgrade --version %s` records it, and rolls the other members)",
+			cfg.Source, tag, target.ImageTag(), target))
+		cfg.Init.Etcd.Local.ImageTag = target.ImageTag()
+	}
+	p, c, err := e.planReconfigure(ctx, ReconfigureOptions{Endpoints: o.Endpoints}, res)
+	if p != nil {
+		p.Title = fmt.Sprintf("upgrade: %s's member to etcd %s (image tag %s), its manifest as kubeadm writes it", cfg.NodeName(), target, target.ImageTag())
+	}
+	return p, c, err
 }

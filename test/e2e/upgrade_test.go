@@ -70,13 +70,29 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		}
 	}
 
-	// The upgrade, SIGKILLed as its second member's turn begins, then
-	// run again once every member answers: it goes on from there.
+	// The third member's host, in the plan's order (the leader's, last).
+	third := ""
+	if _, after, ok := strings.Cut(out, "5. upgrade "); ok {
+		third, _, _ = strings.Cut(after, ":")
+	}
+	if b.Host(third) == nil {
+		t.Fatalf("no third member's host in the dry run's plan (%q)", third)
+	}
+
+	// The upgrade, SIGKILLed as its second member's turn begins; the third
+	// member upgraded on its host with the host-local face; then the
+	// plugin run again once every member answers: it goes on from there.
 	w := startWriter(t, b, "e2e-upgrade")
 	out = interruptPlugin(t, b, syscall.SIGKILL, "[4/6] upgrade ", "upgrade", "--version", "3.7.0")
 	if !strings.Contains(out, "[4/6] upgrade ") {
 		w.finish(t, b, "e2e-upgrade")
 		t.Fatalf("the upgrade never got to its second member")
+	}
+	waitHealthy(t, b, 3)
+	local, err := b.Host(third).Exec(ctx, "kubectl-etcd", "upgrade", "--local", "--version", "3.7.0")
+	t.Logf("%s: kubectl-etcd upgrade --local --version 3.7.0: %v\n%s", third, err, local)
+	if err != nil || !strings.Contains(string(local), "image registry.k8s.io/etcd:3.6.16-0 (kubeadm: registry.k8s.io/etcd:3.7.0-0)") {
+		t.Errorf("the host-local upgrade on %s: %v, want its member moved to 3.7.0-0", third, err)
 	}
 	waitHealthy(t, b, 3)
 	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
