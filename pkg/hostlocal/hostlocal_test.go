@@ -194,3 +194,24 @@ func TestReconfigureLeavesKubeadmsManifest(t *testing.T) {
 		t.Error("a refused reconfigure changed the host")
 	}
 }
+
+// TestUpgradeLocalRefusals: a version that is not one, and a cluster that
+// does not answer (no member's version to check against), are refused and
+// change nothing.
+func TestUpgradeLocalRefusals(t *testing.T) {
+	e, _ := testEnv(t, false)
+	m, _ := staticpod.RenderEtcdManifest(e.Config, nil)
+	e.Host.WriteEtcdManifest(m)
+	before := tree(t, e.Host.Root)
+	for v, want := range map[string]string{
+		"3.7":   `etcd version "3.7": want major.minor.patch`,
+		"3.7.0": "cannot reach the etcd cluster from cp-1 to read the members' versions",
+	} {
+		if _, err := e.Upgrade(context.Background(), UpgradeOptions{Version: v, Endpoints: []string{"https://127.0.0.1:1"}}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("upgrade --local --version %s: %v, want %q", v, err, want)
+		}
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("a refused upgrade changed the host")
+	}
+}
