@@ -21,14 +21,15 @@ type ReconfigureOptions struct {
 	Endpoints  string
 	NoSnapshot bool
 
-	face face
+	face  face
+	nodes []string
 }
 
 // NewCmdReconfigure returns `kubectl etcd reconfigure`.
 func NewCmdReconfigure(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &ReconfigureOptions{HostOptions: HostOptions{IOStreams: streams}, WorkstationOptions: WorkstationOptions{ConfigFlags: configFlags}}
 	cmd := &cobra.Command{
-		Use:   "reconfigure",
+		Use:   "reconfigure [NODE...]",
 		Short: "Apply kubeadm-config's etcd settings to every member, one member at a time",
 		Long: `Rewrite each member's etcd manifest as kubeadm writes it from the cluster's
 ClusterConfiguration now (kubeadm-config's etcd.local: image, extraArgs,
@@ -43,11 +44,11 @@ it; kubelet restarts etcd with the new manifest (the old one is kept under
 /etc/kubernetes/kubectl-etcd); after each, every member must be healthy
 again before the next. Members already as kubeadm writes them are left
 alone, so a rerun after a crash finishes the rest. --dry-run shows, per
-host, what changes.`,
+host, what changes. Given NODEs, only their members (in the same order).`,
 		Example: `  kubectl etcd reconfigure --dry-run
   kubectl etcd reconfigure
+  kubectl etcd reconfigure cp-3           # one member: after editing that host's kubeadm patches, say
   kubectl-etcd reconfigure --local        # as root on a host, its own member only`,
-		Args: cobra.NoArgs,
 		RunE: runE(o),
 	}
 	o.HostOptions.AddFlags(cmd.Flags(), true)
@@ -60,9 +61,9 @@ host, what changes.`,
 }
 
 // Complete picks the face.
-func (o *ReconfigureOptions) Complete(*cobra.Command, []string) error {
+func (o *ReconfigureOptions) Complete(_ *cobra.Command, args []string) error {
 	f, err := chooseFace(verbReconfigure, o.Local, "", nil)
-	o.face = f
+	o.face, o.nodes = f, args
 	return err
 }
 
@@ -71,6 +72,9 @@ func (o *ReconfigureOptions) Validate() error {
 	if o.face == hostLocalFace {
 		if o.NoSnapshot {
 			return fmt.Errorf("--no-snapshot goes without --local: the host-local reconfigure takes no snapshot (run `kubectl-etcd backup run` first)")
+		}
+		if len(o.nodes) > 0 {
+			return fmt.Errorf("--local reconfigures this host's member only: give no node names")
 		}
 		return o.validate(nil)
 	}
@@ -94,6 +98,6 @@ func (o *ReconfigureOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.Reconfigure(ctx, workstation.ReconfigureOptions{DryRun: o.DryRun, NoSnapshot: o.NoSnapshot})
+	res, err := s.Reconfigure(ctx, workstation.ReconfigureOptions{DryRun: o.DryRun, NoSnapshot: o.NoSnapshot, Nodes: o.nodes})
 	return printResult(o.Out, progress, res, o.Output, err)
 }

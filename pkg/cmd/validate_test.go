@@ -77,6 +77,7 @@ func TestValidateRejectsBeforeContact(t *testing.T) {
 		{[]string{"upgrade", "--version", "3.7.0", "--local", "-o", "yaml"}, true, `unknown output format "yaml": only json is supported`},
 		{[]string{"reconfigure", "-o", "xml"}, true, `unknown output format "xml" (json, yaml, wide)`},
 		{[]string{"reconfigure", "--endpoints", "https://10.0.0.11:2379"}, true, "--endpoints goes with --local"},
+		{[]string{"reconfigure", "--local", "cp-1"}, true, "--local reconfigures this host's member only: give no node names"},
 		{[]string{"reconfigure", "--local", "--no-snapshot"}, true, "--no-snapshot goes without --local: the host-local reconfigure takes no snapshot (run `kubectl-etcd backup run` first)"},
 		{[]string{"replace", "cp-3", "-o", "xml"}, false, `unknown output format "xml" (json, yaml, wide)`},
 

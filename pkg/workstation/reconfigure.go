@@ -3,6 +3,7 @@ package workstation
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
@@ -14,6 +15,9 @@ type ReconfigureOptions struct {
 	DryRun bool
 	// NoSnapshot skips the verified snapshot taken before the first change.
 	NoSnapshot bool
+	// Nodes limits the roll to these control-plane nodes' members; empty:
+	// every member.
+	Nodes []string
 }
 
 // Reconfigure rewrites every member's etcd manifest as kubeadm writes it
@@ -30,8 +34,23 @@ func (s *Session) Reconfigure(ctx context.Context, o ReconfigureOptions) (*Resul
 	if err := obs.checkNoAlarms(0); err != nil {
 		return nil, err
 	}
+	hosts := obs.memberHosts()
+	if len(o.Nodes) > 0 {
+		for _, n := range o.Nodes {
+			if !slices.Contains(hosts, n) {
+				if _, ok := nodeNamed(obs.nodes, n); ok {
+					return nil, fmt.Errorf("node %s runs no etcd member: nothing to reconfigure there", n)
+				}
+				if err := s.notControlPlane(ctx, n); err != nil {
+					return nil, err
+				}
+				return nil, fmt.Errorf("%q is not a control-plane node of this cluster (control-plane nodes: %s)", n, names(obs.nodes))
+			}
+		}
+		hosts = o.Nodes
+	}
 	r := roll{run: s.Hosts.Reconfigure, hint: hostlocal.ReconfigureHint, verb: "reconfiguring", renewHint: renewHint}
-	order, turns, notes, left := s.turns(ctx, obs, obs.memberHosts(), r)
+	order, turns, notes, left := s.turns(ctx, obs, hosts, r)
 
 	p := &plan.Plan{Title: fmt.Sprintf("reconfigure: every member's etcd manifest as kubeadm writes it from kubeadm-config, one member at a time: %s", strings.Join(order, ", ")),
 		Notes: append(append([]string{"each host writes its manifest as kubeadm does from the ClusterConfiguration (and its kubeadm patches), keeping only the member's bootstrap flags; hand edits go. " +

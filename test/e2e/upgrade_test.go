@@ -70,13 +70,18 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		}
 	}
 
-	// The third member's host, in the plan's order (the leader's, last).
+	// The third member's host, in the plan's order: the leader's, last.
 	third := ""
 	if _, after, ok := strings.Cut(out, "5. upgrade "); ok {
 		third, _, _ = strings.Cut(after, ":")
 	}
 	if b.Host(third) == nil {
 		t.Fatalf("no third member's host in the dry run's plan (%q)", third)
+	}
+	for _, m := range pluginStatus(t, b).Members {
+		if m.Leader && m.Host != third {
+			t.Errorf("the plan upgrades %s last, not the leader's host %s", third, m.Host)
+		}
 	}
 
 	// The upgrade, SIGKILLed as its second member's turn begins; the third
