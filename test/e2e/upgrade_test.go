@@ -21,7 +21,7 @@ import (
 // SIGKILLed as its second member's turn begins and run again, rolls every
 // member while a writer runs: every acknowledged write is kept, every
 // member reports 3.7.0, kubeadm-config records 3.7.0-0. A third run has
-// nothing to do, and a member added afterwards by `scale` runs 3.7.0.
+// nothing to do.
 func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	ctx := context.Background()
 	versions := func() string {
@@ -118,17 +118,7 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	if err != nil || !strings.Contains(out, "every member runs 3.7.0 already") || strings.Contains(out, "[1/") {
 		t.Errorf("a rerun: %v, want nothing to do", err)
 	}
-	// A member added later runs the recorded version.
-	if _, err := plugin(t, b, "scale", "--nodes", "h1,h2"); err != nil {
-		t.Fatalf("scale --nodes h1,h2: %v", err)
-	}
-	if _, err := plugin(t, b, "scale", "--replicas", "3"); err != nil {
-		t.Fatalf("scale --replicas 3: %v", err)
-	}
-	if m, err := b.Host("h3").ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), "image: registry.k8s.io/etcd:3.7.0-0") {
-		t.Errorf("h3's member added after the upgrade does not run 3.7.0-0 (%v)", err)
-	}
-	if v := versions(); v != "h1=3.7.0 h2=3.7.0 h3=3.7.0" {
-		t.Errorf("after the scale the members run %s", v)
-	}
+	// A member added later runs the recorded version: RecoverGoneForGood
+	// checks the ones kubeadm join adds to this bed (kubectl etcd scale
+	// renders from the same kubeadm-config: PluginScaleUp).
 }
