@@ -99,7 +99,20 @@ func (s *Session) Scale(ctx context.Context, o ScaleOptions) (*Result, error) {
 // most advanced healthy member (the backup verb snapshots its host's own
 // member, so the data never leaves the control-plane hosts).
 func snapshotNode(obs *observed) (string, error) {
-	src, err := PickSnapshotSource(obs.statuses, obs.nodes)
+	// The backup runs in a host pod: a member whose node is not Ready (its
+	// kubelet not reporting) cannot take it, however advanced it is. The
+	// members of a healthy cluster differ by a few revisions at most.
+	statuses := obs.statuses
+	var ready []etcdcluster.Status
+	for _, st := range obs.statuses {
+		if n, ok := NodeOf(st.Member, obs.nodes); ok && n.Ready && st.Healthy {
+			ready = append(ready, st)
+		}
+	}
+	if len(ready) > 0 {
+		statuses = ready
+	}
+	src, err := PickSnapshotSource(statuses, obs.nodes)
 	if err != nil {
 		return "", fmt.Errorf("no member to take the snapshot before the change from: %w (--no-snapshot skips it)", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -100,6 +101,13 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		t.Errorf("the host-local upgrade on %s: %v, want its member moved to 3.7.0-0", third, err)
 	}
 	waitHealthy(t, b, 3)
+	// h1's apiserver was down for its member's switch: the bed's other
+	// kubelets, which reach the apiservers through its load balancer, may
+	// be NotReady for a while, as a real cluster's would be behind a load
+	// balancer that does not check them.
+	if err := b.WaitNodesReady(ctx, 2*time.Minute); err != nil {
+		t.Fatalf("nodes after the host-local upgrade: %v", err)
+	}
 	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
 	w.finish(t, b, "e2e-upgrade")
 	if err != nil {
