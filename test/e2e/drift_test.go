@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -199,6 +200,11 @@ func storyReconfigure(t *testing.T, b *testbed.Bed) {
 	}
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 	waitHealthy(t, b, 3)
+	// h3's kubelet lost its apiserver for the switch: NotReady for a
+	// while, and the plugin would send the rerun to the host-local command.
+	if err := b.WaitNodesReady(context.Background(), 2*time.Minute); err != nil {
+		t.Fatalf("nodes after reconfigure h3: %v", err)
+	}
 	out, err = plugin(t, b, "reconfigure", "h3")
 	if err != nil || strings.Contains(out, "[1/") || !strings.Contains(out, "nothing to do on h3") {
 		t.Errorf("a rerun: %v, want nothing to do on h3", err)
