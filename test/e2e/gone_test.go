@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
 )
 
@@ -261,17 +260,10 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	}
 	// Their members run the image tag kubeadm-config records: 3.7.0-0
 	// after the upgrade story, which wrote it there.
-	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tag := etcdImageTag(t, b)
 	for _, h := range []*testbed.Host{h4, h5} {
-		if m, err := h.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), "image: registry.k8s.io/etcd:"+cc.Etcd.Local.ImageTag+"\n") {
-			t.Errorf("%s's new member does not run kubeadm-config's etcd image tag %s (%v)", h.Name, cc.Etcd.Local.ImageTag, err)
+		if m, err := h.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), "image: registry.k8s.io/etcd:"+tag+"\n") {
+			t.Errorf("%s's new member does not run kubeadm-config's etcd image tag %s (%v)", h.Name, tag, err)
 		}
 	}
 	waitFor(t, 2*time.Minute, "nodes h1, h4, h5 Ready", func() bool {

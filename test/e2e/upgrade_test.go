@@ -33,22 +33,6 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		}
 		return strings.Join(v, " ")
 	}
-	tag := func() string {
-		t.Helper()
-		cs, err := b.Client()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cc.Etcd.Local.ImageTag
-	}
 	if v := versions(); v != "h1=3.6.16 h2=3.6.16 h3=3.6.16" {
 		t.Fatalf("the members run %s, want 3.6.16 on h1, h2, h3", v)
 	}
@@ -62,7 +46,7 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		strings.Count(out, "image registry.k8s.io/etcd:3.6.16-0 (kubeadm: registry.k8s.io/etcd:3.7.0-0)") < 3 {
 		t.Errorf("upgrade --dry-run: %v, want the kubeadm-config change and each host's image change", err)
 	}
-	if got := tag(); got != testbed.EtcdPreviousTag {
+	if got := etcdImageTag(t, b); got != testbed.EtcdPreviousTag {
 		t.Errorf("the dry run changed kubeadm-config's etcd imageTag to %q", got)
 	}
 	for _, h := range []string{"h1", "h2", "h3"} {
@@ -119,7 +103,7 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	if v := versions(); v != "h1=3.7.0 h2=3.7.0 h3=3.7.0" {
 		t.Errorf("after the upgrade the members run %s", v)
 	}
-	if got := tag(); got != "3.7.0-0" {
+	if got := etcdImageTag(t, b); got != "3.7.0-0" {
 		t.Errorf("kubeadm-config's etcd imageTag is %q after the upgrade, want 3.7.0-0", got)
 	}
 	out, err = plugin(t, b, "upgrade", "--version", "3.7.0")
@@ -129,4 +113,22 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	// A member added later runs the recorded version: RecoverGoneForGood
 	// checks the ones kubeadm join adds to this bed (kubectl etcd scale
 	// renders from the same kubeadm-config: PluginScaleUp).
+}
+
+// etcdImageTag is kubeadm-config's etcd.local.imageTag now.
+func etcdImageTag(t *testing.T, b *testbed.Bed) string {
+	t.Helper()
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "kubeadm-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := staticpod.ParseClusterConfiguration([]byte(cm.Data["ClusterConfiguration"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cc.Etcd.Local.ImageTag
 }
