@@ -102,6 +102,9 @@ func (o *JoinOptions) Run(ctx context.Context) error {
 		return err
 	}
 	o.config.SetEtcdArgs(o.etcdArgs, "--etcd-arg: what the other members run")
-	res, err := o.env().Join(ctx, hostlocal.JoinOptions{Endpoints: o.endpoints, MoveForeignData: o.MoveForeignData, ReplaceMember: o.replace})
+	// The plugin's host pods run with --host-root /host and pass the
+	// members' settings; an operator's run is on / and may not.
+	byHand := o.Root == "/" && len(o.etcdArgs) == 0
+	res, err := o.env().Join(ctx, hostlocal.JoinOptions{Endpoints: o.endpoints, MoveForeignData: o.MoveForeignData, ReplaceMember: o.replace, ByHand: byHand})
 	return o.report(res, err)
 }

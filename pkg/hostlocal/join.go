@@ -27,6 +27,10 @@ type JoinOptions struct {
 	// learner. Naming the ID (not a yes/no flag) makes a rerun converge: once
 	// replaced, the host's member has a new ID and join goes on normally.
 	ReplaceMember uint64
+	// ByHand: run by an operator on the host, not by the plugin, which
+	// passes the other members' shared settings (--etcd-arg) itself. The
+	// plan then says that they were not read from here.
+	ByHand bool
 }
 
 // Join adds this host to the cluster the learner way: add as learner, write
@@ -122,6 +126,9 @@ func (e *Env) planJoin(ctx context.Context, o JoinOptions, res *Result) (*plan.P
 	clusterID := clusterIDOf(statuses)
 	me := self(members, cfg.PeerURL())
 	p := &plan.Plan{Title: fmt.Sprintf("join: %s (%s) into etcd cluster %x, configuration from %s", cfg.NodeName(), cfg.PeerURL(), clusterID, cfg.Source)}
+	if o.ByHand {
+		p.Notes = append(p.Notes, "the other members' manifests are not read from this host: a setting every member must share that they run by hand (a timing, say) and kubeadm-config lacks is not given to this member unless passed as --etcd-arg NAME=VALUE (`kubectl etcd status` shows such settings as drift; `kubectl etcd scale` carries them itself)")
+	}
 	if o.ReplaceMember != 0 && me != nil && me.ID == o.ReplaceMember {
 		// Whatever the local data is (a replaced member's is often
 		// damaged), it goes aside: no need to read it or wait for it.

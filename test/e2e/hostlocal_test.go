@@ -286,6 +286,10 @@ func TestHostLocalJoinLeave(t *testing.T) {
 	if err != nil || !strings.Contains(out, "add learner") || !strings.Contains(out, "promote") || !strings.Contains(out, "dry run") {
 		t.Fatalf("dry-run join: %v\n%s", err, out)
 	}
+	// Run by hand, join says it does not read the other members' settings.
+	if !strings.Contains(out, "the other members' manifests are not read from this host") {
+		t.Error("a join by hand does not say that the other members' shared settings are not carried")
+	}
 	after, _ := h2.Exec(context.Background(), "sh", "-c", "find /etc/kubernetes /var/lib/etcd -exec stat -c '%n %s %Y %a' {} + | sort | md5sum")
 	if string(before) != string(after) {
 		t.Error("join --dry-run changed files on h2")
