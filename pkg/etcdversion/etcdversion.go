@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 )
 
 // Version is an etcd release, major.minor.patch.
@@ -113,4 +115,26 @@ func sortedVersions(m map[Version][]string) []Version {
 	}
 	slices.SortFunc(out, Version.Compare)
 	return out
+}
+
+// OfMembers is the etcd version every voting member reports, by the name
+// name gives it; an upgrade needs them all, so a member that does not
+// answer is an error naming it.
+func OfMembers(statuses []etcdcluster.Status, name func(etcdcluster.Member) string) (map[string]Version, error) {
+	out := map[string]Version{}
+	for _, st := range statuses {
+		if st.Member.IsLearner {
+			continue
+		}
+		n := name(st.Member)
+		if !st.Healthy || st.Version == "" {
+			return nil, fmt.Errorf("member %s does not answer (%s): its version is unknown, and every member must be healthy to be upgraded; nothing was changed", n, st.Reason())
+		}
+		v, err := Parse(st.Version)
+		if err != nil {
+			return nil, fmt.Errorf("member %s: %w", n, err)
+		}
+		out[n] = v
+	}
+	return out, nil
 }

@@ -3,6 +3,9 @@ package etcdversion
 import (
 	"strings"
 	"testing"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster/etcdfake"
 )
 
 func v(t *testing.T, s string) Version {
@@ -61,5 +64,23 @@ func TestCheckUpgrade(t *testing.T) {
 		if err != nil || strings.Join(todo, ",") != c.todo {
 			t.Errorf("%s: todo %v, %v; want %s", c.name, todo, err, c.todo)
 		}
+	}
+}
+
+// Learners are left out; a voter that does not answer is refused by name.
+func TestOfMembers(t *testing.T) {
+	up := func(m etcdcluster.Member, v string) etcdcluster.Status {
+		st := etcdfake.Up(m, 1)
+		st.Version = v
+		return st
+	}
+	m1, m2, m3 := etcdfake.Member(1, "cp-1"), etcdfake.Member(2, "cp-2"), etcdfake.Member(3, "cp-3")
+	name := func(m etcdcluster.Member) string { return m.Name }
+	got, err := OfMembers([]etcdcluster.Status{up(m1, "3.6.16"), up(m2, "3.7.0"), up(etcdfake.Learner(m3), "")}, name)
+	if err != nil || len(got) != 2 || got["cp-1"].String() != "3.6.16" || got["cp-2"].String() != "3.7.0" {
+		t.Errorf("versions %v, %v", got, err)
+	}
+	if _, err := OfMembers([]etcdcluster.Status{up(m1, "3.7.0"), etcdfake.Down(m2)}, name); err == nil || !strings.Contains(err.Error(), "member cp-2 does not answer") {
+		t.Errorf("a member down: %v", err)
 	}
 }

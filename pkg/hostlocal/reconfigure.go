@@ -133,19 +133,9 @@ func (e *Env) planUpgrade(ctx context.Context, o UpgradeOptions, res *Result) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	running := map[string]etcdversion.Version{}
-	for _, st := range statuses {
-		if st.Member.IsLearner {
-			continue
-		}
-		if !st.Healthy || st.Version == "" {
-			return nil, nil, fmt.Errorf("member %s does not answer (%s): its version is unknown, and every member must be healthy for an upgrade; nothing was changed", st.Member, st.Reason())
-		}
-		v, err := etcdversion.Parse(st.Version)
-		if err != nil {
-			return nil, nil, fmt.Errorf("member %s: %w", st.Member, err)
-		}
-		running[st.Member.Name] = v
+	running, err := etcdversion.OfMembers(statuses, func(m etcdcluster.Member) string { return m.Name })
+	if err != nil {
+		return nil, nil, err
 	}
 	if _, err := etcdversion.CheckUpgrade(running, target); err != nil {
 		return nil, nil, fmt.Errorf("%w; nothing was changed", err)

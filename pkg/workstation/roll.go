@@ -83,18 +83,21 @@ func (s *Session) turns(ctx context.Context, obs *observed, hosts []string, r ro
 		default:
 			describe := r.describe
 			if describe == nil {
-				describe = func(steps []plan.StepResult) string {
-					var details []string
-					for _, st := range steps {
-						details = append(details, st.Detail)
-					}
-					return strings.Join(details, ", then ")
-				}
+				describe = stepDetails
 			}
 			turns = append(turns, turn{host: h, detail: "on " + h + ": " + describe(plans[i].Steps)})
 		}
 	}
 	return order, turns, notes, left
+}
+
+// stepDetails is a host plan's steps' details, in order.
+func stepDetails(steps []plan.StepResult) string {
+	var details []string
+	for _, st := range steps {
+		details = append(details, st.Detail)
+	}
+	return strings.Join(details, ", then ")
 }
 
 // memberHosts are the control-plane nodes that run a member.

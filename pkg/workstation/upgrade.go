@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdversion"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
@@ -130,6 +132,7 @@ func (s *Session) Upgrade(ctx context.Context, o UpgradeOptions) (*Result, error
 				}
 			}
 			if len(behind) > 0 {
+				slices.Sort(behind)
 				return "", fmt.Errorf("not every member runs %s: %s; rerun the upgrade to go on", target, strings.Join(behind, "; "))
 			}
 			return fmt.Sprintf("%d members on %s", len(running), target), nil
@@ -147,25 +150,12 @@ const upgradeAnswerWait = time.Minute
 // (member name when it runs on no control-plane node); an upgrade needs
 // them all.
 func memberVersions(obs *observed) (map[string]etcdversion.Version, error) {
-	out := map[string]etcdversion.Version{}
-	for _, st := range obs.statuses {
-		if st.Member.IsLearner {
-			continue
+	return etcdversion.OfMembers(obs.statuses, func(m etcdcluster.Member) string {
+		if h := obs.hostOf(m); h != "" {
+			return h
 		}
-		name := obs.hostOf(st.Member)
-		if name == "" {
-			name = st.Member.String()
-		}
-		if !st.Healthy || st.Version == "" {
-			return nil, fmt.Errorf("member %s does not answer (%s): its version is unknown, and every member must be healthy to be upgraded; nothing was changed", name, st.Reason())
-		}
-		v, err := etcdversion.Parse(st.Version)
-		if err != nil {
-			return nil, fmt.Errorf("member %s: %w", name, err)
-		}
-		out[name] = v
-	}
-	return out, nil
+		return m.String()
+	})
 }
 
 // recordEtcdImageTag writes tag into kubeadm-config's etcd.local.imageTag,
