@@ -2,6 +2,7 @@ package workstation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -130,10 +131,25 @@ func snapshotStep(node, reason string) string {
 // snapshot of its member into the host's backup directory, kept until
 // scheduled backups prune it.
 func (s *Session) snapshotFirst(ctx context.Context, node, reason string) error {
-	if err := s.Hosts.BackupRun(ctx, node, hostapi.BackupRunRequest{Reason: reason}); err != nil {
-		return fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)
+	// A host that could not start the pod ran nothing: asked again for a
+	// while, as a roll's hosts are (its kubelet may be catching up after
+	// an apiserver it talks to was down).
+	start := time.Now()
+	for {
+		err := s.Hosts.BackupRun(ctx, node, hostapi.BackupRunRequest{Reason: reason})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, hostapi.ErrUnreachable) || time.Since(start) > rollUnreachableWait {
+			return fmt.Errorf("taking the snapshot before the change (nothing was changed; --no-snapshot skips it): %w", err)
+		}
+		fmt.Fprintf(s.Out, "      %s cannot run a pod yet: asking again\n", node)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
 	}
-	return nil
 }
 
 func describeTarget(t Target) string {
