@@ -84,6 +84,16 @@ func (s *Session) ScheduleBackups(ctx context.Context, sched backup.Schedule, dr
 	sum := sha256.Sum256(append(raw, []byte(fmt.Sprint(want.Labels, want.Annotations))...))
 	want.Annotations[specHashAnnotation] = hex.EncodeToString(sum[:8])
 
+	if !dryRun {
+		// The CronJob is shared state: two schedules at once would race
+		// on its update, and an unschedule meanwhile would be undone.
+		lctx, release, err := s.lock(ctx, "backup schedule", "backup schedule: CronJob "+res.CronJob+" every "+sched.Every)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ctx = lctx
+	}
 	cjs := s.Clientset.BatchV1().CronJobs(backup.CronJobNamespace)
 	have, err := cjs.Get(ctx, backup.CronJobName, metav1.GetOptions{})
 	switch {
@@ -138,6 +148,11 @@ func (s *Session) UnscheduleBackups(ctx context.Context, dryRun bool) (string, e
 	if dryRun {
 		return fmt.Sprintf("would delete CronJob %s and its Jobs; the backups on the hosts stay in %s", name, backup.Dir), nil
 	}
+	ctx, release, err := s.lock(ctx, "backup unschedule", "backup unschedule: CronJob "+name)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	bg := metav1.DeletePropagationBackground
 	if err := cjs.Delete(ctx, backup.CronJobName, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
 		return "", fmt.Errorf("deleting CronJob %s: %w", name, err)
