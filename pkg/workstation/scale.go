@@ -31,8 +31,12 @@ type Change struct {
 	Node string // the host, when known
 	// Member is set for removals.
 	Member *etcdcluster.Member
-	// Resume: the node has a learner of an unfinished addition.
+	// Resume: the node has a learner of an unfinished addition, or a
+	// member added there that never started (a failed join).
 	Resume bool
+	// Unstarted: the member removed was added but never started, and its
+	// node cannot start it (not Ready) or it has none.
+	Unstarted bool
 }
 
 func (c Change) String() string {
@@ -41,6 +45,12 @@ func (c Change) String() string {
 	}
 	if c.Kind == "add" {
 		return "add a member on " + c.Node
+	}
+	if c.Unstarted && c.Node != "" {
+		return fmt.Sprintf("remove member %x, added on %s but never started (the node is not Ready to start it)", c.Member.ID, c.Node)
+	}
+	if c.Unstarted {
+		return fmt.Sprintf("remove member %x, added but never started, whose peer URL %s is no control-plane node's", c.Member.ID, strings.Join(c.Member.PeerURLs, ","))
 	}
 	if c.Node != "" {
 		return fmt.Sprintf("remove member %s (%x) on %s", c.Member, c.Member.ID, c.Node)
@@ -111,13 +121,23 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 	type placed struct {
 		m    etcdcluster.Member
 		node string
+		// dead: added, never started, and its node cannot start it now
+		// (not Ready) or it has none. It only costs the quorum a vote, so
+		// it goes; the node, if wanted, gets a fresh member when Ready.
+		dead bool
 	}
 	var current []placed
 	onNode := map[string]bool{}
 	for _, m := range members {
 		p := placed{m: m}
-		if n, ok := NodeOf(m, sorted); ok {
+		// An unstarted member has no name yet: NodeOf places it by its
+		// peer URL's address alone, never by name.
+		n, ok := NodeOf(m, sorted)
+		if ok {
 			p.node = n.Name
+		}
+		p.dead = !m.Started() && (!ok || !n.Ready)
+		if ok && !p.dead {
 			onNode[n.Name] = true
 		}
 		current = append(current, p)
@@ -178,10 +198,13 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%d members tolerate no more failures than %d: an odd count is better", count, count-1))
 	}
 	// A learner is an addition an earlier run did not finish (interrupted
-	// before the promotion): adding on its node again resumes it.
+	// before the promotion), and an unstarted member on a Ready node one
+	// whose host never started it (a join that failed between the member
+	// add and the start, kubeadm's or ours): adding on its node again
+	// resumes it, as join does, with the member the cluster already has.
 	unfinished := map[string]bool{}
 	for _, p := range current {
-		if p.node != "" && p.m.IsLearner {
+		if p.node != "" && !p.dead && (p.m.IsLearner || !p.m.Started()) {
 			unfinished[p.node] = true
 		}
 	}
@@ -195,7 +218,7 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 	}
 	var removals []placed
 	for _, p := range current {
-		if p.node == "" || !want[p.node] {
+		if p.node == "" || !want[p.node] || p.dead {
 			removals = append(removals, p)
 		}
 	}
@@ -211,7 +234,7 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 	})
 	for _, p := range removals {
 		m := p.m
-		plan.Changes = append(plan.Changes, Change{Kind: "remove", Node: p.node, Member: &m})
+		plan.Changes = append(plan.Changes, Change{Kind: "remove", Node: p.node, Member: &m, Unstarted: p.dead})
 	}
 	return plan, nil
 }

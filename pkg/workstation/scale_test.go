@@ -45,6 +45,18 @@ func changes(p *ScaleChanges) string {
 func TestScalePlan(t *testing.T) {
 	a, b, c := member(1, "cp-a", "10.0.0.1"), member(2, "cp-b", "10.0.0.2"), member(3, "cp-c", "10.0.0.3")
 	orphan := member(9, "gone", "10.0.0.9")
+	// Added, never started (a failed join): no name, no client URL.
+	unstartedC := etcdcluster.Member{ID: 7, PeerURLs: []string{"https://10.0.0.3:2380"}}
+	unstartedElsewhere := etcdcluster.Member{ID: 8, PeerURLs: []string{"https://10.0.0.9:2380"}}
+	// Its peer URL is no node's (the failed join's host is gone).
+	unstartedGone := etcdcluster.Member{ID: 6, PeerURLs: []string{"https://10.0.0.8:2380"}}
+	down := func(ms ...etcdcluster.Member) []etcdcluster.Status {
+		var out []etcdcluster.Status
+		for _, m := range ms {
+			out = append(out, etcdcluster.Status{Member: m})
+		}
+		return out
+	}
 	for _, tc := range []struct {
 		name     string
 		nodes    []Node
@@ -69,6 +81,18 @@ func TestScalePlan(t *testing.T) {
 		{name: "interrupted add resumes", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 2}, want: "resume cp-b", warn: true},
 		{name: "interrupted add resumes, then the next", nodes: threeNodes, members: []etcdcluster.Member{a, learner(b)}, statuses: healthyAll(a, learner(b)), target: Target{Replicas: 3}, want: "resume cp-b, add cp-c"},
 		{name: "unwanted learner removed", nodes: threeNodes, members: []etcdcluster.Member{a, learner(c)}, statuses: healthyAll(a, learner(c)), target: Target{Nodes: []string{"cp-a"}}, want: "remove cp-c"},
+		{name: "unstarted voter on a Ready node is started", nodes: threeNodes, members: []etcdcluster.Member{a, b, unstartedC},
+			statuses: append(healthyAll(a, b), down(unstartedC)...), target: Target{Replicas: 3}, want: "resume cp-c"},
+		{name: "unstarted voter on a node that is not Ready is removed", nodes: cNotReady, members: []etcdcluster.Member{a, b, unstartedC},
+			statuses: append(healthyAll(a, b), down(unstartedC)...), target: Target{Replicas: 2}, want: "remove cp-c", warn: true},
+		{name: "unstarted voter on a node that is not Ready: nothing to put in its place", nodes: cNotReady, members: []etcdcluster.Member{a, b, unstartedC},
+			statuses: append(healthyAll(a, b), down(unstartedC)...), target: Target{Replicas: 3}, err: "only 2 control-plane nodes are Ready"},
+		{name: "unstarted voter without a node is removed", nodes: threeNodes, members: []etcdcluster.Member{a, b, c, unstartedElsewhere},
+			statuses: append(healthyAll(a, b, c), down(unstartedElsewhere)...), target: Target{Replicas: 3}, want: "remove "},
+		{name: "unstarted voter of a gone host: replaced by a member on a Ready node", nodes: threeNodes, members: []etcdcluster.Member{a, unstartedGone},
+			statuses: append(healthyAll(a), down(unstartedGone)...), target: Target{Replicas: 2}, want: "add cp-b, remove ", warn: true},
+		{name: "unstarted voter on a Ready node not wanted is removed", nodes: threeNodes, members: []etcdcluster.Member{a, unstartedC},
+			statuses: append(healthyAll(a), down(unstartedC)...), target: Target{Nodes: []string{"cp-a"}}, want: "remove cp-c"},
 		{name: "both flags", nodes: threeNodes, members: []etcdcluster.Member{a}, target: Target{Replicas: 1, Nodes: []string{"cp-a"}}, err: "give either --replicas or --nodes, not both"},
 		{name: "short of healthy members, an unhealthy one stays", nodes: cNotReady, members: []etcdcluster.Member{a, b}, statuses: append(healthyAll(a), etcdcluster.Status{Member: b}), target: Target{Replicas: 2}, want: "", warn: true},
 		{name: "not enough Ready nodes", nodes: cNotReady, members: []etcdcluster.Member{a}, statuses: healthyAll(a), target: Target{Replicas: 3},
@@ -96,6 +120,16 @@ func TestScalePlan(t *testing.T) {
 				t.Errorf("warnings %v", p.Warnings)
 			}
 		})
+	}
+}
+
+func TestUnstartedChangeSays(t *testing.T) {
+	m := etcdcluster.Member{ID: 0xab, PeerURLs: []string{"https://10.0.0.3:2380"}}
+	if got := (Change{Kind: "remove", Node: "cp-c", Member: &m, Unstarted: true}).String(); got != "remove member ab, added on cp-c but never started (the node is not Ready to start it)" {
+		t.Errorf("on a node: %q", got)
+	}
+	if got := (Change{Kind: "remove", Member: &m, Unstarted: true}).String(); !strings.Contains(got, "never started, whose peer URL https://10.0.0.3:2380 is no control-plane node's") {
+		t.Errorf("without a node: %q", got)
 	}
 }
 
