@@ -122,3 +122,13 @@ func klogTo(w io.Writer, v int) error {
 	klog.SetOutput(w)
 	return nil
 }
+
+// ExitError ends a command with Code without the command having failed
+// (doctor's verdict, for scripts and pager runbooks): main prints Message,
+// when there is one, and exits with Code.
+type ExitError struct {
+	Code    int
+	Message string
+}
+
+func (e *ExitError) Error() string { return e.Message }
