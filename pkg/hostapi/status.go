@@ -27,7 +27,7 @@ type MemberRow struct {
 	ClientURL string `json:"clientURL"`
 	Leader    bool   `json:"leader"`
 	Learner   bool   `json:"learner"`
-	// Started: the member's etcd has run and published its name (host-local's).
+	// Started: the member's etcd has run and published its name.
 	Started bool  `json:"started,omitempty"`
 	Healthy bool  `json:"healthy"`
 	DBSize  int64 `json:"dbSize,omitempty"`
@@ -50,7 +50,7 @@ type MemberRow struct {
 // MemberRowOf is m's row with what both faces take from its status s (nil
 // when it has none); each face then adds its own fields.
 func MemberRowOf(m etcdcluster.Member, s *etcdcluster.Status) MemberRow {
-	r := MemberRow{Name: m.String(), ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner}
+	r := MemberRow{Name: m.String(), ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner, Started: m.Started()}
 	if len(m.PeerURLs) > 0 {
 		r.PeerURL = m.PeerURLs[0]
 	}

@@ -271,7 +271,7 @@ func (r *Runner) cleanup(ctx context.Context, node string) ([]string, error) {
 	var removed []string
 	now := time.Now()
 	for _, p := range list.Items {
-		if p.Labels[ReadOnlyLabel] == "true" && !spent(&p, now) {
+		if p.Labels[ReadOnlyLabel] == "true" && !Spent(&p, now) {
 			continue // a colleague's read, next to our change
 		}
 		if err := r.deletePod(ctx, p.Name); err != nil {
@@ -283,9 +283,9 @@ func (r *Runner) cleanup(ctx context.Context, node string) ([]string, error) {
 	return removed, nil
 }
 
-// spent: the pod's container is done, or it is past its deadline (its
+// Spent: the pod's container is done, or it is past its deadline (its
 // kubelet should have stopped it; a kubelet that is down never will).
-func spent(p *corev1.Pod, now time.Time) bool {
+func Spent(p *corev1.Pod, now time.Time) bool {
 	if ended(p) {
 		return true
 	}

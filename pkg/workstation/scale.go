@@ -41,7 +41,7 @@ type Change struct {
 
 func (c Change) String() string {
 	if c.Kind == "add" && c.Resume {
-		return "finish adding the member on " + c.Node + " (a learner left by an interrupted run)"
+		return "finish adding the member on " + c.Node + " (added by an interrupted run or a failed join: started, or promoted, here)"
 	}
 	if c.Kind == "add" {
 		return "add a member on " + c.Node
