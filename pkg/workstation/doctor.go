@@ -226,7 +226,15 @@ func diagnose(f doctorFacts) []doctor.Finding {
 			if hr, ok := hosts[h.Node]; ok && !hr.Ready {
 				renew = fmt.Sprintf("as root on %s: `kubectl-etcd certs renew --local`", h.Node)
 			}
+			// A host without a member needs no etcd serving, peer or
+			// healthcheck certificate (join makes them, and fetches the
+			// CA), only its kube-apiserver's etcd client certificate.
+			hr, known := hosts[h.Node]
+			memberless := known && hr.Member == "" && !hr.EtcdPod
 			for _, c := range h.Certs {
+				if memberless && c.Status == hostapi.CertMissing && c.Name != "apiserver-etcd-client" {
+					continue
+				}
 				switch c.Status {
 				case hostapi.CertExpired:
 					add("cert-expired", doctor.Critical, h.Node, fmt.Sprintf("%s (%s) expired on %s", c.Name, c.Path, c.NotAfter.UTC().Format("2006-01-02")),

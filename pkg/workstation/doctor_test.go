@@ -108,6 +108,12 @@ func TestDiagnose(t *testing.T) {
 			f.certs.Hosts[2].Error = "h3 is NotReady and cannot run a host pod"
 		}, want: []string{"critical cert-expired h2", "warning cert-expiring h1", "warning certs-unread h3"},
 			fix: map[string]string{"cert-expiring h1": "kubectl etcd certs renew h1", "cert-expired h2": "`kubectl-etcd certs renew --local`"}},
+		{name: "a member-less host lacks etcd's own certificates, not the apiserver's", change: func(f *doctorFacts) {
+			f.status.Hosts = append(f.status.Hosts, HostRow{Node: "h4", Ready: true, APIServerEtcd: "https://10.0.0.1:2379"})
+			f.certs.Hosts = append(f.certs.Hosts, HostCerts{Node: "h4", Certs: []hostapi.CertReport{
+				{Name: "etcd-server", Status: hostapi.CertMissing}, {Name: "etcd-peer", Status: hostapi.CertMissing},
+				{Name: "apiserver-etcd-client", Path: "/etc/kubernetes/pki/apiserver-etcd-client.crt", Status: hostapi.CertMissing, Reason: "no such file"}}})
+		}, want: []string{"critical cert-missing h4"}, fix: map[string]string{"cert-missing h4": "kubectl etcd certs renew h4"}},
 		{name: "no backups scheduled", change: func(f *doctorFacts) { f.cronJob = nil },
 			want: []string{"warning backups-unscheduled"}, fix: map[string]string{"backups-unscheduled ": "kubectl etcd backup schedule --every 1h --keep 24"}},
 		{name: "backups stale", change: func(f *doctorFacts) {
