@@ -81,6 +81,16 @@ func (c *Client) BackupList(ctx context.Context, node string) (*BackupList, erro
 	return out, nil
 }
 
+// HostState reads what `status --local` sees on node (read-only): its
+// etcd, its data dir's identity, its kube-apiserver's etcd servers.
+func (c *Client) HostState(ctx context.Context, node string) (*HostState, error) {
+	out := &HostState{}
+	if err := c.result(ctx, node, Call{Argv: []string{"status", "--local", "-o", "json"}, ReadOnly: true}, nil, false, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CertsCheck reads node's etcd certificates (public parts only: no key
 // leaves the host).
 func (c *Client) CertsCheck(ctx context.Context, node string) (*CertsReport, error) {

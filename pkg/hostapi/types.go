@@ -156,6 +156,28 @@ type RunReport struct {
 	Outcome *VerbResult `json:"outcome,omitempty"`
 }
 
+// HostState is the part of a host's `status --local -o json` (hostlocal's
+// State) the workstation reads: whether etcd runs there, and the identity
+// of the data in its data dir when it does not.
+type HostState struct {
+	Node            string `json:"node"`
+	ManifestPresent bool   `json:"manifestPresent"`
+	EtcdRunning     bool   `json:"etcdRunning"`
+	DataDir         string `json:"dataDir"`
+	// DataDirFacts is set when etcd is stopped and the data dir could be
+	// read (etcddata.State's fields, by their Go names).
+	DataDirFacts *DataDirFacts `json:"dataDirFacts,omitempty"`
+}
+
+// DataDirFacts is the identity of the data in a stopped member's data dir
+// (etcddata.State's fields, by their Go names, as hostlocal writes them).
+type DataDirFacts struct {
+	HasData   bool
+	MemberID  uint64
+	ClusterID uint64
+	Revision  int64
+}
+
 // CertsReport is a host's etcd certificates, as `certs check` reads them.
 type CertsReport struct {
 	Node  string       `json:"node"`

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,10 @@ type doctorFacts struct {
 	// cronJob is nil when backups are not scheduled (or cronJobErr).
 	cronJob    *CronJobState
 	cronJobErr error
+	// hostStates are the member-less Ready hosts' own views (their data
+	// dirs), by node; hostStateErrs why one could not be read.
+	hostStates    map[string]*hostapi.HostState
+	hostStateErrs map[string]error
 	// leftovers are host pods no run will delete: spent, or of a run that
 	// holds no lock any more.
 	leftovers    []string
@@ -58,13 +63,42 @@ func (s *Session) Doctor(ctx context.Context) *doctor.Report {
 		return r
 	}
 	f.status = st
+	var wg sync.WaitGroup
+	wg.Go(func() { f.hostStates, f.hostStateErrs = s.memberlessHostStates(ctx, st) })
 	f.certs, f.certsErr = s.CheckCerts(ctx)
+	wg.Wait()
 	f.cronJob, f.cronJobErr = s.cronJobState(ctx)
 	f.leftovers, f.leftoversErr = s.leftoverHostPods(ctx, f.now)
-	r.Checked = []string{"members", "quorum", "alarms", "hosts", "apiservers' etcd-servers", "manifest drift", "recovery marker", "certificates", "backup schedule", "leftover host pods"}
+	r.Checked = []string{"members", "quorum", "alarms", "hosts", "member-less hosts' data dirs", "apiservers' etcd-servers", "manifest drift", "recovery marker", "certificates", "backup schedule", "leftover host pods"}
 	r.Findings = diagnose(f)
 	r.Finish()
 	return r
+}
+
+// memberlessHostStates reads, in read-only host pods, the data dir of each
+// Ready control-plane host that runs no etcd: data left there (a removed
+// member's, or another cluster's) decides what a join there will do.
+func (s *Session) memberlessHostStates(ctx context.Context, st *ClusterStatus) (map[string]*hostapi.HostState, map[string]error) {
+	states, errs := map[string]*hostapi.HostState{}, map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range st.Hosts {
+		if h.Member != "" || h.EtcdPod || !h.Ready {
+			continue
+		}
+		wg.Go(func() {
+			hs, err := s.Hosts.HostState(ctx, h.Node)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[h.Node] = err
+				return
+			}
+			states[h.Node] = hs
+		})
+	}
+	wg.Wait()
+	return states, errs
 }
 
 // leftoverHostPods are the kubectl-etcd host pods no run will delete: done
@@ -212,6 +246,27 @@ func diagnose(f doctorFacts) []doctor.Finding {
 		}
 	}
 
+	// Data left on member-less hosts.
+	for _, node := range sortedKeys(f.hostStateErrs) {
+		add("host-unread", doctor.Warning, node, "its data dir could not be read: "+firstLine(f.hostStateErrs[node].Error()),
+			fmt.Sprintf("as root on %s: `kubectl-etcd doctor --local`", node))
+	}
+	for _, node := range sortedKeys(f.hostStates) {
+		hs := f.hostStates[node]
+		d := hs.DataDirFacts
+		if d == nil || !d.HasData {
+			continue
+		}
+		if cid := fmt.Sprintf("%x", d.ClusterID); st.ClusterID != "" && cid != st.ClusterID {
+			add("foreign-data-dir", doctor.Warning, node, fmt.Sprintf("data dir %s holds etcd cluster %s's data (member %x, revision %d), not this cluster's (%s): a join there refuses to touch it",
+				hs.DataDir, cid, d.MemberID, d.Revision, st.ClusterID),
+				fmt.Sprintf("if that data is not needed, as root on %s: `%s --move-aside-foreign-data` (makes %s a member; the data moved aside, never deleted)", node, join, node))
+			continue
+		}
+		add("stale-data-dir", doctor.Note, node, fmt.Sprintf("data dir %s holds the data of removed member %x of this cluster", hs.DataDir, d.MemberID),
+			"nothing to do: a join there moves it aside itself")
+	}
+
 	// Certificates.
 	switch {
 	case f.certsErr != nil:
@@ -334,6 +389,15 @@ func apiserverTargets(h HostRow, members []hostapi.MemberRow) (served, stale []s
 		}
 	}
 	return served, stale
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func orText(s, otherwise string) string {

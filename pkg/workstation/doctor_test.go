@@ -39,8 +39,9 @@ func healthyFacts() doctorFacts {
 	return doctorFacts{
 		now: now,
 		status: &ClusterStatus{
-			Members: []hostapi.MemberRow{row("h1", "1", true), row("h2", "2", true), row("h3", "3", true)},
-			Hosts:   []HostRow{hostRow("h1", true, "h1"), hostRow("h2", true, "h2"), hostRow("h3", true, "h3")},
+			Members:   []hostapi.MemberRow{row("h1", "1", true), row("h2", "2", true), row("h3", "3", true)},
+			Hosts:     []HostRow{hostRow("h1", true, "h1"), hostRow("h2", true, "h2"), hostRow("h3", true, "h3")},
+			ClusterID: "c1",
 		},
 		certs:   &CertsCheck{Hosts: []HostCerts{okCert("h1"), okCert("h2"), okCert("h3")}},
 		cronJob: &CronJobState{Name: "kube-system/kubectl-etcd-backup", Every: "1h", LastScheduleTime: &last, LastSuccessfulTime: &last},
@@ -114,6 +115,13 @@ func TestDiagnose(t *testing.T) {
 				{Name: "etcd-server", Status: hostapi.CertMissing}, {Name: "etcd-peer", Status: hostapi.CertMissing},
 				{Name: "apiserver-etcd-client", Path: "/etc/kubernetes/pki/apiserver-etcd-client.crt", Status: hostapi.CertMissing, Reason: "no such file"}}})
 		}, want: []string{"critical cert-missing h4"}, fix: map[string]string{"cert-missing h4": "kubectl etcd certs renew h4"}},
+		{name: "data left on member-less hosts", change: func(f *doctorFacts) {
+			f.hostStates = map[string]*hostapi.HostState{"h4": {DataDir: "/var/lib/etcd"}, "h5": {DataDir: "/var/lib/etcd"}, "h6": {DataDir: "/var/lib/etcd"}}
+			f.hostStates["h5"].DataDirFacts = &hostapi.DataDirFacts{HasData: true, MemberID: 0x9, ClusterID: 0xf00, Revision: 12}
+			f.hostStates["h6"].DataDirFacts = &hostapi.DataDirFacts{HasData: true, MemberID: 0x8, ClusterID: 0xc1}
+			f.hostStateErrs = map[string]error{"h7": errors.New("the kubelet on node h7 cannot start pods")}
+		}, want: []string{"warning foreign-data-dir h5", "warning host-unread h7", "note stale-data-dir h6"},
+			fix: map[string]string{"foreign-data-dir h5": "as root on h5: `kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 --move-aside-foreign-data`"}},
 		{name: "no backups scheduled", change: func(f *doctorFacts) { f.cronJob = nil },
 			want: []string{"warning backups-unscheduled"}, fix: map[string]string{"backups-unscheduled ": "kubectl etcd backup schedule --every 1h --keep 24"}},
 		{name: "backups stale", change: func(f *doctorFacts) {

@@ -50,8 +50,10 @@ type ClusterStatus struct {
 	Hosts   []HostRow           `json:"hosts"`
 	Drift   []Drift             `json:"drift,omitempty"`
 	// Alarms are etcd's active alarms, with what clears each.
-	Alarms  []maintenance.AlarmRow `json:"alarms,omitempty"`
-	Summary string                 `json:"summary"`
+	Alarms []maintenance.AlarmRow `json:"alarms,omitempty"`
+	// ClusterID is the etcd cluster's (hex), as its healthy members report it.
+	ClusterID string `json:"clusterID,omitempty"`
+	Summary   string `json:"summary"`
 }
 
 // observed is one consistent look at the cluster.
@@ -189,6 +191,9 @@ func (o *observed) report() *ClusterStatus {
 	byID := map[uint64]etcdcluster.Status{}
 	for _, x := range o.statuses {
 		byID[x.Member.ID] = x
+		if x.Healthy && x.ClusterID != 0 && st.ClusterID == "" {
+			st.ClusterID = fmt.Sprintf("%x", x.ClusterID)
+		}
 	}
 	memberOn := map[string]string{}
 	for _, m := range o.members {
