@@ -178,6 +178,19 @@ func ScalePlan(nodes []Node, members []etcdcluster.Member, statuses []etcdcluste
 				want[n] = true
 			}
 		}
+		// Then members an earlier add left unfinished on a Ready node (an
+		// unstarted member is not healthy yet): finishing one is cheaper
+		// than a new member elsewhere, and it leaves no member to remove.
+		for _, n := range sorted {
+			if len(want) >= t.Replicas || want[n.Name] || !onNode[n.Name] || !n.Ready {
+				continue
+			}
+			for _, p := range current {
+				if p.node == n.Name && !p.dead && !p.m.Started() {
+					want[n.Name] = true
+				}
+			}
+		}
 		for _, n := range sorted {
 			if len(want) < t.Replicas && !want[n.Name] && !onNode[n.Name] && n.Ready {
 				want[n.Name] = true

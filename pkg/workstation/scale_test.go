@@ -83,6 +83,8 @@ func TestScalePlan(t *testing.T) {
 		{name: "unwanted learner removed", nodes: threeNodes, members: []etcdcluster.Member{a, learner(c)}, statuses: healthyAll(a, learner(c)), target: Target{Nodes: []string{"cp-a"}}, want: "remove cp-c"},
 		{name: "unstarted voter on a Ready node is started", nodes: threeNodes, members: []etcdcluster.Member{a, b, unstartedC},
 			statuses: append(healthyAll(a, b), down(unstartedC)...), target: Target{Replicas: 3}, want: "resume cp-c"},
+		{name: "unstarted voter on a Ready node is started, not replaced by a member on a free node", nodes: threeNodes, members: []etcdcluster.Member{a, unstartedC},
+			statuses: append(healthyAll(a), down(unstartedC)...), target: Target{Replicas: 2}, want: "resume cp-c", warn: true},
 		{name: "unstarted voter on a node that is not Ready is removed", nodes: cNotReady, members: []etcdcluster.Member{a, b, unstartedC},
 			statuses: append(healthyAll(a, b), down(unstartedC)...), target: Target{Replicas: 2}, want: "remove cp-c", warn: true},
 		{name: "unstarted voter on a node that is not Ready: nothing to put in its place", nodes: cNotReady, members: []etcdcluster.Member{a, b, unstartedC},
