@@ -38,6 +38,7 @@ const (
 	verbRemove       = "remove"
 	verbReconfigure  = "reconfigure"
 	verbUpgrade      = "upgrade"
+	verbDoctor       = "doctor"
 )
 
 // errRestoreLocalAndNode is restore given both faces at once.
@@ -50,7 +51,7 @@ var errRestoreLocalAndNode = errors.New("restore --local restores on this host a
 // is asked only by recover without --local.
 func chooseFace(verb string, local bool, node string, onControlPlaneHost func() bool) (face, error) {
 	switch verb {
-	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts, verbRemove, verbReconfigure, verbUpgrade:
+	case verbStatus, verbSnapshotSave, verbBackupList, verbDefrag, verbAlarm, verbCerts, verbRemove, verbReconfigure, verbUpgrade, verbDoctor:
 		// The workstation's by default: these are everyday verbs run
 		// through the apiserver, and a host with an admin kubeconfig is a
 		// workstation too. The host face is for when the apiserver is down,

@@ -13,7 +13,9 @@ import (
 )
 
 // TestPluginMembers: five control-plane hosts (three with members, two
-// without) under a writer: scale 3 → 5 → 3; replace a member whose data dir
+// without) under a writer: doctor, clean, then naming a failed join's
+// unstarted member on h4 and another cluster's data on h5, whose fixes make
+// five members; scale 5 → 3; replace a member whose data dir
 // was destroyed (its apiserver and so its kubelet are down: the plugin says
 // so at once and prints the host-local command, which completes it); remove
 // the member of a powered-off host; the host comes back and `leave` there
@@ -25,7 +27,11 @@ func TestPluginMembers(t *testing.T) {
 	ctx := context.Background()
 	w := startWriter(t, b, "e2e-members-writer")
 
-	// 3 → 5 → 3.
+	// doctor on the fresh bed, then two half-done states and the fixes it
+	// names, which leave five members.
+	t.Run("Doctor", func(t *testing.T) { storyDoctor(t, b) })
+
+	// 3 → 5 (the doctor story did it: a rerun changes nothing) → 3.
 	if _, err := plugin(t, b, "scale", "--replicas", "5"); err != nil {
 		t.Fatalf("scale --replicas 5: %v", err)
 	}
