@@ -76,7 +76,7 @@ kubectl-etcd works in two ways:
 
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))
 	cmd.AddCommand(NewCmdInit(streams), NewCmdJoin(streams), NewCmdLeave(streams), NewCmdStatus(configFlags, streams), NewCmdScale(configFlags, streams), NewCmdRemove(configFlags, streams), NewCmdReplace(configFlags, streams), NewCmdSignClientCert(streams), NewCmdCAReceive(streams), NewCmdCASend(streams))
-	cmd.AddCommand(NewCmdAgent(streams))
+	cmd.AddCommand(NewCmdAgent(streams), NewCmdDoctor(streams))
 	cmd.AddCommand(NewCmdSnapshot(configFlags, streams), NewCmdBackup(configFlags, streams))
 	cmd.AddCommand(NewCmdRecover(configFlags, streams))
 	cmd.AddCommand(NewCmdDefrag(configFlags, streams), NewCmdAlarm(configFlags, streams), NewCmdCerts(configFlags, streams), NewCmdReconfigure(configFlags, streams), NewCmdUpgrade(configFlags, streams))
