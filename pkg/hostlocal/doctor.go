@@ -56,6 +56,9 @@ type doctorFacts struct {
 	Survey      []hostapi.MemberRow
 	SurveyError string
 	Marker      *RecoveryMarker
+	// ClientErr says why no client certificate could be made here (no
+	// etcd CA): then the cluster was not asked at all.
+	ClientErr string
 	// APIServer: this host has a kube-apiserver manifest.
 	APIServer bool
 	Certs     []hostapi.CertReport
@@ -80,7 +83,9 @@ func (e *Env) gatherDoctor(ctx context.Context, extraEndpoints []string, now tim
 			f.RunningData = &etcddata.State{HasData: true, MemberID: member, ClusterID: cluster}
 		}
 	}
-	if tlsCfg, err := h.EphemeralClientTLS(cfg); err == nil {
+	if tlsCfg, err := h.EphemeralClientTLS(cfg); err != nil {
+		f.ClientErr = err.Error()
+	} else {
 		if len(f.State.Members) > 0 {
 			// A quorum answered: read the marker from the healthy members.
 			var eps []string
@@ -154,9 +159,6 @@ type diagnosis struct {
 }
 
 func (d *diagnosis) add(check string, sev doctor.Severity, subject, problem, fix string) {
-	if subject == d.Node && sev != doctor.Note && d.checked[len(d.checked)-1] == "local etcd" {
-		d.localProblem = true
-	}
 	d.findings = append(d.findings, doctor.Finding{Check: check, Severity: sev, Subject: subject, Problem: oneLine(problem), Fix: fix})
 }
 
@@ -212,6 +214,10 @@ func (d *diagnosis) localData() *etcddata.State {
 
 func (d *diagnosis) localEtcd() {
 	d.checked = append(d.checked, "local etcd")
+	before := len(d.findings)
+	defer func() {
+		d.localProblem = slices.ContainsFunc(d.findings[before:], func(f doctor.Finding) bool { return f.Severity != doctor.Note })
+	}()
 	st, node := d.State, d.Node
 	data := d.localData()
 	clusterID, _ := strconv.ParseUint(st.ClusterID, 16, 64)
@@ -285,6 +291,10 @@ func (d *diagnosis) quorum() {
 	d.checked = append(d.checked, "quorum")
 	const runbook = "kubectl-etcd status --local   # as root on each control-plane host you can reach: its member's raft index\n" +
 		"kubectl-etcd recover   # as root on the host with the highest raft index (recover says if another is ahead)"
+	if d.ClientErr != "" {
+		d.add("could-not-check", doctor.Warning, d.Node, "could not check quorum, members, alarms: "+shorten(d.ClientErr, 200), "")
+		return
+	}
 	if len(d.rows) == 0 {
 		why := d.State.ClusterError
 		if d.SurveyError != "" {
@@ -527,7 +537,11 @@ func (d *diagnosis) certificates() {
 		case hostapi.CertExpired:
 			d.add("cert-expired", doctor.Critical, d.Node, fmt.Sprintf("%s expired on %s", what, c.NotAfter.Format("2006-01-02")), fix)
 		case hostapi.CertRenew:
-			d.add("cert-expiring", doctor.Warning, d.Node, fmt.Sprintf("%s expires on %s, in %d days", what, c.NotAfter.Format("2006-01-02"), c.DaysLeft), fix)
+			in := fmt.Sprintf("in %d days", c.DaysLeft)
+			if c.DaysLeft < 1 {
+				in = "in less than a day"
+			}
+			d.add("cert-expiring", doctor.Warning, d.Node, fmt.Sprintf("%s expires on %s, %s", what, c.NotAfter.Format("2006-01-02"), in), fix)
 		case hostapi.CertMismatch:
 			d.add("cert-mismatch", doctor.Critical, d.Node, fmt.Sprintf("%s is not what kubeadm would issue for %s: %s", what, d.Node, c.Reason), fix)
 		case hostapi.CertMissing:
@@ -572,12 +586,19 @@ func formatAge(d time.Duration) string {
 	return fmt.Sprintf("%dh", hours)
 }
 
-// reason is why a member is not healthy, short.
+// reason is why a member is not healthy, short: the finding names the
+// member already, as the status error does again.
 func reason(m hostapi.MemberRow) string {
-	if m.Error != "" {
-		return shorten(m.Error, 120)
+	if m.Error == "" {
+		return "no leader"
 	}
-	return "no leader"
+	why := m.Error
+	if rest, ok := strings.CutPrefix(why, "status of member "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			why = after
+		}
+	}
+	return shorten(why, 120)
 }
 
 // hostOfURL is the host part of a peer URL.

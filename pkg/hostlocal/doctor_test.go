@@ -1,12 +1,16 @@
 package hostlocal
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/backup"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/doctor"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
@@ -98,6 +102,39 @@ func TestDiagnose(t *testing.T) {
 		}, []want{{"member-unstarted", doctor.Warning, "ab", "member ab was added (peer URL https://10.0.0.171:2380) but its etcd never started",
 			"kubectl-etcd remove --local ab   # as root on cp-1, if no host is to run it\n" +
 				"kubectl-etcd join --endpoints https://10.0.0.2:2379,https://10.0.0.3:2379   # or as root on the host at 10.0.0.171, to start it"}}},
+		{"an unstarted voter takes the quorum's margin", func() doctorFacts {
+			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Down(unstarted(0xab)))
+		}, []want{{"member-unstarted", doctor.Critical, "ab", "member ab was added",
+			"kubectl-etcd remove --local ab   # as root on cp-1, if no host is to run it\n" +
+				"kubectl-etcd join --endpoints https://10.0.0.2:2379   # or as root on the host at 10.0.0.171, to start it"}}},
+		{"a learner down", func() doctorFacts {
+			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Up(m3, 1), etcdfake.Down(etcdfake.Learner(m4)))
+		}, []want{{"member-down", doctor.Warning, "cp-4", "learner cp-4 (peer URL https://10.0.0.4:2380) does not answer: cannot connect to https://10.0.0.4:2379: connection refused; learners do not vote",
+			"kubectl-etcd remove --local cp-4   # as root on cp-1, if cp-4 is gone for good\n" +
+				"kubectl-etcd status --local   # or as root on cp-4 once it is back: its member catches up by itself"}}},
+		{"this host's member still a learner", func() doctorFacts {
+			return healthyFacts(etcdfake.Up(etcdfake.Learner(m1), 2), etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
+		}, []want{{"learner-not-promoted", doctor.Warning, "cp-1", "cp-1's member is still a learner",
+			joinOn1 + "   # as root on cp-1: finishes the join (promotes it)"}}},
+		{"this host's manifest is gone, its member and data are not", func() doctorFacts {
+			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
+			f.State.Members = rows([]etcdcluster.Member{m1, m2, m3}, []etcdcluster.Status{etcdfake.Down(m1), etcdfake.Up(m2, 2), etcdfake.Up(m3, 2)}, selfPeer)
+			f.State.ManifestPresent, f.State.EtcdRunning, f.RunningData = false, false, nil
+			f.State.DataDirFacts = &etcddata.State{HasData: true, MemberID: 1, ClusterID: 0xc1}
+			return f
+		}, []want{{"manifest-missing", doctor.Critical, "cp-1", "cp-1's member cp-1 is in the cluster and its data in /var/lib/etcd, but cp-1 has no etcd manifest",
+			joinOn1 + "   # as root on cp-1: writes kubeadm's manifest again"}}},
+		{"no etcd CA here: the cluster is not asked", func() doctorFacts {
+			f := healthyFacts()
+			f.State.Members, f.State.ClusterID = nil, ""
+			f.ClientErr = "no etcd CA on this host: loading /etc/kubernetes/pki/etcd/ca.crt: no such file"
+			f.Certs[0].Status = hostapi.CertMissing
+			return f
+		}, []want{
+			{"cert-missing", doctor.Critical, "cp-1", "etcd-ca certificate /etc/kubernetes/pki/etcd-ca.crt is missing",
+				"# copy the etcd CA (ca.crt, ca.key) from another control-plane host, as kubeadm join --control-plane does; then kubectl-etcd certs renew --local"},
+			{"could-not-check", doctor.Warning, "cp-1", "could not check quorum, members, alarms: no etcd CA on this host", ""},
+		}},
 		{"a learner left behind", func() doctorFacts {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Up(etcdfake.Learner(m3), 1))
 		}, []want{{"learner-not-promoted", doctor.Warning, "cp-3", "member cp-3 is still a learner",
@@ -248,5 +285,57 @@ func dump(fs []doctor.Finding) string {
 	for _, f := range fs {
 		fmt.Fprintf(&b, "  %s %s %q: %s\n    fix: %q\n", f.Severity, f.Check, f.Subject, f.Problem, f.Fix)
 	}
+	return b.String()
+}
+
+// TestDoctorOnRealMembers is Doctor's gathering against real etcd members
+// (etcdtest), from a host holding the cluster's CA and no member: a killed
+// member is named with the command that removes it from here; with a second
+// one gone, the members' own statuses (no quorum answers) give quorum-lost
+// and the recover runbook. The host is left byte for byte as it was.
+func TestDoctorOnRealMembers(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	e, _ := testEnv(t, false)
+	e.Timeouts.ClusterCall = 2 * time.Second
+	certPEM, err := os.ReadFile(c.PKI.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(c.PKI.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Host.InstallEtcdCA(e.Config, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before := tree(t, e.Host.Root)
+
+	// etcdtest's CA lasts a day: that is all there is to say.
+	if r := e.Doctor(ctx, c.Endpoints(), time.Now()); r.ExitCode() != 2 || len(r.Findings) != 2 ||
+		r.Findings[0].Check != "cert-expiring" || !strings.HasPrefix(r.Findings[0].Problem, "etcd-ca certificate /etc/kubernetes/pki/etcd/ca.crt expires on ") ||
+		r.Findings[1].Check != "no-member" {
+		t.Errorf("all members up: %s", report(r))
+	}
+	c.Members[2].Kill()
+	r := e.Doctor(ctx, c.Endpoints(), time.Now())
+	if r.ExitCode() != 2 || len(r.Findings) == 0 || r.Findings[0].Check != "member-down" || r.Findings[0].Subject != "m3" ||
+		r.Findings[0].Severity != doctor.Critical || !strings.HasPrefix(r.Findings[0].Fix, "kubectl-etcd remove --local m3   # as root on cp-1, if m3 is gone for good\n") {
+		t.Errorf("m3 killed: %s", report(r))
+	}
+	c.Members[1].Kill()
+	r = e.Doctor(ctx, c.Endpoints(), time.Now())
+	if r.ExitCode() != 2 || len(r.Findings) == 0 || r.Findings[0].Check != "quorum-lost" || r.Findings[0].Fix != runbook ||
+		!strings.Contains(r.Findings[0].Problem, "no quorum: 0 of 3 voting members healthy, 2 needed; not healthy: m1, m2, m3") {
+		t.Errorf("m2 and m3 killed: %s", report(r))
+	}
+	if tree(t, e.Host.Root) != before {
+		t.Error("doctor changed the host")
+	}
+}
+
+func report(r *doctor.Report) string {
+	var b bytes.Buffer
+	doctor.Print(&b, r)
 	return b.String()
 }
