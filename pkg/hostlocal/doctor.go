@@ -255,7 +255,7 @@ func (d *diagnosis) localEtcd() {
 	case d.self != nil && st.EtcdRunning && !d.self.Healthy:
 		d.add("local-member-unhealthy", d.voterSeverity(*d.self), node,
 			fmt.Sprintf("%s's etcd runs but its member %s is not healthy: %s", node, d.self.Name, reason(*d.self)),
-			d.joinHere(" --replace-member "+d.self.ID)+": starts the member over (its data moved aside, a fresh learner)")
+			d.joinHere(" --replace-member "+d.self.ID)+", if it stays so: starts the member over (its data moved aside, a fresh learner)")
 	case d.self != nil && !st.ManifestPresent && !st.EtcdRunning && data != nil && data.HasData:
 		d.add("manifest-missing", d.voterSeverity(*d.self), node,
 			fmt.Sprintf("%s's member %s is in the cluster and its data in %s, but %s has no etcd manifest", node, d.self.Name, d.DataDir, node),
@@ -263,7 +263,7 @@ func (d *diagnosis) localEtcd() {
 	case d.self != nil && !st.ManifestPresent && !st.EtcdRunning:
 		d.add("local-etcd-down", d.voterSeverity(*d.self), node,
 			fmt.Sprintf("the cluster has a member for %s (%s), but %s has no etcd manifest and no data", node, d.self.Name, node),
-			d.joinHere("")+": replaces the member with a fresh one")
+			d.joinHere("")+": brings this host's member back (a fresh one, as its data is gone)")
 	case d.self == nil && (st.ManifestPresent || st.EtcdRunning):
 		d.add("not-a-member", doctor.Warning, node,
 			fmt.Sprintf("%s has an etcd manifest or process, but the cluster has no member at %s", node, d.PeerURL),

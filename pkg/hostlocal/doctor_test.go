@@ -180,6 +180,14 @@ func TestDiagnose(t *testing.T) {
 					joinOn1 + " --replace-member 1   # as root on cp-1, if it still does not start: a fresh member, its data moved aside"},
 			// Its apiserver reads the local member: this fix is its too.
 		}},
+		{"this host's etcd runs, its member is not healthy", func() doctorFacts {
+			f := healthyFacts(etcdfake.Up(m1, 2), etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
+			noLeader := etcdfake.Up(m1, 0)
+			noLeader.Healthy = false
+			f.State.Members = rows([]etcdcluster.Member{m1, m2, m3}, []etcdcluster.Status{noLeader, etcdfake.Up(m2, 2), etcdfake.Up(m3, 2)}, selfPeer)
+			return f
+		}, []want{{"local-member-unhealthy", doctor.Critical, "cp-1", "cp-1's etcd runs but its member cp-1 is not healthy: no leader",
+			joinOn1 + " --replace-member 1   # as root on cp-1, if it stays so: starts the member over (its data moved aside, a fresh learner)"}}},
 		{"data left behind by a member that moved away", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
 			f.State.ManifestPresent, f.State.EtcdRunning, f.RunningData = false, false, nil
