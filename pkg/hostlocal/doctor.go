@@ -452,8 +452,10 @@ func (d *diagnosis) recoveryMarker() {
 }
 
 // apiserver: this host's kube-apiserver must read etcd at URLs a healthy
-// member serves. A URL of a member that is down is member-down's; one that
-// no member has any more (removed, or this host's member gone) is this.
+// member serves. A URL that no member has any more (removed, or this host's
+// member gone) leaves it one loss from no etcd, or with none: leave (no
+// member here) or join (one here) points it at the members. A URL of a
+// member that is down is member-down's, unless it is all the apiserver has.
 func (d *diagnosis) apiserver() {
 	if !d.APIServer {
 		return
@@ -461,38 +463,47 @@ func (d *diagnosis) apiserver() {
 	d.checked = append(d.checked, "apiserver etcd-servers")
 	servers := d.State.APIServerEtcdServers
 	if len(servers) == 0 {
-		d.add("could-not-check", doctor.Warning, d.Node, "could not check apiserver etcd-servers: no --etcd-servers in its manifest", "")
+		d.add("could-not-check", doctor.Warning, d.Node, "could not check apiserver etcd-servers: none read from its manifest", "")
 		return
 	}
 	if !d.quorate {
 		return // quorum-lost is the finding; every URL fails now
 	}
-	var gone, working []string
+	var gone, working, down []string
 	for _, s := range servers {
 		if s == d.LocalClient && d.localProblem {
-			continue
+			continue // the local finding's fix (join) points it back too
 		}
 		switch m := d.memberServing(s); {
 		case m == nil:
 			gone = append(gone, s)
 		case m.Healthy:
 			working = append(working, s)
+		default:
+			down = append(down, m.Name)
 		}
 	}
-	if len(gone) == 0 {
-		return
-	}
-	fix := d.joinHere("") + ": points it back at the local member"
+	repoint := d.joinHere("") + ": points it back at the local member"
 	if d.self == nil {
-		fix = fmt.Sprintf("kubectl-etcd leave   # %s: points it at the members (this host has none)", d.here())
+		repoint = fmt.Sprintf("kubectl-etcd leave   # %s: points it at the members (this host has none)", d.here())
 	}
-	if len(working) == 0 {
+	switch {
+	case len(working) > 0 && len(gone) > 0:
+		d.add("apiserver-etcd", doctor.Warning, d.Node,
+			fmt.Sprintf("kube-apiserver on %s reads etcd at %s too, which no member serves any more (removed): one more loss leaves it without etcd", d.Node, strings.Join(gone, ",")), repoint)
+	case len(working) == 0 && len(gone) > 0:
 		d.add("apiserver-etcd", doctor.Critical, d.Node,
-			fmt.Sprintf("kube-apiserver on %s reads etcd at %s, which no healthy member serves: it cannot work", d.Node, strings.Join(servers, ",")), fix)
-		return
+			fmt.Sprintf("kube-apiserver on %s reads etcd at %s, which no healthy member serves: it cannot work", d.Node, strings.Join(servers, ",")), repoint)
+	case len(working) == 0 && len(down) > 0:
+		// Only members that are down: once removed, their URLs are gone.
+		var fix []string
+		for _, n := range down {
+			fix = append(fix, fmt.Sprintf("kubectl-etcd remove --local %s   # %s, if %s is gone for good", n, d.here(), n))
+		}
+		d.add("apiserver-etcd", doctor.Critical, d.Node,
+			fmt.Sprintf("kube-apiserver on %s reads etcd only at %s, of members that do not answer (%s): it cannot work", d.Node, strings.Join(servers, ","), strings.Join(down, ", ")),
+			strings.Join(append(fix, repoint+", once they are removed"), "\n"))
 	}
-	d.add("apiserver-etcd", doctor.Warning, d.Node,
-		fmt.Sprintf("kube-apiserver on %s reads etcd at %s too, which no member serves any more (removed): one more loss leaves it without etcd", d.Node, strings.Join(gone, ",")), fix)
 }
 
 // memberServing is the member that serves client URL u: the one advertising

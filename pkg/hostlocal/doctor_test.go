@@ -206,6 +206,20 @@ func TestDiagnose(t *testing.T) {
 				"kubectl-etcd leave   # as root on cp-1: points it at the members (this host has none)"},
 			{"no-member", doctor.Note, "cp-1", "cp-1 runs no etcd member", ""},
 		}},
+		{"an apiserver without a member here reads a dead member only", func() doctorFacts {
+			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Down(m3), etcdfake.Up(m4, 2))
+			f.State.ManifestPresent, f.State.EtcdRunning, f.RunningData = false, false, nil
+			f.State.APIServerEtcdServers = []string{"https://10.0.0.3:2379"}
+			return f
+		}, []want{
+			{"apiserver-etcd", doctor.Critical, "cp-1", "kube-apiserver on cp-1 reads etcd only at https://10.0.0.3:2379, of members that do not answer (cp-3)",
+				"kubectl-etcd remove --local cp-3   # as root on cp-1, if cp-3 is gone for good\n" +
+					"kubectl-etcd leave   # as root on cp-1: points it at the members (this host has none), once they are removed"},
+			{"member-down", doctor.Critical, "cp-3", "voting member cp-3 (peer URL https://10.0.0.3:2380) does not answer",
+				"kubectl-etcd remove --local cp-3   # as root on cp-1, if cp-3 is gone for good\n" +
+					"kubectl-etcd status --local   # or as root on cp-3 once it is back: its member catches up by itself"},
+			{"no-member", doctor.Note, "cp-1", "cp-1 runs no etcd member", ""},
+		}},
 		{"an apiserver that also reads a removed member", func() doctorFacts {
 			f := healthyFacts()
 			f.State.APIServerEtcdServers = []string{"https://127.0.0.1:2379", "https://10.0.0.9:2379"}
