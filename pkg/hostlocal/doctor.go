@@ -223,12 +223,18 @@ func (d *diagnosis) localEtcd() {
 	clusterID, _ := strconv.ParseUint(st.ClusterID, 16, 64)
 	switch {
 	case st.Stale != "":
-		d.add("member-cut-off", doctor.Critical, node,
+		d.add("cut-off-by-recovery", doctor.Critical, node,
 			fmt.Sprintf("%s's etcd data is of a member the last recovery cut off (%s)", node, st.Stale),
 			d.joinHere("")+": moves the stale data aside and joins as a new member")
 		return
 	case data != nil && data.HasData && data.ClusterID != 0 && clusterID != 0 && data.ClusterID != clusterID:
-		d.add("cluster-id-mismatch", doctor.Critical, node,
+		// Critical when an etcd runs, or is to run, on it: this host's
+		// apiserver reads it. Otherwise it is in the way of a join only.
+		sev := doctor.Warning
+		if st.ManifestPresent || st.EtcdRunning {
+			sev = doctor.Critical
+		}
+		d.add("foreign-data-dir", sev, node,
 			fmt.Sprintf("data dir %s holds member %x of etcd cluster %x, not of cluster %x that the members here form", d.DataDir, data.MemberID, data.ClusterID, clusterID),
 			d.joinHere(" --move-aside-foreign-data")+": moves that data aside (never deleted) and joins as a new member")
 		return
@@ -265,16 +271,16 @@ func (d *diagnosis) localEtcd() {
 			fmt.Sprintf("the cluster has a member for %s (%s), but %s has no etcd manifest and no data", node, d.self.Name, node),
 			d.joinHere("")+": brings this host's member back (a fresh one, as its data is gone)")
 	case d.self == nil && (st.ManifestPresent || st.EtcdRunning):
-		d.add("not-a-member", doctor.Warning, node,
-			fmt.Sprintf("%s has an etcd manifest or process, but the cluster has no member at %s", node, d.PeerURL),
+		d.add("manifest-without-member", doctor.Critical, node,
+			fmt.Sprintf("%s has an etcd manifest or process, but the cluster has no member at %s (stale, or another cluster's data): its kube-apiserver reads no member", node, d.PeerURL),
 			d.joinHere("")+", if this host is to have a member\n"+
 				fmt.Sprintf("kubectl-etcd leave   # %s, if not: stops it and moves its data aside", d.here()))
 	case d.self == nil && data != nil && data.HasData:
-		d.add("leftover-data", doctor.Warning, node,
-			fmt.Sprintf("data dir %s holds member %x of cluster %x, but %s has no member (one that moved away or was removed)", d.DataDir, data.MemberID, data.ClusterID, node),
-			fmt.Sprintf("kubectl-etcd leave   # %s: moves the data aside (never deleted)\n", d.here())+d.joinHere("")+", instead, if this host is to have a member")
+		d.add("stale-data-dir", doctor.Note, node,
+			fmt.Sprintf("data dir %s holds removed member %x of this cluster (%x), and %s has no member; a join here moves it aside itself", d.DataDir, data.MemberID, data.ClusterID, node),
+			fmt.Sprintf("kubectl-etcd leave   # %s, to move it aside now (never deleted)", d.here()))
 	case d.self == nil:
-		d.add("no-member", doctor.Note, node, fmt.Sprintf("%s runs no etcd member", node), "")
+		d.add("node-without-member", doctor.Note, node, fmt.Sprintf("%s runs no etcd member", node), "")
 	}
 }
 
@@ -292,7 +298,7 @@ func (d *diagnosis) quorum() {
 	const runbook = "kubectl-etcd status --local   # as root on each control-plane host you can reach: its member's raft index\n" +
 		"kubectl-etcd recover   # as root on the host with the highest raft index (recover says if another is ahead)"
 	if d.ClientErr != "" {
-		d.add("could-not-check", doctor.Warning, d.Node, "could not check quorum, members, alarms: "+shorten(d.ClientErr, 200), "")
+		d.add("etcd-unreadable", doctor.Warning, d.Node, "could not check quorum, members, alarms: "+shorten(d.ClientErr, 200), "")
 		return
 	}
 	if len(d.rows) == 0 {
@@ -329,7 +335,7 @@ func (d *diagnosis) members() {
 		switch {
 		case m.ThisHost:
 			if m.Learner && m.Healthy && m.Started {
-				d.add("learner-not-promoted", doctor.Warning, m.Name,
+				d.add("member-learner", doctor.Warning, m.Name,
 					fmt.Sprintf("%s's member is still a learner (an interrupted join); etcd allows one learner at a time", d.Node),
 					d.joinHere("")+": finishes the join (promotes it)")
 			}
@@ -348,7 +354,7 @@ func (d *diagnosis) members() {
 				fmt.Sprintf("kubectl-etcd remove --local %s   # %s, if %s is gone for good\n", m.Name, d.here(), m.Name)+
 					fmt.Sprintf("kubectl-etcd status --local   # or as root on %s once it is back: its member catches up by itself", m.Name))
 		case m.Learner:
-			d.add("learner-not-promoted", doctor.Warning, m.Name,
+			d.add("member-learner", doctor.Warning, m.Name,
 				fmt.Sprintf("member %s is still a learner (an interrupted join); etcd allows one learner at a time", m.Name),
 				fmt.Sprintf("kubectl-etcd join --endpoints %s   # as root on %s: finishes the join (promotes it)", d.endpoint, m.Name))
 		}
@@ -444,7 +450,7 @@ func (d *diagnosis) recoveryMarker() {
 		if name == "" {
 			name = fmt.Sprintf("%x", r.ID)
 		}
-		d.add("recovery-pending", sev, name,
+		d.add("cut-off-by-recovery", sev, name,
 			fmt.Sprintf("the %s on %s at %s cut off member %s (%x), whose host has not joined again", m.Verb, m.Host, m.Time.UTC().Format(time.RFC3339), name, r.ID),
 			fmt.Sprintf("kubectl-etcd join --endpoints %s   # as root on %s when it is back: moves its stale data aside, joins as a new member\n", d.endpoint, name)+
 				fmt.Sprintf("kubectl etcd remove %s --delete-node   # from a workstation, if %s is gone for good", name, name))
@@ -463,7 +469,7 @@ func (d *diagnosis) apiserver() {
 	d.checked = append(d.checked, "apiserver etcd-servers")
 	servers := d.State.APIServerEtcdServers
 	if len(servers) == 0 {
-		d.add("could-not-check", doctor.Warning, d.Node, "could not check apiserver etcd-servers: none read from its manifest", "")
+		d.add("apiserver-unread", doctor.Warning, d.Node, "could not check apiserver etcd-servers: none read from its manifest", "")
 		return
 	}
 	if !d.quorate {
@@ -489,10 +495,10 @@ func (d *diagnosis) apiserver() {
 	}
 	switch {
 	case len(working) > 0 && len(gone) > 0:
-		d.add("apiserver-etcd", doctor.Warning, d.Node,
+		d.add("apiserver-stale-servers", doctor.Warning, d.Node,
 			fmt.Sprintf("kube-apiserver on %s reads etcd at %s too, which no member serves any more (removed): one more loss leaves it without etcd", d.Node, strings.Join(gone, ",")), repoint)
 	case len(working) == 0 && len(gone) > 0:
-		d.add("apiserver-etcd", doctor.Critical, d.Node,
+		d.add("apiserver-orphaned", doctor.Critical, d.Node,
 			fmt.Sprintf("kube-apiserver on %s reads etcd at %s, which no healthy member serves: it cannot work", d.Node, strings.Join(servers, ",")), repoint)
 	case len(working) == 0 && len(down) > 0:
 		// Only members that are down: once removed, their URLs are gone.
@@ -500,7 +506,7 @@ func (d *diagnosis) apiserver() {
 		for _, n := range down {
 			fix = append(fix, fmt.Sprintf("kubectl-etcd remove --local %s   # %s, if %s is gone for good", n, d.here(), n))
 		}
-		d.add("apiserver-etcd", doctor.Critical, d.Node,
+		d.add("apiserver-orphaned", doctor.Critical, d.Node,
 			fmt.Sprintf("kube-apiserver on %s reads etcd only at %s, of members that do not answer (%s): it cannot work", d.Node, strings.Join(servers, ","), strings.Join(down, ", ")),
 			strings.Join(append(fix, repoint+", once they are removed"), "\n"))
 	}
@@ -528,7 +534,7 @@ func (d *diagnosis) memberServing(u string) *hostapi.MemberRow {
 func (d *diagnosis) certificates() {
 	d.checked = append(d.checked, "certificates")
 	if d.CertsErr != nil {
-		d.add("could-not-check", doctor.Warning, d.Node, "could not check certificates: "+d.CertsErr.Error(), "")
+		d.add("certs-unread", doctor.Warning, d.Node, "could not check certificates: "+d.CertsErr.Error(), "")
 		return
 	}
 	member := d.self != nil || d.State.ManifestPresent || d.State.EtcdRunning
@@ -572,18 +578,18 @@ func (d *diagnosis) backups() {
 	}
 	d.checked = append(d.checked, "backups")
 	if d.BackupErr != nil {
-		d.add("could-not-check", doctor.Warning, d.Node, "could not check backups: "+d.BackupErr.Error(), "")
+		d.add("backups-unread", doctor.Warning, d.Node, "could not check backups: "+d.BackupErr.Error(), "")
 		return
 	}
 	run := fmt.Sprintf("kubectl-etcd backup run   # %s: one now", d.here())
 	schedule := "kubectl etcd backup schedule --every 1h --keep 24   # from a workstation: hourly, the newest 24 kept"
 	if len(d.Backups) == 0 {
-		d.add("backup-missing", doctor.Warning, d.Node, fmt.Sprintf("no backup in %s on %s", d.BackupDir, d.Node), schedule+"\n"+run)
+		d.add("backups-missing", doctor.Warning, d.Node, fmt.Sprintf("no backup in %s on %s", d.BackupDir, d.Node), schedule+"\n"+run)
 		return
 	}
 	newest := d.Backups[0]
 	if age := d.Now.Sub(newest.Time); age > BackupMaxAge {
-		d.add("backup-stale", doctor.Warning, d.Node,
+		d.add("backups-stale", doctor.Warning, d.Node,
 			fmt.Sprintf("the newest backup on %s, %s, is %s old", d.Node, newest.Name, formatAge(age)), run+"\n"+schedule+" (or check why the scheduled runs fail)")
 	}
 }

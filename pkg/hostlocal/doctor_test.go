@@ -114,7 +114,7 @@ func TestDiagnose(t *testing.T) {
 				"kubectl-etcd status --local   # or as root on cp-4 once it is back: its member catches up by itself"}}},
 		{"this host's member still a learner", func() doctorFacts {
 			return healthyFacts(etcdfake.Up(etcdfake.Learner(m1), 2), etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
-		}, []want{{"learner-not-promoted", doctor.Warning, "cp-1", "cp-1's member is still a learner",
+		}, []want{{"member-learner", doctor.Warning, "cp-1", "cp-1's member is still a learner",
 			joinOn1 + "   # as root on cp-1: finishes the join (promotes it)"}}},
 		{"this host's manifest is gone, its member and data are not", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
@@ -133,11 +133,11 @@ func TestDiagnose(t *testing.T) {
 		}, []want{
 			{"cert-missing", doctor.Critical, "cp-1", "etcd-ca certificate /etc/kubernetes/pki/etcd-ca.crt is missing",
 				"# copy the etcd CA (ca.crt, ca.key) from another control-plane host, as kubeadm join --control-plane does; then kubectl-etcd certs renew --local"},
-			{"could-not-check", doctor.Warning, "cp-1", "could not check quorum, members, alarms: no etcd CA on this host", ""},
+			{"etcd-unreadable", doctor.Warning, "cp-1", "could not check quorum, members, alarms: no etcd CA on this host", ""},
 		}},
 		{"a learner left behind", func() doctorFacts {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Up(etcdfake.Learner(m3), 1))
-		}, []want{{"learner-not-promoted", doctor.Warning, "cp-3", "member cp-3 is still a learner",
+		}, []want{{"member-learner", doctor.Warning, "cp-3", "member cp-3 is still a learner",
 			"kubectl-etcd join --endpoints https://10.0.0.2:2379   # as root on cp-3: finishes the join (promotes it)"}}},
 		{"NOSPACE", func() doctorFacts {
 			full := etcdfake.Up(m2, 1)
@@ -159,14 +159,14 @@ func TestDiagnose(t *testing.T) {
 			f.Marker = &RecoveryMarker{Verb: "recover", Host: "cp-2", RemovedMembers: []hostapi.Member{{ID: 1, Name: "cp-1", PeerURLs: m1.PeerURLs}}}
 			f.State.APIServerEtcdServers = []string{"https://10.0.0.2:2379", "https://10.0.0.3:2379"}
 			return f
-		}, []want{{"member-cut-off", doctor.Critical, "cp-1", "the last recovery cut off",
+		}, []want{{"cut-off-by-recovery", doctor.Critical, "cp-1", "the last recovery cut off",
 			joinOn1 + "   # as root on cp-1: moves the stale data aside and joins as a new member"}}},
 		{"a data dir of another cluster", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
 			f.State.EtcdRunning, f.RunningData = false, nil
 			f.State.DataDirFacts = &etcddata.State{HasData: true, MemberID: 0x77, ClusterID: 0xdead}
 			return f
-		}, []want{{"cluster-id-mismatch", doctor.Critical, "cp-1", "data dir /var/lib/etcd holds member 77 of etcd cluster dead, not of cluster c1",
+		}, []want{{"foreign-data-dir", doctor.Critical, "cp-1", "data dir /var/lib/etcd holds member 77 of etcd cluster dead, not of cluster c1",
 			joinOn1 + " --move-aside-foreign-data   # as root on cp-1: moves that data aside (never deleted) and joins as a new member"}}},
 		{"this host's manifest is there, its etcd does not run", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m1, 2), etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
@@ -194,17 +194,33 @@ func TestDiagnose(t *testing.T) {
 			f.State.DataDirFacts = &etcddata.State{HasData: true, MemberID: 1, ClusterID: 0xc1}
 			f.State.APIServerEtcdServers = []string{"https://10.0.0.2:2379", "https://10.0.0.3:2379"}
 			return f
-		}, []want{{"leftover-data", doctor.Warning, "cp-1", "data dir /var/lib/etcd holds member 1 of cluster c1, but cp-1 has no member",
-			"kubectl-etcd leave   # as root on cp-1: moves the data aside (never deleted)\n" + joinOn1 + "   # as root on cp-1, instead, if this host is to have a member"}}},
+		}, []want{{"stale-data-dir", doctor.Note, "cp-1", "data dir /var/lib/etcd holds removed member 1 of this cluster (c1), and cp-1 has no member",
+			"kubectl-etcd leave   # as root on cp-1, to move it aside now (never deleted)"}}},
+		{"a stopped etcd of another member here", func() doctorFacts {
+			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
+			f.State.EtcdRunning, f.RunningData = false, nil
+			f.State.DataDirFacts = &etcddata.State{HasData: true, MemberID: 9, ClusterID: 0xc1}
+			return f
+		}, []want{{"manifest-without-member", doctor.Critical, "cp-1", "cp-1 has an etcd manifest or process, but the cluster has no member at https://10.0.0.1:2380",
+			joinOn1 + "   # as root on cp-1, if this host is to have a member\n" +
+				"kubectl-etcd leave   # as root on cp-1, if not: stops it and moves its data aside"}}},
+		{"another cluster's data on a host without etcd", func() doctorFacts {
+			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
+			f.State.ManifestPresent, f.State.EtcdRunning, f.RunningData = false, false, nil
+			f.State.DataDirFacts = &etcddata.State{HasData: true, MemberID: 0x77, ClusterID: 0xdead}
+			f.State.APIServerEtcdServers = []string{"https://10.0.0.2:2379", "https://10.0.0.3:2379"}
+			return f
+		}, []want{{"foreign-data-dir", doctor.Warning, "cp-1", "data dir /var/lib/etcd holds member 77 of etcd cluster dead",
+			joinOn1 + " --move-aside-foreign-data   # as root on cp-1: moves that data aside (never deleted) and joins as a new member"}}},
 		{"an apiserver without a member here reads a removed member only", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
 			f.State.ManifestPresent, f.State.EtcdRunning, f.RunningData = false, false, nil
 			f.State.APIServerEtcdServers = []string{"https://10.0.0.9:2379"}
 			return f
 		}, []want{
-			{"apiserver-etcd", doctor.Critical, "cp-1", "reads etcd at https://10.0.0.9:2379, which no healthy member serves",
+			{"apiserver-orphaned", doctor.Critical, "cp-1", "reads etcd at https://10.0.0.9:2379, which no healthy member serves",
 				"kubectl-etcd leave   # as root on cp-1: points it at the members (this host has none)"},
-			{"no-member", doctor.Note, "cp-1", "cp-1 runs no etcd member", ""},
+			{"node-without-member", doctor.Note, "cp-1", "cp-1 runs no etcd member", ""},
 		}},
 		{"an apiserver without a member here reads a dead member only", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Down(m3), etcdfake.Up(m4, 2))
@@ -212,19 +228,19 @@ func TestDiagnose(t *testing.T) {
 			f.State.APIServerEtcdServers = []string{"https://10.0.0.3:2379"}
 			return f
 		}, []want{
-			{"apiserver-etcd", doctor.Critical, "cp-1", "kube-apiserver on cp-1 reads etcd only at https://10.0.0.3:2379, of members that do not answer (cp-3)",
+			{"apiserver-orphaned", doctor.Critical, "cp-1", "kube-apiserver on cp-1 reads etcd only at https://10.0.0.3:2379, of members that do not answer (cp-3)",
 				"kubectl-etcd remove --local cp-3   # as root on cp-1, if cp-3 is gone for good\n" +
 					"kubectl-etcd leave   # as root on cp-1: points it at the members (this host has none), once they are removed"},
 			{"member-down", doctor.Critical, "cp-3", "voting member cp-3 (peer URL https://10.0.0.3:2380) does not answer",
 				"kubectl-etcd remove --local cp-3   # as root on cp-1, if cp-3 is gone for good\n" +
 					"kubectl-etcd status --local   # or as root on cp-3 once it is back: its member catches up by itself"},
-			{"no-member", doctor.Note, "cp-1", "cp-1 runs no etcd member", ""},
+			{"node-without-member", doctor.Note, "cp-1", "cp-1 runs no etcd member", ""},
 		}},
 		{"an apiserver that also reads a removed member", func() doctorFacts {
 			f := healthyFacts()
 			f.State.APIServerEtcdServers = []string{"https://127.0.0.1:2379", "https://10.0.0.9:2379"}
 			return f
-		}, []want{{"apiserver-etcd", doctor.Warning, "cp-1", "reads etcd at https://10.0.0.9:2379 too, which no member serves any more",
+		}, []want{{"apiserver-stale-servers", doctor.Warning, "cp-1", "reads etcd at https://10.0.0.9:2379 too, which no member serves any more",
 			joinOn1 + "   # as root on cp-1: points it back at the local member"}}},
 		{"certificates expired and expiring", func() doctorFacts {
 			f := healthyFacts()
@@ -247,25 +263,25 @@ func TestDiagnose(t *testing.T) {
 			f := healthyFacts()
 			f.Certs, f.CertsErr = nil, errors.New("etcd-server config: boom")
 			return f
-		}, []want{{"could-not-check", doctor.Warning, "cp-1", "could not check certificates: etcd-server config: boom", ""}}},
+		}, []want{{"certs-unread", doctor.Warning, "cp-1", "could not check certificates: etcd-server config: boom", ""}}},
 		{"no backup", func() doctorFacts {
 			f := healthyFacts()
 			f.Backups = nil
 			return f
-		}, []want{{"backup-missing", doctor.Warning, "cp-1", "no backup in /var/lib/kubectl-etcd/backups on cp-1",
+		}, []want{{"backups-missing", doctor.Warning, "cp-1", "no backup in /var/lib/kubectl-etcd/backups on cp-1",
 			"kubectl etcd backup schedule --every 1h --keep 24   # from a workstation: hourly, the newest 24 kept\nkubectl-etcd backup run   # as root on cp-1: one now"}}},
 		{"the newest backup is three days old", func() doctorFacts {
 			f := healthyFacts()
 			f.Backups[0].Time = doctorNow.Add(-75 * time.Hour)
 			return f
-		}, []want{{"backup-stale", doctor.Warning, "cp-1", "the newest backup on cp-1, etcd-20261206T110000Z-scheduled.db, is 3d3h old",
+		}, []want{{"backups-stale", doctor.Warning, "cp-1", "the newest backup on cp-1, etcd-20261206T110000Z-scheduled.db, is 3d3h old",
 			"kubectl-etcd backup run   # as root on cp-1: one now\nkubectl etcd backup schedule --every 1h --keep 24   # from a workstation: hourly, the newest 24 kept (or check why the scheduled runs fail)"}}},
 		{"hosts a recovery cut off that have not joined again", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1))
 			f.Marker = &RecoveryMarker{Verb: "recover", Host: "cp-1", Time: doctorNow.Add(-time.Hour),
 				RemovedMembers: []hostapi.Member{{ID: 0x22, Name: "cp-2", PeerURLs: m2.PeerURLs}, {ID: 0x33, Name: "cp-3", PeerURLs: m3.PeerURLs}}}
 			return f
-		}, []want{{"recovery-pending", doctor.Warning, "cp-3", "the recover on cp-1 at 2026-12-06T11:00:00Z cut off member cp-3 (33), whose host has not joined again",
+		}, []want{{"cut-off-by-recovery", doctor.Warning, "cp-3", "the recover on cp-1 at 2026-12-06T11:00:00Z cut off member cp-3 (33), whose host has not joined again",
 			"kubectl-etcd join --endpoints https://10.0.0.2:2379   # as root on cp-3 when it is back: moves its stale data aside, joins as a new member\n" +
 				"kubectl etcd remove cp-3 --delete-node   # from a workstation, if cp-3 is gone for good"}}},
 	} {
@@ -336,7 +352,7 @@ func TestDoctorOnRealMembers(t *testing.T) {
 	// etcdtest's CA lasts a day: that is all there is to say.
 	if r := e.Doctor(ctx, c.Endpoints(), time.Now()); r.ExitCode() != 2 || len(r.Findings) != 2 ||
 		r.Findings[0].Check != "cert-expiring" || !strings.HasPrefix(r.Findings[0].Problem, "etcd-ca certificate /etc/kubernetes/pki/etcd/ca.crt expires on ") ||
-		r.Findings[1].Check != "no-member" {
+		r.Findings[1].Check != "node-without-member" {
 		t.Errorf("all members up: %s", report(r))
 	}
 	c.Members[2].Kill()
