@@ -152,7 +152,10 @@ type diagnosis struct {
 	quorate  bool                // a quorum answered, and is healthy
 	votes    etcdcluster.Votes
 	self     *hostapi.MemberRow // this host's member, if the cluster has one
-	endpoint string             // client URLs of the healthy voters but this host's, for join
+	endpoint string             // client URLs of the healthy voters but this host's, for a join here
+	// elsewhere is every healthy voter's client URL, this host's too: for
+	// a join on another host (after a recover, this host's may be all).
+	elsewhere string
 	// localProblem: localEtcd found this host's etcd broken; its fix
 	// (join) points this host's apiserver back at it too.
 	localProblem bool
@@ -175,15 +178,21 @@ func (d *diagnosis) init() {
 	}
 	d.votes = etcdcluster.CountVotes(d.rows, func(m hostapi.MemberRow) bool { return m.Learner }, func(m hostapi.MemberRow) bool { return m.Healthy })
 	d.quorate = len(st.Members) > 0 && d.votes.Quorate()
-	var eps []string
+	var here, all []string
 	for _, m := range d.rows {
-		if m.Healthy && !m.Learner && !m.ThisHost && m.ClientURL != "" {
-			eps = append(eps, m.ClientURL)
+		if m.Healthy && !m.Learner && m.ClientURL != "" {
+			all = append(all, m.ClientURL)
+			if !m.ThisHost {
+				here = append(here, m.ClientURL)
+			}
 		}
 	}
-	d.endpoint = strings.Join(eps, ",")
+	d.endpoint, d.elsewhere = strings.Join(here, ","), strings.Join(all, ",")
 	if d.endpoint == "" {
 		d.endpoint = "<a healthy member's client URL>"
+	}
+	if d.elsewhere == "" {
+		d.elsewhere = d.endpoint
 	}
 }
 
@@ -343,7 +352,7 @@ func (d *diagnosis) members() {
 			d.add("member-unstarted", d.voterSeverity(m), m.ID,
 				fmt.Sprintf("member %s was added (peer URL %s) but its etcd never started", m.ID, m.PeerURL),
 				fmt.Sprintf("kubectl-etcd remove --local %s   # %s, if no host is to run it\n", m.ID, d.here())+
-					fmt.Sprintf("kubectl-etcd join --endpoints %s   # or as root on the host at %s, to start it", d.endpoint, hostOfURL(m.PeerURL)))
+					fmt.Sprintf("kubectl-etcd join --endpoints %s   # or as root on the host at %s, to start it", d.elsewhere, hostOfURL(m.PeerURL)))
 		case !m.Healthy:
 			kind := "voting member"
 			if m.Learner {
@@ -356,7 +365,7 @@ func (d *diagnosis) members() {
 		case m.Learner:
 			d.add("member-learner", doctor.Warning, m.Name,
 				fmt.Sprintf("member %s is still a learner (an interrupted join); etcd allows one learner at a time", m.Name),
-				fmt.Sprintf("kubectl-etcd join --endpoints %s   # as root on %s: finishes the join (promotes it)", d.endpoint, m.Name))
+				fmt.Sprintf("kubectl-etcd join --endpoints %s   # as root on %s: finishes the join (promotes it)", d.elsewhere, m.Name))
 		}
 	}
 }
@@ -396,8 +405,15 @@ func (d *diagnosis) alarms() {
 						where = "as root on " + other
 					}
 				}
+				var others []string
+				for _, o := range d.rows {
+					if o.Healthy && !o.Learner && o.ClientURL != "" && o.ID != m.ID {
+						others = append(others, o.ClientURL)
+					}
+				}
+				rejoin := strings.Join(others, ",")
 				fix = fmt.Sprintf("%s %s   # %s: the member with differing data\n%s   # then clears the alarm\n", n.Remove, m.Name, where, n.Disarm) +
-					fmt.Sprintf("kubectl-etcd join --endpoints %s   # then as root on %s: a fresh member (its old data moved aside)", d.endpoint, m.Name)
+					fmt.Sprintf("kubectl-etcd join --endpoints %s   # then as root on %s: a fresh member (its old data moved aside)", rejoin, m.Name)
 			default:
 				fix = n.Disarm + "   # " + d.here() + ", once its cause is gone"
 			}
@@ -444,7 +460,7 @@ func (d *diagnosis) recoveryMarker() {
 			continue
 		}
 		if d.State.Stale != "" && slices.Contains(r.PeerURLs, d.PeerURL) {
-			continue // member-cut-off says it for this host
+			continue // said for this host by localEtcd
 		}
 		name := r.Name
 		if name == "" {
@@ -452,7 +468,7 @@ func (d *diagnosis) recoveryMarker() {
 		}
 		d.add("cut-off-by-recovery", sev, name,
 			fmt.Sprintf("the %s on %s at %s cut off member %s (%x), whose host has not joined again", m.Verb, m.Host, m.Time.UTC().Format(time.RFC3339), name, r.ID),
-			fmt.Sprintf("kubectl-etcd join --endpoints %s   # as root on %s when it is back: moves its stale data aside, joins as a new member\n", d.endpoint, name)+
+			fmt.Sprintf("kubectl-etcd join --endpoints %s   # as root on %s when it is back: moves its stale data aside, joins as a new member\n", d.elsewhere, name)+
 				fmt.Sprintf("kubectl etcd remove %s --delete-node   # from a workstation, if %s is gone for good", name, name))
 	}
 }

@@ -101,12 +101,12 @@ func TestDiagnose(t *testing.T) {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Up(m3, 1), etcdfake.Down(etcdfake.Learner(unstarted(0xab))))
 		}, []want{{"member-unstarted", doctor.Warning, "ab", "member ab was added (peer URL https://10.0.0.171:2380) but its etcd never started",
 			"kubectl-etcd remove --local ab   # as root on cp-1, if no host is to run it\n" +
-				"kubectl-etcd join --endpoints https://10.0.0.2:2379,https://10.0.0.3:2379   # or as root on the host at 10.0.0.171, to start it"}}},
+				"kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379   # or as root on the host at 10.0.0.171, to start it"}}},
 		{"an unstarted voter takes the quorum's margin", func() doctorFacts {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Down(unstarted(0xab)))
 		}, []want{{"member-unstarted", doctor.Critical, "ab", "member ab was added",
 			"kubectl-etcd remove --local ab   # as root on cp-1, if no host is to run it\n" +
-				"kubectl-etcd join --endpoints https://10.0.0.2:2379   # or as root on the host at 10.0.0.171, to start it"}}},
+				"kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379   # or as root on the host at 10.0.0.171, to start it"}}},
 		{"a learner down", func() doctorFacts {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Up(m3, 1), etcdfake.Down(etcdfake.Learner(m4)))
 		}, []want{{"member-down", doctor.Warning, "cp-4", "learner cp-4 (peer URL https://10.0.0.4:2380) does not answer: cannot connect to https://10.0.0.4:2379: connection refused; learners do not vote",
@@ -138,7 +138,7 @@ func TestDiagnose(t *testing.T) {
 		{"a learner left behind", func() doctorFacts {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), etcdfake.Up(etcdfake.Learner(m3), 1))
 		}, []want{{"member-learner", doctor.Warning, "cp-3", "member cp-3 is still a learner",
-			"kubectl-etcd join --endpoints https://10.0.0.2:2379   # as root on cp-3: finishes the join (promotes it)"}}},
+			"kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379   # as root on cp-3: finishes the join (promotes it)"}}},
 		{"NOSPACE", func() doctorFacts {
 			full := etcdfake.Up(m2, 1)
 			full.Alarms = []string{etcdcluster.AlarmNoSpace}
@@ -151,7 +151,7 @@ func TestDiagnose(t *testing.T) {
 			return healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1), bad)
 		}, []want{{"alarm", doctor.Critical, "cp-3", "etcd's CORRUPT alarm is raised (for member cp-3)",
 			"kubectl-etcd remove --local cp-3   # as root on cp-1: the member with differing data\nkubectl-etcd alarm disarm --local   # then clears the alarm\n" +
-				"kubectl-etcd join --endpoints https://10.0.0.2:2379,https://10.0.0.3:2379   # then as root on cp-3: a fresh member (its old data moved aside)"}}},
+				"kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379   # then as root on cp-3: a fresh member (its old data moved aside)"}}},
 		{"cut off by a recovery", func() doctorFacts {
 			f := healthyFacts(etcdfake.Up(m2, 2), etcdfake.Up(m3, 2))
 			f.State.Stale = "this host's etcd data is of member 1, which the recover on cp-2 at 2026-12-06T10:00:00Z cut off"
@@ -277,13 +277,31 @@ func TestDiagnose(t *testing.T) {
 		}, []want{{"backups-stale", doctor.Warning, "cp-1", "the newest backup on cp-1, etcd-20261206T110000Z-scheduled.db, is 3d3h old",
 			"kubectl-etcd backup run   # as root on cp-1: one now\nkubectl etcd backup schedule --every 1h --keep 24   # from a workstation: hourly, the newest 24 kept (or check why the scheduled runs fail)"}}},
 		{"hosts a recovery cut off that have not joined again", func() doctorFacts {
-			f := healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(m2, 1))
+			// cp-1 recovered alone; cp-2 rejoined (a new member at its peer URL), cp-3 not.
+			f := healthyFacts(etcdfake.Up(m1, 1), etcdfake.Up(etcdfake.Member(0x44, "cp-2"), 1))
+			f.State.Members[1].PeerURL = m2.PeerURLs[0]
 			f.Marker = &RecoveryMarker{Verb: "recover", Host: "cp-1", Time: doctorNow.Add(-time.Hour),
 				RemovedMembers: []hostapi.Member{{ID: 0x22, Name: "cp-2", PeerURLs: m2.PeerURLs}, {ID: 0x33, Name: "cp-3", PeerURLs: m3.PeerURLs}}}
 			return f
 		}, []want{{"cut-off-by-recovery", doctor.Warning, "cp-3", "the recover on cp-1 at 2026-12-06T11:00:00Z cut off member cp-3 (33), whose host has not joined again",
-			"kubectl-etcd join --endpoints https://10.0.0.2:2379   # as root on cp-3 when it is back: moves its stale data aside, joins as a new member\n" +
+			"kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.68:2379   # as root on cp-3 when it is back: moves its stale data aside, joins as a new member\n" +
 				"kubectl etcd remove cp-3 --delete-node   # from a workstation, if cp-3 is gone for good"}}},
+		{"right after a recovery, this host's member is all there is", func() doctorFacts {
+			f := healthyFacts(etcdfake.Up(m1, 1))
+			f.Marker = &RecoveryMarker{Verb: "recover", Host: "cp-1", Time: doctorNow.Add(-time.Hour),
+				RemovedMembers: []hostapi.Member{{ID: 0x33, Name: "cp-3", PeerURLs: m3.PeerURLs}}}
+			return f
+		}, []want{{"cut-off-by-recovery", doctor.Warning, "cp-3", "cut off member cp-3 (33)",
+			"kubectl-etcd join --endpoints https://10.0.0.1:2379   # as root on cp-3 when it is back: moves its stale data aside, joins as a new member\n" +
+				"kubectl etcd remove cp-3 --delete-node   # from a workstation, if cp-3 is gone for good"}}},
+		{"hosts a recovery cut off, the cluster as big again", func() doctorFacts {
+			f := healthyFacts()
+			f.Marker = &RecoveryMarker{Verb: "restore", Host: "cp-1", Time: doctorNow.Add(-time.Hour),
+				RemovedMembers: []hostapi.Member{{ID: 0x55, Name: "cp-5", PeerURLs: m5.PeerURLs}}}
+			return f
+		}, []want{{"cut-off-by-recovery", doctor.Note, "cp-5", "the restore on cp-1",
+			"kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379   # as root on cp-5 when it is back: moves its stale data aside, joins as a new member\n" +
+				"kubectl etcd remove cp-5 --delete-node   # from a workstation, if cp-5 is gone for good"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checked, got := diagnose(tc.facts())
