@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -436,6 +438,17 @@ func hostLocalRemoveDeadPeer(t *testing.T, b *testbed.Bed) {
 		}
 		time.Sleep(time.Second)
 	}
+	// doctor --local on h1, the first thing to run when paged: it names h3's
+	// dead member, with one more failure the quorum lost, and the command
+	// that removes it from here; the verdict is exit code 2.
+	out, code := hostDoctor(t, h1, "--local")
+	if code != 2 || !strings.Contains(out, "CRITICAL [member-down] h3: voting member h3") ||
+		!strings.Contains(out, "fix: kubectl-etcd remove --local h3   # as root on h1, if h3 is gone for good") {
+		t.Errorf("doctor --local on h1 with h3 dead: exit code %d, want 2 and h3's member-down with its fix:\n%s", code, out)
+	}
+	if r, code := hostDoctorJSON(t, h1); code != 2 || r.Healthy || !hasFinding(r, "member-down", "h3", "critical", "kubectl-etcd remove --local h3 ") {
+		t.Errorf("doctor --local -o json on h1 with h3 dead: exit code %d, healthy %v, findings %+v", code, r.Healthy, r.Findings)
+	}
 	backups := func() string {
 		out, _ := h1.Exec(ctx, "sh", "-c", "ls /var/lib/kubectl-etcd/backups/ 2>/dev/null | grep pre-remove || true")
 		return strings.TrimSpace(string(out))
@@ -477,6 +490,63 @@ func hostLocalRemoveDeadPeer(t *testing.T, b *testbed.Bed) {
 	if m := localMembers(t, h2); len(m) != 2 || !m["h1"] || !m["h2"] {
 		t.Errorf("status --local on h2 after the removal: members %v, want h1 and h2 healthy", m)
 	}
+	// Now doctor on h1 finds nothing at all: h3's member is gone, h1 and h2
+	// hold the quorum, and the removal's pre-remove snapshot is h1's backup
+	// (h1's apiserver is parked, so its --etcd-servers are not checked).
+	if r, code := hostDoctorJSON(t, h1); code != 0 || !r.Healthy || len(r.Findings) != 0 {
+		t.Errorf("doctor --local on h1 after h3's removal: exit code %d, healthy %v, findings %+v", code, r.Healthy, r.Findings)
+	}
+}
+
+type doctorReport struct {
+	Healthy  bool `json:"healthy"`
+	Findings []struct {
+		Check    string `json:"check"`
+		Severity string `json:"severity"`
+		Subject  string `json:"subject"`
+		Problem  string `json:"problem"`
+		Fix      string `json:"fix"`
+	} `json:"findings"`
+	Checked []string `json:"checked"`
+}
+
+// hostDoctor runs `kubectl-etcd doctor` on h; its output and exit code.
+func hostDoctor(t *testing.T, h *testbed.Host, args ...string) (string, int) {
+	t.Helper()
+	out, err := kectl(t, h, append([]string{"doctor"}, args...)...)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return out, 0
+	case errors.As(err, &exit):
+		return out, exit.ExitCode()
+	}
+	t.Fatalf("doctor on %s: %v", h.Name, err)
+	return "", 0
+}
+
+// hostDoctorJSON is `kubectl-etcd doctor --local -o json` on h.
+func hostDoctorJSON(t *testing.T, h *testbed.Host) (doctorReport, int) {
+	t.Helper()
+	out, code := hostDoctor(t, h, "--local", "-o", "json")
+	// Warnings (the apiserver is down) may precede the document.
+	if i := strings.Index(out, "\n{"); i >= 0 && !strings.HasPrefix(out, "{") {
+		out = out[i+1:]
+	}
+	var r doctorReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("doctor --local -o json on %s (exit code %d): %v\n%s", h.Name, code, err, out)
+	}
+	return r, code
+}
+
+func hasFinding(r doctorReport, check, subject, severity, fix string) bool {
+	for _, f := range r.Findings {
+		if f.Check == check && f.Subject == subject && f.Severity == severity && strings.Contains(f.Fix, fix) {
+			return true
+		}
+	}
+	return false
 }
 
 // localMembers is `status --local -o json` on h: each member's health by name.
