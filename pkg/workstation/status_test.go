@@ -56,6 +56,7 @@ func TestReportMemberRows(t *testing.T) {
     "clientURL": "https://10.0.0.1:2379",
     "leader": true,
     "learner": false,
+    "started": true,
     "healthy": true,
     "dbSize": 3145728,
     "dbSizeInUse": 1048576,
@@ -76,6 +77,7 @@ func TestReportMemberRows(t *testing.T) {
     "clientURL": "https://10.0.0.2:2379",
     "leader": false,
     "learner": false,
+    "started": true,
     "healthy": false,
     "error": "status of member cp-b (2): cannot connect to https://10.0.0.2:2379: connection refused"
   },
@@ -87,6 +89,7 @@ func TestReportMemberRows(t *testing.T) {
     "clientURL": "https://10.0.0.3:2379",
     "leader": false,
     "learner": true,
+    "started": true,
     "healthy": true,
     "dbSize": 2097152,
     "dbSizeInUse": 2097152,
@@ -102,6 +105,7 @@ func TestReportMemberRows(t *testing.T) {
     "clientURL": "https://10.0.0.9:2379",
     "leader": false,
     "learner": false,
+    "started": true,
     "healthy": false
   }
 ]`
