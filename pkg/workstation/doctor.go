@@ -58,7 +58,7 @@ func (s *Session) Doctor(ctx context.Context) *doctor.Report {
 		r.Checked = []string{"etcd (through the apiserver)"}
 		r.Findings = append(r.Findings, doctor.Finding{Check: "etcd-unreadable", Severity: doctor.Critical,
 			Problem: "etcd cannot be read through the apiserver: " + firstLine(err.Error()),
-			Fix:     "as root on each control-plane host: `kubectl-etcd doctor --local` (it works without the apiserver, and says what to run where)"})
+			Fix:     "kubectl-etcd doctor --local   # as root on each control-plane host: it works without the apiserver, and says what to run where"})
 		r.Finish()
 		return r
 	}
@@ -141,7 +141,7 @@ func diagnose(f doctorFacts) []doctor.Finding {
 
 	if !v.Quorate() {
 		add("quorum-lost", doctor.Critical, "", fmt.Sprintf("%d of %d voting members healthy: etcd has lost quorum and takes no writes", v.Healthy, v.Voters),
-			"as root on each control-plane host: `kubectl-etcd status --local`; then `kubectl-etcd recover` on the one with the highest raft index")
+			"kubectl-etcd status --local   # as root on each control-plane host you can reach: its member's raft index\nkubectl-etcd recover   # as root on the host with the highest raft index (recover says if another is ahead)")
 	}
 
 	// Members.
@@ -163,25 +163,25 @@ func diagnose(f doctorFacts) []doctor.Finding {
 			if onHost {
 				where = "on " + m.Host
 				if h.Ready {
-					fix = fmt.Sprintf("kubectl etcd scale --replicas %d   (starts it on %s, as join would; or `kubectl etcd remove %s`)", max(v.Voters, 1), m.Host, m.ID)
+					fix = fmt.Sprintf("kubectl etcd scale --replicas %d   # starts it on %s, as join would (or: kubectl etcd remove %s)", max(v.Voters, 1), m.Host, m.ID)
 				}
 			}
 			add("member-unstarted", sev, subject, fmt.Sprintf("%s %s was added %s but never started (a failed join)", role, m.ID, where), fix)
 		case !m.Healthy && onHost && h.Ready:
 			add("member-down", doctor.Critical, subject, fmt.Sprintf("member %s (%s) does not answer: %s", m.Name, m.ClientURL, firstLine(orText(m.Error, "no answer"))),
-				fmt.Sprintf("kubectl etcd replace %s   (its data moved aside, a fresh member copies the data from the others; if the plugin says the node cannot run pods, run the host-local command it prints)", m.Host))
+				fmt.Sprintf("kubectl etcd replace %s   # its data moved aside, a fresh member copies the others'; if %s cannot run pods, it prints the command to run there", m.Host, m.Host))
 		case !m.Healthy && onHost:
 			add("member-down", doctor.Critical, subject, fmt.Sprintf("member %s does not answer and node %s is not Ready (powered off, or its kubelet is down)", m.Name, m.Host),
-				fmt.Sprintf("bring %s back (its member rejoins by itself); if it is gone for good: `kubectl etcd remove %s --delete-node`, then `kubectl etcd scale --replicas %d`", m.Host, m.Host, max(v.Voters, 1)))
+				fmt.Sprintf("# bring %s back: its member rejoins by itself. If %s is gone for good:\nkubectl etcd remove %s --delete-node\nkubectl etcd scale --replicas %d", m.Host, m.Host, m.Host, max(v.Voters, 1)))
 		case !m.Healthy:
 			add("member-down", doctor.Critical, subject, fmt.Sprintf("member %s (%s) does not answer and runs on no control-plane node", m.Name, m.PeerURL),
 				fmt.Sprintf("kubectl etcd remove %s", m.ID))
 		case m.Host == "":
 			add("member-without-host", doctor.Warning, subject, fmt.Sprintf("member %s (%s) answers but runs on no control-plane node (its Node object deleted, or a host outside the cluster)", m.Name, m.PeerURL),
-				fmt.Sprintf("if its host is still a control-plane host, restart kubelet there to register its Node again; if not, `kubectl etcd remove %s`", m.ID))
+				fmt.Sprintf("systemctl restart kubelet   # as root on its host, if that is still a control-plane host: the Node registers again\nkubectl etcd remove %s   # if it is not", m.ID))
 		case m.Learner:
 			add("member-learner", doctor.Warning, subject, fmt.Sprintf("member %s is still a learner (an addition that did not finish)", m.Name),
-				fmt.Sprintf("kubectl etcd scale --replicas %d   (finishes adding it; or `kubectl etcd remove %s`)", v.Voters+1, m.ID))
+				fmt.Sprintf("kubectl etcd scale --replicas %d   # finishes adding it (or: kubectl etcd remove %s)", v.Voters+1, m.ID))
 		}
 	}
 
@@ -217,16 +217,16 @@ func diagnose(f doctorFacts) []doctor.Finding {
 			// Said above, from the member's side, with its health.
 		case "manifest-without-member":
 			add("manifest-without-member", doctor.Critical, d.Node, fmt.Sprintf("%s runs an etcd static pod that is no member of this cluster (stale, or another cluster's data): its kube-apiserver serves from it", d.Node),
-				fmt.Sprintf("as root on %s: `kubectl-etcd doctor --local` says whose data it is; if not needed: `%s --move-aside-foreign-data` (moved aside, never deleted)", d.Node, join))
+				fmt.Sprintf("kubectl-etcd doctor --local   # as root on %s: whose data it runs\n%s --move-aside-foreign-data   # as root on %s, if that data is not needed (moved aside, never deleted)", d.Node, join, d.Node))
 		case "node-without-member":
 			add("node-without-member", doctor.Note, d.Node, fmt.Sprintf("control-plane node %s has no etcd member; its kube-apiserver reads the others'", d.Node),
-				fmt.Sprintf("kubectl etcd scale --replicas %d   (if you want a member there)", v.Voters+1))
+				fmt.Sprintf("kubectl etcd scale --replicas %d   # if you want a member there", v.Voters+1))
 		case "cut-off-by-recovery":
 			add("cut-off-by-recovery", doctor.Warning, d.Node, d.Detail, "")
 		case "manifest-differs":
-			add("manifest-drift", doctor.Warning, d.Node, d.Detail, fmt.Sprintf("kubectl etcd reconfigure %s   (renders kubeadm's manifest from kubeadm-config; a hand edit kept on purpose belongs in kubeadm-config or a kubeadm patch)", d.Node))
+			add("manifest-drift", doctor.Warning, d.Node, d.Detail, fmt.Sprintf("kubectl etcd reconfigure %s   # kubeadm's manifest from kubeadm-config; a hand edit meant to stay belongs in kubeadm-config or a kubeadm patch", d.Node))
 		case "members-disagree":
-			add("members-disagree", doctor.Warning, "", d.Detail, "kubectl etcd reconfigure   (every member, one at a time, from kubeadm-config)")
+			add("members-disagree", doctor.Warning, "", d.Detail, "kubectl etcd reconfigure   # every member, one at a time, from kubeadm-config")
 		default:
 			add(d.Kind, doctor.Warning, d.Node, d.Detail, "")
 		}
@@ -239,17 +239,17 @@ func diagnose(f doctorFacts) []doctor.Finding {
 		switch {
 		case len(served) == 0 && h.Member == "":
 			add("apiserver-orphaned", doctor.Critical, h.Node, fmt.Sprintf("kube-apiserver on %s reads etcd at %s, which no healthy member serves", h.Node, h.APIServerEtcd),
-				fmt.Sprintf("as root on %s: `kubectl-etcd leave` (points it at the members), or `%s` to give it a member", h.Node, join))
+				fmt.Sprintf("kubectl-etcd leave   # as root on %s: points it at the members\n%s   # as root on %s instead, to give it a member", h.Node, join, h.Node))
 		case len(stale) > 0 && h.Member == "":
 			add("apiserver-stale-servers", doctor.Warning, h.Node, fmt.Sprintf("kube-apiserver on %s also reads etcd at %s, which no healthy member serves", h.Node, strings.Join(stale, ",")),
-				fmt.Sprintf("as root on %s: `kubectl-etcd leave` (points it at the members there are)", h.Node))
+				fmt.Sprintf("kubectl-etcd leave   # as root on %s: points it at the members there are", h.Node))
 		}
 	}
 
 	// Data left on member-less hosts.
 	for _, node := range sortedKeys(f.hostStateErrs) {
 		add("host-unread", doctor.Warning, node, "its data dir could not be read: "+firstLine(f.hostStateErrs[node].Error()),
-			fmt.Sprintf("as root on %s: `kubectl-etcd doctor --local`", node))
+			fmt.Sprintf("kubectl-etcd doctor --local   # as root on %s", node))
 	}
 	for _, node := range sortedKeys(f.hostStates) {
 		hs := f.hostStates[node]
@@ -260,11 +260,11 @@ func diagnose(f doctorFacts) []doctor.Finding {
 		if cid := fmt.Sprintf("%x", d.ClusterID); st.ClusterID != "" && cid != st.ClusterID {
 			add("foreign-data-dir", doctor.Warning, node, fmt.Sprintf("data dir %s holds etcd cluster %s's data (member %x, revision %d), not this cluster's (%s): a join there refuses to touch it",
 				hs.DataDir, cid, d.MemberID, d.Revision, st.ClusterID),
-				fmt.Sprintf("if that data is not needed, as root on %s: `%s --move-aside-foreign-data` (makes %s a member; the data moved aside, never deleted)", node, join, node))
+				fmt.Sprintf("%s --move-aside-foreign-data   # as root on %s, if that data is not needed: %s becomes a member, the data moved aside (never deleted)", join, node, node))
 			continue
 		}
 		add("stale-data-dir", doctor.Note, node, fmt.Sprintf("data dir %s holds the data of removed member %x of this cluster", hs.DataDir, d.MemberID),
-			"nothing to do: a join there moves it aside itself")
+			"# nothing to do: a join there moves it aside itself")
 	}
 
 	// Certificates.
@@ -274,12 +274,12 @@ func diagnose(f doctorFacts) []doctor.Finding {
 	case f.certs != nil:
 		for _, h := range f.certs.Hosts {
 			if h.Error != "" {
-				add("certs-unread", doctor.Warning, h.Node, firstLine(h.Error), fmt.Sprintf("as root on %s: `kubectl-etcd certs check --local`", h.Node))
+				add("certs-unread", doctor.Warning, h.Node, firstLine(h.Error), fmt.Sprintf("kubectl-etcd certs check --local   # as root on %s", h.Node))
 				continue
 			}
 			renew := fmt.Sprintf("kubectl etcd certs renew %s", h.Node)
 			if hr, ok := hosts[h.Node]; ok && !hr.Ready {
-				renew = fmt.Sprintf("as root on %s: `kubectl-etcd certs renew --local`", h.Node)
+				renew = fmt.Sprintf("kubectl-etcd certs renew --local   # as root on %s (not Ready: it cannot run the plugin's pod)", h.Node)
 			}
 			// A host without a member needs no etcd serving, peer or
 			// healthcheck certificate (join makes them, and fetches the
@@ -293,7 +293,7 @@ func diagnose(f doctorFacts) []doctor.Finding {
 				switch c.Status {
 				case hostapi.CertExpired:
 					add("cert-expired", doctor.Critical, h.Node, fmt.Sprintf("%s (%s) expired on %s", c.Name, c.Path, c.NotAfter.UTC().Format("2006-01-02")),
-						fmt.Sprintf("as root on %s: `kubectl-etcd certs renew --local` (its apiserver cannot reach etcd with it)", h.Node))
+						fmt.Sprintf("kubectl-etcd certs renew --local   # as root on %s (with it expired, its apiserver cannot reach etcd)", h.Node))
 				case hostapi.CertMissing, hostapi.CertMismatch:
 					add("cert-"+c.Status, doctor.Critical, h.Node, fmt.Sprintf("%s (%s): %s", c.Name, c.Path, orText(c.Reason, c.Status)), renew)
 				case hostapi.CertRenew:
@@ -325,10 +325,10 @@ func diagnose(f doctorFacts) []doctor.Finding {
 			switch {
 			case cj.LastSuccessfulTime == nil && cj.LastScheduleTime != nil && f.now.Sub(*cj.LastScheduleTime) > 15*time.Minute:
 				add("backups-failing", doctor.Warning, "", fmt.Sprintf("no scheduled backup has succeeded (last run %s ago)", f.now.Sub(*cj.LastScheduleTime).Round(time.Minute)),
-					fmt.Sprintf("kubectl -n %s logs job/<the newest %s job>; `kubectl etcd backup run` takes one now", backup.CronJobNamespace, backup.CronJobName))
+					fmt.Sprintf("kubectl -n %s get jobs   # the newest %s job's logs say why\nkubectl etcd backup run   # takes one now", backup.CronJobNamespace, backup.CronJobName))
 			case cj.LastSuccessfulTime != nil && f.now.Sub(*cj.LastSuccessfulTime) > late:
 				add("backups-stale", doctor.Warning, "", fmt.Sprintf("the last successful backup is %s old, scheduled every %s", f.now.Sub(*cj.LastSuccessfulTime).Round(time.Minute), cj.Every),
-					fmt.Sprintf("kubectl -n %s get jobs (and the newest one's logs); `kubectl etcd backup run` takes one now", backup.CronJobNamespace))
+					fmt.Sprintf("kubectl -n %s get jobs   # the newest job's logs say why\nkubectl etcd backup run   # takes one now", backup.CronJobNamespace))
 			}
 		}
 	}

@@ -92,7 +92,7 @@ func TestDiagnose(t *testing.T) {
 			f.status.Hosts = append(f.status.Hosts, HostRow{Node: "h4", Ready: true, APIServerEtcd: "https://10.0.0.4:2379"})
 			f.status.Drift = append(f.status.Drift, Drift{Kind: "node-without-member", Node: "h4", Detail: "x"})
 		}, want: []string{"critical apiserver-orphaned h4", "note node-without-member h4"},
-			fix: map[string]string{"apiserver-orphaned h4": "kubectl-etcd leave", "node-without-member h4": "kubectl etcd scale --replicas 4"}},
+			fix: map[string]string{"apiserver-orphaned h4": "kubectl-etcd leave   # as root on h4", "node-without-member h4": "kubectl etcd scale --replicas 4"}},
 		{name: "a member-less host reading the members and a removed one", change: func(f *doctorFacts) {
 			f.status.Hosts = append(f.status.Hosts, HostRow{Node: "h4", Ready: true, APIServerEtcd: "https://10.0.0.1:2379,https://10.0.0.4:2379"})
 		}, want: []string{"warning apiserver-stale-servers h4"}},
@@ -108,7 +108,7 @@ func TestDiagnose(t *testing.T) {
 			f.certs.Hosts[1].Certs = []hostapi.CertReport{{Name: "etcd-peer", Path: "/p", Status: hostapi.CertExpired}}
 			f.certs.Hosts[2].Error = "h3 is NotReady and cannot run a host pod"
 		}, want: []string{"critical cert-expired h2", "warning cert-expiring h1", "warning certs-unread h3"},
-			fix: map[string]string{"cert-expiring h1": "kubectl etcd certs renew h1", "cert-expired h2": "`kubectl-etcd certs renew --local`"}},
+			fix: map[string]string{"cert-expiring h1": "kubectl etcd certs renew h1", "cert-expired h2": "kubectl-etcd certs renew --local   # as root on h2"}},
 		{name: "a member-less host lacks etcd's own certificates, not the apiserver's", change: func(f *doctorFacts) {
 			f.status.Hosts = append(f.status.Hosts, HostRow{Node: "h4", Ready: true, APIServerEtcd: "https://10.0.0.1:2379"})
 			f.certs.Hosts = append(f.certs.Hosts, HostCerts{Node: "h4", Certs: []hostapi.CertReport{
@@ -121,7 +121,7 @@ func TestDiagnose(t *testing.T) {
 			f.hostStates["h6"].DataDirFacts = &hostapi.DataDirFacts{HasData: true, MemberID: 0x8, ClusterID: 0xc1}
 			f.hostStateErrs = map[string]error{"h7": errors.New("the kubelet on node h7 cannot start pods")}
 		}, want: []string{"warning foreign-data-dir h5", "warning host-unread h7", "note stale-data-dir h6"},
-			fix: map[string]string{"foreign-data-dir h5": "as root on h5: `kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 --move-aside-foreign-data`"}},
+			fix: map[string]string{"foreign-data-dir h5": "kubectl-etcd join --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 --move-aside-foreign-data   # as root on h5"}},
 		{name: "no backups scheduled", change: func(f *doctorFacts) { f.cronJob = nil },
 			want: []string{"warning backups-unscheduled"}, fix: map[string]string{"backups-unscheduled ": "kubectl etcd backup schedule --every 1h --keep 24"}},
 		{name: "backups stale", change: func(f *doctorFacts) {
@@ -135,7 +135,7 @@ func TestDiagnose(t *testing.T) {
 			f.status.Members[2].Host = ""
 			f.status.Hosts = f.status.Hosts[:2]
 			f.status.Drift = append(f.status.Drift, Drift{Kind: "member-without-host", Member: "h3", Detail: "x"})
-		}, want: []string{"warning member-without-host h3"}, fix: map[string]string{"member-without-host h3": "restart kubelet there"}},
+		}, want: []string{"warning member-without-host h3"}, fix: map[string]string{"member-without-host h3": "systemctl restart kubelet   # as root on its host"}},
 		{name: "leftover host pods", change: func(f *doctorFacts) { f.leftovers = []string{"kubectl-etcd-h2-abc"} },
 			want: []string{"warning leftover-host-pods"}, fix: map[string]string{"leftover-host-pods ": "kubectl -n kube-system delete pod kubectl-etcd-h2-abc"}},
 		{name: "a check that could not run", change: func(f *doctorFacts) { f.certs, f.certsErr = nil, errors.New("forbidden") },

@@ -16,9 +16,9 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
 )
 
-// doctorReport runs `kubectl etcd doctor -o json` and returns the report
+// pluginDoctor runs `kubectl etcd doctor -o json` and returns the report
 // and the exit code (0 healthy, 2 a problem found).
-func doctorReport(t *testing.T, b *testbed.Bed) (*doctor.Report, int) {
+func pluginDoctor(t *testing.T, b *testbed.Bed) (*doctor.Report, int) {
 	t.Helper()
 	start := time.Now()
 	cmd := workstation(t, b, "doctor", "-o", "json")
@@ -80,7 +80,7 @@ func storyDoctor(t *testing.T, b *testbed.Bed) {
 		`--listen-metrics-urls http://127.0.0.1:12381 >/tmp/foreign-etcd.log 2>&1 & pid=$!; `+
 		`for i in $(seq 50); do etcdctl --endpoints http://127.0.0.1:12379 put /foreign yes >/dev/null 2>&1 && break; sleep 0.2; done; kill $pid; wait $pid || true; test -d /var/lib/etcd/member`)
 
-	r, code := doctorReport(t, b)
+	r, code := pluginDoctor(t, b)
 	var critical []string
 	for _, f := range r.Findings {
 		if f.Severity == doctor.Critical {
@@ -103,7 +103,8 @@ func storyDoctor(t *testing.T, b *testbed.Bed) {
 		t.Fatalf("scale --replicas 4 (the fix doctor gave): %v", err)
 	}
 	wantVoters(t, b, "h1", "h1", "h2", "h3", "h4")
-	fix := regexp.MustCompile("`(kubectl-etcd join [^`]+)`").FindStringSubmatch(foreign.Fix)
+	// The fix is a command line to paste, with where to run it after "#".
+	fix := regexp.MustCompile(`(?m)^(kubectl-etcd join [^#\n]+?)\s+# as root on h5`).FindStringSubmatch(foreign.Fix)
 	if fix == nil {
 		t.Fatalf("no host-local join in the fix %q", foreign.Fix)
 	}
@@ -116,7 +117,7 @@ func storyDoctor(t *testing.T, b *testbed.Bed) {
 	if out, err := h5.Exec(ctx, "sh", "-c", "find /var/lib -maxdepth 3 -name '*foreign-cluster*'"); err != nil || len(strings.TrimSpace(string(out))) == 0 {
 		t.Errorf("h5's foreign data is not kept aside: %v %s", err, out)
 	}
-	if r, code = doctorReport(t, b); code != 0 {
+	if r, code = pluginDoctor(t, b); code != 0 {
 		t.Errorf("doctor after the fixes: exit %d, %s", code, r.Summary)
 	}
 	// No scheduled run may start a pod at the hour in the stories after.
