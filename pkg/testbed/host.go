@@ -90,6 +90,16 @@ type Host struct {
 	bed *Bed
 }
 
+// LocalEtcdURL is where the host's etcd member serves clients on loopback,
+// as kubeadm lays it out: https://127.0.0.1:2379, or https://[::1]:2379 on
+// an IPv6 bed, whose members do not listen on 127.0.0.1.
+func (h *Host) LocalEtcdURL() string {
+	if h.bed.IPv6 {
+		return "https://[::1]:2379"
+	}
+	return "https://127.0.0.1:2379"
+}
+
 // Netns is the name of the host's network namespace.
 func (h *Host) Netns() string { return h.bed.Name + "-" + h.Name }
 

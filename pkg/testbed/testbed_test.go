@@ -180,6 +180,9 @@ func TestRenderKubeadmIPv6DottedNames(t *testing.T) {
 	if h.Name != "h2" || h.NodeName() != "h2.cp.example.internal" || h.Address != "fd00:99:0:10::12" {
 		t.Fatalf("host %+v", h.HostConfig)
 	}
+	if h.LocalEtcdURL() != "https://[::1]:2379" {
+		t.Errorf("an IPv6 host's local etcd at %s", h.LocalEtcdURL())
+	}
 	b.Hosts = []*Host{h}
 	if b.Host("h2") != h || b.Host("h2.cp.example.internal") != h || b.Host("h2.cp") != nil {
 		t.Error("Bed.Host finds a host by its bed name and its node name only")
