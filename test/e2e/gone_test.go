@@ -281,6 +281,12 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	for _, h := range []*testbed.Host{h1, h4, h5} {
 		apiserverReady(t, h)
 	}
+	// status reads which etcd each apiserver reads from its mirror pod,
+	// which the new hosts' kubelets may not have made yet when their
+	// apiservers answer (seen once: h5's row without it, just after its join).
+	for _, h := range []*testbed.Host{h4, h5} {
+		waitPodRunning(t, b, "kube-system", "kube-apiserver-"+h.NodeName())
+	}
 	st = goneStatusOf(t, b)
 	var hosts []string
 	for _, m := range st.Members {
