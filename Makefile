@@ -8,6 +8,10 @@ BED ?= ketcd
 HOSTS ?= 3
 SHAPE ?=
 HOST ?= h1
+# IPV6=1: an IPv6 single-stack bed; DOMAIN=cp.example.internal: dotted node names (h1.DOMAIN)
+IPV6 ?=
+DOMAIN ?=
+BEDFLAGS = $(if $(IPV6),--ipv6) $(if $(DOMAIN),--domain $(DOMAIN))
 TESTBED := $(GO) run ./cmd/testbed --name $(BED)
 # Every build here is static and path-free, as the bed's and the release's
 # binaries must be: one set of flags means one compile of the dependencies
@@ -53,9 +57,10 @@ lint:
 components:
 	hack/build-components.sh all
 
-## bed-up: a test bed with HOSTS control-plane hosts (or SHAPE=init,control-plane-no-etcd,worker,...)
+## bed-up: a test bed with HOSTS control-plane hosts (or SHAPE=init,control-plane-no-etcd,worker,...);
+## IPV6=1 DOMAIN=cp.example.internal for IPv6 only and dotted node names
 bed-up:
-	$(TESTBED) up --hosts $(HOSTS) $(if $(SHAPE),--shape $(SHAPE))
+	$(TESTBED) up --hosts $(HOSTS) $(if $(SHAPE),--shape $(SHAPE)) $(BEDFLAGS)
 
 ## bed-down: tear the test bed down, leaving nothing behind
 bed-down:
@@ -70,8 +75,9 @@ bed-shell:
 
 ## demo: the local demo cluster (kubeadm control plane on h1, h2 and h3 control-plane hosts
 ## without etcd), then what a new user runs first: status, scale --replicas 3, status
+## (make demo IPV6=1 DOMAIN=cp.example.internal: the same, IPv6 only, dotted node names)
 demo:
-	$(TESTBED) up --shape init,control-plane-no-etcd,control-plane-no-etcd
+	$(TESTBED) up --shape init,control-plane-no-etcd,control-plane-no-etcd $(BEDFLAGS)
 	@K="$(BEDDIR)/bin/kubectl --kubeconfig $(BEDDIR)/kubeconfig"; E="$(BEDDIR)/bin/kubectl-etcd --kubeconfig $(BEDDIR)/kubeconfig"; \
 	echo; echo '$$ kubectl get nodes,pods -A -o wide'; $$K get nodes,pods -A -o wide; \
 	echo; echo '$$ kubectl etcd status'; $$E status; \

@@ -36,24 +36,29 @@ func newRoot() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&root, "root", "", "state directory (default /var/tmp/kubectl-etcd-testbed)")
 
 	var hosts int
-	var shape, subnet string
+	var shape, subnet, domain string
+	var ipv6 bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Build what is missing and bring up a bed (replacing a previous one of the same name)",
 		Example: `  testbed up --hosts 3                    # kubeadm init on h1, h2 and h3 join as control planes with etcd
-  testbed up --shape init,control-plane-no-etcd,control-plane-no-etcd,worker`,
+  testbed up --shape init,control-plane-no-etcd,control-plane-no-etcd,worker
+  testbed up --hosts 3 --ipv6 --domain cp.example.internal   # IPv6 only; nodes h1.cp.example.internal, ...`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			roles, err := parseShape(shape, hosts)
 			if err != nil {
 				return err
 			}
-			b, err := testbed.Up(cmd.Context(), testbed.Options{Name: name, Root: root, Subnet: subnet, Roles: roles, Log: os.Stderr})
+			if !cmd.Flags().Changed("subnet") && ipv6 {
+				subnet = testbed.DefaultSubnetIPv6
+			}
+			b, err := testbed.Up(cmd.Context(), testbed.Options{Name: name, Root: root, Subnet: subnet, IPv6: ipv6, Domain: domain, Roles: roles, Log: os.Stderr})
 			if err != nil {
 				return err
 			}
 			fmt.Printf("\nbed %q is up with %d hosts:\n", b.Name, len(b.Hosts))
 			for _, h := range b.Hosts {
-				fmt.Printf("  %-4s %-15s %s\n", h.Name, h.Address, h.Role)
+				fmt.Printf("  %-4s %-15s %s%s\n", h.Name, h.Address, h.Role, nodeSuffix(h.HostConfig))
 			}
 			fmt.Printf("\nkubeconfig:    export KUBECONFIG=%s\n", b.Kubeconfig())
 			fmt.Printf("enter a host:  make bed-shell HOST=h1   (or: go run ./cmd/testbed --name %s exec h1 -- bash)\n", b.Name)
@@ -63,7 +68,9 @@ func newRoot() *cobra.Command {
 	}
 	up.Flags().IntVar(&hosts, "hosts", 3, "number of hosts: h1 runs kubeadm init, the others join as control planes with etcd")
 	up.Flags().StringVar(&shape, "shape", "", "comma-separated roles, one per host (init, control-plane, control-plane-no-etcd, worker, bare); overrides --hosts")
-	up.Flags().StringVar(&subnet, "subnet", "10.99.0", "first three octets of the bed's private /24")
+	up.Flags().StringVar(&subnet, "subnet", testbed.DefaultSubnet, "first three octets of the bed's private /24 (with --ipv6: first four groups of a /64 in fd00::/8, default "+testbed.DefaultSubnetIPv6+")")
+	up.Flags().BoolVar(&ipv6, "ipv6", false, "IPv6 single-stack: hosts, load balancer, pods and services have IPv6 addresses only")
+	up.Flags().StringVar(&domain, "domain", "", "give the hosts dotted node names, h1.DOMAIN, h2.DOMAIN, ... (e.g. cp.example.internal)")
 
 	down := &cobra.Command{
 		Use:   "down",
@@ -187,7 +194,7 @@ compiles the components while those tests wait on etcd.`,
 				if h.IsOn() {
 					state = fmt.Sprintf("on (pid %d)", h.InitPID())
 				}
-				fmt.Printf("  %-4s %-15s %-22s %s\n", h.Name, h.Address, h.Role, state)
+				fmt.Printf("  %-4s %-15s %-22s %s%s\n", h.Name, h.Address, h.Role, state, nodeSuffix(h.HostConfig))
 			}
 			return nil
 		},
@@ -204,6 +211,14 @@ compiles the components while those tests wait on etcd.`,
 
 	cmd.AddCommand(up, down, prepare, execCmd, power(true), power(false), standalone, joinCP, status, proxy)
 	return cmd
+}
+
+// nodeSuffix names a host's node when it is not the bed's name for it.
+func nodeSuffix(hc testbed.HostConfig) string {
+	if hc.NodeName() == hc.Name {
+		return ""
+	}
+	return "  node " + hc.NodeName()
 }
 
 func loadHost(name, root, host string) (*testbed.Host, error) {

@@ -48,8 +48,10 @@ type Access struct {
 
 // AccessFromArgs finds the certificate directory and the loopback client
 // URL in an etcd container's command line (kubeadm's --trusted-ca-file and
-// --listen-client-urls), so a cluster with another certificatesDir works
-// too; kubeadm's defaults fill what is missing.
+// --listen-client-urls: https://127.0.0.1:2379, or https://[::1]:2379 on an
+// IPv6 control plane, whose members do not listen on 127.0.0.1), so a
+// cluster with another certificatesDir works too; kubeadm's defaults fill
+// what is missing.
 func AccessFromArgs(args []string) Access {
 	a := Access{Endpoint: DefaultEndpoint}
 	dir := DefaultCertDir
@@ -59,7 +61,7 @@ func AccessFromArgs(args []string) Access {
 		}
 		if v, ok := strings.CutPrefix(arg, "--listen-client-urls="); ok {
 			for _, u := range strings.Split(v, ",") {
-				if strings.HasPrefix(u, "https://127.0.0.1:") {
+				if strings.HasPrefix(u, "https://127.0.0.1:") || strings.HasPrefix(u, "https://[::1]:") {
 					a.Endpoint = u
 					break
 				}

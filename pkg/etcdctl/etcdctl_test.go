@@ -259,6 +259,10 @@ func TestAccess(t *testing.T) {
 	if a != want {
 		t.Errorf("AccessFromArgs = %+v, want %+v", a, want)
 	}
+	// kubeadm's IPv6 control plane: its member listens on [::1], not 127.0.0.1.
+	if v6 := AccessFromArgs([]string{"etcd", "--listen-client-urls=https://[::1]:2379,https://[fd00:99::11]:2379"}); v6.Endpoint != "https://[::1]:2379" {
+		t.Errorf("IPv6 member: endpoint %s, want https://[::1]:2379", v6.Endpoint)
+	}
 	if d := AccessFromArgs(nil); d.CACert != DefaultCertDir+"/ca.crt" || d.Endpoint != DefaultEndpoint {
 		t.Errorf("defaults = %+v", d)
 	}

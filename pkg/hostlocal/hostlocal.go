@@ -200,13 +200,23 @@ func clientURLsExcept(members []etcdcluster.Member, id uint64) []string {
 	return out
 }
 
-// portsFree checks that nothing listens where the member will: the client
-// and peer ports on the advertise address and loopback.
-func portsFree(cfg *staticpod.Config) error {
-	for _, hp := range []string{
+// memberPorts is where the member will listen: the client and peer ports on
+// the advertise address, the client and metrics ports on loopback (::1 when
+// the member advertises an IPv6 address, as kubeadm lays it out).
+func memberPorts(cfg *staticpod.Config) []string {
+	lo := "127.0.0.1"
+	if strings.Contains(cfg.AdvertiseAddress(), ":") {
+		lo = "::1"
+	}
+	return []string{
 		net.JoinHostPort(cfg.AdvertiseAddress(), "2379"), net.JoinHostPort(cfg.AdvertiseAddress(), "2380"),
-		"127.0.0.1:2379", "127.0.0.1:2381",
-	} {
+		net.JoinHostPort(lo, "2379"), net.JoinHostPort(lo, "2381"),
+	}
+}
+
+// portsFree checks that nothing listens where the member will.
+func portsFree(cfg *staticpod.Config) error {
+	for _, hp := range memberPorts(cfg) {
 		l, err := net.Listen("tcp", hp)
 		if err != nil {
 			return fmt.Errorf("port %s is already in use on %s (another etcd or program listens there); the member cannot start: %w", hp, cfg.NodeName(), err)

@@ -465,6 +465,13 @@ func (r *Runner) attachError(node, pod string, err error) error {
 	return fmt.Errorf("attaching to pod %s/%s on node %s: %w", r.Namespace, pod, node, err)
 }
 
+// podNamePrefix is the pod's generateName: the node's name with its dots
+// made dashes (a node named h1.cp.example.internal), since a pod's name is
+// also its hostname, for which the apiserver warns about dots.
+func podNamePrefix(node string) string {
+	return "kubectl-etcd-" + strings.ReplaceAll(node, ".", "-") + "-"
+}
+
 // podFor is the pod spec: a privileged, host-namespaced pod pinned to the
 // node (nodeName: no scheduler involved, so it runs on a cordoned or tainted
 // control-plane node too), with the host's / at /host. It carries no secret:
@@ -472,7 +479,7 @@ func (r *Runner) attachError(node, pod string, err error) error {
 func (r *Runner) podFor(node, runID string, args []string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: "kubectl-etcd-" + node + "-",
+			GenerateName: podNamePrefix(node),
 			Namespace:    r.Namespace,
 			Labels:       map[string]string{ManagedByLabel: ManagedByValue, RunLabel: runID},
 		},

@@ -85,6 +85,12 @@ func TestPodSpec(t *testing.T) {
 			t.Errorf("pod mounts a secret or config: %+v", v)
 		}
 	}
+	// A dotted node name: pinned to that node, named without dots (a pod's
+	// name is its hostname, and the apiserver warns about dots there).
+	d := r.podFor("h2.cp.example.internal", "abc", []string{"agent"})
+	if d.GenerateName != "kubectl-etcd-h2-cp-example-internal-" || d.Spec.NodeName != "h2.cp.example.internal" {
+		t.Errorf("dotted node: generateName %q, nodeName %q", d.GenerateName, d.Spec.NodeName)
+	}
 }
 
 func TestRunNodeNotFound(t *testing.T) {

@@ -43,8 +43,18 @@ var systemctlScript []byte
 type Options struct {
 	// Name prefixes every namespace, cgroup and directory of the bed.
 	Name string
-	// Subnet is the first three octets of the bed's /24, e.g. "10.99.0".
+	// Subnet is the first three octets of the bed's /24, e.g. "10.99.0";
+	// with IPv6, the first four groups of its /64 in fd00::/8, e.g.
+	// "fd00:99:0:10".
 	Subnet string
+	// IPv6 makes a single-stack IPv6 bed: the bridge, the load balancer,
+	// every host, kubeadm's advertise addresses, the pod and service
+	// subnets and the pods' CNI range are IPv6 only.
+	IPv6 bool
+	// Domain, when set, makes every node name a dotted one: host h1's
+	// hostname, node and etcd member are h1.<Domain>. The bed's own name for
+	// the host (namespaces, state dir, Bed.Host) stays h1.
+	Domain string
 	// Roles gives one entry per host; the first must be RoleInit (or RoleBare).
 	Roles []Role
 	// Root is where bed state lives (default /var/tmp/kubectl-etcd-testbed).
@@ -65,6 +75,8 @@ type Options struct {
 type State struct {
 	Name              string       `json:"name"`
 	Subnet            string       `json:"subnet"`
+	IPv6              bool         `json:"ipv6,omitempty"`
+	Domain            string       `json:"domain,omitempty"`
 	Hosts             []HostConfig `json:"hosts"`
 	KubernetesVersion string       `json:"kubernetesVersion"`
 	ProxyAddr         string       `json:"proxyAddr,omitempty"`
@@ -104,7 +116,10 @@ func (o *Options) defaults() {
 		o.Name = "ketcd"
 	}
 	if o.Subnet == "" {
-		o.Subnet = "10.99.0"
+		o.Subnet = DefaultSubnet
+		if o.IPv6 {
+			o.Subnet = DefaultSubnetIPv6
+		}
 	}
 	if o.Root == "" {
 		o.Root = defaultRoot
@@ -114,11 +129,21 @@ func (o *Options) defaults() {
 	}
 }
 
-// LBAddress is the bed's load balancer in front of the apiservers, on the bridge.
-func (b *Bed) LBAddress() string { return b.Subnet + ".1" }
+func (b *Bed) addressing() addressing { return addressing{subnet: b.Subnet, ipv6: b.IPv6} }
 
-// ControlPlaneEndpoint is the LB's host:port, kubeadm's controlPlaneEndpoint.
-func (b *Bed) ControlPlaneEndpoint() string { return b.LBAddress() + ":6443" }
+// LBAddress is the bed's load balancer in front of the apiservers, on the bridge.
+func (b *Bed) LBAddress() string { return b.addressing().lb() }
+
+// ControlPlaneEndpoint is the LB's host:port, kubeadm's controlPlaneEndpoint
+// (an IPv6 address in brackets).
+func (b *Bed) ControlPlaneEndpoint() string { return net.JoinHostPort(b.LBAddress(), "6443") }
+
+// HostAddress is the address of the i-th host slot (from 0), also of a
+// slot no host has: an address on the bed's network that nothing answers.
+func (b *Bed) HostAddress(i int) string { return b.addressing().host(i) }
+
+// Network is the bed's bridge network in CIDR form.
+func (b *Bed) Network() string { return b.addressing().cidr() }
 
 // BinDir holds the binaries every host has on its PATH.
 func (b *Bed) BinDir() string { return filepath.Join(b.Dir, "bin") }
@@ -133,10 +158,11 @@ func (b *Bed) hostPATH() string {
 	return b.BinDir() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-// Host returns the host with the given name, or nil.
+// Host returns the host with the given name (the bed's, such as h1, or its
+// node name), or nil.
 func (b *Bed) Host(name string) *Host {
 	for _, h := range b.Hosts {
-		if h.Name == name {
+		if h.Name == name || h.NodeName() == name {
 			return h
 		}
 	}
@@ -195,8 +221,15 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 	if len(opts.Roles) == 0 || (opts.Roles[0] != RoleInit && opts.Roles[0] != RoleBare) {
 		return nil, fmt.Errorf("the first host must have role %q (or %q), got %v", RoleInit, RoleBare, opts.Roles)
 	}
-	if len(opts.Roles) > 200 {
-		return nil, fmt.Errorf("at most 200 hosts fit the bed's /24, asked for %d", len(opts.Roles))
+	plan := addressing{subnet: opts.Subnet, ipv6: opts.IPv6}
+	if err := plan.validate(); err != nil {
+		return nil, err
+	}
+	if len(opts.Roles) > plan.maxHosts() {
+		return nil, fmt.Errorf("at most %d hosts fit the bed's %s, asked for %d", plan.maxHosts(), plan.cidr(), len(opts.Roles))
+	}
+	if err := validDomain(opts.Domain); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	if left := Leftovers(opts.Name, opts.Root); len(left) > 0 {
@@ -205,7 +238,7 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 			return nil, fmt.Errorf("cleaning the previous bed %q: %w", opts.Name, err)
 		}
 	}
-	if err := checkSubnetFree(opts.Subnet); err != nil {
+	if err := checkSubnetFree(plan); err != nil {
 		return nil, err
 	}
 	prereq, err := Prepare(ctx, opts.Log)
@@ -214,11 +247,11 @@ func Up(ctx context.Context, opts Options) (_ *Bed, err error) {
 	}
 	b := &Bed{Dir: filepath.Join(opts.Root, opts.Name), log: opts.Log}
 	b.State = State{
-		Name: opts.Name, Subnet: opts.Subnet, KubernetesVersion: KubernetesVersion,
+		Name: opts.Name, Subnet: opts.Subnet, IPv6: opts.IPv6, Domain: opts.Domain, KubernetesVersion: KubernetesVersion,
 		Token: randomToken(), CertificateKey: randomHex(32), EtcdExtraArgs: opts.EtcdExtraArgs, EtcdImageTag: opts.EtcdImageTag,
 	}
 	for i, r := range opts.Roles {
-		hc := HostConfig{Name: fmt.Sprintf("h%d", i+1), Address: fmt.Sprintf("%s.%d", opts.Subnet, 11+i), Role: r}
+		hc := newHostConfig(plan, opts.Domain, i, r)
 		b.State.Hosts = append(b.State.Hosts, hc)
 		b.Hosts = append(b.Hosts, &Host{HostConfig: hc, bed: b})
 	}
@@ -292,7 +325,11 @@ func (b *Bed) layout(p *Prereqs) error {
 	var hosts strings.Builder
 	hosts.WriteString("127.0.0.1 localhost\n::1 localhost\n")
 	for _, h := range b.Hosts {
-		fmt.Fprintf(&hosts, "%s %s\n", h.Address, h.Name)
+		if h.NodeName() != h.Name {
+			fmt.Fprintf(&hosts, "%s %s %s\n", h.Address, h.NodeName(), h.Name)
+		} else {
+			fmt.Fprintf(&hosts, "%s %s\n", h.Address, h.Name)
+		}
 	}
 	for _, h := range b.Hosts {
 		st := h.StateDir()
@@ -300,11 +337,11 @@ func (b *Bed) layout(p *Prereqs) error {
 		// what the host needs before it boots.
 		etc := filepath.Join(st, "overlay", "etc", "upper")
 		files := map[string]string{
-			"hostname":                      h.Name + "\n",
+			"hostname":                      h.NodeName() + "\n",
 			"hosts":                         hosts.String(),
 			"machine-id":                    randomHex(16) + "\n",
 			"containerd/config.toml":        containerdConfig,
-			"cni/net.d/10-testbed.conflist": cniConfig,
+			"cni/net.d/10-testbed.conflist": cniConfig(b.addressing()),
 			"testbed/patches/kubeletconfiguration+strategic.yaml": string(kubeletPatch(h.CgroupRoot())),
 		}
 		for p, c := range files {
@@ -360,23 +397,50 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 // Job pod would otherwise never get a sandbox ("failed to find network info")
 // and the check would wait out its full minute. Every host uses the same
 // subnet: the bridge lives in the host's own network namespace and no pod
-// talks to another host.
-const cniConfig = `{"cniVersion": "0.4.0", "name": "testbed", "plugins": [
-  {"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.85.0.0/24"}]]}},
+// talks to another host. An IPv6 bed's pods get IPv6 addresses only.
+func cniConfig(a addressing) string {
+	return `{"cniVersion": "0.4.0", "name": "testbed", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "ranges": [[{"subnet": "` + a.cniSubnet() + `"}]]}},
   {"type": "loopback"}
 ]}
 `
+}
 
 func (b *Bed) network(ctx context.Context) error {
-	br := b.bridgeNetns()
+	for _, s := range networkSteps(b.bridgeNetns(), b.addressing(), b.Hosts) {
+		if err := run(ctx, s[0], s[1:]...); err != nil {
+			return fmt.Errorf("building the bed's network: %w", err)
+		}
+	}
+	return nil
+}
+
+// networkSteps are the ip(8) commands that build the bed's network: a
+// bridge in a namespace of its own holding the load balancer's address, and
+// one veth pair per host. An IPv6 bed's addresses skip duplicate address
+// detection (nothing else is on the bridge), so they are usable at once.
+func networkSteps(br string, a addressing, hosts []*Host) [][]string {
+	addr := func(ip string) []string {
+		s := []string{ip + "/" + strconv.Itoa(a.prefixLen())}
+		if a.ipv6 {
+			s = append(s, "nodad")
+		}
+		return s
+	}
+	ip := func(args ...string) []string {
+		if a.ipv6 {
+			return append([]string{"ip", "-6"}, args...)
+		}
+		return append([]string{"ip"}, args...)
+	}
 	steps := [][]string{
 		{"ip", "netns", "add", br},
 		{"ip", "-n", br, "link", "set", "lo", "up"},
 		{"ip", "-n", br, "link", "add", "br0", "type", "bridge"},
-		{"ip", "-n", br, "addr", "add", b.LBAddress() + "/24", "dev", "br0"},
+		append(append([]string{"ip", "-n", br, "addr", "add"}, addr(a.lb())...), "dev", "br0"),
 		{"ip", "-n", br, "link", "set", "br0", "up"},
 	}
-	for _, h := range b.Hosts {
+	for _, h := range hosts {
 		ns := h.Netns()
 		steps = append(steps,
 			[]string{"ip", "netns", "add", ns},
@@ -385,26 +449,28 @@ func (b *Bed) network(ctx context.Context) error {
 			[]string{"ip", "-n", br, "link", "add", h.Name, "type", "veth", "peer", "name", "eth0", "netns", ns},
 			[]string{"ip", "-n", br, "link", "set", h.Name, "master", "br0", "up"},
 			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
-			[]string{"ip", "-n", ns, "addr", "add", h.Address + "/24", "dev", "eth0"},
+			append(append([]string{"ip", "-n", ns, "addr", "add"}, addr(h.Address)...), "dev", "eth0"),
 			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
-			[]string{"ip", "-n", ns, "route", "add", "default", "via", b.LBAddress()},
+			ip("-n", ns, "route", "add", "default", "via", a.lb()),
 			// kubeadm preflight wants forwarding on; it is per network namespace.
 			[]string{"ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
 		)
-	}
-	for _, s := range steps {
-		if err := run(ctx, s[0], s[1:]...); err != nil {
-			return fmt.Errorf("building the bed's network: %w", err)
+		if a.ipv6 {
+			steps = append(steps, []string{"ip", "netns", "exec", ns, "sysctl", "-qw",
+				"net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.default.forwarding=1"})
 		}
 	}
-	return nil
+	return steps
 }
 
-// checkSubnetFree refuses a /24 that the real machine already uses.
-func checkSubnetFree(subnet string) error {
-	_, want, err := net.ParseCIDR(subnet + ".0/24")
+// checkSubnetFree refuses a network that the real machine already uses.
+func checkSubnetFree(a addressing) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	_, want, err := net.ParseCIDR(a.cidr())
 	if err != nil {
-		return fmt.Errorf("bad subnet %q (want three octets such as 10.99.0): %w", subnet, err)
+		return fmt.Errorf("bad subnet %q: %w", a.subnet, err)
 	}
 	ifaces, err := net.Interfaces()
 	if err != nil {
@@ -477,7 +543,7 @@ func RunProxy(ctx context.Context, name, root string) error {
 	}
 	var backends []string
 	for _, h := range b.Hosts {
-		backends = append(backends, h.Address+":6443")
+		backends = append(backends, net.JoinHostPort(h.Address, "6443"))
 	}
 	p := &Proxy{NetnsPath: brNs, Backends: backends}
 	return p.Serve(ctx, lbl, local)

@@ -24,6 +24,7 @@ func (b *Bed) params(h *Host) kubeadmParams {
 		Host: h.HostConfig, Token: b.Token, CertificateKey: b.CertificateKey,
 		KubernetesVersion: b.KubernetesVersion, ClusterName: b.Name,
 		ControlPlaneEndpoint: b.ControlPlaneEndpoint(), LBAddress: b.LBAddress(),
+		ServiceSubnet: b.addressing().serviceSubnet(), PodSubnet: b.addressing().podSubnet(),
 		EtcdExtraArgs: b.EtcdExtraArgs, EtcdImageTag: b.EtcdImageTag,
 	}
 }
@@ -229,7 +230,7 @@ func (b *Bed) StandaloneKubelet(ctx context.Context, h *Host) error {
 	if err := h.WriteFile("/var/lib/kubelet/config.yaml", []byte(kubelet), 0o644); err != nil {
 		return err
 	}
-	flags := fmt.Sprintf("KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-ip=%s --hostname-override=%s\"\n", h.Address, h.Name)
+	flags := fmt.Sprintf("KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-ip=%s --hostname-override=%s\"\n", h.Address, h.NodeName())
 	if err := h.WriteFile("/var/lib/kubelet/kubeadm-flags.env", []byte(flags), 0o644); err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func (b *Bed) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
 	var want []string
 	for _, h := range b.Hosts {
 		if h.Role != RoleBare {
-			want = append(want, h.Name)
+			want = append(want, h.NodeName())
 		}
 	}
 	var notReady []string

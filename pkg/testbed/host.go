@@ -34,9 +34,53 @@ const (
 
 // HostConfig is what is recorded about a host in the bed's state file.
 type HostConfig struct {
-	Name    string `json:"name"`
+	// Name is the bed's name for the host (h1, h2, ...): of its namespaces,
+	// state dir, cgroups and veth.
+	Name string `json:"name"`
+	// Node is its hostname, node name and etcd member name, when it is not
+	// Name (a bed with Options.Domain: h1.cp.example.internal).
+	Node    string `json:"node,omitempty"`
 	Address string `json:"address"`
 	Role    Role   `json:"role"`
+}
+
+// NodeName is the host's hostname, which kubeadm makes its node name and
+// its etcd member's name.
+func (hc HostConfig) NodeName() string {
+	if hc.Node != "" {
+		return hc.Node
+	}
+	return hc.Name
+}
+
+// newHostConfig is the i-th host (from 0) of a bed.
+func newHostConfig(a addressing, domain string, i int, r Role) HostConfig {
+	hc := HostConfig{Name: fmt.Sprintf("h%d", i+1), Address: a.host(i), Role: r}
+	if domain != "" {
+		hc.Node = hc.Name + "." + domain
+	}
+	return hc
+}
+
+// validDomain refuses a domain that would not make node names kubelet and
+// the apiserver accept (lower-case DNS labels, 253 characters in all).
+func validDomain(d string) error {
+	if d == "" {
+		return nil
+	}
+	if len("h200."+d) > 253 {
+		return fmt.Errorf("domain %q makes node names longer than 253 characters", d)
+	}
+	for _, l := range strings.Split(d, ".") {
+		ok := l != "" && len(l) <= 63 && l[0] != '-' && l[len(l)-1] != '-'
+		for _, c := range l {
+			ok = ok && (c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-')
+		}
+		if !ok {
+			return fmt.Errorf("domain %q: %q is not a lower-case DNS label", d, l)
+		}
+	}
+	return nil
 }
 
 // Host is one machine of the bed: its own network, mount, UTS and PID
@@ -44,6 +88,16 @@ type HostConfig struct {
 type Host struct {
 	HostConfig
 	bed *Bed
+}
+
+// LocalEtcdURL is where the host's etcd member serves clients on loopback,
+// as kubeadm lays it out: https://127.0.0.1:2379, or https://[::1]:2379 on
+// an IPv6 bed, whose members do not listen on 127.0.0.1.
+func (h *Host) LocalEtcdURL() string {
+	if h.bed.IPv6 {
+		return "https://[::1]:2379"
+	}
+	return "https://127.0.0.1:2379"
 }
 
 // Netns is the name of the host's network namespace.
@@ -260,7 +314,7 @@ func (h *Host) PowerOn(ctx context.Context) error {
 	cmd := exec.Command("nsenter", "--net="+h.NetnsPath(), "--",
 		"unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
 		"--kill-child=SIGKILL",
-		"bash", filepath.Join(h.bed.Dir, "hostinit.sh"), h.Name, state, h.bed.BinDir())
+		"bash", filepath.Join(h.bed.Dir, "hostinit.sh"), h.NodeName(), state, h.bed.BinDir())
 	cmd.Stdout, cmd.Stderr = console, console
 	// Its own session: a Ctrl-C meant for the caller is not a power cut.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

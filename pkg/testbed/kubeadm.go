@@ -12,7 +12,7 @@ import (
 var kubeadmTmpl = template.Must(template.New("kubeadm").Parse(`
 {{- define "nodeRegistration" -}}
 nodeRegistration:
-  name: {{.Host.Name}}
+  name: {{.Host.NodeName}}
   criSocket: unix:///run/containerd/containerd.sock
   # No registry is reachable: every image was imported into containerd.
   imagePullPolicy: Never
@@ -20,7 +20,7 @@ nodeRegistration:
   ignorePreflightErrors: [SystemVerification]
   kubeletExtraArgs:
   - name: node-ip
-    value: {{.Host.Address}}
+    value: "{{.Host.Address}}"
 {{- end -}}
 {{- define "init" -}}
 apiVersion: kubeadm.k8s.io/v1beta4
@@ -30,7 +30,7 @@ bootstrapTokens:
   ttl: 24h0m0s
 certificateKey: {{.CertificateKey}}
 localAPIEndpoint:
-  advertiseAddress: {{.Host.Address}}
+  advertiseAddress: "{{.Host.Address}}"
   bindPort: 6443
 {{template "nodeRegistration" .}}
 patches:
@@ -42,13 +42,13 @@ kind: ClusterConfiguration
 kubernetesVersion: {{.KubernetesVersion}}
 clusterName: {{.ClusterName}}
 # The bed's load balancer (the proxy on the bridge), as an HA control plane has.
-controlPlaneEndpoint: {{.ControlPlaneEndpoint}}
+controlPlaneEndpoint: "{{.ControlPlaneEndpoint}}"
 apiServer:
   # The workstation reaches the apiservers through the proxy on 127.0.0.1.
-  certSANs: [127.0.0.1, localhost, {{.LBAddress}}]
+  certSANs: [127.0.0.1, localhost, "{{.LBAddress}}"]
 networking:
-  serviceSubnet: 10.96.0.0/16
-  podSubnet: 10.244.0.0/16
+  serviceSubnet: {{.ServiceSubnet}}
+  podSubnet: {{.PodSubnet}}
 {{- if or .EtcdExtraArgs .EtcdImageTag}}
 etcd:
   local:
@@ -89,7 +89,7 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: JoinConfiguration
 discovery:
   bootstrapToken:
-    apiServerEndpoint: {{.ControlPlaneEndpoint}}
+    apiServerEndpoint: "{{.ControlPlaneEndpoint}}"
     token: {{.Token}}
     caCertHashes: [{{.CACertHash}}]
 {{template "nodeRegistration" .}}
@@ -98,7 +98,7 @@ patches:
 {{- if .ControlPlane}}
 controlPlane:
   localAPIEndpoint:
-    advertiseAddress: {{.Host.Address}}
+    advertiseAddress: "{{.Host.Address}}"
     bindPort: 6443
   certificateKey: {{.CertificateKey}}
 {{- end}}
@@ -114,6 +114,8 @@ type kubeadmParams struct {
 	ClusterName          string
 	ControlPlaneEndpoint string
 	LBAddress            string
+	ServiceSubnet        string
+	PodSubnet            string
 	ControlPlane         bool
 	EtcdExtraArgs        map[string]string
 	EtcdImageTag         string

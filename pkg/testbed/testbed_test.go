@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,15 +88,168 @@ func TestRenderKubeadmJoin(t *testing.T) {
 }
 
 func TestCheckSubnetFree(t *testing.T) {
-	err := checkSubnetFree("127.0.0")
+	err := checkSubnetFree(addressing{subnet: "127.0.0"})
 	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "--subnet") {
 		t.Errorf("loopback's range must be refused with a hint, got %v", err)
 	}
-	if err := checkSubnetFree("10.99.250"); err != nil {
+	if err := checkSubnetFree(addressing{subnet: "10.99.250"}); err != nil {
 		t.Errorf("unused range refused: %v", err)
 	}
-	if err := checkSubnetFree("10.99"); err == nil {
-		t.Error("malformed subnet accepted")
+	if err := checkSubnetFree(addressing{subnet: "fd00:99:0:250", ipv6: true}); err != nil {
+		t.Errorf("unused IPv6 range refused: %v", err)
+	}
+	for _, bad := range []addressing{{subnet: "10.99"}, {subnet: "fd00:99:0:1"}, {subnet: "10.99.0", ipv6: true},
+		{subnet: "fd00:99::", ipv6: true}, {subnet: "2001:db8:0:1", ipv6: true}} {
+		if err := checkSubnetFree(bad); err == nil {
+			t.Errorf("malformed subnet %+v accepted", bad)
+		}
+	}
+}
+
+func TestAddressing(t *testing.T) {
+	for _, tc := range []struct {
+		a                          addressing
+		lb, h1, h3, cidr, svc, pod string
+		cni                        string
+	}{
+		{addressing{subnet: "10.99.10"}, "10.99.10.1", "10.99.10.11", "10.99.10.13", "10.99.10.0/24", "10.96.0.0/16", "10.244.0.0/16", "10.85.0.0/24"},
+		{addressing{subnet: "fd00:99:0:10", ipv6: true}, "fd00:99:0:10::1", "fd00:99:0:10::11", "fd00:99:0:10::13", "fd00:99:0:10::/64",
+			"fd00:10:96::/112", "fd00:10:244::/56", "fd00:85::/64"},
+		{addressing{subnet: "fd00:99:0:0", ipv6: true}, "fd00:99::1", "fd00:99::11", "fd00:99::13", "fd00:99:0:0::/64",
+			"fd00:10:96::/112", "fd00:10:244::/56", "fd00:85::/64"},
+	} {
+		if err := tc.a.validate(); err != nil {
+			t.Fatal(err)
+		}
+		got := []string{tc.a.lb(), tc.a.host(0), tc.a.host(2), tc.a.cidr(), tc.a.serviceSubnet(), tc.a.podSubnet(), tc.a.cniSubnet()}
+		want := []string{tc.lb, tc.h1, tc.h3, tc.cidr, tc.svc, tc.pod, tc.cni}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%+v: got %v, want %v", tc.a, got, want)
+		}
+		_, network, _ := net.ParseCIDR(tc.a.cidr())
+		for _, ip := range []string{tc.a.lb(), tc.a.host(0), tc.a.host(tc.a.maxHosts() - 1)} {
+			p := net.ParseIP(ip)
+			if p == nil || !network.Contains(p) || (p.To4() == nil) != tc.a.ipv6 {
+				t.Errorf("%s is not an address of %s's family in %s", ip, tc.a.subnet, network)
+			}
+		}
+		for _, r := range []string{tc.svc, tc.pod, tc.cni} {
+			ip, _, err := net.ParseCIDR(r)
+			if err != nil || (ip.To4() == nil) != tc.a.ipv6 {
+				t.Errorf("range %s is not of the bed's family (%v)", r, err)
+			}
+		}
+	}
+}
+
+func TestNetworkStepsIPv6(t *testing.T) {
+	a := addressing{subnet: "fd00:99:0:10", ipv6: true}
+	b := &Bed{State: State{Name: "t", Subnet: a.subnet, IPv6: true}}
+	h := &Host{HostConfig: newHostConfig(a, "cp.example.internal", 0, RoleInit), bed: b}
+	var lines []string
+	for _, s := range networkSteps("t-br", a, []*Host{h}) {
+		lines = append(lines, strings.Join(s, " "))
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"ip -n t-br addr add fd00:99:0:10::1/64 nodad dev br0",
+		"ip -n t-br link add h1 type veth peer name eth0 netns t-h1", // the veth keeps the short name (15 bytes at most)
+		"ip -n t-h1 addr add fd00:99:0:10::11/64 nodad dev eth0",
+		"ip -6 -n t-h1 route add default via fd00:99:0:10::1",
+		"net.ipv6.conf.default.forwarding=1",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no step %q in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "/24") {
+		t.Errorf("an IPv4 prefix in an IPv6 bed's steps:\n%s", all)
+	}
+	v4 := networkSteps("t-br", addressing{subnet: "10.99.10"}, []*Host{{HostConfig: newHostConfig(addressing{subnet: "10.99.10"}, "", 0, RoleInit), bed: &Bed{State: State{Name: "t"}}}})
+	for _, s := range v4 {
+		if l := strings.Join(s, " "); strings.Contains(l, "nodad") || strings.Contains(l, "ipv6") || strings.Contains(l, "-6") {
+			t.Errorf("an IPv6 step in an IPv4 bed: %s", l)
+		}
+	}
+}
+
+func TestRenderKubeadmIPv6DottedNames(t *testing.T) {
+	a := addressing{subnet: "fd00:99:0:10", ipv6: true}
+	b := &Bed{State: State{Name: "t", Subnet: a.subnet, IPv6: true, Domain: "cp.example.internal", Token: "abcdef.0123456789abcdef", CertificateKey: "ck", KubernetesVersion: "v1.37.2"}}
+	h := &Host{HostConfig: newHostConfig(a, b.Domain, 1, RoleControlPlane), bed: b}
+	if h.Name != "h2" || h.NodeName() != "h2.cp.example.internal" || h.Address != "fd00:99:0:10::12" {
+		t.Fatalf("host %+v", h.HostConfig)
+	}
+	if h.LocalEtcdURL() != "https://[::1]:2379" {
+		t.Errorf("an IPv6 host's local etcd at %s", h.LocalEtcdURL())
+	}
+	b.Hosts = []*Host{h}
+	if b.Host("h2") != h || b.Host("h2.cp.example.internal") != h || b.Host("h2.cp") != nil {
+		t.Error("Bed.Host finds a host by its bed name and its node name only")
+	}
+	out, err := renderKubeadm("init", b.params(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(out), "\n---\n")
+	var initCfg, clusterCfg map[string]any
+	if err := yaml.Unmarshal([]byte(docs[0]), &initCfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(docs[1]), &clusterCfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := initCfg["localAPIEndpoint"].(map[string]any)["advertiseAddress"]; got != "fd00:99:0:10::12" {
+		t.Errorf("advertiseAddress = %v", got)
+	}
+	nr := initCfg["nodeRegistration"].(map[string]any)
+	if nr["name"] != "h2.cp.example.internal" {
+		t.Errorf("node name %v", nr["name"])
+	}
+	if args := fmt.Sprint(nr["kubeletExtraArgs"]); args != "[map[name:node-ip value:fd00:99:0:10::12]]" {
+		t.Errorf("kubeletExtraArgs = %s", args)
+	}
+	if clusterCfg["controlPlaneEndpoint"] != "[fd00:99:0:10::1]:6443" {
+		t.Errorf("controlPlaneEndpoint = %v", clusterCfg["controlPlaneEndpoint"])
+	}
+	nw := clusterCfg["networking"].(map[string]any)
+	if nw["serviceSubnet"] != "fd00:10:96::/112" || nw["podSubnet"] != "fd00:10:244::/56" {
+		t.Errorf("networking = %v", nw)
+	}
+	if sans := fmt.Sprint(clusterCfg["apiServer"].(map[string]any)["certSANs"]); sans != "[127.0.0.1 localhost fd00:99:0:10::1]" {
+		t.Errorf("certSANs = %s", sans)
+	}
+	p := b.params(h)
+	p.ControlPlane, p.CACertHash = true, "sha256:00"
+	out, err = renderKubeadm("join", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j map[string]any
+	if err := yaml.Unmarshal(out, &j); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := j["discovery"].(map[string]any)["bootstrapToken"].(map[string]any)["apiServerEndpoint"]; got != "[fd00:99:0:10::1]:6443" {
+		t.Errorf("join goes to %v", got)
+	}
+	if got := j["controlPlane"].(map[string]any)["localAPIEndpoint"].(map[string]any)["advertiseAddress"]; got != "fd00:99:0:10::12" {
+		t.Errorf("join advertises %v", got)
+	}
+	if c := cniConfig(a); !strings.Contains(c, `"subnet": "fd00:85::/64"`) {
+		t.Errorf("CNI config:\n%s", c)
+	}
+}
+
+func TestValidDomain(t *testing.T) {
+	for _, ok := range []string{"", "cp.example.internal", "a", "x-1.y"} {
+		if err := validDomain(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"Cp.example", "a..b", ".a", "a.", "-a.b", "a_b", strings.Repeat("a", 64)} {
+		if err := validDomain(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
 

@@ -116,6 +116,9 @@ func nodeExists(t *testing.T, b *testbed.Bed, name string) bool {
 // health checks pass, every acknowledged write readable.
 func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	h1, h2, h3, h4, h5 := b.Host("h1"), b.Host("h2"), b.Host("h3"), b.Host("h4"), b.Host("h5")
+	// Node names (dotted on the scale chain's bed): what the plugin's
+	// arguments and output use.
+	n1, n2, n3 := h1.NodeName(), h2.NodeName(), h3.NodeName()
 	copyGlob := "/var/lib/etcd/.kubectl-etcd-before-recover-*/member/snap/db /var/lib/etcd.before-recover-*/member/snap/db"
 	copiesBefore := pathsNow(t, h1, copyGlob)
 	ctx := context.Background()
@@ -140,7 +143,7 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	// Wait for it to see them down, as an operator would.
 	waitFor(t, 3*time.Minute, "status to see h2 and h3 down", func() bool {
 		out, err := plugin(t, b, "status")
-		return err == nil && strings.Contains(out, "h2 is down (") && strings.Contains(out, "h3 is down (")
+		return err == nil && strings.Contains(out, n2+" is down (") && strings.Contains(out, n3+" is down (")
 	})
 
 	// status: h2 and h3 are shown as cut off by the recovery, not as an
@@ -150,8 +153,8 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	for _, h := range st.Hosts {
 		cut[h.Node] = h.CutOffBy
 	}
-	for _, n := range []string{"h2", "h3"} {
-		if !strings.HasPrefix(cut[n], "recover on h1 at ") {
+	for _, n := range []string{n2, n3} {
+		if !strings.HasPrefix(cut[n], "recover on "+n1+" at ") {
 			t.Errorf("status: host %s cutOffBy %q, want the recover on h1", n, cut[n])
 		}
 	}
@@ -160,25 +163,25 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 			t.Errorf("status: drift %+v after the recovery, want only cut-off-by-recovery", d)
 		}
 	}
-	if out, err := plugin(t, b, "status"); err != nil || !strings.Contains(out, "(cut off by the recover on h1 at") ||
-		!strings.Contains(out, "kubectl etcd remove h2 --delete-node") || !strings.Contains(out, "2 of them cut off by the recover on h1 (h2, h3)") ||
-		strings.Contains(out, "not a member of the cluster") || !strings.Contains(out, "h2 is down (") || !strings.Contains(out, "h3 is down (") ||
+	if out, err := plugin(t, b, "status"); err != nil || !strings.Contains(out, "(cut off by the recover on "+n1+" at") ||
+		!strings.Contains(out, "kubectl etcd remove "+n2+" --delete-node") || !strings.Contains(out, "2 of them cut off by the recover on "+n1+" ("+n2+", "+n3+")") ||
+		strings.Contains(out, "not a member of the cluster") || !strings.Contains(out, n2+" is down (") || !strings.Contains(out, n3+" is down (") ||
 		strings.Contains(out, "its host is back") {
 		t.Errorf("status after the recovery: %v\n%s", err, out)
 	}
 
 	// remove h2: nothing left in etcd; the node is the operator's to delete.
-	out, err = plugin(t, b, "remove", "h2", "--dry-run")
+	out, err = plugin(t, b, "remove", n2, "--dry-run")
 	if err != nil || !strings.Contains(out, "(dry run: nothing will be changed)") || !strings.Contains(out, "nothing to remove in etcd") {
 		t.Errorf("remove h2 --dry-run: %v\n%s", err, out)
 	}
 	for i := 0; i < 2; i++ { // the rerun is the same no-op
-		out, err = plugin(t, b, "remove", "h2")
-		if err != nil || !strings.Contains(out, "is not in the member list any more: the recover on h1 at ") ||
-			!strings.Contains(out, "nothing to remove in etcd") || !strings.Contains(out, "`kubectl delete node h2`") {
+		out, err = plugin(t, b, "remove", n2)
+		if err != nil || !strings.Contains(out, "is not in the member list any more: the recover on "+n1+" at ") ||
+			!strings.Contains(out, "nothing to remove in etcd") || !strings.Contains(out, "`kubectl delete node "+n2+"`") {
 			t.Errorf("remove h2 (run %d): %v\n%s", i+1, err, out)
 		}
-		if !nodeExists(t, b, "h2") {
+		if !nodeExists(t, b, n2) {
 			t.Fatal("remove h2 without --delete-node deleted node h2")
 		}
 	}
@@ -205,21 +208,21 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	// controller turns only some 40 s after it took over (it restarted with
 	// the recover); until then kubeadm rightly sees nothing wrong. Before
 	// session 10, CreateJob's wasted minute hid that wait.
-	waitNodesNotReady(t, b, "h2", "h3")
-	if out, err := upgradePlan("CreateJob,"); err == nil || !strings.Contains(out, "there are NotReady control-planes in the cluster: [h2") {
+	waitNodesNotReady(t, b, n2, n3)
+	if out, err := upgradePlan("CreateJob,"); err == nil || !strings.Contains(out, "there are NotReady control-planes in the cluster: ["+n2) {
 		t.Errorf("kubeadm upgrade plan with h2, h3 NotReady: want it refused naming them, got %v", err)
 	}
 
 	// remove h3 --delete-node: node and mirror pods deleted; rerun a no-op.
-	out, err = plugin(t, b, "remove", "h3", "--delete-node")
-	if err != nil || !strings.Contains(out, "nothing to remove in etcd") || !strings.Contains(out, "node h3 deleted") ||
-		!strings.Contains(out, "mirror pod kube-system/etcd-h3 deleted") {
+	out, err = plugin(t, b, "remove", n3, "--delete-node")
+	if err != nil || !strings.Contains(out, "nothing to remove in etcd") || !strings.Contains(out, "node "+n3+" deleted") ||
+		!strings.Contains(out, "mirror pod kube-system/etcd-"+n3+" deleted") {
 		t.Errorf("remove h3 --delete-node: %v\n%s", err, out)
 	}
-	if nodeExists(t, b, "h3") {
+	if nodeExists(t, b, n3) {
 		t.Error("node h3 still exists after remove --delete-node")
 	}
-	if out, err := plugin(t, b, "remove", "h3", "--delete-node"); err != nil || !strings.Contains(out, "no control-plane node h3 is left either\n  nothing to do") {
+	if out, err := plugin(t, b, "remove", n3, "--delete-node"); err != nil || !strings.Contains(out, "no control-plane node "+n3+" is left either\n  nothing to do") {
 		t.Errorf("remove h3 again: %v\n%s", err, out)
 	}
 	// A wrong name is still a clear error, and changes nothing.
@@ -228,20 +231,20 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	}
 	// --delete-node is refused for a Ready node (h1 has the only member:
 	// refused either way; nothing changes).
-	if out, err := plugin(t, b, "remove", "h1", "--delete-node"); err == nil {
+	if out, err := plugin(t, b, "remove", n1, "--delete-node"); err == nil {
 		t.Errorf("remove h1 --delete-node succeeded:\n%s", out)
 	}
-	if !nodeExists(t, b, "h1") {
+	if !nodeExists(t, b, n1) {
 		t.Fatal("node h1 deleted")
 	}
 	wantVoters(t, b, "h1", "h1")
 
 	// The operator decides h2 is gone for good, too.
-	if out, err := plugin(t, b, "remove", "h2", "--delete-node"); err != nil || !strings.Contains(out, "node h2 deleted") {
+	if out, err := plugin(t, b, "remove", n2, "--delete-node"); err != nil || !strings.Contains(out, "node "+n2+" deleted") {
 		t.Errorf("remove h2 --delete-node: %v\n%s", err, out)
 	}
 	st = goneStatusOf(t, b)
-	if len(st.Hosts) != 1 || st.Hosts[0].Node != "h1" || len(st.Drift) != 0 {
+	if len(st.Hosts) != 1 || st.Hosts[0].Node != n1 || len(st.Drift) != 0 {
 		t.Errorf("status after both removals: hosts %+v, drift %+v", st.Hosts, st.Drift)
 	}
 
@@ -267,7 +270,7 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 		}
 	}
 	waitFor(t, 2*time.Minute, "nodes h1, h4, h5 Ready", func() bool {
-		for _, n := range []string{"h1", "h4", "h5"} {
+		for _, n := range []string{n1, h4.NodeName(), h5.NodeName()} {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
 			if err != nil || nodeReady(node) != corev1.ConditionTrue {
 				return false
@@ -278,6 +281,12 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 	for _, h := range []*testbed.Host{h1, h4, h5} {
 		apiserverReady(t, h)
 	}
+	// status reads which etcd each apiserver reads from its mirror pod,
+	// which the new hosts' kubelets may not have made yet when their
+	// apiservers answer (seen once: h5's row without it, just after its join).
+	for _, h := range []*testbed.Host{h4, h5} {
+		waitPodRunning(t, b, "kube-system", "kube-apiserver-"+h.NodeName())
+	}
 	st = goneStatusOf(t, b)
 	var hosts []string
 	for _, m := range st.Members {
@@ -286,11 +295,11 @@ func storyRecoverGoneForGood(t *testing.T, b *testbed.Bed) {
 		}
 		hosts = append(hosts, m.Host)
 	}
-	if strings.Join(hosts, ",") != "h1,h4,h5" {
+	if strings.Join(hosts, ",") != n1+","+h4.NodeName()+","+h5.NodeName() {
 		t.Errorf("status: members on %v, want h1,h4,h5", hosts)
 	}
 	for _, h := range st.Hosts {
-		if h.Member == "" || !h.Ready || h.CutOffBy != "" || h.APIServerEtcd != "https://127.0.0.1:2379" {
+		if h.Member == "" || !h.Ready || h.CutOffBy != "" || h.APIServerEtcd != h1.LocalEtcdURL() {
 			t.Errorf("host row %+v", h)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -149,8 +150,14 @@ func sortStrings(s []string) {
 	}
 }
 
+// wantVoters: the voting members are the named hosts' (by the bed's names:
+// the members are named after the nodes).
 func wantVoters(t *testing.T, b *testbed.Bed, via string, want ...string) {
 	t.Helper()
+	want = slices.Clone(want)
+	for i, w := range want {
+		want[i] = node(b, w)
+	}
 	got, learners := voters(t, b, via)
 	if strings.Join(got, ",") != strings.Join(want, ",") || learners != 0 {
 		t.Fatalf("voting members %v (+%d learners), want %v", got, learners, want)

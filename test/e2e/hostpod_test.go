@@ -29,6 +29,7 @@ import (
 // leaves its binary on the host, fails fast and clearly, and never leaves a
 // pod behind.
 func storyHostPod(t *testing.T, b *testbed.Bed) {
+	n2 := node(b, "h2") // the node host pods are pinned to
 	names, _ := voters(t, b, "h1")
 	want := len(names)
 	cs, err := b.Client()
@@ -80,7 +81,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 			return strings.TrimSpace(string(out))
 		}
 		h1Before := binaryOnH1()
-		out, _, err := run(t, runner(), "h2", strings.NewReader(`{"verb":"status"}`))
+		out, _, err := run(t, runner(), n2, strings.NewReader(`{"verb":"status"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +89,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatalf("stdout is not the State JSON: %v\n%s", err, out)
 		}
-		if st.Node != "h2" || len(st.Members) != want {
+		if st.Node != n2 || len(st.Members) != want {
 			t.Errorf("state node %q with %d members, want h2 with %d:\n%s", st.Node, len(st.Members), want, out)
 		}
 		bin, err := b.Host("h2").ReadFile(hostpod.HostBinaryPath)
@@ -105,22 +106,22 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		var out, errOut bytes.Buffer
-		err := runner().Agent(ctx, "h2", hostpod.Request{Verb: hostpod.VerbExec,
+		err := runner().Agent(ctx, n2, hostpod.Request{Verb: hostpod.VerbExec,
 			Args: hostpod.RequestArgs{Argv: []string{"status", "--local", "-o", "json"}}}, &out, &errOut)
 		if err != nil {
 			t.Fatalf("%v\nstderr:\n%s", err, errOut.String())
 		}
 		var st hostlocal.State
-		if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.Node != "h2" || len(st.Members) != want {
+		if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.Node != n2 || len(st.Members) != want {
 			t.Errorf("status --local through the agent: node %q, %d members, err %v\n%s", st.Node, len(st.Members), err, out.String())
 		}
 		noPodsLeft(t)
 	})
 
 	t.Run("ExitCodeAndStderr", func(t *testing.T) {
-		_, _, err := run(t, runner(), "h2", strings.NewReader(`{"verb":"exec","args":{"argv":["join"]}}`))
+		_, _, err := run(t, runner(), n2, strings.NewReader(`{"verb":"exec","args":{"argv":["join"]}}`))
 		var ee *hostpod.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode != 1 || !strings.Contains(err.Error(), "--endpoints is required") || !strings.Contains(err.Error(), "h2") {
+		if !errors.As(err, &ee) || ee.ExitCode != 1 || !strings.Contains(err.Error(), "--endpoints is required") || !strings.Contains(err.Error(), n2) {
 			t.Fatalf("err = %v, want exit code 1 with the agent's error", err)
 		}
 		noPodsLeft(t)
@@ -140,8 +141,8 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 	t.Run("ImagePull", func(t *testing.T) {
 		r := runner()
 		r.Image = "localhost/does-not-exist:1"
-		_, _, err := run(t, r, "h2", strings.NewReader(`{"verb":"status"}`))
-		if err == nil || !strings.Contains(err.Error(), r.Image) || !strings.Contains(err.Error(), "h2") || !errors.Is(err, hostpod.ErrImagePull) {
+		_, _, err := run(t, r, n2, strings.NewReader(`{"verb":"status"}`))
+		if err == nil || !strings.Contains(err.Error(), r.Image) || !strings.Contains(err.Error(), n2) || !errors.Is(err, hostpod.ErrImagePull) {
 			t.Fatalf("err = %v, want an image pull failure naming the image and the node", err)
 		}
 		noPodsLeft(t)
@@ -154,7 +155,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		time.AfterFunc(3*time.Second, cancel)
 		done := make(chan error, 1)
 		start := time.Now()
-		go func() { done <- runner().Run(ctx, "h2", []string{"agent"}, pr, io.Discard, io.Discard) }()
+		go func() { done <- runner().Run(ctx, n2, []string{"agent"}, pr, io.Discard, io.Discard) }()
 		select {
 		case err := <-done:
 			if !errors.Is(err, context.Canceled) {
@@ -172,7 +173,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		left, err := cs.CoreV1().Pods("kube-system").Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "kubectl-etcd-h2-", Labels: map[string]string{
 				hostpod.ManagedByLabel: hostpod.ManagedByValue, hostpod.RunLabel: "killed-run"}},
-			Spec: corev1.PodSpec{NodeName: "h2", HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever,
+			Spec: corev1.PodSpec{NodeName: n2, HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever,
 				TerminationGracePeriodSeconds: ptr.To[int64](1),
 				Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 				Containers: []corev1.Container{{Name: "sleep", Image: testbed.ToolboxImage, ImagePullPolicy: corev1.PullNever,
@@ -182,7 +183,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 			t.Fatal(err)
 		}
 		waitPodRunning(t, b, "kube-system", left.Name)
-		if _, _, err := run(t, runner(), "h2", strings.NewReader(`{"verb":"status"}`)); err != nil {
+		if _, _, err := run(t, runner(), n2, strings.NewReader(`{"verb":"status"}`)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := cs.CoreV1().Pods("kube-system").Get(ctx, left.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -205,7 +206,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		check := func(t *testing.T, within time.Duration) error {
 			t.Helper()
 			start := time.Now()
-			_, _, err := run(t, runner(), "h2", strings.NewReader(`{"verb":"status"}`))
+			_, _, err := run(t, runner(), n2, strings.NewReader(`{"verb":"status"}`))
 			if !errors.Is(err, hostpod.ErrKubeletCannotStartPods) || !strings.Contains(err.Error(), "kubectl-etcd status --local") {
 				t.Fatalf("err = %v, want the kubelet cannot start pods, with the host-local command", err)
 			}
@@ -222,7 +223,7 @@ func storyHostPod(t *testing.T, b *testbed.Bed) {
 		t.Run("NodeUnknown", func(t *testing.T) {
 			deadline := time.Now().Add(2 * time.Minute)
 			for {
-				n, err := cs.CoreV1().Nodes().Get(ctx, "h2", metav1.GetOptions{})
+				n, err := cs.CoreV1().Nodes().Get(ctx, n2, metav1.GetOptions{})
 				if err == nil && nodeReady(n) == corev1.ConditionUnknown {
 					break
 				}

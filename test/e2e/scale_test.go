@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,16 +77,21 @@ func noHostPodsLeft(t *testing.T, b *testbed.Bed) {
 
 // storyPluginScaleUp: a kubeadm control plane on h1 and two control-plane
 // hosts without etcd; `kubectl etcd scale --replicas 3` from the workstation
-// gives three voters, and the apiservers that waited for a local member serve.
+// gives three voters, and the apiservers that waited for a local member serve;
+// then `kubectl etcd snapshot save` streams a verified snapshot. On the scale
+// chain's bed every address is IPv6 and every node name dotted
+// (h1.cp.example.internal): the members' URLs are bracketed, and the
+// apiservers read their members at https://[::1]:2379.
 func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	w := startWriter(t, b, "e2e-scale-writer")
+	n1, n2 := node(b, "h1"), node(b, "h2")
 
 	if out, err := plugin(t, b, "version"); err != nil || !strings.Contains(out, "Server Version: "+testbed.KubernetesVersion) ||
-		!strings.Contains(out, "h1     "+testbed.EtcdPreviousTag) {
+		!hasRow(out, n1, testbed.EtcdPreviousTag) {
 		t.Errorf("version: %v", err)
 	}
 	out, err := plugin(t, b, "status")
-	if err != nil || !strings.Contains(out, "control-plane node h2 has no etcd member") {
+	if err != nil || !strings.Contains(out, "control-plane node "+n2+" has no etcd member") {
 		t.Fatalf("status before: %v", err)
 	}
 	// h2 lacks the etcd CA (joined without uploaded certificates, say):
@@ -106,13 +113,13 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	if m, err := h2.ReadFile("/etc/kubernetes/manifests/etcd.yaml"); err != nil || !strings.Contains(string(m), `e2e.kubectl-etcd.io/patched: "yes"`) {
 		t.Errorf("h2's etcd manifest lacks its kubeadm patch (%v):\n%s", err, m)
 	}
-	if !strings.Contains(out, "take a verified snapshot on h1") {
+	if !strings.Contains(out, "take a verified snapshot on "+n1) {
 		t.Errorf("scale did not take a snapshot first")
 	}
 	if out, err := h1.Exec(context.Background(), "sh", "-c", "ls /var/lib/kubectl-etcd/backups"); err != nil || !strings.Contains(string(out), "-pre-scale.db") {
 		t.Errorf("no pre-scale snapshot on h1: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "h2 has no etcd CA: sending it") || !strings.Contains(out, "installed on h2") {
+	if !strings.Contains(out, n2+" has no etcd CA: sending it") || !strings.Contains(out, "installed on "+n2) {
 		t.Errorf("scale did not say it brought the etcd CA to h2")
 	}
 	if strings.Contains(out, "PRIVATE KEY") {
@@ -144,11 +151,12 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 		}
 	}
 	for _, h := range st.Hosts {
-		if h.Member == "" || h.APIServerEtcd != "https://127.0.0.1:2379" {
+		if hh := b.Host(h.Node); hh == nil || h.Member == "" || h.APIServerEtcd != hh.LocalEtcdURL() {
 			t.Errorf("host row %+v", h)
 		}
 	}
 	checkStatusPaths(t, b)
+	snapshotSave(t, b)
 	// Bad input changes nothing.
 	for _, tc := range []struct {
 		args []string
@@ -156,7 +164,7 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	}{
 		{[]string{"scale", "--replicas", "0"}, "at least 1"},
 		{[]string{"scale", "--replicas", "5"}, "more than the 3 control-plane nodes"},
-		{[]string{"scale", "--nodes", "h1,nope"}, `"nope" is not a control-plane node`},
+		{[]string{"scale", "--nodes", n1 + ",nope"}, `"nope" is not a control-plane node`},
 		{[]string{"status", "--via", "ssh"}, `unknown --via "ssh" (auto, exec, host-pod)`},
 	} {
 		if out, err := plugin(t, b, tc.args...); err == nil || !strings.Contains(out, tc.want) {
@@ -166,6 +174,29 @@ func storyPluginScaleUp(t *testing.T, b *testbed.Bed) {
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
 	noHostPodsLeft(t, b)
 	w.finish(t, b, "e2e-scale-writer")
+}
+
+// snapshotSave: `kubectl etcd snapshot save FILE` from the workstation
+// streams a snapshot from a member through the apiserver, verified, to a
+// file here; its report names the member's client URL (in brackets on an
+// IPv6 bed).
+func snapshotSave(t *testing.T, b *testbed.Bed) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "etcd.db")
+	out, err := plugin(t, b, "snapshot", "save", path)
+	if err != nil || !strings.Contains(out, "Snapshot saved to "+path) || !strings.Contains(out, "verified:") {
+		t.Fatalf("snapshot save: %v", err)
+	}
+	named := false
+	for _, h := range []string{"h1", "h2", "h3"} {
+		named = named || strings.Contains(out, " at https://"+net.JoinHostPort(b.Host(h).Address, "2379")+", cluster ")
+	}
+	if !named {
+		t.Errorf("snapshot save does not name its member's client URL (https://%s for h1's)", net.JoinHostPort(b.Host("h1").Address, "2379"))
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() < 1<<20 {
+		t.Errorf("snapshot file %s: %v", path, err)
+	}
 }
 
 // scaleWhileOthersRun runs `scale --replicas 3` and, once it starts adding
@@ -189,7 +220,7 @@ func scaleWhileOthersRun(t *testing.T, b *testbed.Bed) {
 		first.WriteString(line + "\n")
 		// The step adding h3 starts: the first run holds the lock and is
 		// mid-way (its join on h3 takes half a minute).
-		if !started && strings.Contains(line, "] add h3: ") {
+		if !started && strings.Contains(line, "] add "+node(b, "h3")+": ") {
 			started = true
 			go func() {
 				var o others

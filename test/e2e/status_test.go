@@ -99,8 +99,7 @@ func statusRun(t *testing.T, b *testbed.Bed, args ...string) (statusRows, string
 // IDs, from etcdctl on h1), each healthy on its own host, one leader.
 func wantStatusRows(t *testing.T, b *testbed.Bed, st statusRows, what string) {
 	t.Helper()
-	out, err := b.Host("h1").Exec(context.Background(), "sh", "-c",
-		"etcdctl --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --endpoints=https://127.0.0.1:2379 member list")
+	out, err := etcdctl(context.Background(), b.Host("h1"), "member", "list")
 	if err != nil {
 		t.Fatalf("etcdctl member list on h1: %v\n%s", err, out)
 	}

@@ -91,7 +91,7 @@ func assertNothingLeft(t *testing.T, name string) {
 }
 
 func etcdctl(ctx context.Context, h *testbed.Host, args ...string) ([]byte, error) {
-	base := []string{"etcdctl", "--endpoints=https://127.0.0.1:2379",
+	base := []string{"etcdctl", "--endpoints=" + h.LocalEtcdURL(),
 		"--cacert=/etc/kubernetes/pki/etcd/ca.crt",
 		"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
 		"--key=/etc/kubernetes/pki/etcd/healthcheck-client.key"}
@@ -175,6 +175,26 @@ func storySingleHostBed(t *testing.T, b *testbed.Bed, before machineState) {
 	}
 	assertNothingLeft(t, name)
 	readMachineState(t).assertSame(t, before, "after teardown")
+}
+
+// node is the node (and etcd member) name of the bed's host name: h1 on
+// most beds, h1.cp.example.internal on the scale chain's (dotted names).
+func node(b *testbed.Bed, name string) string {
+	if h := b.Host(name); h != nil {
+		return h.NodeName()
+	}
+	return name
+}
+
+// hasRow reports whether a line of out starts with these fields, whatever
+// the spaces between them (a table's columns are as wide as its names).
+func hasRow(out string, fields ...string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= len(fields) && strings.Join(f[:len(fields)], " ") == strings.Join(fields, " ") {
+			return true
+		}
+	}
+	return false
 }
 
 func waitPodRunning(t *testing.T, b *testbed.Bed, ns, name string) *corev1.Pod {
@@ -310,7 +330,7 @@ func hostPod(t *testing.T, b *testbed.Bed) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-host-pod", Namespace: "kube-system"},
 		Spec: corev1.PodSpec{
-			NodeName:      "h2",
+			NodeName:      node(b, "h2"),
 			HostNetwork:   true,
 			HostPID:       true,
 			RestartPolicy: corev1.RestartPolicyNever,

@@ -75,13 +75,14 @@ func rawClient(t *testing.T, endpoint string, tlsCfg *tls.Config, d *tunnel.Dial
 // it alone: -run 'TestScaleChain/(PluginScaleUp|Tunnel)').
 func storyTunnel(t *testing.T, b *testbed.Bed) {
 	h1, h2 := b.Host("h1"), b.Host("h2")
+	pod1, pod2 := "etcd-"+h1.NodeName(), "etcd-"+h2.NodeName()
 	names, _ := voters(t, b, "h1")
 	want := len(names)
 	addr1, addr2 := net.JoinHostPort(h1.Address, "2379"), net.JoinHostPort(h2.Address, "2379")
 	endpoints := []string{"https://" + addr1, "https://" + addr2}
 
-	waitPodRunning(t, b, "kube-system", "etcd-h1")
-	waitPodRunning(t, b, "kube-system", "etcd-h2")
+	waitPodRunning(t, b, "kube-system", pod1)
+	waitPodRunning(t, b, "kube-system", pod2)
 	cfg, err := clientcmd.BuildConfigFromFlags("", b.Kubeconfig())
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func storyTunnel(t *testing.T, b *testbed.Bed) {
 	// interface on their subnet, so what it reaches of them comes through the
 	// apiserver. (No direct dial is tried: traffic from here to a private
 	// address would leave for the machine's own network, never the bed.)
-	_, bedNet, _ := net.ParseCIDR(h2.Address + "/24")
+	_, bedNet, _ := net.ParseCIDR(b.Network())
 	ifaces, _ := net.InterfaceAddrs()
 	for _, a := range ifaces {
 		if ip, _, err := net.ParseCIDR(a.String()); err == nil && bedNet.Contains(ip) {
@@ -113,7 +114,7 @@ func storyTunnel(t *testing.T, b *testbed.Bed) {
 				t.Fatal(err)
 			}
 			pods, err := d.Pods(ctx)
-			if err != nil || pods[h1.Address] != "etcd-h1" || pods[h2.Address] != "etcd-h2" {
+			if err != nil || pods[h1.Address] != pod1 || pods[h2.Address] != pod2 {
 				t.Fatalf("Pods: %v, %v", pods, err)
 			}
 
@@ -128,8 +129,8 @@ func storyTunnel(t *testing.T, b *testbed.Bed) {
 			if proto == tunnel.ProtocolSPDY {
 				wantNet = "portforward/spdy"
 			}
-			if conn.LocalAddr().Network() != wantNet || conn.LocalAddr().String() != "kube-system/etcd-h2:2379" {
-				t.Errorf("local address %s %s, want %s kube-system/etcd-h2:2379", conn.LocalAddr().Network(), conn.LocalAddr(), wantNet)
+			if conn.LocalAddr().Network() != wantNet || conn.LocalAddr().String() != "kube-system/"+pod2+":2379" {
+				t.Errorf("local address %s %s, want %s kube-system/%s:2379", conn.LocalAddr().Network(), conn.LocalAddr(), wantNet, pod2)
 			}
 			hsCfg := tlsCfg.Clone()
 			hsCfg.ServerName = h2.Address
@@ -198,7 +199,7 @@ func storyTunnel(t *testing.T, b *testbed.Bed) {
 	t.Run("unknown address", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		unknown := b.Subnet + ".14:2379"
+		unknown := net.JoinHostPort(b.HostAddress(3), "2379") // h4's: a bare host, no etcd
 		start := time.Now()
 		_, err := d.DialContext(ctx, unknown)
 		took := time.Since(start)
@@ -224,7 +225,7 @@ func storyTunnel(t *testing.T, b *testbed.Bed) {
 		defer conn.Close()
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, err = conn.Read(make([]byte, 1))
-		if err == nil || err == io.EOF || !strings.Contains(err.Error(), "kube-system/etcd-h2 (node h2)") {
+		if err == nil || err == io.EOF || !strings.Contains(err.Error(), "kube-system/"+pod2+" (node "+h2.NodeName()+")") {
 			t.Fatalf("Read from %s: %v, want the kubelet's reason naming the pod and node", closed, err)
 		}
 		t.Logf("Read from %s: %v", closed, err)

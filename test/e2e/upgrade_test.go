@@ -33,11 +33,13 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 		}
 		return strings.Join(v, " ")
 	}
-	if v := versions(); v != "h1=3.6.16 h2=3.6.16 h3=3.6.16" {
+	n1, n2, n3 := node(b, "h1"), node(b, "h2"), node(b, "h3")
+	all := func(v string) string { return n1 + "=" + v + " " + n2 + "=" + v + " " + n3 + "=" + v }
+	if v := versions(); v != all("3.6.16") {
 		t.Fatalf("the members run %s, want 3.6.16 on h1, h2, h3", v)
 	}
 	out, err := plugin(t, b, "upgrade", "--version", "3.8.0")
-	if err == nil || !strings.Contains(out, "etcd 3.8.0 is more than one minor version ahead of the members (3.6.16 on h1, h2, h3): etcd upgrades one minor at a time; upgrade to 3.7 first") ||
+	if err == nil || !strings.Contains(out, "etcd 3.8.0 is more than one minor version ahead of the members (3.6.16 on "+n1+", "+n2+", "+n3+"): etcd upgrades one minor at a time; upgrade to 3.7 first") ||
 		!strings.Contains(out, "nothing was changed") {
 		t.Errorf("upgrade two minors ahead: %v, want it refused with the reason", err)
 	}
@@ -100,7 +102,7 @@ func storyUpgrade(t *testing.T, b *testbed.Bed) {
 	if strings.Contains(out, "set etcd.local.imageTag") {
 		t.Error("the rerun records the tag again: the interrupted run had")
 	}
-	if v := versions(); v != "h1=3.7.0 h2=3.7.0 h3=3.7.0" {
+	if v := versions(); v != all("3.7.0") {
 		t.Errorf("after the upgrade the members run %s", v)
 	}
 	if got := etcdImageTag(t, b); got != "3.7.0-0" {

@@ -1,7 +1,7 @@
 #!/bin/bash
 # PID 1 of one test-bed host. Started by the test bed as
 #   nsenter --net=/run/netns/<host> unshare --mount --uts --pid --fork --mount-proc \
-#           --propagation private --kill-child=SIGKILL bash hostinit.sh <host> <state-dir> <bin-dir>
+#           --propagation private --kill-child=SIGKILL bash hostinit.sh <hostname> <state-dir> <bin-dir>
 # It gives the host its own filesystem view (overlays on /etc, /var/lib, /var/log,
 # tmpfs /run, ext4 bind mounts where containerd and etcd need a real disk), then
 # plays systemd: keeps containerd running, and runs kubelet the way kubelet.service
