@@ -178,7 +178,10 @@ func diagnose(f doctorFacts) []doctor.Finding {
 				fmt.Sprintf("kubectl etcd remove %s", m.ID))
 		case m.Host == "":
 			add("member-without-host", doctor.Warning, subject, fmt.Sprintf("member %s (%s) answers but runs on no control-plane node (its Node object deleted, or a host outside the cluster)", m.Name, m.PeerURL),
-				fmt.Sprintf("systemctl restart kubelet   # as root on its host, if that is still a control-plane host: the Node registers again\nkubectl etcd remove %s   # if it is not", m.ID))
+				fmt.Sprintf("systemctl restart kubelet   # as root on its host, if that is still a control-plane host: its Node registers again\n"+
+					"kubectl label node %s node-role.kubernetes.io/control-plane=   # then the mark kubeadm gave it, which a registering kubelet does not\n"+
+					"kubectl taint node %s node-role.kubernetes.io/control-plane:NoSchedule\n"+
+					"kubectl etcd remove %s   # instead, if it is not a control-plane host any more", m.Name, m.Name, m.ID))
 		case m.Learner:
 			add("member-learner", doctor.Warning, subject, fmt.Sprintf("member %s is still a learner (an addition that did not finish)", m.Name),
 				fmt.Sprintf("kubectl etcd scale --replicas %d   # finishes adding it (or: kubectl etcd remove %s)", v.Voters+1, m.ID))

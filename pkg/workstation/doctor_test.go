@@ -135,7 +135,7 @@ func TestDiagnose(t *testing.T) {
 			f.status.Members[2].Host = ""
 			f.status.Hosts = f.status.Hosts[:2]
 			f.status.Drift = append(f.status.Drift, Drift{Kind: "member-without-host", Member: "h3", Detail: "x"})
-		}, want: []string{"warning member-without-host h3"}, fix: map[string]string{"member-without-host h3": "systemctl restart kubelet   # as root on its host"}},
+		}, want: []string{"warning member-without-host h3"}, fix: map[string]string{"member-without-host h3": "systemctl restart kubelet   # as root on its host, if that is still a control-plane host: its Node registers again\nkubectl label node h3 node-role.kubernetes.io/control-plane="}},
 		{name: "leftover host pods", change: func(f *doctorFacts) { f.leftovers = []string{"kubectl-etcd-h2-abc"} },
 			want: []string{"warning leftover-host-pods"}, fix: map[string]string{"leftover-host-pods ": "kubectl -n kube-system delete pod kubectl-etcd-h2-abc"}},
 		{name: "a check that could not run", change: func(f *doctorFacts) { f.certs, f.certsErr = nil, errors.New("forbidden") },
