@@ -155,3 +155,17 @@ func (p *PKI) ClientTLS() (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS12,
 	}, nil
 }
+
+// CAPEM reads the CA's certificate and key, as a test installs them on a
+// host (Host.InstallEtcdCA) to be one of this cluster's hosts.
+func (p *PKI) CAPEM(t testing.TB) (certPEM, keyPEM []byte) {
+	t.Helper()
+	certPEM, err := os.ReadFile(p.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyPEM, err = os.ReadFile(p.CAKey); err != nil {
+		t.Fatal(err)
+	}
+	return certPEM, keyPEM
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -353,14 +352,7 @@ func TestDoctorOnRealMembers(t *testing.T) {
 	c := etcdtest.StartCluster(t, 3)
 	e, _ := testEnv(t, false)
 	e.Timeouts.ClusterCall = 2 * time.Second
-	certPEM, err := os.ReadFile(c.PKI.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := os.ReadFile(c.PKI.CAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := c.PKI.CAPEM(t)
 	if _, err := e.Host.InstallEtcdCA(e.Config, certPEM, keyPEM); err != nil {
 		t.Fatal(err)
 	}

@@ -23,14 +23,7 @@ import (
 func hostWithMemberData(t *testing.T, c *etcdtest.Cluster, m *etcdtest.Member) *hostlocal.Env {
 	t.Helper()
 	e := testEnv(t)
-	certPEM, err := os.ReadFile(c.PKI.CACert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := os.ReadFile(c.PKI.CAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := c.PKI.CAPEM(t)
 	if _, err := e.Host.InstallEtcdCA(e.Config, certPEM, keyPEM); err != nil {
 		t.Fatal(err)
 	}
