@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/doctor"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/testbed"
@@ -120,6 +123,45 @@ func storyDoctor(t *testing.T, b *testbed.Bed) {
 	if r, code = pluginDoctor(t, b); code != 0 {
 		t.Errorf("doctor after the fixes: exit %d, %s", code, r.Summary)
 	}
+
+	// h5's Node object deleted (by mistake) while its member runs: the
+	// member is still read (by its client URL, from another etcd pod) and
+	// named as without a host, not counted as down; the fix doctor prints
+	// (restart kubelet there, then kubeadm's control-plane mark) brings it
+	// back and doctor is clean again.
+	cs, err := b.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Nodes().Delete(ctx, "h5", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("deleting node h5: %v", err)
+	}
+	r, code = pluginDoctor(t, b)
+	gone := finding(r, "member-without-host", "h5")
+	if code != 2 || gone == nil || gone.Severity != doctor.Warning || finding(r, "member-down", "") != nil || finding(r, "quorum-lost", "") != nil {
+		t.Fatalf("doctor with h5's Node deleted: exit %d, member-without-host %+v; want it, and no member down", code, gone)
+	}
+	lines := strings.Split(gone.Fix, "\n")
+	cmdOf := func(line string) string { c, _, _ := strings.Cut(line, "#"); return strings.TrimSpace(c) }
+	if len(lines) != 4 || cmdOf(lines[0]) != "systemctl restart kubelet" || !strings.HasPrefix(lines[1], "kubectl label node h5 ") || !strings.HasPrefix(lines[2], "kubectl taint node h5 ") {
+		t.Fatalf("the fix for h5's member without a Node:\n%s", gone.Fix)
+	}
+	mustExec(t, h5, cmdOf(lines[0]))
+	waitFor(t, 2*time.Minute, "h5's Node to register again", func() bool {
+		_, err := cs.CoreV1().Nodes().Get(ctx, "h5", metav1.GetOptions{})
+		return err == nil
+	})
+	for _, line := range lines[1:3] {
+		args := append([]string{"--kubeconfig", b.Kubeconfig()}, strings.Fields(cmdOf(line))[1:]...)
+		if out, err := exec.Command(filepath.Join(b.BinDir(), "kubectl"), args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", cmdOf(line), err, out)
+		}
+	}
+	waitFor(t, 2*time.Minute, "doctor to be clean with h5's Node back", func() bool {
+		_, code := pluginDoctor(t, b)
+		return code == 0
+	})
+
 	// No scheduled run may start a pod at the hour in the stories after.
 	if _, err := plugin(t, b, "backup", "unschedule"); err != nil {
 		t.Errorf("backup unschedule: %v", err)
