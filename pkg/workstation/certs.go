@@ -29,6 +29,11 @@ func (s *Session) CheckCerts(ctx context.Context) (*CertsCheck, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.checkCertsOn(ctx, nodes), nil
+}
+
+// checkCertsOn reads the etcd certificates of nodes, in parallel.
+func (s *Session) checkCertsOn(ctx context.Context, nodes []Node) *CertsCheck {
 	out := &CertsCheck{Hosts: make([]HostCerts, len(nodes))}
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -47,5 +52,5 @@ func (s *Session) CheckCerts(ctx context.Context) (*CertsCheck, error) {
 		})
 	}
 	wg.Wait()
-	return out, nil
+	return out
 }

@@ -3,8 +3,10 @@ package workstation
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,9 +28,8 @@ import (
 // first so that judging is a pure function (diagnose), tested with tables.
 type doctorFacts struct {
 	status *ClusterStatus
-	// certs is nil when they could not be read (certsErr says why).
-	certs    *CertsCheck
-	certsErr error
+	// certs are every host's, or why one's could not be read.
+	certs *CertsCheck
 	// cronJob is nil when backups are not scheduled (or cronJobErr).
 	cronJob    *CronJobState
 	cronJobErr error
@@ -65,7 +66,12 @@ func (s *Session) Doctor(ctx context.Context) *doctor.Report {
 	f.status = st
 	var wg sync.WaitGroup
 	wg.Go(func() { f.hostStates, f.hostStateErrs = s.memberlessHostStates(ctx, st) })
-	f.certs, f.certsErr = s.CheckCerts(ctx)
+	// The certificates of the hosts status just listed: no second LIST.
+	nodes := make([]Node, 0, len(st.Hosts))
+	for _, h := range st.Hosts {
+		nodes = append(nodes, Node{Name: h.Node, Address: h.Address, Ready: h.Ready})
+	}
+	f.certs = s.checkCertsOn(ctx, nodes)
 	wg.Wait()
 	f.cronJob, f.cronJobErr = s.cronJobState(ctx)
 	f.leftovers, f.leftoversErr = s.leftoverHostPods(ctx, f.now)
@@ -250,11 +256,11 @@ func diagnose(f doctorFacts) []doctor.Finding {
 	}
 
 	// Data left on member-less hosts.
-	for _, node := range sortedKeys(f.hostStateErrs) {
+	for _, node := range slices.Sorted(maps.Keys(f.hostStateErrs)) {
 		add("host-unread", doctor.Warning, node, "its data dir could not be read: "+firstLine(f.hostStateErrs[node].Error()),
 			fmt.Sprintf("kubectl-etcd doctor --local   # as root on %s", node))
 	}
-	for _, node := range sortedKeys(f.hostStates) {
+	for _, node := range slices.Sorted(maps.Keys(f.hostStates)) {
 		hs := f.hostStates[node]
 		d := hs.DataDirFacts
 		if d == nil || !d.HasData {
@@ -271,23 +277,20 @@ func diagnose(f doctorFacts) []doctor.Finding {
 	}
 
 	// Certificates.
-	switch {
-	case f.certsErr != nil:
-		add("certs-unread", doctor.Warning, "", "the hosts' etcd certificates could not be read: "+firstLine(f.certsErr.Error()), "kubectl etcd certs check")
-	case f.certs != nil:
+	if f.certs != nil {
 		for _, h := range f.certs.Hosts {
 			if h.Error != "" {
 				add("certs-unread", doctor.Warning, h.Node, firstLine(h.Error), fmt.Sprintf("kubectl-etcd certs check --local   # as root on %s", h.Node))
 				continue
 			}
+			hr, known := hosts[h.Node]
 			renew := fmt.Sprintf("kubectl etcd certs renew %s", h.Node)
-			if hr, ok := hosts[h.Node]; ok && !hr.Ready {
+			if known && !hr.Ready {
 				renew = fmt.Sprintf("kubectl-etcd certs renew --local   # as root on %s (not Ready: it cannot run the plugin's pod)", h.Node)
 			}
 			// A host without a member needs no etcd serving, peer or
 			// healthcheck certificate (join makes them, and fetches the
 			// CA), only its kube-apiserver's etcd client certificate.
-			hr, known := hosts[h.Node]
 			memberless := known && hr.Member == "" && !hr.EtcdPod
 			for _, c := range h.Certs {
 				if memberless && c.Status == hostapi.CertMissing && c.Name != "apiserver-etcd-client" {
@@ -392,15 +395,6 @@ func apiserverTargets(h HostRow, members []hostapi.MemberRow) (served, stale []s
 		}
 	}
 	return served, stale
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func orText(s, otherwise string) string {

@@ -138,8 +138,6 @@ func TestDiagnose(t *testing.T) {
 		}, want: []string{"warning member-without-host h3"}, fix: map[string]string{"member-without-host h3": "systemctl restart kubelet   # as root on its host, if that is still a control-plane host: its Node registers again\nkubectl label node h3 node-role.kubernetes.io/control-plane="}},
 		{name: "leftover host pods", change: func(f *doctorFacts) { f.leftovers = []string{"kubectl-etcd-h2-abc"} },
 			want: []string{"warning leftover-host-pods"}, fix: map[string]string{"leftover-host-pods ": "kubectl -n kube-system delete pod kubectl-etcd-h2-abc"}},
-		{name: "a check that could not run", change: func(f *doctorFacts) { f.certs, f.certsErr = nil, errors.New("forbidden") },
-			want: []string{"warning certs-unread"}},
 		{name: "single member with room for three", change: func(f *doctorFacts) {
 			f.status.Members = f.status.Members[:1]
 			f.status.Drift = []Drift{{Kind: "node-without-member", Node: "h2"}, {Kind: "node-without-member", Node: "h3"}}
