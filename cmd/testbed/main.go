@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -62,6 +64,7 @@ func newRoot() *cobra.Command {
 			}
 			fmt.Printf("\nkubeconfig:    export KUBECONFIG=%s\n", b.Kubeconfig())
 			fmt.Printf("enter a host:  make bed-shell HOST=h1   (or: go run ./cmd/testbed --name %s exec h1 -- bash)\n", b.Name)
+			fmt.Printf("ssh to a host: ssh -F %s root@h1   (more: testbed --name %s ssh-info)\n", b.SSH().ConfigFile, b.Name)
 			fmt.Printf("tear down:     make bed-down\n")
 			return nil
 		},
@@ -209,7 +212,52 @@ compiles the components while those tests wait on etcd.`,
 		},
 	}
 
-	cmd.AddCommand(up, down, prepare, execCmd, power(true), power(false), standalone, joinCP, status, proxy)
+	sshInfo := &cobra.Command{
+		Use:   "ssh-info",
+		Short: "Show how to log in to the hosts' sshd (root, ops with sudo, nosudo without)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := testbed.Load(name, root)
+			if err != nil {
+				return err
+			}
+			a := b.SSH()
+			fmt.Printf("key:         %s\nknown_hosts: %s\nssh config:  %s\nport:        %d\n", a.KeyFile, a.KnownHostsFile, a.ConfigFile, a.Port)
+			fmt.Printf("users:       root, %s (sudo without password), %s (no sudo)\n\n", testbed.SSHUserSudo, testbed.SSHUserNoSudo)
+			for _, h := range b.Hosts {
+				fmt.Printf("  %-4s ssh -F %s root@%s\n", h.Name, a.ConfigFile, h.Name)
+			}
+			// The addresses have no route from this machine's namespace:
+			// without the config file, the proxy command gets there.
+			fmt.Printf("\nwithout the config file:\n  ssh %s root@%s\n", shellJoin(a.Args()), b.Hosts[0].Address)
+			return nil
+		},
+	}
+
+	dial := &cobra.Command{
+		Use:    "dial HOST PORT",
+		Short:  "Connect stdin and stdout to HOST:PORT on the bed's network (ssh's ProxyCommand)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := testbed.Load(name, root)
+			if err != nil {
+				return err
+			}
+			c, err := b.SSH().Dial(cmd.Context(), net.JoinHostPort(args[0], args[1]))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			go func() {
+				io.Copy(c, os.Stdin)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			_, err = io.Copy(os.Stdout, c)
+			return err
+		},
+	}
+
+	cmd.AddCommand(up, down, prepare, execCmd, power(true), power(false), standalone, joinCP, status, proxy, sshInfo, dial)
 	return cmd
 }
 
@@ -219,6 +267,18 @@ func nodeSuffix(hc testbed.HostConfig) string {
 		return ""
 	}
 	return "  node " + hc.NodeName()
+}
+
+// shellJoin quotes args for a shell where they need it.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " '\"%$") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
 }
 
 func loadHost(name, root, host string) (*testbed.Host, error) {

@@ -364,7 +364,7 @@ func (b *Bed) layout(p *Prereqs) error {
 			}
 		}
 	}
-	return nil
+	return b.layoutSSH()
 }
 
 const containerdConfig = `version = 2

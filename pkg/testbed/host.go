@@ -290,7 +290,8 @@ func rmdirRetry(d string) error {
 	return fmt.Errorf("removing cgroup %s: %w", d, err)
 }
 
-// PowerOn boots the host from its disk and waits until its containerd answers.
+// PowerOn boots the host from its disk and waits until its containerd and
+// sshd answer.
 func (h *Host) PowerOn(ctx context.Context) error {
 	if h.IsOn() {
 		return nil
@@ -336,8 +337,10 @@ func (h *Host) PowerOn(ctx context.Context) error {
 		if _, err := os.Stat(p); err != nil {
 			return false, nil
 		}
-		_, err = h.Exec(ctx, "ctr", "--timeout", "2s", "version")
-		return err == nil, nil
+		if _, err = h.Exec(ctx, "ctr", "--timeout", "2s", "version"); err != nil {
+			return false, nil
+		}
+		return h.sshdUp(ctx), nil
 	})
 }
 

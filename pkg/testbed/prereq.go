@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,7 +64,37 @@ func RequiredTools() map[string]string {
 		"nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2",
 		"/usr/lib/cni/loopback": "containernetworking-plugins",
 		"/bin/busybox":          "busybox-static",
+		// Every host runs its own sshd, with users that sudo (ssh.go).
+		"/usr/sbin/sshd": "openssh-server", "ssh-keygen": "openssh-client", "sudo": "sudo",
 	}
+}
+
+// withoutServiceStarts runs install with Debian's policy-rc.d saying no to
+// every service start, so that installing openssh-server does not start an
+// sshd on the machine's own port 22 (the bed starts one per host). A
+// policy-rc.d already in place (a container image's, another installer's)
+// is left alone, and so is the machine when nothing needs installing.
+func withoutServiceStarts(tools map[string]string, install func() error) error {
+	if missing, _ := missingTools(tools); len(missing) == 0 {
+		return install()
+	}
+	const policy = "/usr/sbin/policy-rc.d"
+	f, err := os.OpenFile(policy, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return install()
+		}
+		return fmt.Errorf("creating %s: %w", policy, err)
+	}
+	_, err = f.WriteString("#!/bin/sh\n# The kubectl-etcd test bed installs packages whose services it runs itself.\nexit 101\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	defer os.Remove(policy)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", policy, err)
+	}
+	return install()
 }
 
 func missingTools(tools map[string]string) (missing []string, pkgs []string) {
@@ -116,7 +147,8 @@ func EnsureTools(ctx context.Context, log io.Writer, tools map[string]string) er
 // Prepare installs missing tools, builds (or finds cached) components and
 // project binaries, and builds the images.
 func Prepare(ctx context.Context, log io.Writer) (*Prereqs, error) {
-	if err := EnsureTools(ctx, log, RequiredTools()); err != nil {
+	tools := RequiredTools()
+	if err := withoutServiceStarts(tools, func() error { return EnsureTools(ctx, log, tools) }); err != nil {
 		return nil, err
 	}
 	repo, err := RepoRoot()

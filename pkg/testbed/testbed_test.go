@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -315,5 +316,62 @@ func TestProcessesInNetnsRefusesRoot(t *testing.T) {
 	}
 	if pids := processesInNetns("/nonexistent"); pids != nil {
 		t.Errorf("missing namespace gave %v", pids)
+	}
+}
+
+func TestSSHDConfigAndSudoers(t *testing.T) {
+	for _, tc := range []struct{ addr, listen string }{
+		{"10.9.9.11", "ListenAddress 10.9.9.11:22\n"},
+		{"fd00:99:0:0::11", "ListenAddress [fd00:99:0:0::11]:22\n"},
+	} {
+		cfg := sshdConfig(net.JoinHostPort(tc.addr, "22"), "/bed/bin:/usr/bin")
+		for _, want := range []string{tc.listen, "PermitRootLogin prohibit-password\n", "PasswordAuthentication no\n", "SetEnv PATH=/bed/bin:/usr/bin\n"} {
+			if !strings.Contains(cfg, want) {
+				t.Errorf("sshd config for %s lacks %q:\n%s", tc.addr, want, cfg)
+			}
+		}
+	}
+	visudo, err := exec.LookPath("visudo")
+	if err != nil {
+		t.Skip("no visudo here (the bed installs sudo)")
+	}
+	f := filepath.Join(t.TempDir(), "testbed")
+	if err := os.WriteFile(f, []byte(sudoersConfig("/bed/bin:/usr/bin")), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(visudo, "-c", "-f", f).CombinedOutput(); err != nil {
+		t.Fatalf("visudo -c: %v\n%s", err, out)
+	}
+}
+
+func TestSeedUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chowns the users' homes: needs root")
+	}
+	etc, home := t.TempDir(), filepath.Join(t.TempDir(), "upper")
+	if err := seedUsers(etc, home, SSHUserSudo, SSHUserNoSudo); err != nil {
+		t.Fatal(err)
+	}
+	machine, _ := os.ReadFile("/etc/passwd")
+	passwd, _ := os.ReadFile(filepath.Join(etc, "passwd"))
+	if !strings.HasPrefix(string(passwd), string(machine)) {
+		t.Errorf("the host's passwd does not start with the machine's")
+	}
+	for _, u := range []string{SSHUserSudo, SSHUserNoSudo} {
+		if !strings.Contains(string(passwd), "\n"+u+":x:") {
+			t.Errorf("no %s in the host's passwd:\n%s", u, passwd)
+		}
+		if _, err := os.Stat(filepath.Join(home, u)); err != nil {
+			t.Error(err)
+		}
+	}
+	if st, err := os.Stat(home); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("the host's /home must let its users through: %v %v", st.Mode(), err)
+	}
+	if shadow, _ := os.ReadFile(filepath.Join(etc, "shadow")); !strings.Contains(string(shadow), "\n"+SSHUserSudo+":*:") {
+		t.Errorf("%s is locked or missing in the host's shadow:\n%s", SSHUserSudo, shadow)
+	}
+	if again, _ := os.ReadFile("/etc/passwd"); string(again) != string(machine) {
+		t.Errorf("the machine's /etc/passwd changed")
 	}
 }

@@ -2,7 +2,7 @@
 # PID 1 of one test-bed host. Started by the test bed as
 #   nsenter --net=/run/netns/<host> unshare --mount --uts --pid --fork --mount-proc \
 #           --propagation private --kill-child=SIGKILL bash hostinit.sh <hostname> <state-dir> <bin-dir>
-# It gives the host its own filesystem view (overlays on /etc, /var/lib, /var/log,
+# It gives the host its own filesystem view (overlays on /etc, /var/lib, /var/log, /home,
 # tmpfs /run, ext4 bind mounts where containerd and etcd need a real disk), then
 # plays systemd: keeps containerd running, and runs kubelet the way kubelet.service
 # with kubeadm's 10-kubeadm.conf drop-in does. Killing this process (or the
@@ -12,7 +12,7 @@ host="$1" state="$2" bindir="$3"
 export PATH="$bindir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 hostname "$host"
 
-for d in etc var/lib var/log; do
+for d in etc var/lib var/log home; do
   mkdir -p "$state/overlay/$d/upper" "$state/overlay/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$state/overlay/$d/upper,workdir=$state/overlay/$d/work" "/$d"
 done
@@ -81,6 +81,12 @@ export -f run_kubelet
 
 supervise containerd "" containerd --config /etc/containerd/config.toml &
 supervise kubelet /var/lib/kubelet/config.yaml bash -c run_kubelet &
+# The host's own sshd (the bed writes its config, host key and users before
+# the first boot); sshd wants an absolute path and its privsep dir.
+if [[ -f /etc/testbed/sshd_config ]]; then
+  mkdir -p -m 0755 /run/sshd
+  supervise sshd "" /usr/sbin/sshd -D -e -f /etc/testbed/sshd_config &
+fi
 touch /run/testbed/booted
 # PID 1 must reap orphans; `wait` does that for the children we know, and the
 # loop keeps bash collecting any others.
