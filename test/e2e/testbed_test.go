@@ -140,12 +140,26 @@ func storySingleHostBed(t *testing.T, b *testbed.Bed, before machineState) {
 		t.Fatalf("object not found in h1's etcd (err %v): %q", err, out)
 	}
 
+	// Its sshd lets root in by key, ops sudo without a password, nosudo not.
+	if out, err := sshHost(ctx, b, "root", h1.Address, "hostname"); err != nil || strings.TrimSpace(string(out)) != h1.NodeName() {
+		t.Errorf("ssh root@%s hostname: %v: %q", h1.Address, err, out)
+	}
+	if out, err := sshHost(ctx, b, testbed.SSHUserSudo, h1.Name, "sudo", "-n", "true"); err != nil {
+		t.Errorf("ssh %s@h1 sudo -n true: %v: %q", testbed.SSHUserSudo, err, out)
+	}
+	if out, err := sshHost(ctx, b, testbed.SSHUserNoSudo, h1.Name, "sudo", "-n", "true"); err == nil {
+		t.Errorf("ssh %s@h1 sudo -n true succeeded: %q", testbed.SSHUserNoSudo, out)
+	}
+
 	// Power cut: the API goes away; power on: it comes back with the object.
 	if err := h1.PowerOff(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.Discovery().ServerVersion(); err == nil {
 		t.Fatal("apiserver still answers with its only host powered off")
+	}
+	if out, err := sshHost(ctx, b, "root", h1.Name, "true"); err == nil {
+		t.Errorf("ssh to h1 still works with h1 powered off: %q", out)
 	}
 	start := time.Now()
 	if err := h1.PowerOn(ctx); err != nil {
@@ -165,6 +179,10 @@ func storySingleHostBed(t *testing.T, b *testbed.Bed, before machineState) {
 		t.Fatalf("after power-on the object is not back: %+v", cm)
 	}
 	t.Logf("API back %s after power-on", time.Since(start).Round(100*time.Millisecond))
+	// The same host key (known_hosts is strict) after the power cycle.
+	if out, err := sshHost(ctx, b, "root", h1.Name, "true"); err != nil {
+		t.Errorf("ssh to h1 after power-on: %v: %q", err, out)
+	}
 
 	// The bed is now left up as a crashed test would leave it: the next
 	// bed-up of its name finds and replaces it.
@@ -175,6 +193,15 @@ func storySingleHostBed(t *testing.T, b *testbed.Bed, before machineState) {
 	}
 	assertNothingLeft(t, name)
 	readMachineState(t).assertSame(t, before, "after teardown")
+}
+
+// sshHost runs a command on a host over SSH, from the real machine, as the
+// bed's ssh config file says.
+func sshHost(ctx context.Context, b *testbed.Bed, user, host string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	full := append([]string{"-F", b.SSH().ConfigFile, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", user + "@" + host}, args...)
+	return exec.CommandContext(ctx, "ssh", full...).CombinedOutput()
 }
 
 // node is the node (and etcd member) name of the bed's host name: h1 on
