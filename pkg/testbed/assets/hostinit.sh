@@ -4,7 +4,7 @@
 #           --propagation private --kill-child=SIGKILL bash hostinit.sh <hostname> <state-dir> <bin-dir>
 # It gives the host its own filesystem view (overlays on /etc, /var/lib, /var/log, /home,
 # tmpfs /run, ext4 bind mounts where containerd and etcd need a real disk), then
-# plays systemd: keeps containerd running, and runs kubelet the way kubelet.service
+# plays systemd: keeps containerd and sshd running, and runs kubelet the way kubelet.service
 # with kubeadm's 10-kubeadm.conf drop-in does. Killing this process (or the
 # unshare parent) is a power cut: the kernel kills everything in the PID namespace.
 set -euo pipefail
