@@ -1,0 +1,395 @@
+// Package sshhost runs kubectl-etcd on hosts over SSH: a hostapi.Transport
+// for clusters whose hosts the operator reaches with ssh rather than
+// through the apiserver (host pods), or for when the apiserver is down.
+//
+// Before the first command on a host it makes sure the host has this very
+// build at RemoteBinary, copying it when not, since a host-local command
+// line only means something to the binary that parses it. It copies nothing
+// else: the etcd PKI stays on the hosts, and the commands use the host's
+// own files, as run by hand.
+package sshhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
+)
+
+// Options say how to reach the hosts and what to run there.
+type Options struct {
+	// User logs in; "" is $USER, else root. Any other user than root
+	// must be allowed sudo without a password.
+	User string
+	// Port is sshd's; 0 is 22.
+	Port int
+	// KeyFiles are private keys to log in with; none given, those of
+	// ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist.
+	KeyFiles []string
+	// Agent also offers the keys of the ssh-agent at $SSH_AUTH_SOCK.
+	Agent bool
+	// Jump is a host "[user@]host[:port]" to reach the hosts through,
+	// as ssh -J; the same keys and known hosts serve it.
+	Jump string
+	// KnownHostsFile has the host keys to trust; "" is ~/.ssh/known_hosts.
+	KnownHostsFile string
+	// AcceptNewHostKeys adds the key of a host KnownHostsFile does not
+	// know to it, as StrictHostKeyChecking=accept-new; a key that changed
+	// is refused all the same.
+	AcceptNewHostKeys bool
+	// RemoteBinary is where kubectl-etcd is on the hosts; "" is
+	// hostapi.HostBinaryPath.
+	RemoteBinary string
+	// LocalBinary is the binary copied there; "" is this one.
+	LocalBinary string
+	// ConnectTimeout bounds connecting and logging in; 0 is 10s.
+	ConnectTimeout time.Duration
+}
+
+// Transport runs host-local command lines over SSH, one connection per
+// host, shared by concurrent calls.
+type Transport struct {
+	o       Options
+	resolve func(node string) (string, error)
+	log     io.Writer
+	auth    []ssh.AuthMethod
+	agent   io.Closer // the ssh-agent's connection, nil without one
+	jump    *target
+	// localSum is LocalBinary's sha256, read once, when first needed.
+	localSum func() (string, error)
+
+	knownMu sync.Mutex // serialises additions to KnownHostsFile
+
+	mu     sync.Mutex
+	hosts  map[string]*host
+	closed bool
+}
+
+// host is one node's connection and what was done there.
+type host struct {
+	to target
+	// mu is held while connecting and preparing: concurrent first calls
+	// wait for one to do it rather than all doing it.
+	mu     sync.Mutex
+	client *ssh.Client
+	jump   *ssh.Client
+	// ready: sudo works and the binary is in place.
+	ready bool
+}
+
+var _ hostapi.Transport = (*Transport)(nil)
+
+// New makes a Transport. resolve maps a node name, as the caller names
+// hosts, to the address to dial (a name or an IP, no port); log gets a line
+// for what the transport does on a host beyond the command (a copied
+// binary, an added host key).
+func New(o Options, resolve func(node string) (string, error), log io.Writer) (*Transport, error) {
+	if o.User == "" {
+		o.User = os.Getenv("USER")
+	}
+	if o.User == "" {
+		o.User = "root"
+	}
+	if o.Port == 0 {
+		o.Port = 22
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.RemoteBinary == "" {
+		o.RemoteBinary = hostapi.HostBinaryPath
+	}
+	if !filepath.IsAbs(o.RemoteBinary) {
+		return nil, fmt.Errorf("the binary's path on the hosts must be absolute, not %q", o.RemoteBinary)
+	}
+	if o.LocalBinary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding this binary, to copy it to the hosts: %w", err)
+		}
+		o.LocalBinary = self
+	}
+	home, err := homeDir()
+	if err != nil && (o.KnownHostsFile == "" || len(o.KeyFiles) == 0) {
+		return nil, fmt.Errorf("%w: finding ~/.ssh: %w", hostapi.ErrSetup, err)
+	}
+	if o.KnownHostsFile == "" {
+		o.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	t := &Transport{o: o, resolve: resolve, log: log, hosts: map[string]*host{}}
+	if o.Jump != "" {
+		j, err := parseJump(o.Jump, o.User, 22)
+		if err != nil {
+			return nil, err
+		}
+		t.jump = &j
+	}
+	if t.auth, t.agent, err = authMethods(o, home); err != nil {
+		return nil, err
+	}
+	t.localSum = sync.OnceValues(func() (string, error) { return fileSHA256(o.LocalBinary) })
+	return t, nil
+}
+
+func homeDir() (string, error) {
+	if h, err := os.UserHomeDir(); err == nil {
+		return h, nil
+	}
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	return u.HomeDir, nil
+}
+
+// Exec runs call.Args() with RemoteBinary on node, as root (through sudo
+// -n for another user), stdin streamed to it and its stdout and stderr
+// back: the hostapi.Transport over SSH.
+func (t *Transport) Exec(ctx context.Context, node string, call hostapi.Call, stdin io.Reader, stdout, stderr io.Writer) error {
+	h, err := t.host(node)
+	if err != nil {
+		return err
+	}
+	sess, err := t.session(ctx, node, h)
+	if err != nil {
+		return err
+	}
+	var tail tailBuffer
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	err = run(ctx, sess, t.asRoot(h, append([]string{t.o.RemoteBinary}, call.Args()...)...), stdin, stdout, io.MultiWriter(stderr, &tail))
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit):
+		e := &hostapi.ExitError{Node: node, Where: "ssh " + h.to.String(), ExitCode: int32(exit.ExitStatus()), Reason: "Error", Tail: tail.lines(20)}
+		if exit.Signal() != "" {
+			e.Reason = "SIG" + exit.Signal()
+		}
+		return e
+	case ctx.Err() != nil:
+		return fmt.Errorf("kubectl-etcd on host %s (ssh %s) was sent SIGTERM: %w", node, h.to, ctx.Err())
+	}
+	// The connection broke: whether the command ran is open.
+	return fmt.Errorf("running kubectl-etcd on host %s over SSH (%s): %w", node, h.to, err)
+}
+
+// host is node's entry, resolving its address the first time.
+func (t *Transport) host(node string) (*host, error) {
+	t.mu.Lock()
+	h, closed := t.hosts[node], t.closed
+	t.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("running kubectl-etcd on host %s: the SSH transport is closed", node)
+	}
+	if h != nil {
+		return h, nil
+	}
+	addr, err := t.resolve(node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: finding the address of host %s to reach it over SSH: %w", hostapi.ErrNoSuchHost, node, err)
+	}
+	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := t.hosts[node]; h != nil {
+		return h, nil
+	}
+	h = &host{to: target{user: t.o.User, host: addr, port: t.o.Port}}
+	t.hosts[node] = h
+	return h, nil
+}
+
+// session opens a session on node's connection, connecting and preparing
+// the host first if need be. A connection that died since (the host
+// rebooted, a NAT forgot it) is redialled once.
+func (t *Transport) session(ctx context.Context, node string, h *host) (*ssh.Session, error) {
+	for retry := false; ; retry = true {
+		c, err := t.client(ctx, node, h)
+		if err != nil {
+			return nil, err
+		}
+		s, err := c.NewSession()
+		if err == nil {
+			return s, nil
+		}
+		h.forget(c)
+		if retry {
+			return nil, fmt.Errorf("opening an SSH session on host %s (%s): %w", node, h.to, err)
+		}
+	}
+}
+
+// client is node's connection, made and the host prepared if need be.
+func (t *Transport) client(ctx context.Context, node string, h *host) (*ssh.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.client == nil {
+		c, jump, err := t.dial(ctx, node, h.to)
+		if err != nil {
+			return nil, err
+		}
+		h.client, h.jump = c, jump
+	}
+	if !h.ready {
+		if err := t.prepare(ctx, node, h); err != nil {
+			return nil, err
+		}
+		h.ready = true
+	}
+	return h.client, nil
+}
+
+// forget closes c if it is still h's connection, for the next call to dial
+// again.
+func (h *host) forget(c *ssh.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.client == c {
+		h.close()
+	}
+}
+
+func (h *host) close() {
+	if h.client != nil {
+		h.client.Close()
+	}
+	if h.jump != nil {
+		h.jump.Close()
+	}
+	h.client, h.jump = nil, nil
+}
+
+// prepare checks sudo and puts the binary in place: once per host.
+func (t *Transport) prepare(ctx context.Context, node string, h *host) error {
+	if h.to.user != "root" {
+		if _, err := t.output(ctx, h, "sudo", "-n", "true"); err != nil {
+			return fmt.Errorf("%w: user %s on host %s cannot run sudo without a password, which kubectl-etcd needs; nothing was changed. "+
+				"Allow it (a NOPASSWD rule in /etc/sudoers.d) or log in as root (--ssh-user root): %w", hostapi.ErrForbidden, h.to.user, node, err)
+		}
+	}
+	return t.ensureBinary(ctx, node, h)
+}
+
+// asRoot is argv as a command line run as root on h.
+func (t *Transport) asRoot(h *host, argv ...string) string {
+	if h.to.user != "root" {
+		argv = append([]string{"sudo", "-n", "--"}, argv...)
+	}
+	return commandLine(argv...)
+}
+
+// output runs argv (not as root: the caller says sudo if it must) on h's
+// connection and returns its stdout; a failure carries its stderr.
+func (t *Transport) output(ctx context.Context, h *host, argv ...string) (string, error) {
+	return t.outputIn(ctx, h, nil, commandLine(argv...))
+}
+
+func (t *Transport) outputIn(ctx context.Context, h *host, stdin io.Reader, cmd string) (string, error) {
+	s, err := h.client.NewSession()
+	if err != nil {
+		return "", fmt.Errorf("opening an SSH session: %w", err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(ctx, s, cmd, stdin, &out, &errOut); err != nil {
+		if msg := strings.TrimSpace(errOut.String()); msg != "" {
+			return "", fmt.Errorf("%w: %s", err, msg)
+		}
+		return "", err
+	}
+	return out.String(), nil
+}
+
+// run runs cmd in s and waits for it. On ctx's end the command is sent
+// SIGTERM (kubectl-etcd on the host stops cleanly on it, releasing its
+// locks) and the session closed.
+func run(ctx context.Context, s *ssh.Session, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	defer s.Close()
+	s.Stdout, s.Stderr = stdout, stderr
+	// Not s.Stdin: Wait would wait for its copy too, which a stdin that
+	// does not end (a terminal) would hold up long after the command.
+	in, err := s.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := s.Start(cmd); err != nil {
+		return err
+	}
+	go func() {
+		if stdin != nil {
+			_, _ = io.Copy(in, stdin)
+		}
+		in.Close()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	_ = s.Signal(ssh.SIGTERM)
+	s.Close()
+	// The session's output copies end with the channel: wait for them so
+	// that nothing writes to stdout or stderr after we return.
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return ctx.Err()
+}
+
+// Close closes the connections to every host.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	hosts := t.hosts
+	t.hosts, t.closed = nil, true
+	t.mu.Unlock()
+	for _, h := range hosts {
+		h.mu.Lock()
+		h.close()
+		h.mu.Unlock()
+	}
+	if t.agent != nil {
+		return t.agent.Close()
+	}
+	return nil
+}
+
+// tailBuffer keeps the end of what is written to it: the stderr lines an
+// ExitError shows.
+type tailBuffer struct{ b []byte }
+
+const tailBytes = 16 << 10
+
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	if len(w.b) > 2*tailBytes {
+		w.b = append(w.b[:0], w.b[len(w.b)-tailBytes:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailBuffer) lines(n int) string {
+	lines := strings.Split(strings.TrimRight(string(w.b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
