@@ -172,7 +172,11 @@ func (t *Transport) Exec(ctx context.Context, node string, call hostapi.Call, st
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	err = run(ctx, sess, t.asRoot(h, append([]string{t.o.RemoteBinary}, call.Args()...)...), stdin, stdout, io.MultiWriter(stderr, &tail))
+	errOut := &pidWriter{w: io.MultiWriter(stderr, &tail)}
+	// The wrapper says its pid first (on stderr, which errOut strips) and
+	// becomes the binary: see kill.
+	argv := append([]string{"sh", "-c", `echo "$$" >&2 && exec "$@"`, "sh", t.o.RemoteBinary}, call.Args()...)
+	err = run(ctx, sess, t.asRoot(h, argv...), stdin, stdout, errOut, func() { t.kill(node, h, errOut.pid()) })
 	var exit *ssh.ExitError
 	switch {
 	case err == nil:
@@ -307,7 +311,7 @@ func (t *Transport) outputIn(ctx context.Context, h *host, stdin io.Reader, cmd 
 		return "", fmt.Errorf("opening an SSH session: %w", err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(ctx, s, cmd, stdin, &out, &errOut); err != nil {
+	if err := run(ctx, s, cmd, stdin, &out, &errOut, nil); err != nil {
 		if msg := strings.TrimSpace(errOut.String()); msg != "" {
 			return "", fmt.Errorf("%w: %s", err, msg)
 		}
@@ -318,8 +322,8 @@ func (t *Transport) outputIn(ctx context.Context, h *host, stdin io.Reader, cmd 
 
 // run runs cmd in s and waits for it. On ctx's end the command is sent
 // SIGTERM (kubectl-etcd on the host stops cleanly on it, releasing its
-// locks) and the session closed.
-func run(ctx context.Context, s *ssh.Session, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+// locks), kill is called when not nil, and the session closed.
+func run(ctx context.Context, s *ssh.Session, cmd string, stdin io.Reader, stdout, stderr io.Writer, kill func()) error {
 	defer s.Close()
 	s.Stdout, s.Stderr = stdout, stderr
 	// Not s.Stdin: Wait would wait for its copy too, which a stdin that
@@ -345,6 +349,9 @@ func run(ctx context.Context, s *ssh.Session, cmd string, stdin io.Reader, stdou
 	case <-ctx.Done():
 	}
 	_ = s.Signal(ssh.SIGTERM)
+	if kill != nil {
+		kill()
+	}
 	s.Close()
 	// The session's output copies end with the channel: wait for them so
 	// that nothing writes to stdout or stderr after we return.
@@ -353,6 +360,63 @@ func run(ctx context.Context, s *ssh.Session, cmd string, stdin io.Reader, stdou
 	case <-time.After(5 * time.Second):
 	}
 	return ctx.Err()
+}
+
+// kill sends SIGTERM to the process pid on h from a session of its own.
+// OpenSSH signals a session's command only for a user other than root (it
+// needs privilege separation, which a root login does without), and
+// closing the session alone leaves a command without a terminal running.
+func (t *Transport) kill(node string, h *host, pid string) {
+	if pid == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.o.ConnectTimeout)
+	defer cancel()
+	if _, err := t.outputIn(ctx, h, nil, t.asRoot(h, "kill", "-TERM", pid)); err != nil && !strings.Contains(err.Error(), "No such process") {
+		fmt.Fprintf(t.log, "      %s: could not stop kubectl-etcd (pid %s) there: %v\n", node, pid, err)
+	}
+}
+
+// pidWriter passes on what is written to it but the first line, the pid
+// the remote wrapper says.
+type pidWriter struct {
+	w    io.Writer
+	mu   sync.Mutex
+	line []byte // the first line, while incomplete
+	done bool
+	p    string
+}
+
+func (w *pidWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	if !w.done {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			w.line = append(w.line, b...)
+			w.mu.Unlock()
+			return len(b), nil
+		}
+		w.line = append(w.line, b[:i]...)
+		w.done = true
+		if p := string(w.line); p != "" && strings.Trim(p, "0123456789") == "" {
+			w.p = p
+		} else if _, err := w.w.Write(append(w.line, '\n')); err != nil {
+			// Not a pid: the wrapper did not run (a shell's complaint).
+			w.mu.Unlock()
+			return 0, err
+		}
+		n, err := w.w.Write(b[i+1:])
+		w.mu.Unlock()
+		return i + 1 + n, err
+	}
+	w.mu.Unlock()
+	return w.w.Write(b)
+}
+
+func (w *pidWriter) pid() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.p
 }
 
 // Close closes the connections to every host.
