@@ -32,14 +32,14 @@ sync "$dir" 2>/dev/null || true
 `
 
 // ensureBinary puts LocalBinary at RemoteBinary on h unless a copy with its
-// sha256 is there already.
+// sha256 is there already. h.mu is held.
 func (t *Transport) ensureBinary(ctx context.Context, node string, h *host) error {
 	want, err := t.localSum()
 	if err != nil {
 		return err
 	}
 	dst := t.o.RemoteBinary
-	out, err := t.outputIn(ctx, h, nil, t.asRoot(h, "sh", "-c", sumScript, "sh", dst))
+	out, err := t.outputIn(ctx, h.client, nil, t.asRoot(h, "sh", "-c", sumScript, "sh", dst))
 	if err != nil {
 		return fmt.Errorf("reading the sha256 of %s on host %s (%s): %w", dst, node, h.to, err)
 	}
@@ -51,7 +51,7 @@ func (t *Transport) ensureBinary(ctx context.Context, node string, h *host) erro
 		return fmt.Errorf("copying kubectl-etcd to host %s: %w", node, err)
 	}
 	defer f.Close()
-	if _, err := t.outputIn(ctx, h, f, t.asRoot(h, "sh", "-c", uploadScript, "sh", dst, want)); err != nil {
+	if _, err := t.outputIn(ctx, h.client, f, t.asRoot(h, "sh", "-c", uploadScript, "sh", dst, want)); err != nil {
 		return fmt.Errorf("copying %s to %s on host %s (%s): %w", t.o.LocalBinary, dst, node, h.to, err)
 	}
 	fmt.Fprintf(t.log, "      %s: copied kubectl-etcd (sha256 %s…) to %s\n", node, want[:8], dst)

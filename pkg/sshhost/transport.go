@@ -164,7 +164,7 @@ func (t *Transport) Exec(ctx context.Context, node string, call hostapi.Call, st
 	if err != nil {
 		return err
 	}
-	sess, err := t.session(ctx, node, h)
+	sess, c, err := t.session(ctx, node, h)
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (t *Transport) Exec(ctx context.Context, node string, call hostapi.Call, st
 	// The wrapper says its pid first (on stderr, which errOut strips) and
 	// becomes the binary: see kill.
 	argv := append([]string{"sh", "-c", `echo "$$" >&2 && exec "$@"`, "sh", t.o.RemoteBinary}, call.Args()...)
-	err = run(ctx, sess, t.asRoot(h, argv...), stdin, stdout, errOut, func() { t.kill(node, h, errOut.pid()) })
+	err = run(ctx, sess, t.asRoot(h, argv...), stdin, stdout, errOut, func() { t.kill(node, h, c, errOut.pid()) })
 	var exit *ssh.ExitError
 	switch {
 	case err == nil:
@@ -223,21 +223,51 @@ func (t *Transport) host(node string) (*host, error) {
 // session opens a session on node's connection, connecting and preparing
 // the host first if need be. A connection that died since (the host
 // rebooted, a NAT forgot it) is redialled once.
-func (t *Transport) session(ctx context.Context, node string, h *host) (*ssh.Session, error) {
+func (t *Transport) session(ctx context.Context, node string, h *host) (*ssh.Session, *ssh.Client, error) {
 	for retry := false; ; retry = true {
 		c, err := t.client(ctx, node, h)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		s, err := c.NewSession()
+		s, err := t.newSession(ctx, c)
 		if err == nil {
-			return s, nil
+			return s, c, nil
 		}
 		h.forget(c)
-		if retry {
-			return nil, fmt.Errorf("opening an SSH session on host %s (%s): %w", node, h.to, err)
+		if retry || ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("opening an SSH session on host %s (%s): %w", node, h.to, err)
 		}
 	}
+}
+
+// newSession opens a session on c, giving up after ConnectTimeout: on a
+// connection that died silently (no reset, no keepalive) the request would
+// wait forever.
+func (t *Transport) newSession(ctx context.Context, c *ssh.Client) (*ssh.Session, error) {
+	type result struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := c.NewSession()
+		ch <- result{s, err}
+	}()
+	timer := time.NewTimer(t.o.ConnectTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r.s, r.err
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	// Closing the connection ends the wait; a session that came
+	// meanwhile goes with it.
+	c.Close()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("the connection did not answer within %s", t.o.ConnectTimeout)
 }
 
 // client is node's connection, made and the host prepared if need be.
@@ -283,9 +313,12 @@ func (h *host) close() {
 // prepare checks sudo and puts the binary in place: once per host.
 func (t *Transport) prepare(ctx context.Context, node string, h *host) error {
 	if h.to.user != "root" {
-		if _, err := t.output(ctx, h, "sudo", "-n", "true"); err != nil {
+		var exit *ssh.ExitError
+		if _, err := t.outputIn(ctx, h.client, nil, commandLine("sudo", "-n", "true")); errors.As(err, &exit) {
 			return fmt.Errorf("%w: user %s on host %s cannot run sudo without a password, which kubectl-etcd needs; nothing was changed. "+
 				"Allow it (a NOPASSWD rule in /etc/sudoers.d) or log in as root (--ssh-user root): %w", hostapi.ErrForbidden, h.to.user, node, err)
+		} else if err != nil {
+			return fmt.Errorf("checking sudo for user %s on host %s (%s): %w", h.to.user, node, h.to, err)
 		}
 	}
 	return t.ensureBinary(ctx, node, h)
@@ -299,14 +332,10 @@ func (t *Transport) asRoot(h *host, argv ...string) string {
 	return commandLine(argv...)
 }
 
-// output runs argv (not as root: the caller says sudo if it must) on h's
-// connection and returns its stdout; a failure carries its stderr.
-func (t *Transport) output(ctx context.Context, h *host, argv ...string) (string, error) {
-	return t.outputIn(ctx, h, nil, commandLine(argv...))
-}
-
-func (t *Transport) outputIn(ctx context.Context, h *host, stdin io.Reader, cmd string) (string, error) {
-	s, err := h.client.NewSession()
+// outputIn runs cmd on c with stdin and returns its stdout; a failure
+// carries its stderr.
+func (t *Transport) outputIn(ctx context.Context, c *ssh.Client, stdin io.Reader, cmd string) (string, error) {
+	s, err := t.newSession(ctx, c)
 	if err != nil {
 		return "", fmt.Errorf("opening an SSH session: %w", err)
 	}
@@ -366,13 +395,13 @@ func run(ctx context.Context, s *ssh.Session, cmd string, stdin io.Reader, stdou
 // OpenSSH signals a session's command only for a user other than root (it
 // needs privilege separation, which a root login does without), and
 // closing the session alone leaves a command without a terminal running.
-func (t *Transport) kill(node string, h *host, pid string) {
+func (t *Transport) kill(node string, h *host, c *ssh.Client, pid string) {
 	if pid == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.o.ConnectTimeout)
 	defer cancel()
-	if _, err := t.outputIn(ctx, h, nil, t.asRoot(h, "kill", "-TERM", pid)); err != nil && !strings.Contains(err.Error(), "No such process") {
+	if _, err := t.outputIn(ctx, c, nil, t.asRoot(h, "kill", "-TERM", pid)); err != nil && !strings.Contains(err.Error(), "No such process") {
 		fmt.Fprintf(t.log, "      %s: could not stop kubectl-etcd (pid %s) there: %v\n", node, pid, err)
 	}
 }

@@ -135,6 +135,22 @@ func TestExecQuotesArgumentsAndStreams(t *testing.T) {
 	}
 }
 
+func TestDeadConnectionIsRedialled(t *testing.T) {
+	b := newBed(t)
+	tr := b.transport(t)
+	if _, _, err := b.exec(t, tr, "", "true"); err != nil {
+		t.Fatal(err)
+	}
+	// As if the host rebooted: the connection is gone.
+	tr.hosts["h1"].client.Close()
+	if out, _, err := b.exec(t, tr, "", "echo", "back"); err != nil || out != "back\n" {
+		t.Fatalf("after the connection died: %q, %v", out, err)
+	}
+	if n := strings.Count(b.log.String(), "copied"); n != 1 {
+		t.Errorf("%d copies, want 1: the host was prepared already", n)
+	}
+}
+
 func TestExitError(t *testing.T) {
 	b := newBed(t)
 	tr := b.transport(t)
