@@ -19,10 +19,12 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
-// target is where to log in: user, host (name or IP, no port) and port.
+// target is where to log in: user, host (name or IP, no port) and port;
+// name says which it is in messages ("host h1", "jump host bastion").
 type target struct {
 	user, host string
 	port       int
+	name       string
 }
 
 func (a target) hostport() string { return net.JoinHostPort(a.host, strconv.Itoa(a.port)) }
@@ -32,7 +34,7 @@ func (a target) String() string { return a.user + "@" + a.hostport() }
 // parseJump reads "[user@]host[:port]" as ssh -J does, IPv6 in brackets
 // when it has a port ("[fd00::1]:2222").
 func parseJump(s, user string, port int) (target, error) {
-	to := target{user: user, host: s, port: port}
+	to := target{user: user, host: s, port: port, name: "jump host " + s}
 	if u, rest, ok := strings.Cut(s, "@"); ok {
 		to.user, to.host = u, rest
 	}
@@ -47,6 +49,7 @@ func parseJump(s, user string, port int) (target, error) {
 		}
 		to.host, to.port = h, n
 	}
+	to.name = "jump host " + to.host
 	if to.user == "" || to.host == "" {
 		return target{}, fmt.Errorf("jump host %q: want [user@]host[:port]", s)
 	}
@@ -69,7 +72,7 @@ func authMethods(o Options, home string) ([]ssh.AuthMethod, io.Closer, error) {
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: reading SSH key %s: %w", hostapi.ErrSetup, f, err)
+			return nil, nil, kindErrorf(hostapi.ErrSetup, "reading SSH key %s: %w", f, err)
 		}
 		s, err := ssh.ParsePrivateKey(raw)
 		var pass *ssh.PassphraseMissingError
@@ -79,9 +82,9 @@ func authMethods(o Options, home string) ([]ssh.AuthMethod, io.Closer, error) {
 			// this package's job.
 			continue
 		case errors.As(err, &pass):
-			return nil, nil, fmt.Errorf("%w: SSH key %s is protected by a passphrase: load it into ssh-agent (ssh-add %s) instead", hostapi.ErrSetup, f, f)
+			return nil, nil, kindErrorf(hostapi.ErrSetup, "SSH key %s is protected by a passphrase: load it into ssh-agent (ssh-add %s) instead", f, f)
 		case err != nil:
-			return nil, nil, fmt.Errorf("%w: reading SSH key %s: %w", hostapi.ErrSetup, f, err)
+			return nil, nil, kindErrorf(hostapi.ErrSetup, "reading SSH key %s: %w", f, err)
 		}
 		signers = append(signers, s)
 	}
@@ -95,7 +98,7 @@ func authMethods(o Options, home string) ([]ssh.AuthMethod, io.Closer, error) {
 		}
 	}
 	if len(signers) == 0 && ag == nil {
-		return nil, nil, fmt.Errorf("%w: no SSH key to log in with: none given (--ssh-key), none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa usable and no ssh-agent ($SSH_AUTH_SOCK)", hostapi.ErrSetup)
+		return nil, nil, kindErrorf(hostapi.ErrSetup, "no SSH key to log in with: none given (--ssh-key), none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa usable and no ssh-agent ($SSH_AUTH_SOCK)")
 	}
 	keys := func() ([]ssh.Signer, error) {
 		all := signers
@@ -118,27 +121,27 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// dial logs in to node at to, through the jump host when there is one; the
-// jump client (nil without one) must be closed with the host's.
-func (t *Transport) dial(ctx context.Context, node string, to target) (c, jump *ssh.Client, err error) {
+// dial logs in to to, through the jump host when there is one; the jump
+// client (nil without one) must be closed with the host's.
+func (t *Transport) dial(ctx context.Context, to target) (c, jump *ssh.Client, err error) {
 	if t.jump == nil {
-		c, err = t.login(ctx, node, to, nil)
+		c, err = t.login(ctx, to, nil)
 		return c, nil, err
 	}
-	jump, err = t.login(ctx, "jump host "+t.jump.host, *t.jump, nil)
+	jump, err = t.login(ctx, *t.jump, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reaching host %s through jump host %s: %w", node, t.jump, err)
+		return nil, nil, fmt.Errorf("reaching %s through %s: %w", to.name, t.jump.name, err)
 	}
 	conn, err := jump.DialContext(ctx, "tcp", to.hostport())
 	if err != nil {
 		jump.Close()
 		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("connecting to host %s (%s) through jump host %s: %w", node, to.hostport(), t.jump, ctx.Err())
+			return nil, nil, fmt.Errorf("connecting to %s (%s) through %s: %w", to.name, to.hostport(), t.jump.name, ctx.Err())
 		}
-		return nil, nil, fmt.Errorf("%w: jump host %s cannot connect to host %s at %s: %w; check that the host is up and its sshd listens on port %d, and that the jump host may forward to it (AllowTcpForwarding)",
-			hostapi.ErrUnreachable, t.jump, node, to.hostport(), err, to.port)
+		return nil, nil, kindErrorf(hostapi.ErrUnreachable, "%s (%s) cannot connect to %s at %s: %w; check that the host is up, that its sshd listens on port %d and that the jump host may forward to it (sshd's AllowTcpForwarding)",
+			t.jump.name, t.jump, to.name, to.hostport(), err, to.port)
 	}
-	c, err = t.login(ctx, node, to, conn)
+	c, err = t.login(ctx, to, conn)
 	if err != nil {
 		jump.Close()
 		return nil, nil, err
@@ -148,14 +151,14 @@ func (t *Transport) dial(ctx context.Context, node string, to target) (c, jump *
 
 // login connects to to (over conn when given, else a new TCP connection)
 // and logs in, checking its host key against KnownHostsFile.
-func (t *Transport) login(ctx context.Context, node string, to target, conn net.Conn) (*ssh.Client, error) {
+func (t *Transport) login(ctx context.Context, to target, conn net.Conn) (*ssh.Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, t.o.ConnectTimeout)
 	defer cancel()
 	if conn == nil {
 		var d net.Dialer
 		c, err := d.DialContext(hctx, "tcp", to.hostport())
 		if err != nil {
-			return nil, t.dialError(ctx, node, to, err)
+			return nil, t.dialError(ctx, to, err)
 		}
 		conn = c
 	}
@@ -174,7 +177,7 @@ func (t *Transport) login(ctx context.Context, node string, to target, conn net.
 		User: to.user,
 		Auth: t.auth,
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			refused = t.checkHostKey(known, node, to, remote, key)
+			refused = t.checkHostKey(known, to, remote, key)
 			return refused
 		},
 		// Ask for the key types known_hosts has for this host: offered
@@ -188,29 +191,35 @@ func (t *Transport) login(ctx context.Context, node string, to target, conn net.
 		case refused != nil:
 			return nil, refused
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, fmt.Errorf("%w: host %s (%s) did not accept our SSH keys for user %s: %w; put the public key in ~%s/.ssh/authorized_keys there, or give the right key (--ssh-key) or user (--ssh-user)",
-				hostapi.ErrForbidden, node, to.hostport(), to.user, err, to.user)
+			return nil, kindErrorf(hostapi.ErrForbidden, "%s (%s) did not accept our SSH keys for user %s: %w; put the public key in ~%s/.ssh/authorized_keys there, or give the right key (--ssh-key) or user (--ssh-user)",
+				to.name, to.hostport(), to.user, err, to.user)
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("logging in to host %s (%s): %w", node, to.hostport(), ctx.Err())
+			return nil, fmt.Errorf("logging in to %s (%s): %w", to.name, to.hostport(), ctx.Err())
 		case hctx.Err() != nil:
-			return nil, fmt.Errorf("%w: host %s (%s) accepted the connection but did not complete the SSH handshake within %s; check its sshd", hostapi.ErrUnreachable, node, to.hostport(), t.o.ConnectTimeout)
+			return nil, kindErrorf(hostapi.ErrUnreachable, "%s (%s) accepted the connection but did not complete the SSH handshake within %s; check its sshd", to.name, to.hostport(), t.o.ConnectTimeout)
 		}
-		return nil, fmt.Errorf("logging in to host %s (%s) over SSH as %s: %w", node, to.hostport(), to.user, err)
+		return nil, fmt.Errorf("logging in to %s (%s) over SSH as %s: %w", to.name, to.hostport(), to.user, err)
 	}
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 
 // dialError classifies a failed TCP connection.
-func (t *Transport) dialError(ctx context.Context, node string, to target, err error) error {
+func (t *Transport) dialError(ctx context.Context, to target, err error) error {
+	isJump := t.jump != nil && to == *t.jump
 	var dns *net.DNSError
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("connecting to host %s (%s): %w", node, to.hostport(), ctx.Err())
+		return fmt.Errorf("connecting to %s (%s): %w", to.name, to.hostport(), ctx.Err())
+	case errors.As(err, &dns) && dns.IsNotFound && isJump:
+		return kindErrorf(hostapi.ErrSetup, "%s: its address does not resolve: %w; check --ssh-jump", to.name, err)
 	case errors.As(err, &dns) && dns.IsNotFound:
-		return fmt.Errorf("%w: host %s: its address %s does not resolve: %w", hostapi.ErrNoSuchHost, node, to.host, err)
+		return kindErrorf(hostapi.ErrNoSuchHost, "%s: its address %s does not resolve: %w", to.name, to.host, err)
+	case isJump:
+		return kindErrorf(hostapi.ErrUnreachable, "cannot connect to %s at %s over SSH: %w; check that it is up and that its sshd listens on port %d (--ssh-jump [user@]host[:port])",
+			to.name, to.hostport(), err, to.port)
 	}
-	return fmt.Errorf("%w: cannot connect to host %s at %s over SSH: %w; check that the host is up, that its sshd listens on port %d (--ssh-port) and that no firewall is in the way, or go through a jump host (--ssh-jump)",
-		hostapi.ErrUnreachable, node, to.hostport(), err, to.port)
+	return kindErrorf(hostapi.ErrUnreachable, "cannot connect to %s at %s over SSH: %w; check that the host is up, that its sshd listens on port %d (--ssh-port) and that no firewall is in the way, or go through a jump host (--ssh-jump)",
+		to.name, to.hostport(), err, to.port)
 }
 
 // knownHosts reads KnownHostsFile afresh: a key another connection
@@ -221,7 +230,7 @@ func (t *Transport) knownHosts() (ssh.HostKeyCallback, error) {
 		return func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading known hosts %s: %w", hostapi.ErrSetup, t.o.KnownHostsFile, err)
+		return nil, kindErrorf(hostapi.ErrSetup, "reading known hosts %s: %w", t.o.KnownHostsFile, err)
 	}
 	return cb, nil
 }
@@ -229,7 +238,7 @@ func (t *Transport) knownHosts() (ssh.HostKeyCallback, error) {
 // checkHostKey accepts key when known_hosts has it for to; adds it when it
 // has none for to and AcceptNewHostKeys; refuses it otherwise, a changed
 // key always.
-func (t *Transport) checkHostKey(known ssh.HostKeyCallback, node string, to target, remote net.Addr, key ssh.PublicKey) error {
+func (t *Transport) checkHostKey(known ssh.HostKeyCallback, to target, remote net.Addr, key ssh.PublicKey) error {
 	err := known(to.hostport(), remote, key)
 	var keyErr *knownhosts.KeyError
 	var revoked *knownhosts.RevokedError
@@ -238,22 +247,22 @@ func (t *Transport) checkHostKey(known ssh.HostKeyCallback, node string, to targ
 		return nil
 	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
 		was := keyErr.Want[0]
-		return fmt.Errorf("%w: the host key for %s (%s) has CHANGED: %s line %d has %s %s, the host now presents %s %s. "+
+		return kindErrorf(hostapi.ErrSetup, "the host key for %s (%s) has CHANGED: %s line %d has %s %s, the host now presents %s %s. "+
 			"Either the host was reinstalled or someone is in the middle; refusing to connect. "+
 			"If it was reinstalled, check the new key on the host's console (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub) and then remove the old one: ssh-keygen -R %s -f %s",
-			hostapi.ErrSetup, node, to.hostport(), was.Filename, was.Line, was.Key.Type(), ssh.FingerprintSHA256(was.Key),
+			to.name, to.hostport(), was.Filename, was.Line, was.Key.Type(), ssh.FingerprintSHA256(was.Key),
 			key.Type(), ssh.FingerprintSHA256(key), keyFileType(key), quote(knownhosts.Normalize(to.hostport())), was.Filename)
 	case errors.As(err, &keyErr) && t.o.AcceptNewHostKeys:
-		return t.addHostKey(node, to, remote, key)
+		return t.addHostKey(to, remote, key)
 	case errors.As(err, &keyErr):
-		return fmt.Errorf("%w: host %s (%s) is not in %s; it presents the host key %s %s. "+
+		return kindErrorf(hostapi.ErrSetup, "%s (%s) is not in %s; it presents the host key %s %s. "+
 			"Verify that fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then rerun with --ssh-accept-new-host-keys, or add the key to %s yourself",
-			hostapi.ErrSetup, node, to.hostport(), t.o.KnownHostsFile, key.Type(), ssh.FingerprintSHA256(key), keyFileType(key), t.o.KnownHostsFile)
+			to.name, to.hostport(), t.o.KnownHostsFile, key.Type(), ssh.FingerprintSHA256(key), keyFileType(key), t.o.KnownHostsFile)
 	case errors.As(err, &revoked):
-		return fmt.Errorf("%w: host %s (%s) presents the host key %s, revoked in %s line %d; refusing to connect",
-			hostapi.ErrSetup, node, to.hostport(), ssh.FingerprintSHA256(key), revoked.Revoked.Filename, revoked.Revoked.Line)
+		return kindErrorf(hostapi.ErrSetup, "%s (%s) presents the host key %s, revoked in %s line %d; refusing to connect",
+			to.name, to.hostport(), ssh.FingerprintSHA256(key), revoked.Revoked.Filename, revoked.Revoked.Line)
 	}
-	return fmt.Errorf("%w: checking the host key of %s (%s): %w", hostapi.ErrSetup, node, to.hostport(), err)
+	return kindErrorf(hostapi.ErrSetup, "checking the host key of %s (%s): %w", to.name, to.hostport(), err)
 }
 
 // keyFileType is the name sshd's host key file of key's type has.
@@ -272,7 +281,7 @@ func keyFileType(key ssh.PublicKey) string {
 
 // addHostKey appends key for to to KnownHostsFile, as
 // StrictHostKeyChecking=accept-new does.
-func (t *Transport) addHostKey(node string, to target, remote net.Addr, key ssh.PublicKey) error {
+func (t *Transport) addHostKey(to target, remote net.Addr, key ssh.PublicKey) error {
 	t.knownMu.Lock()
 	defer t.knownMu.Unlock()
 	// Another connection (the same jump host for two hosts) may have
@@ -282,11 +291,11 @@ func (t *Transport) addHostKey(node string, to target, remote net.Addr, key ssh.
 	} else if err := known(to.hostport(), remote, key); err == nil {
 		return nil
 	} else if ke := (*knownhosts.KeyError)(nil); !errors.As(err, &ke) || len(ke.Want) > 0 {
-		return t.checkHostKey(known, node, to, remote, key)
+		return t.checkHostKey(known, to, remote, key)
 	}
 	file := t.o.KnownHostsFile
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return fmt.Errorf("%w: adding the host key of %s to %s: %w", hostapi.ErrSetup, node, file, err)
+		return kindErrorf(hostapi.ErrSetup, "adding the host key of %s to %s: %w", to.name, file, err)
 	}
 	line := knownhosts.Line([]string{knownhosts.Normalize(to.hostport())}, key) + "\n"
 	if raw, err := os.ReadFile(file); err == nil && len(raw) > 0 && raw[len(raw)-1] != '\n' {
@@ -300,9 +309,9 @@ func (t *Transport) addHostKey(node string, to target, remote net.Addr, key ssh.
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w: adding the host key of %s to %s: %w", hostapi.ErrSetup, node, file, err)
+		return kindErrorf(hostapi.ErrSetup, "adding the host key of %s to %s: %w", to.name, file, err)
 	}
-	fmt.Fprintf(t.log, "      %s: added the host key of %s (%s %s) to %s\n", node, to.hostport(), key.Type(), ssh.FingerprintSHA256(key), file)
+	fmt.Fprintf(t.log, "      added the host key of %s (%s, %s %s) to %s\n", to.name, to.hostport(), key.Type(), ssh.FingerprintSHA256(key), file)
 	return nil
 }
 

@@ -122,7 +122,7 @@ func New(o Options, resolve func(node string) (string, error), log io.Writer) (*
 	}
 	home, err := homeDir()
 	if err != nil && (o.KnownHostsFile == "" || len(o.KeyFiles) == 0) {
-		return nil, fmt.Errorf("%w: finding ~/.ssh: %w", hostapi.ErrSetup, err)
+		return nil, kindErrorf(hostapi.ErrSetup, "finding ~/.ssh: %w", err)
 	}
 	if o.KnownHostsFile == "" {
 		o.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts")
@@ -207,7 +207,7 @@ func (t *Transport) host(node string) (*host, error) {
 	}
 	addr, err := t.resolve(node)
 	if err != nil {
-		return nil, fmt.Errorf("%w: finding the address of host %s to reach it over SSH: %w", hostapi.ErrNoSuchHost, node, err)
+		return nil, kindErrorf(hostapi.ErrNoSuchHost, "finding the address of host %s to reach it over SSH: %w", node, err)
 	}
 	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
 	t.mu.Lock()
@@ -215,7 +215,7 @@ func (t *Transport) host(node string) (*host, error) {
 	if h := t.hosts[node]; h != nil {
 		return h, nil
 	}
-	h = &host{to: target{user: t.o.User, host: addr, port: t.o.Port}}
+	h = &host{to: target{user: t.o.User, host: addr, port: t.o.Port, name: "host " + node}}
 	t.hosts[node] = h
 	return h, nil
 }
@@ -275,7 +275,7 @@ func (t *Transport) client(ctx context.Context, node string, h *host) (*ssh.Clie
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.client == nil {
-		c, jump, err := t.dial(ctx, node, h.to)
+		c, jump, err := t.dial(ctx, h.to)
 		if err != nil {
 			return nil, err
 		}
@@ -315,8 +315,8 @@ func (t *Transport) prepare(ctx context.Context, node string, h *host) error {
 	if h.to.user != "root" {
 		var exit *ssh.ExitError
 		if _, err := t.outputIn(ctx, h.client, nil, commandLine("sudo", "-n", "true")); errors.As(err, &exit) {
-			return fmt.Errorf("%w: user %s on host %s cannot run sudo without a password, which kubectl-etcd needs; nothing was changed. "+
-				"Allow it (a NOPASSWD rule in /etc/sudoers.d) or log in as root (--ssh-user root): %w", hostapi.ErrForbidden, h.to.user, node, err)
+			return kindErrorf(hostapi.ErrForbidden, "user %s on host %s cannot run sudo without a password, which kubectl-etcd needs; nothing was changed. "+
+				"Allow it (a NOPASSWD rule in /etc/sudoers.d) or log in as root (--ssh-user root): %w", h.to.user, node, err)
 		} else if err != nil {
 			return fmt.Errorf("checking sudo for user %s on host %s (%s): %w", h.to.user, node, h.to, err)
 		}

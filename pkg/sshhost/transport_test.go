@@ -236,7 +236,7 @@ func TestChangedHostKeyIsRefused(t *testing.T) {
 	if !errors.Is(err, hostapi.ErrSetup) {
 		t.Fatalf("want ErrSetup, got %v", err)
 	}
-	for _, want := range []string{"host key for h1", "has CHANGED", "refusing", ssh.FingerprintSHA256(b.srv.hostKey), ssh.FingerprintSHA256(old)} {
+	for _, want := range []string{"the host key for host h1 (127.0.0.1:" + strconv.Itoa(b.srv.port) + ") has CHANGED", "refusing", ssh.FingerprintSHA256(b.srv.hostKey), ssh.FingerprintSHA256(old)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q: %v", want, err)
 		}
@@ -429,11 +429,11 @@ func TestJumpHost(t *testing.T) {
 
 func TestParseJump(t *testing.T) {
 	for in, want := range map[string]target{
-		"bastion":           {"me", "bastion", 22},
-		"ops@bastion:2222":  {"ops", "bastion", 2222},
-		"[fd00::1]:2200":    {"me", "fd00::1", 2200},
-		"ops@fd00::1":       {"ops", "fd00::1", 22},
-		"ops@10.0.0.1:2022": {"ops", "10.0.0.1", 2022},
+		"bastion":           {"me", "bastion", 22, "jump host bastion"},
+		"ops@bastion:2222":  {"ops", "bastion", 2222, "jump host bastion"},
+		"[fd00::1]:2200":    {"me", "fd00::1", 2200, "jump host fd00::1"},
+		"ops@fd00::1":       {"ops", "fd00::1", 22, "jump host fd00::1"},
+		"ops@10.0.0.1:2022": {"ops", "10.0.0.1", 2022, "jump host 10.0.0.1"},
 	} {
 		got, err := parseJump(in, "me", 22)
 		if err != nil || got != want {
