@@ -165,7 +165,9 @@ func (t *Transport) Exec(ctx context.Context, node string, call hostapi.Call, st
 		return err
 	}
 	sess, c, err := t.session(ctx, node, h)
-	if err != nil {
+	if hostapi.Unreachable(err) {
+		return fmt.Errorf("%w; on the host itself, as root: %s", err, hostCommand(t.o.RemoteBinary, call))
+	} else if err != nil {
 		return err
 	}
 	var tail tailBuffer
@@ -194,6 +196,12 @@ func (t *Transport) Exec(ctx context.Context, node string, call hostapi.Call, st
 	return fmt.Errorf("running kubectl-etcd on host %s over SSH (%s): %w", node, h.to, err)
 }
 
+// hostCommand is call as an operator types it on the host, with the
+// binary where this transport puts it.
+func hostCommand(binary string, call hostapi.Call) string {
+	return strings.Replace(call.HostCommand(), hostapi.HostBinaryPath, binary, 1)
+}
+
 // host is node's entry, resolving its address the first time.
 func (t *Transport) host(node string) (*host, error) {
 	t.mu.Lock()
@@ -212,6 +220,9 @@ func (t *Transport) host(node string) (*host, error) {
 	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("running kubectl-etcd on host %s: the SSH transport is closed", node)
+	}
 	if h := t.hosts[node]; h != nil {
 		return h, nil
 	}

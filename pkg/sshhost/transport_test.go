@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
@@ -254,6 +256,9 @@ func TestClosedPortIsUnreachable(t *testing.T) {
 	if !strings.Contains(err.Error(), "h1") || !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(b.opts.Port)) {
 		t.Errorf("error does not name the host and its address: %v", err)
 	}
+	if !strings.HasSuffix(err.Error(), "on the host itself, as root: "+b.remote+" true") {
+		t.Errorf("error does not give the host-local command: %v", err)
+	}
 }
 
 func TestUnresolvedNodeIsNoSuchHost(t *testing.T) {
@@ -444,5 +449,48 @@ func TestParseJump(t *testing.T) {
 		if _, err := parseJump(bad, "me", 22); err == nil {
 			t.Errorf("parseJump(%q) accepted", bad)
 		}
+	}
+}
+
+func TestAgentKeys(t *testing.T) {
+	b := newBed(t)
+	raw, err := os.ReadFile(b.srv.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ssh.ParseRawPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); agent.ServeAgent(keyring, c) }()
+		}
+	}()
+	// No key files: an empty home, the key only in the agent.
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	b.opts.KeyFiles, b.opts.Agent = nil, true
+	if out, _, err := b.exec(t, b.transport(t), "", "echo", "agent"); err != nil || out != "agent\n" {
+		t.Fatalf("with the agent's key: %q, %v", out, err)
+	}
+	// Without the agent there is nothing to log in with.
+	b.opts.Agent = false
+	if _, err := New(b.opts, nil, nil); !errors.Is(err, hostapi.ErrSetup) || !strings.Contains(err.Error(), "no SSH key") {
+		t.Fatalf("without keys: want ErrSetup saying so, got %v", err)
 	}
 }
