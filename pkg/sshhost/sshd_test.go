@@ -65,8 +65,12 @@ func installSSHD() error {
 	return nil
 }
 
-// startSSHD starts an sshd for the test, stopped at its end.
-func startSSHD(t *testing.T) *sshd {
+// startSSHD starts an sshd for the test, stopped at its end. extra lines
+// come first in its sshd_config, where the first of a keyword counts.
+// sudoers, when not empty, is a rule that sudo sees in sessions of this
+// sshd only: it runs in a mount namespace of its own where /etc/sudoers.d
+// is a copy with the rule added.
+func startSSHD(t *testing.T, sudoers string, extra ...string) *sshd {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("these tests start a real sshd and log in to it as root: run them as root")
@@ -81,8 +85,15 @@ func startSSHD(t *testing.T) *sshd {
 	hostPub := writeKey(t, filepath.Join(dir, "host_ed25519"))
 	s := &sshd{hostKey: hostPub, clientKey: filepath.Join(dir, "client_ed25519")}
 	clientPub := writeKey(t, s.clientKey)
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
+	// sshd reads authorized_keys as the user logging in, who need not be
+	// root.
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.port = freePort(t)
 	listen := "ListenAddress 127.0.0.1\n"
@@ -91,23 +102,29 @@ func startSSHD(t *testing.T) *sshd {
 		s.ipv6 = true
 		listen += "ListenAddress ::1\n"
 	}
-	config := fmt.Sprintf(`Port %d
+	config := fmt.Sprintf(`%sPort %d
 %sHostKey %s
 PermitRootLogin prohibit-password
 AuthorizedKeysFile %s
 StrictModes no
 PidFile %s
-UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 AllowTcpForwarding yes
-`, s.port, listen, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+UsePAM no
+`, strings.Join(append(extra, ""), "\n"), s.port, listen, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	cfg := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var log syncBuffer
 	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+	if sudoers != "" {
+		d := sudoersDir(t, sudoers)
+		// unshare and sh exec: the pid stays sshd's, for Kill.
+		cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount --bind "$1" /etc/sudoers.d && exec /usr/sbin/sshd -D -e -f "$2"`, "sh", d, cfg)
+	}
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,6 +159,49 @@ AllowTcpForwarding yes
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// sudoersDir is a copy of /etc/sudoers.d with the rule added, owned by
+// root and not writable by others, as sudo insists.
+func sudoersDir(t *testing.T, rule string) string {
+	t.Helper()
+	d := t.TempDir()
+	entries, err := os.ReadDir("/etc/sudoers.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join("/etc/sudoers.d", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, e.Name()), raw, 0o440); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d, "zz-sshhost-test"), []byte(rule+"\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// loginUser is a user other than root with a login shell on this machine,
+// or "" if none; the sudo tests log in as it to their own sshd.
+func loginUser() string {
+	raw, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) == 7 && f[2] != "0" && (strings.HasSuffix(f[6], "/bash") || strings.HasSuffix(f[6], "/sh")) {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // knownHostsLine is the known_hosts line of s for host (an IP).

@@ -35,7 +35,33 @@ type bed struct {
 
 func newBed(t *testing.T) *bed {
 	t.Helper()
-	srv := startSSHD(t)
+	return bedOn(t, startSSHD(t, ""))
+}
+
+// sudoBed is a bed whose login user is not root: with a passwordless
+// sudo rule for it when sudoers, else without.
+func sudoBed(t *testing.T, sudoers bool) *bed {
+	t.Helper()
+	user := loginUser()
+	if user == "" {
+		t.Skip("no user other than root with a login shell on this machine")
+	}
+	if _, err := exec.LookPath("sudo"); err != nil {
+		t.Skip("no sudo on this machine")
+	}
+	rule := ""
+	if sudoers {
+		rule = user + " ALL=(root) NOPASSWD: ALL"
+	}
+	// With PAM: sshd alone refuses the accounts whose password is locked,
+	// as system users' often are; PAM lets key logins in.
+	b := bedOn(t, startSSHD(t, rule, "UsePAM yes"))
+	b.opts.User = user
+	return b
+}
+
+func bedOn(t *testing.T, srv *sshd) *bed {
+	t.Helper()
 	dir := t.TempDir()
 	b := &bed{srv: srv, knownHosts: filepath.Join(dir, "known_hosts"), remote: filepath.Join(dir, "host", "bin", "kubectl-etcd")}
 	b.writeKnownHosts(t, srv.knownHostsLine("127.0.0.1"))
@@ -492,5 +518,55 @@ func TestAgentKeys(t *testing.T) {
 	b.opts.Agent = false
 	if _, err := New(b.opts, nil, nil); !errors.Is(err, hostapi.ErrSetup) || !strings.Contains(err.Error(), "no SSH key") {
 		t.Fatalf("without keys: want ErrSetup saying so, got %v", err)
+	}
+}
+
+func TestUserWithoutSudoIsForbidden(t *testing.T) {
+	b := sudoBed(t, false)
+	before, _ := os.ReadFile(b.knownHosts)
+	_, _, err := b.exec(t, b.transport(t), "", "true")
+	if !errors.Is(err, hostapi.ErrForbidden) {
+		t.Fatalf("want ErrForbidden, got %v", err)
+	}
+	want := fmt.Sprintf("user %s on host h1 cannot run sudo without a password, which kubectl-etcd needs; nothing was changed", b.opts.User)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error does not say %q: %v", want, err)
+	}
+	b.assertUntouched(t, string(before))
+}
+
+func TestUserWithSudo(t *testing.T) {
+	b := sudoBed(t, true)
+	tr := b.transport(t)
+	out, _, err := b.exec(t, tr, "in", "sh", "-c", `id -u; cat`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "0\nin" {
+		t.Errorf("stdout %q, want root's uid and stdin", out)
+	}
+	fi, err := os.Stat(b.remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the binary is owned by uid %d with mode %v, want root's, 0755", st.Uid, fi.Mode())
+	}
+	var exit *hostapi.ExitError
+	if _, _, err := b.exec(t, tr, "", "sh", "-c", "exit 4"); !errors.As(err, &exit) || exit.ExitCode != 4 || exit.Where != "ssh "+b.opts.User+"@127.0.0.1:"+strconv.Itoa(b.srv.port) {
+		t.Errorf("want an ExitError with code 4 from the user's session, got %v", err)
+	}
+	// Cancelled: the signal goes through sudo.
+	sleep := strconv.Itoa(100000 + int(time.Now().UnixNano()%800000))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := tr.Exec(ctx, "h1", hostapi.Call{Argv: []string{"sleep", sleep}}, nil, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the deadline, got %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); exec.Command("pgrep", "-fx", "sleep "+sleep).Run() == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			exec.Command("pkill", "-fx", "sleep "+sleep).Run()
+			t.Fatal("the remote sleep still runs after the deadline")
+		}
 	}
 }
