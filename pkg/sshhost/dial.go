@@ -316,18 +316,19 @@ func (t *Transport) addHostKey(to target, remote net.Addr, key ssh.PublicKey) er
 }
 
 // knownAlgorithms are the host key algorithms of the keys known_hosts has
-// for hostport, nil (the library's choice) when it has none.
+// for hostport; for a host it does not know, OpenSSH's order, for the
+// fingerprint shown (and the key added) to be the one ssh would show.
 func knownAlgorithms(known ssh.HostKeyCallback, hostport string) []string {
 	var keyErr *knownhosts.KeyError
 	// A key of no real type matches nothing: the error lists them all.
-	if err := known(hostport, probeAddr{}, probeKey{}); !errors.As(err, &keyErr) {
-		return nil
+	if err := known(hostport, probeAddr{}, probeKey{}); !errors.As(err, &keyErr) || len(keyErr.Want) == 0 {
+		return []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
 	}
 	var algos []string
 	for _, k := range keyErr.Want {
 		switch k.Key.Type() {
 		case ssh.KeyAlgoRSA:
-			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256)
 		default:
 			algos = append(algos, k.Key.Type())
 		}

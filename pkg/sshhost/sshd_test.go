@@ -3,7 +3,9 @@ package sshhost
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -29,9 +31,10 @@ import (
 // 127.0.0.1 (and ::1 when the machine has it), letting root in with the
 // test's client key.
 type sshd struct {
-	port    int
-	ipv6    bool
-	hostKey ssh.PublicKey
+	port int
+	ipv6 bool
+	// hostKey (ed25519) and ecdsaKey are its host keys.
+	hostKey, ecdsaKey ssh.PublicKey
 	// clientKey is a private key file authorized for root.
 	clientKey string
 }
@@ -84,6 +87,9 @@ func startSSHD(t *testing.T, sudoers string, extra ...string) *sshd {
 	dir := t.TempDir()
 	hostPub := writeKey(t, filepath.Join(dir, "host_ed25519"))
 	s := &sshd{hostKey: hostPub, clientKey: filepath.Join(dir, "client_ed25519")}
+	// A second host key, of the type the ssh library prefers by default:
+	// known_hosts has the one ssh recorded, which the client must ask for.
+	s.ecdsaKey = writeECDSAKey(t, filepath.Join(dir, "host_ecdsa"))
 	clientPub := writeKey(t, s.clientKey)
 	// sshd reads authorized_keys as the user logging in, who need not be
 	// root.
@@ -104,6 +110,7 @@ func startSSHD(t *testing.T, sudoers string, extra ...string) *sshd {
 	}
 	config := fmt.Sprintf(`%sPort %d
 %sHostKey %s
+HostKey %s
 PermitRootLogin prohibit-password
 AuthorizedKeysFile %s
 StrictModes no
@@ -112,7 +119,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 AllowTcpForwarding yes
 UsePAM no
-`, strings.Join(append(extra, ""), "\n"), s.port, listen, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+`, strings.Join(append(extra, ""), "\n"), s.port, listen, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "host_ecdsa"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	cfg := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -225,6 +232,28 @@ func writeKey(t *testing.T, path string) ssh.PublicKey {
 		t.Fatal(err)
 	}
 	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// writeECDSAKey writes a new ECDSA P-256 private key to path and returns
+// its public key.
+func writeECDSAKey(t *testing.T, path string) ssh.PublicKey {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(&priv.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
@@ -270,6 +271,17 @@ func TestChangedHostKeyIsRefused(t *testing.T) {
 		}
 	}
 	b.assertUntouched(t, before)
+}
+
+func TestKnownHostsKeyTypeIsTheOneAskedFor(t *testing.T) {
+	b := newBed(t)
+	// Only the ECDSA key known, hashed as Debian's ssh writes them:
+	// offered the ed25519 one, the check would call it changed.
+	host := knownhosts.HashHostname(knownhosts.Normalize("127.0.0.1:" + strconv.Itoa(b.srv.port)))
+	b.writeKnownHosts(t, knownhosts.Line([]string{host}, b.srv.ecdsaKey)+"\n")
+	if _, _, err := b.exec(t, b.transport(t), "", "true"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestClosedPortIsUnreachable(t *testing.T) {
