@@ -247,6 +247,11 @@ func (t *Transport) checkHostKey(known ssh.HostKeyCallback, to target, remote ne
 		return nil
 	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
 		was := keyErr.Want[0]
+		for _, k := range keyErr.Want {
+			if k.Key.Type() == key.Type() {
+				was = k // the key it replaces, rather than another type's
+			}
+		}
 		return kindErrorf(hostapi.ErrSetup, "the host key for %s (%s) has CHANGED: %s line %d has %s %s, the host now presents %s %s. "+
 			"Either the host was reinstalled or someone is in the middle; refusing to connect. "+
 			"If it was reinstalled, check the new key on the host's console (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub) and then remove the old one: ssh-keygen -R %s -f %s",
