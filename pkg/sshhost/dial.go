@@ -154,7 +154,16 @@ func (t *Transport) dial(ctx context.Context, to target) (c, jump *ssh.Client, e
 func (t *Transport) login(ctx context.Context, to target, conn net.Conn) (*ssh.Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, t.o.ConnectTimeout)
 	defer cancel()
-	if conn == nil {
+	var proxy *proxyConn
+	switch {
+	case conn != nil:
+	case t.o.ProxyCommand != "":
+		p, err := dialProxy(t.o.ProxyCommand, to)
+		if err != nil {
+			return nil, err
+		}
+		proxy, conn = p, p
+	default:
 		var d net.Dialer
 		c, err := d.DialContext(hctx, "tcp", to.hostport())
 		if err != nil {
@@ -190,6 +199,10 @@ func (t *Transport) login(ctx context.Context, to target, conn net.Conn) (*ssh.C
 		switch {
 		case refused != nil:
 			return nil, refused
+		case proxy != nil && proxy.failed() != "":
+			// What a refused TCP connection is without a proxy.
+			return nil, kindErrorf(hostapi.ErrUnreachable, "cannot connect to %s at %s over SSH: %s; check that the host is up and that its sshd listens on port %d (--ssh-port)",
+				to.name, to.hostport(), proxy.failed(), to.port)
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, kindErrorf(hostapi.ErrForbidden, "%s (%s) did not accept our SSH keys for user %s: %w; put the public key in ~%s/.ssh/authorized_keys there, or give the right key (--ssh-key) or user (--ssh-user)",
 				to.name, to.hostport(), to.user, err, to.user)

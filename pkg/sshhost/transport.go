@@ -53,6 +53,10 @@ type Options struct {
 	RemoteBinary string
 	// LocalBinary is the binary copied there; "" is this one.
 	LocalBinary string
+	// ProxyCommand, as ssh's, connects to the host (or the jump host)
+	// through a command's stdin and stdout; %h, %p and %r are the host,
+	// port and user.
+	ProxyCommand string
 	// ConnectTimeout bounds connecting and logging in; 0 is 10s.
 	ConnectTimeout time.Duration
 }

@@ -582,3 +582,31 @@ func TestUserWithSudo(t *testing.T) {
 		}
 	}
 }
+
+func TestProxyCommand(t *testing.T) {
+	b := newBed(t)
+	// A relay in bash alone (/dev/tcp), standing in for a bastion's relay
+	// or the test bed's network namespace: %h and %p are the host's.
+	b.opts.ProxyCommand = `bash -c 'exec 3<>/dev/tcp/%h/%p; cat <&3 & exec cat >&3'`
+	out, _, err := b.exec(t, b.transport(t), "through", "sh", "-c", "cat; echo \" $SSH_CONNECTION\"")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "through 127.0.0.1 ") {
+		t.Errorf("stdout %q", out)
+	}
+	// A proxy that cannot connect: unreachable, with what it said.
+	b.opts.ProxyCommand = `echo "no route to %h:%p%%" >&2; exit 3`
+	_, _, err = b.exec(t, b.transport(t), "", "true")
+	want := fmt.Sprintf("no route to 127.0.0.1:%d%%", b.srv.port)
+	if !hostapi.Unreachable(err) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("want ErrUnreachable saying %q, got %v", want, err)
+	}
+}
+
+func TestExpandProxyCommand(t *testing.T) {
+	got := expandProxyCommand("relay %r@%h %p %% %x%", target{user: "ops", host: "fd00::1", port: 2222})
+	if want := "relay ops@fd00::1 2222 % %x%"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
