@@ -39,6 +39,9 @@ type Result struct {
 	Survey   *Survey  `json:"survey,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 	Next     []string `json:"nextSteps,omitempty"`
+	// Resuming: an unfinished run's journal was found and is carried on
+	// (no survey then): a cross-host recovery must finish it here.
+	Resuming bool `json:"resuming,omitempty"`
 }
 
 // Recovery is a planned recovery, ready to be shown, confirmed and run.
@@ -125,6 +128,7 @@ func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, e
 		}
 	} else {
 		r.Res.Notes = append(r.Res.Notes, fmt.Sprintf("carrying on with the recovery started %s (journal %s)", j.Started.Format(time.RFC3339), journalPath(h)))
+		r.Res.Resuming = true
 	}
 	r.j = j
 	r.useKubeletRestart()
