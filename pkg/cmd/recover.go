@@ -17,6 +17,8 @@ import (
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/fleet"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/recover"
 )
@@ -28,6 +30,8 @@ type RecoverOptions struct {
 	Local bool
 	Yes   bool
 	Here  bool
+	// WaitHosts bounds recover --ssh's wait for hosts that do not answer.
+	WaitHosts time.Duration
 
 	face  face
 	shown bool // the survey and notes were printed before the plan ran
@@ -77,6 +81,7 @@ to run on a host.`,
 	o.WorkstationOptions.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.Local, "local", false, "recover on this host (as root) even if it has no /etc/kubernetes/manifests under --host-root (with it, the default)")
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().DurationVar(&o.WaitHosts, "wait-for-hosts", 10*time.Minute, "with --ssh: how long to wait for hosts that do not answer (powered off, booting) to join them as they come back")
 	cmd.Flags().BoolVar(&o.Here, "here", false, "recover from this host even if another reachable survivor is further ahead (its newer writes are lost)")
 	return cmd
 }
@@ -84,6 +89,14 @@ to run on a host.`,
 // Complete chooses the face: --local, else whether this is a control-plane
 // host.
 func (o *RecoverOptions) Complete(*cobra.Command, []string) error {
+	if o.SSH.Enabled {
+		// The workstation drives every host over SSH, wherever it runs.
+		if o.Local {
+			return errors.New("--ssh recovers every host from here and --local this host: give one, not both")
+		}
+		o.face = workstationFace
+		return nil
+	}
 	f, err := chooseFace(verbRecover, o.Local, "", func() bool { return isControlPlaneHost(o.Root) })
 	o.face = f
 	return err
@@ -95,7 +108,19 @@ func (o *RecoverOptions) Validate() error {
 	if o.face == hostLocalFace {
 		return o.validate(nil)
 	}
-	return nil
+	if o.SSH.Enabled {
+		if o.Here {
+			return errors.New("--here is for recover on one host; with --ssh the host furthest ahead recovers (run `kubectl-etcd recover --here` as root on the host you choose instead)")
+		}
+		if o.Output != "" && o.Output != "json" {
+			return fmt.Errorf("--output %q: recover supports json", o.Output)
+		}
+		if o.WaitHosts < 0 {
+			return fmt.Errorf("--wait-for-hosts %s is negative", o.WaitHosts)
+		}
+		return o.SSH.Validate()
+	}
+	return o.SSH.Validate()
 }
 
 // Run recovers on a host, or explains from a workstation.
@@ -226,6 +251,9 @@ func (o *RecoverOptions) reportRecovery(res *recover.Result, runErr error) error
 // workstation is `kubectl etcd recover` run with a kubeconfig: it cannot
 // recover anything through an apiserver that needs etcd, so it explains.
 func (o *RecoverOptions) workstation(ctx context.Context) error {
+	if o.SSH.Enabled {
+		return o.recoverSSH(ctx)
+	}
 	// /readyz, not /version: an apiserver whose etcd lost quorum still
 	// answers /version, but not /readyz.
 	err := o.apiserverReady(ctx)
@@ -274,4 +302,54 @@ func (o *RecoverOptions) apiserverReady(ctx context.Context) error {
 		return fmt.Errorf("the apiserver at %s is not ready: %s", rc.Host, strings.Join(failing, "; "))
 	}
 	return fmt.Errorf("the apiserver at %s is not ready: %w", rc.Host, err)
+}
+
+// recoverSSH is `kubectl etcd recover --ssh`: the whole recovery after
+// quorum loss from the workstation, every host reached over SSH (package
+// fleet decides and drives; each host runs its own host-local verbs).
+func (o *RecoverOptions) recoverSSH(ctx context.Context) error {
+	progress := progressWriter(o.IOStreams, o.Output)
+	var cs kubernetes.Interface
+	csErr := errors.New("no kubeconfig")
+	if hosts, err := o.SSH.inventory(); err == nil && hosts == nil {
+		// No inventory: the Node objects, if the apiserver still serves them.
+		if rc, err := o.ConfigFlags.ToRESTConfig(); err != nil {
+			csErr = fmt.Errorf("loading kubeconfig: %w", err)
+		} else {
+			rc.Timeout = 10 * time.Second
+			cs, csErr = kubernetes.NewForConfig(rc)
+		}
+	}
+	hosts, err := o.SSH.sshHosts(ctx, cs, csErr)
+	if err != nil {
+		return err
+	}
+	t, err := o.SSH.transport(hosts, progress)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	client := &hostapi.Client{Transport: t, Out: progress}
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.Name)
+	}
+	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: 3 * time.Second, Out: progress,
+		Confirm: func(*fleet.Plan) error {
+			if o.Yes {
+				return nil
+			}
+			fmt.Fprint(progress, "Proceed? Type 'yes' to continue: ")
+			line, _ := bufio.NewReader(o.In).ReadString('\n')
+			if a := strings.TrimSpace(strings.ToLower(line)); a != "yes" && a != "y" {
+				return errors.New("not confirmed: nothing was changed")
+			}
+			return nil
+		}})
+	if o.Output == "json" {
+		if perr := printObject(o.Out, res, "json"); perr != nil {
+			return perr
+		}
+	}
+	return err
 }

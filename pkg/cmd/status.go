@@ -1,14 +1,18 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostlocal"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/workstation"
 )
@@ -94,6 +98,12 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if o.face == hostLocalFace {
 		return o.runLocal(ctx)
 	}
+	if o.SSH.Enabled && (len(o.SSH.Hosts) > 0 || o.SSH.HostsFile != "") {
+		if err := o.SSH.Validate(); err != nil {
+			return err
+		}
+		return o.runHostsSSH(ctx)
+	}
 	s, err := o.session(o.ErrOut)
 	if err != nil {
 		return err
@@ -118,5 +128,67 @@ func (o *StatusOptions) runLocal(ctx context.Context) error {
 		return enc.Encode(st)
 	}
 	hostlocal.PrintState(o.Out, st)
+	return nil
+}
+
+// runHostsSSH is `status --ssh --hosts ...`: each listed host's own view
+// (`status --local` there), all asked at once over SSH, for when the
+// apiserver cannot be asked (quorum lost): the survey an operator would
+// otherwise make host by host.
+func (o *StatusOptions) runHostsSSH(ctx context.Context) error {
+	hosts, err := o.SSH.inventory()
+	if err != nil {
+		return err
+	}
+	t, err := o.SSH.transport(hosts, o.ErrOut)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	client := &hostapi.Client{Transport: t}
+	type answer struct {
+		Host  string          `json:"host"`
+		State json.RawMessage `json:"state,omitempty"`
+		Text  string          `json:"-"`
+		Error string          `json:"error,omitempty"`
+	}
+	answers := make([]answer, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() {
+			a := answer{Host: h.Name}
+			var out bytes.Buffer
+			var err error
+			if o.Output == "json" {
+				err = client.LocalStateJSON(ctx, h.Name, &out)
+				a.State = bytes.TrimSpace(out.Bytes())
+			} else {
+				err = client.LocalStatus(ctx, h.Name, &out)
+				a.Text = out.String()
+			}
+			if err != nil {
+				a.Error, a.State = err.Error(), nil
+			}
+			answers[i] = a
+		})
+	}
+	wg.Wait()
+	if o.Output == "json" {
+		return printObject(o.Out, answers, "json")
+	}
+	failed := 0
+	for _, a := range answers {
+		fmt.Fprintf(o.Out, "== %s ==\n", a.Host)
+		if a.Error != "" {
+			failed++
+			fmt.Fprintf(o.Out, "not answered: %s\n\n", a.Error)
+			continue
+		}
+		fmt.Fprintln(o.Out, strings.TrimRight(a.Text, "\n"))
+		fmt.Fprintln(o.Out)
+	}
+	if failed == len(answers) {
+		return fmt.Errorf("no host answered over SSH")
+	}
 	return nil
 }

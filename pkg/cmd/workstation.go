@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ import (
 type WorkstationOptions struct {
 	ConfigFlags *genericclioptions.ConfigFlags
 	Image       string
+	// SSH, when enabled, replaces host pods as the host transport.
+	SSH SSHOptions
 	// cmd is the verb's command: whether --image was given, and its
 	// stderr for the warning about a tag-only one.
 	cmd *cobra.Command
@@ -32,6 +35,7 @@ type WorkstationOptions struct {
 func (o *WorkstationOptions) AddFlags(cmd *cobra.Command) {
 	o.cmd = cmd
 	cmd.Flags().StringVar(&o.Image, "image", hostpod.DefaultImage(), "kubectl-etcd image the host pods run (must be this version; name it by digest, @sha256:...)")
+	o.SSH.AddFlags(cmd)
 }
 
 // warnImage warns, on stderr, of an --image given by tag only (see
@@ -52,6 +56,9 @@ func (o *WorkstationOptions) warnImage() {
 
 // session connects to the cluster of the kubeconfig.
 func (o *WorkstationOptions) session(out io.Writer) (*workstation.Session, error) {
+	if err := o.SSH.Validate(); err != nil {
+		return nil, err
+	}
 	rc, err := o.ConfigFlags.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
@@ -67,10 +74,22 @@ func (o *WorkstationOptions) session(out io.Writer) (*workstation.Session, error
 		return nil, err
 	}
 	if _, err := cs.Discovery().ServerVersion(); err != nil {
-		return nil, fmt.Errorf("the apiserver at %s does not answer (%v): if etcd lost quorum, run `kubectl-etcd status --local` as root on a control-plane host", rc.Host, err)
+		return nil, fmt.Errorf("the apiserver at %s does not answer (%v): if etcd lost quorum, run `kubectl-etcd status --local` as root on a control-plane host, or from here over SSH: `kubectl etcd status --ssh --hosts NAME=ADDRESS,...` and `kubectl etcd recover --ssh --hosts ...`", rc.Host, err)
+	}
+	// The host API's transport is chosen here, once: SSH when asked for,
+	// else host pods.
+	if o.SSH.Enabled {
+		hosts, err := o.SSH.sshHosts(context.Background(), cs, nil)
+		if err != nil {
+			return nil, err
+		}
+		t, err := o.SSH.transport(hosts, out)
+		if err != nil {
+			return nil, err
+		}
+		return workstation.NewSession(cs, rc, t, out)
 	}
 	o.warnImage()
-	// The host API's transport is chosen here, once: host pods for now.
 	pods := &hostpod.Runner{Client: cs, Config: rc, Image: o.Image, Log: out}
 	return workstation.NewSession(cs, rc, pods, out)
 }
