@@ -2,12 +2,16 @@
 # MTTR after quorum loss, on one real 3-host kubeadm bed, in one run:
 # from "2 of 3 hosts powered off" to "3 healthy voters with the latest write",
 #   (1) with kubectl-etcd: recover --yes on h1, then join on h2 and h3;
-#   (2) with etcd's documented manual procedure, scripted: etcd restarted once
+#   (2) with kubectl-etcd's one command from the workstation, over SSH:
+#       `kubectl etcd recover --ssh --yes` from the machine's root namespace
+#       (surveys every host, recovers on h1, joins h2 and h3 as each comes
+#       back); h2 and h3 are powered on when it says it waits for them;
+#   (3) with etcd's documented manual procedure, scripted: etcd restarted once
 #       with --force-new-cluster by hand (manifest edited), then on each
 #       returning host: member add, stale data moved away, wait until started,
 #       and kubeadm's manifest left as it was.
 # The DB is first filled to >= 256 MiB with large values. RUNS rounds (default
-# 3), each the tool then the manual procedure; medians and every run go to
+# 3), each the tool, the SSH command, then the manual procedure; medians and every run go to
 # docs/bench/mttr.json with the commit they ran on.
 # Run as root, under the bed lock: flock -o /var/tmp/kubectl-etcd-bed.lock hack/bench-mttr.sh
 set -euo pipefail
@@ -17,6 +21,7 @@ RUNS="${RUNS:-3}"
 OUT="${OUT:-docs/bench/mttr.json}"
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- cmd pkg hack || echo -dirty)"
 go build -o /tmp/kubectl-etcd-bench-testbed ./cmd/testbed
+go build -o /tmp/kubectl-etcd-bench-plugin ./cmd/kubectl-etcd
 tb() { /tmp/kubectl-etcd-bench-testbed --name benchmttr "$@"; }
 log=/tmp/bench-mttr.log
 : >"$log"
@@ -138,6 +143,36 @@ tool_run() {
   echo "run $n kubectl-etcd: 3 healthy voters with the latest write after $(secs "$t_tool") s (recover on h1: $(secs "$t_rec") s; joins ${joins[*]} s); all 3 apiservers ready after $(secs "$t_api") s"
 }
 
+# ssh_run N: one command from the workstation over SSH, until 3 healthy voters.
+ssh_run() {
+  local n="$1" t0 pid i out=/tmp/bench-mttr-ssh.out
+  local ssh_dir=/var/tmp/kubectl-etcd-testbed/benchmttr/ssh
+  breakquorum "ssh-$n"
+  t0=$(now)
+  echo "== $(date +%T.%N) run $n, ssh: kubectl etcd recover --ssh --yes" >>"$log"
+  /tmp/kubectl-etcd-bench-plugin recover --ssh --yes --ssh-user root --ssh-key "$ssh_dir/id_ed25519" \
+    --ssh-known-hosts "$ssh_dir/known_hosts" --hosts h1=10.99.34.11,h2=10.99.34.12,h3=10.99.34.13 \
+    --wait-for-hosts 5m >"$out" 2>&1 &
+  pid=$!
+  # Power h2 and h3 on once it waits for them, as the operator would.
+  for i in $(seq 1 1200); do
+    grep -q '^Waiting up to' "$out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  t_sshrec=$(ms "$t0")
+  { tb power-on h2 & tb power-on h3; wait; } >>"$log" 2>&1
+  wait_ok=0
+  wait "$pid" && wait_ok=1
+  cat "$out" >>"$log"
+  [[ "$wait_ok" == 1 ]] || { echo "recover --ssh failed:"; tail -30 "$out"; return 1; }
+  healthy3 /bench/latest "ssh-$n"
+  t_ssh=$(ms "$t0")
+  apisready
+  t_sshapi=$(ms "$t0")
+  echo "run $n kubectl etcd recover --ssh: 3 healthy voters with the latest write after $(secs "$t_ssh") s (recovered, waiting for h2 and h3, after $(secs "$t_sshrec") s); all 3 apiservers ready after $(secs "$t_sshapi") s"
+}
+
 # manual_run N: etcd's op-guide: --force-new-cluster, then member add one by one.
 manual_run() {
   local n="$1" t0
@@ -170,22 +205,25 @@ manual_run() {
 runs_json=()
 for n in $(seq 1 "$RUNS"); do
   tool_run "$n"
+  ssh_run "$n"
   manual_run "$n"
-  runs_json+=("{\"toolSeconds\": $(secs "$t_tool"), \"manualSeconds\": $(secs "$t_man"), \"recoverSeconds\": $(secs "$t_rec"), \"joinSeconds\": [$(IFS=,; echo "${joins[*]}")], \"toolAPIServersReadySeconds\": $(secs "$t_api"), \"manualForceNewClusterSeconds\": $(secs "$m_rec"), \"manualAPIServersReadySeconds\": $(secs "$m_api")}")
+  runs_json+=("{\"toolSeconds\": $(secs "$t_tool"), \"sshSeconds\": $(secs "$t_ssh"), \"manualSeconds\": $(secs "$t_man"), \"sshRecoveredSeconds\": $(secs "$t_sshrec"), \"sshAPIServersReadySeconds\": $(secs "$t_sshapi"), \"recoverSeconds\": $(secs "$t_rec"), \"joinSeconds\": [$(IFS=,; echo "${joins[*]}")], \"toolAPIServersReadySeconds\": $(secs "$t_api"), \"manualForceNewClusterSeconds\": $(secs "$m_rec"), \"manualAPIServersReadySeconds\": $(secs "$m_api")}")
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 field() { printf '%s\n' "${runs_json[@]}" | sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" | median; }
-mt=$(field toolSeconds); mm=$(field manualSeconds); mr=$(field recoverSeconds)
+mt=$(field toolSeconds); mm=$(field manualSeconds); mr=$(field recoverSeconds); msh=$(field sshSeconds)
 mj=$(printf '%s\n' "${runs_json[@]}" | sed -n 's/.*"joinSeconds": \[\([0-9.,]*\)\].*/\1/p' | tr , '\n' | median)
 ratio=$(awk -v a="$mt" -v b="$mm" 'BEGIN {printf "%.2f", a/b}')
+sshratio=$(awk -v a="$msh" -v b="$mt" 'BEGIN {printf "%.2f", a/b}')
 mkdir -p "$(dirname "$OUT")"
 {
   echo "{"
   echo "  \"commit\": \"$commit\","
   echo "  \"dbMiB\": $(( size / 1048576 )),"
   echo "  \"daemonSetPodPerHost\": $([[ "$workload" == 1 ]] && echo true || echo false),"
-  echo "  \"median\": {\"toolSeconds\": $mt, \"manualSeconds\": $mm, \"ratio\": $ratio, \"recoverSeconds\": $mr, \"joinSeconds\": $mj},"
+  echo "  \"sshTarget\": \"sshSeconds within 10% of toolSeconds (the host-local path's machine time): sshVsTool <= 1.10\","
+  echo "  \"median\": {\"toolSeconds\": $mt, \"sshSeconds\": $msh, \"sshVsTool\": $sshratio, \"manualSeconds\": $mm, \"ratio\": $ratio, \"recoverSeconds\": $mr, \"joinSeconds\": $mj},"
   echo "  \"runs\": ["
   for i in "${!runs_json[@]}"; do
     sep=,; [[ $i == $(( ${#runs_json[@]} - 1 )) ]] && sep=
@@ -194,4 +232,4 @@ mkdir -p "$(dirname "$OUT")"
   echo "  ]"
   echo "}"
 } >"$OUT"
-echo "medians over $RUNS runs (DB $(( size / 1048576 )) MiB, commit $commit): tool $mt s, manual $mm s, ratio $ratio; recover $mr s, join $mj s -> $OUT"
+echo "medians over $RUNS runs (DB $(( size / 1048576 )) MiB, commit $commit): tool $mt s, ssh $msh s (x$sshratio of tool), manual $mm s, ratio $ratio; recover $mr s, join $mj s -> $OUT"

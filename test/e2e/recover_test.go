@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -226,63 +225,6 @@ func storyRecoverQuorumLoss(t *testing.T, b *testbed.Bed) {
 		apiserverReady(t, h)
 	}
 	wantVoters(t, b, "h1", "h1", "h2", "h3")
-	w.finish(t, b, ns)
-}
-
-// storyRecoverSurvivorChoice: h1 goes down first and misses writes; then h3
-// goes down, leaving h2 alone without a quorum. h1 comes back with its etcd
-// kept stopped. recover on h1 (behind) refuses and names h2; on h2 (ahead)
-// it proceeds; h1 and h3 join back; every acknowledged write is there.
-func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
-	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
-	ctx := context.Background()
-	ns := "e2e-survivor"
-	w := startWriter(t, b, ns)
-	time.Sleep(4 * time.Second)
-	if err := h1.PowerOff(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(10 * time.Second) // writes only h2 and h3 have
-	if err := h3.PowerOff(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// h1 boots with its etcd manifest parked (as `kubectl-etcd` parks it), so
-	// its stale member stays stopped and h2 stays alone.
-	disk := b.Dir + "/hosts/h1/disk/etc/kubernetes"
-	if err := os.MkdirAll(disk+"/kubectl-etcd", 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(disk+"/manifests/etcd.yaml", disk+"/kubectl-etcd/etcd.yaml.stopped"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h1.PowerOn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	leftBefore := pathsNow(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /etc/kubernetes/manifests/etcd.yaml /var/lib/etcd/.kubectl-etcd-*")
-
-	out, err := kectl(t, h1, "recover", "--yes")
-	if err == nil || !strings.Contains(out, "further ahead") || !strings.Contains(out, "`kubectl-etcd recover` as root on h2") {
-		t.Fatalf("recover on h1 (behind): %v\n%s", err, out)
-	}
-	if p := newPaths(t, h1, "/etc/kubernetes/kubectl-etcd/recovery.json /etc/kubernetes/manifests/etcd.yaml /var/lib/etcd/.kubectl-etcd-*", leftBefore); len(p) > 0 {
-		t.Errorf("a refused recover left %s", p)
-	}
-	if out, err := kectl(t, h2, "recover", "--yes"); err != nil {
-		t.Fatalf("recover on h2 (ahead): %v\n%s", err, out)
-	}
-	apiserverReady(t, h2)
-	wantVoters(t, b, "h2", "h2")
-	if err := h3.PowerOn(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ep := "--endpoints=https://" + h2.Address + ":2379"
-	for _, h := range []*testbed.Host{h1, h3} {
-		if out, err := kectl(t, h, "join", ep); err != nil {
-			t.Fatalf("join on %s: %v\n%s", h.Name, err, out)
-		}
-		apiserverReady(t, h)
-	}
-	wantVoters(t, b, "h2", "h1", "h2", "h3")
 	w.finish(t, b, ns)
 }
 
