@@ -331,10 +331,12 @@ func (o *RecoverOptions) recoverSSH(ctx context.Context) error {
 	defer t.Close()
 	client := &hostapi.Client{Transport: t, Out: progress}
 	var names []string
+	addrs := map[string]string{}
 	for _, h := range hosts {
 		names = append(names, h.Name)
+		addrs[h.Name] = h.Address
 	}
-	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: 3 * time.Second, Out: progress,
+	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, Addresses: addrs, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: 3 * time.Second, Out: progress,
 		Confirm: func(*fleet.Plan) error {
 			if o.Yes {
 				return nil

@@ -10,6 +10,7 @@ package fleet
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -21,6 +22,8 @@ type Survey struct {
 	// Host is the host as the transport names it (a node name or an
 	// address).
 	Host string `json:"host"`
+	// Address is where the transport reaches it, when known.
+	Address string `json:"address,omitempty"`
 	// Node is its node name, as the host itself reports it.
 	Node string `json:"node,omitempty"`
 	// Unreachable says why the host could not be asked (powered off, no
@@ -85,6 +88,9 @@ func Decide(surveys []Survey) (*Plan, error) {
 			len(failed), strings.Join(failed, "\n"))
 	}
 	if err := distinctNodes(surveys); err != nil {
+		return nil, err
+	}
+	if err := unknownUnreachable(surveys); err != nil {
 		return nil, err
 	}
 	var resuming, live, candidates []Survey
@@ -220,6 +226,59 @@ func distinctNodes(surveys []Survey) error {
 		seen[s.Node] = s.Host
 	}
 	return nil
+}
+
+// unknownUnreachable refuses a host that does not answer and that no
+// answering host knows as a member: a powered-off member is waited for,
+// but a mistyped --hosts entry looks the same from here (through a proxy
+// or a jump host, even a name that does not resolve is just a failed
+// connection), and must not be waited for while the others recover.
+func unknownUnreachable(surveys []Survey) error {
+	known := map[string]bool{}
+	for _, s := range surveys {
+		if s.Report == nil || s.Report.Survey == nil {
+			continue
+		}
+		sv := s.Report.Survey
+		for _, m := range sv.Members {
+			known[m.Name] = true
+			for _, u := range m.PeerURLs {
+				known[urlHost(u)] = true
+			}
+		}
+		for _, x := range append([]hostapi.Survivor{sv.Local}, sv.Others...) {
+			known[x.Name], known[urlHost(x.PeerURL)] = true, true
+		}
+	}
+	if len(known) == 0 {
+		return nil // no answering host read a membership: nothing to check against
+	}
+	var unknown []string
+	for _, s := range surveys {
+		if s.Unreachable != "" && !known[s.Host] && (s.Address == "" || !known[s.Address]) {
+			unknown = append(unknown, s.Host)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	var members []string
+	for k := range known {
+		if k != "" {
+			members = append(members, k)
+		}
+	}
+	slices.Sort(members)
+	return fmt.Errorf("nothing was changed on any host: %s does not answer and is no member the other hosts know (by name or peer address: %s); check --hosts, or leave out a host that was never a member",
+		strings.Join(unknown, ", "), strings.Join(members, ", "))
+}
+
+func urlHost(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
 }
 
 // ClientURL is the client URL of etcd on a host at address (kubeadm's

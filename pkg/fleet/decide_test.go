@@ -14,7 +14,10 @@ func survivor(host string, index uint64, rev int64, refusal string) Survey {
 	return Survey{Host: host, Node: host, Report: &hostapi.RecoverReport{
 		VerbResult: hostapi.VerbResult{Verb: "recover", Node: host, Error: refusal},
 		Survey: &hostapi.RecoverSurvey{Local: hostapi.Survivor{Name: host, ID: "id-" + host, ClusterID: "c1",
-			ClientURL: "https://" + host + ":2379", RaftIndex: index, Revision: rev, Running: true}}}}
+			ClientURL: "https://" + host + ":2379", RaftIndex: index, Revision: rev, Running: true},
+			// The old membership: h1, h2, h3 at 10.0.0.11-13.
+			Members: []hostapi.Member{{Name: "h1", PeerURLs: []string{"https://10.0.0.11:2380"}},
+				{Name: "h2", PeerURLs: []string{"https://10.0.0.12:2380"}}, {Name: "h3", PeerURLs: []string{"https://10.0.0.13:2380"}}}}}}
 }
 
 func unreachable(host string) Survey {
@@ -28,7 +31,7 @@ func noData(host string) Survey {
 
 func live(host string, members ...string) Survey {
 	s := survivor(host, 500, 400, "the cluster has a quorum (h1 follows leader h1): there is nothing to recover")
-	s.Report.Survey.Quorum = true
+	s.Report.Survey.Quorum, s.Report.Survey.Members = true, nil
 	for _, m := range members {
 		s.Report.Survey.Members = append(s.Report.Survey.Members, hostapi.Member{Name: m})
 	}
@@ -87,6 +90,12 @@ func TestDecide(t *testing.T) {
 		{name: "a host that answered but could not survey itself refuses the whole run",
 			surveys: []Survey{survivor("h1", 100, 90, ""), {Host: "h2", Failed: "forbidden: user ops on h2 cannot run sudo without a password"}, unreachable("h3")},
 			wantErr: "nothing was changed on any host: 1 host(s) could not be surveyed; fix that, or leave them out of --hosts if they are not control-plane hosts:\n  h2: forbidden: user ops"},
+		{name: "a host that does not answer and is no member: refused (a typo looks like a powered-off host)",
+			surveys: []Survey{survivor("h1", 100, 90, ""), survivor("h2", 90, 90, "h1 is further ahead"), unreachable("h9")},
+			wantErr: "nothing was changed on any host: h9 does not answer and is no member the other hosts know (by name or peer address: 10.0.0.11, 10.0.0.12, 10.0.0.13, h1, h2, h3); check --hosts"},
+		{name: "a host that does not answer, named by its peer address, is waited for",
+			surveys:      []Survey{survivor("h1", 100, 90, ""), func() Survey { s := unreachable("cp-3"); s.Address = "10.0.0.13"; return s }()},
+			wantSurvivor: "h1", wantAnchor: "h1", wantWait: "cp-3"},
 		{name: "two unfinished recoveries",
 			surveys: []Survey{resuming, func() Survey { s := resuming; s.Host, s.Node = "h3", "h3"; return s }()},
 			wantErr: "h2 and h3 both have an unfinished recovery"},

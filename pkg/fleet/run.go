@@ -16,6 +16,9 @@ import (
 type Options struct {
 	// Hosts are the control-plane hosts, as the transport names them.
 	Hosts []string
+	// Addresses are where the transport reaches each host, when known:
+	// a host that does not answer is recognised as a member by it.
+	Addresses map[string]string
 	// DryRun: survey and print the plan only.
 	DryRun bool
 	// Wait bounds the wait for hosts that do not answer (powered off,
@@ -61,6 +64,9 @@ func Recover(ctx context.Context, hosts *hostapi.Client, o Options) (*Result, er
 	}
 	fmt.Fprintf(o.Out, "Surveying %d hosts (recover --dry-run on each) ...\n", len(o.Hosts))
 	surveys := survey(ctx, hosts, o.Hosts)
+	for i := range surveys {
+		surveys[i].Address = o.Addresses[surveys[i].Host]
+	}
 	printSurveys(o.Out, surveys)
 	p, err := Decide(surveys)
 	if err != nil {
