@@ -173,17 +173,15 @@ func joinAll(ctx context.Context, hosts *hostapi.Client, p *Plan, endpoint strin
 	for len(waiting) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		var still []string
 		for _, h := range waiting {
-			err := hosts.Ping(ctx, h)
-			switch {
-			case err == nil:
-				fmt.Fprintf(o.Out, "\n%s answers now.\n", h)
-				if err := join(h); err != nil {
-					left = append(left, Left{Host: h, Why: err.Error(), Command: command})
-				}
-			case !hostapi.Unreachable(err):
-				left = append(left, Left{Host: h, Why: err.Error(), Command: command})
-			default:
+			// Any answer but "unreachable" means the host is back: the join
+			// then says what, if anything, is wrong there.
+			if err := hosts.Ping(ctx, h); err != nil && hostapi.Unreachable(err) {
 				still = append(still, h)
+				continue
+			}
+			fmt.Fprintf(o.Out, "\n%s answers now.\n", h)
+			if err := join(h); err != nil {
+				left = append(left, Left{Host: h, Why: err.Error(), Command: command})
 			}
 		}
 		waiting = still

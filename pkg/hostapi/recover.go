@@ -102,11 +102,11 @@ func (c *Client) LocalStatus(ctx context.Context, node string, out io.Writer) er
 	return nil
 }
 
-// Ping runs `version` on node, to learn whether it answers (a host coming
-// back). It needs a transport that runs any command line (SSH); host pods
-// run host-local verbs only.
+// Ping runs `version --client` on node, to learn whether it answers (a
+// host coming back). It needs a transport that runs any command line
+// (SSH); host pods run host-local verbs only.
 func (c *Client) Ping(ctx context.Context, node string) error {
-	return c.exec(ctx, node, Call{Argv: []string{"version"}, Poll: true, ReadOnly: true}, nil, io.Discard, io.Discard)
+	return c.exec(ctx, node, Call{Argv: []string{"version", "--client"}, Poll: true, ReadOnly: true}, nil, io.Discard, io.Discard)
 }
 
 // LocalStateJSON writes node's `status --local -o json` document to out.
