@@ -121,7 +121,7 @@ func Decide(surveys []Survey) (*Plan, error) {
 			return nil, err
 		}
 		p.Survivor, p.Anchor = best.Host, best.Host
-		p.Endpoint = best.Report.Survey.Local.ClientURL
+		p.Endpoint = advertisedClientURL(best.Report.Survey.Local)
 		p.Why = fmt.Sprintf("%s is the furthest ahead of the hosts whose recover would proceed (raft index %d, revision %d)",
 			best.name(), best.Report.Survey.Local.RaftIndex, best.Report.Survey.Local.Revision)
 	}
@@ -169,13 +169,25 @@ func (p *Plan) joinLive(anchor Survey) error {
 
 // liveEndpoint is a client URL of a member that answered the survey.
 func liveEndpoint(sv *hostapi.RecoverSurvey) string {
-	if sv.Local.Running && sv.Local.ClientURL != "" {
-		return sv.Local.ClientURL
+	if sv.Local.Running {
+		if u := advertisedClientURL(sv.Local); u != "" {
+			return u
+		}
 	}
 	for _, o := range sv.Others {
 		if o.Running && o.ClientURL != "" {
 			return o.ClientURL
 		}
+	}
+	return ""
+}
+
+// advertisedClientURL is where other hosts reach a host's own member: its
+// survey asked it at its local address (127.0.0.1), but kubeadm's member
+// serves clients on its advertise address too, the host of its peer URL.
+func advertisedClientURL(local hostapi.Survivor) string {
+	if h := urlHost(local.PeerURL); h != "" {
+		return ClientURL(h)
 	}
 	return ""
 }

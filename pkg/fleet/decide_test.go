@@ -14,11 +14,14 @@ func survivor(host string, index uint64, rev int64, refusal string) Survey {
 	return Survey{Host: host, Node: host, Report: &hostapi.RecoverReport{
 		VerbResult: hostapi.VerbResult{Verb: "recover", Node: host, Error: refusal},
 		Survey: &hostapi.RecoverSurvey{Local: hostapi.Survivor{Name: host, ID: "id-" + host, ClusterID: "c1",
-			ClientURL: "https://" + host + ":2379", RaftIndex: index, Revision: rev, Running: true},
+			ClientURL: "https://127.0.0.1:2379", PeerURL: "https://" + testAddr[host] + ":2380", RaftIndex: index, Revision: rev, Running: true},
 			// The old membership: h1, h2, h3 at 10.0.0.11-13.
 			Members: []hostapi.Member{{Name: "h1", PeerURLs: []string{"https://10.0.0.11:2380"}},
 				{Name: "h2", PeerURLs: []string{"https://10.0.0.12:2380"}}, {Name: "h3", PeerURLs: []string{"https://10.0.0.13:2380"}}}}}}
 }
+
+// testAddr are the hosts' advertise addresses.
+var testAddr = map[string]string{"h1": "10.0.0.11", "h2": "10.0.0.12", "h3": "10.0.0.13"}
 
 func unreachable(host string) Survey {
 	return Survey{Host: host, Unreachable: "the host cannot be reached: ssh to " + host + ": connection refused"}
@@ -118,8 +121,8 @@ func TestDecide(t *testing.T) {
 					t.Errorf("%s %q, want %q (plan: %s)", what, got[i], want[i], p.Why)
 				}
 			}
-			if p.Endpoint == "" && !p.Resume {
-				t.Errorf("no endpoint to join: %+v", p)
+			if want := "https://" + testAddr[p.Anchor] + ":2379"; p.Endpoint != want && !p.Resume {
+				t.Errorf("endpoint to join %q, want the anchor's advertised %q", p.Endpoint, want)
 			}
 		})
 	}

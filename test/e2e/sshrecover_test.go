@@ -111,7 +111,7 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 		args       []string
 	}{
 		{"an unknown host key", "SHA256:", []string{"recover", "--yes", all, "--ssh-known-hosts", empty}},
-		{"a user without sudo", "sudo", []string{"recover", "--yes", all, "--ssh-user", "nosudo"}},
+		{"a user without sudo", "sudo", []string{"recover", "--yes", all, "--ssh-user", testbed.SSHUserNoSudo}},
 		{"a wrong --hosts name", "h9", []string{"recover", "--yes", all + ",h9"}},
 	} {
 		out, err := runSSHPlugin(t, b, bad.args...)
@@ -132,8 +132,17 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	}
 	unchanged("recover --ssh --dry-run")
 
+	// Each host's own view, from the workstation: h1's etcd stopped, h2's
+	// running without a quorum, h3 not answering.
+	out, err = runSSHPlugin(t, b, "status", all)
+	if err != nil || !strings.Contains(out, "== h1 ==") || !strings.Contains(out, "== h2 ==") || !strings.Contains(out, "== h3 ==\nnot answered: ") {
+		t.Errorf("status --ssh --hosts: %v\n%s", err, out)
+	}
+	unchanged("status --ssh")
+
 	// The run; h3 is powered on once it waits for it.
-	cmd := sshPlugin(b, "recover", "--yes", all, "--wait-for-hosts", "5m", "-o", "json")
+	// As an operator usually logs in: a user with passwordless sudo.
+	cmd := sshPlugin(b, "recover", "--yes", all, "--wait-for-hosts", "5m", "-o", "json", "--ssh-user", testbed.SSHUserSudo)
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
