@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/plan"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/runlock"
@@ -33,20 +34,30 @@ func (s *Session) execute(ctx context.Context, verb string, p *plan.Plan, dryRun
 // that has it (a read the run made after its last change), rather than
 // read again.
 func (s *Session) executeThen(ctx context.Context, verb string, p *plan.Plan, dryRun bool, obs *observed, left func() *ClusterStatus) (*Result, error) {
+	return s.executeLocked(ctx, verb, p, dryRun, obs, left, nil)
+}
+
+// executeLocked is executeThen under a run lock the caller started taking
+// already (lockAhead), or, when lock is nil, one taken now.
+func (s *Session) executeLocked(ctx context.Context, verb string, p *plan.Plan, dryRun bool, obs *observed, left func() *ClusterStatus, lock *heldLock) (*Result, error) {
 	res := &Result{Verb: verb, DryRun: dryRun}
+	runCtx := ctx
 	if !dryRun {
-		lctx, release, err := s.lock(ctx, verb, verb+": "+p.Title)
+		if lock == nil {
+			lock = s.lockAhead(ctx, verb, verb+": "+p.Title)
+		}
+		defer lock.drop()
+		lctx, err := lock.take()
 		if err != nil {
 			res.Error = err.Error()
 			return res, err
 		}
-		defer release()
-		ctx = lctx
+		runCtx = lctx
 	}
 	var err error
-	res.Steps, err = p.Execute(ctx, s.Out, dryRun)
+	res.Steps, err = p.Execute(runCtx, s.Out, dryRun)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, runlock.ErrLost) {
+		if cause := context.Cause(runCtx); errors.Is(cause, runlock.ErrLost) {
 			err = fmt.Errorf("%w (stopped: %v)", err, cause)
 		}
 		res.Error = err.Error()
@@ -56,6 +67,11 @@ func (s *Session) executeThen(ctx context.Context, verb string, p *plan.Plan, dr
 		res.State = obs.report()
 		return res, nil
 	}
+	// The changes are done: the lock goes while the state they left is
+	// read (a read needs no lock), one round trip fewer on every run.
+	dropped := make(chan struct{})
+	go func() { lock.drop(); close(dropped) }()
+	defer func() { <-dropped }()
 	if left != nil {
 		if res.State = left(); res.State != nil {
 			return res, nil
@@ -65,6 +81,42 @@ func (s *Session) executeThen(ctx context.Context, verb string, p *plan.Plan, dr
 		return res, fmt.Errorf("%s is done; reading the state it left: %w", verb, err)
 	}
 	return res, nil
+}
+
+// heldLock is the run lock of one run, being taken or held.
+type heldLock struct {
+	done    chan struct{}
+	ctx     context.Context
+	release func()
+	err     error
+	once    sync.Once
+}
+
+// lockAhead starts taking the run lock now, in the background: a verb that
+// knows it will change something takes it while it still observes the
+// cluster and plans, so the lease's round trip overlaps those reads.
+// take waits for it; drop releases it (once, whatever happened).
+func (s *Session) lockAhead(ctx context.Context, verb, what string) *heldLock {
+	l := &heldLock{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.ctx, l.release, l.err = s.lock(ctx, verb, what)
+	}()
+	return l
+}
+
+func (l *heldLock) take() (context.Context, error) {
+	<-l.done
+	return l.ctx, l.err
+}
+
+func (l *heldLock) drop() {
+	l.once.Do(func() {
+		<-l.done
+		if l.release != nil {
+			l.release()
+		}
+	})
 }
 
 // addSnapshotStep adds the verified snapshot a mutating verb takes on node
