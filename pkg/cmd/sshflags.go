@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
@@ -159,22 +157,16 @@ func names(hosts []sshHost) string {
 
 // hostsFromNodes lists the control-plane nodes with their InternalIP.
 func hostsFromNodes(ctx context.Context, cs kubernetes.Interface) ([]sshHost, error) {
-	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: workstation.ControlPlaneLabel})
+	nodes, err := workstation.ControlPlaneNodes(ctx, cs)
 	if err != nil {
 		return nil, err
 	}
 	var hosts []sshHost
-	for _, n := range nodes.Items {
-		h := sshHost{Name: n.Name}
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP && h.Address == "" {
-				h.Address = a.Address
-			}
-		}
-		if h.Address == "" || net.ParseIP(h.Address) == nil {
+	for _, n := range nodes {
+		if n.Address == "" || net.ParseIP(n.Address) == nil {
 			return nil, fmt.Errorf("node %s has no InternalIP to reach it by SSH: name the hosts with --hosts NAME=ADDRESS", n.Name)
 		}
-		hosts = append(hosts, h)
+		hosts = append(hosts, sshHost{Name: n.Name, Address: n.Address})
 	}
 	if len(hosts) == 0 {
 		return nil, fmt.Errorf("no node has the label %s: name the hosts with --hosts", workstation.ControlPlaneLabel)

@@ -217,22 +217,32 @@ func (c *Client) progress(ctx context.Context, node string, call Call) error {
 // to Out, its result decoded from stdout, also when it failed part-way
 // (then with the error), so its steps become the caller's sub-steps.
 func (c *Client) verb(ctx context.Context, node string, call Call) (*VerbResult, error) {
+	res := &VerbResult{}
+	if decoded, err := c.verbInto(ctx, node, call, res); err != nil {
+		if !decoded {
+			res = nil
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+// verbInto is verb with the result decoded into out (a verb's own result
+// type); decoded says whether out holds the verb's answer.
+func (c *Client) verbInto(ctx context.Context, node string, call Call, out any) (decoded bool, err error) {
 	call.JSON = true
 	var stdout bytes.Buffer
 	w, done := c.relay(node)
-	err := c.exec(ctx, node, call, nil, &stdout, w)
+	err = c.exec(ctx, node, call, nil, &stdout, w)
 	done()
-	res := &VerbResult{}
-	if derr := json.Unmarshal(answer(stdout.Bytes()), res); derr != nil {
-		res = nil
-		if err == nil {
-			err = fmt.Errorf("reading the result of `%s`: %w (%s)", call.Argv[0], derr, strings.TrimSpace(stdout.String()))
-		}
+	derr := json.Unmarshal(answer(stdout.Bytes()), out)
+	if derr != nil && err == nil {
+		err = fmt.Errorf("reading the result of `%s`: %w (%s)", call.Argv[0], derr, strings.TrimSpace(stdout.String()))
 	}
 	if err != nil {
-		return res, fmt.Errorf("on %s: %w", node, err)
+		return derr == nil, fmt.Errorf("on %s: %w", node, err)
 	}
-	return res, nil
+	return true, nil
 }
 
 // result runs a call that answers with one JSON document, the last JSON

@@ -75,20 +75,12 @@ func (c *Client) RecoverSurvey(ctx context.Context, node string) (*RecoverReport
 // Recover runs `recover --yes` on node (progress relayed to Out) and
 // returns its report, also when it failed part-way (then with the error).
 func (c *Client) Recover(ctx context.Context, node string) (*RecoverReport, error) {
-	call := Call{Argv: []string{"recover", "--yes"}, JSON: true}
-	var stdout bytes.Buffer
-	w, done := c.relay(node)
-	err := c.exec(ctx, node, call, nil, &stdout, w)
-	done()
 	rep := &RecoverReport{}
-	if derr := json.Unmarshal(answer(stdout.Bytes()), rep); derr != nil {
-		rep = nil
-		if err == nil {
-			err = fmt.Errorf("reading the result of `recover`: %w (%s)", derr, strings.TrimSpace(stdout.String()))
+	if decoded, err := c.verbInto(ctx, node, Call{Argv: []string{"recover", "--yes"}}, rep); err != nil {
+		if !decoded {
+			rep = nil
 		}
-	}
-	if err != nil {
-		return rep, fmt.Errorf("on %s: %w", node, err)
+		return rep, err
 	}
 	return rep, nil
 }

@@ -93,7 +93,14 @@ func etcdDownHint(err error) string {
 
 // ControlPlaneNodes lists kubeadm's control-plane nodes, sorted by name.
 func (s *Session) ControlPlaneNodes(ctx context.Context) ([]Node, error) {
-	list, err := s.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: controlPlaneLabel})
+	return ControlPlaneNodes(ctx, s.Clientset)
+}
+
+// ControlPlaneNodes lists kubeadm's control-plane nodes of cs, sorted by
+// name, before (or without) a Session: the SSH transport needs their
+// addresses to make one.
+func ControlPlaneNodes(ctx context.Context, cs kubernetes.Interface) ([]Node, error) {
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: controlPlaneLabel})
 	if err != nil {
 		return nil, fmt.Errorf("listing control-plane nodes: %w%s", err, etcdDownHint(err))
 	}
