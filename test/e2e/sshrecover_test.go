@@ -55,9 +55,10 @@ func hostsFlag(b *testbed.Bed, names ...string) string {
 // comes back with its etcd kept stopped. The host-local recover on h1
 // (behind) refuses and names h2. Then, from the workstation: bad input is
 // refused with nothing changed on any host; `recover --ssh --dry-run` picks
-// h2 (ahead); one `recover --ssh --yes` recovers on h2, joins h1 at once,
-// waits for h3 (powered on meanwhile) and joins it: 3 voters, every
-// acknowledged write readable.
+// h2 (ahead); a `recover --ssh --yes` interrupted (Ctrl-C) during h2's
+// recovery stops; the same command again carries on h2's recovery, joins h1
+// at once, waits for h3 (powered on meanwhile) and joins it: 3 voters,
+// every acknowledged write readable.
 func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	h1, h2, h3 := b.Host("h1"), b.Host("h2"), b.Host("h3")
 	ctx := context.Background()
@@ -140,9 +141,29 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	}
 	unchanged("status --ssh")
 
+	// Ctrl-C in the middle of h2's recovery: the run stops, and the same
+	// command carries on from where h2's journal says it got.
+	cmd := sshPlugin(b, "recover", "--yes", all, "--ssh-user", testbed.SSHUserSudo)
+	var interrupted syncBuffer
+	cmd.Stdout, cmd.Stderr = &interrupted, &interrupted
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); !strings.Contains(interrupted.String(), "h2 | [3/11]") && time.Since(start) < 2*time.Minute; {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	t.Logf("workstation: kubectl etcd recover --ssh --yes, interrupted during h2's step 3:\n%s", interrupted.String())
+	if err == nil || strings.Contains(interrupted.String(), "Joining h1") {
+		t.Fatalf("the interrupted recover --ssh went on: %v", err)
+	}
+
 	// The run; h3 is powered on once it waits for it.
 	// As an operator usually logs in: a user with passwordless sudo.
-	cmd := sshPlugin(b, "recover", "--yes", all, "--wait-for-hosts", "5m", "-o", "json", "--ssh-user", testbed.SSHUserSudo)
+	cmd = sshPlugin(b, "recover", "--yes", all, "--wait-for-hosts", "5m", "-o", "json", "--ssh-user", testbed.SSHUserSudo)
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -164,6 +185,9 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	var res struct {
 		Plan   struct{ Survivor string }
 		Joined []string
+	}
+	if !strings.Contains(stderr.String(), "h2 has an unfinished recovery: it is carried on there") {
+		t.Errorf("the rerun after the interrupt did not carry on h2's recovery")
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || res.Plan.Survivor != "h2" || strings.Join(res.Joined, ",") != "h1,h3" {
 		t.Errorf("recover --ssh -o json: survivor %q, joined %q (%v)\n%s", res.Plan.Survivor, res.Joined, err, stdout.String())
