@@ -146,12 +146,15 @@ tool_run() {
 # ssh_run N: one command from the workstation over SSH, until 3 healthy voters.
 ssh_run() {
   local n="$1" t0 pid i out=/tmp/bench-mttr-ssh.out
+  # The bed's addresses have no route from the machine's namespace: its
+  # relay is the proxy command, as a bastion's would be.
   local ssh_dir=/var/tmp/kubectl-etcd-testbed/benchmttr/ssh
   breakquorum "ssh-$n"
   t0=$(now)
   echo "== $(date +%T.%N) run $n, ssh: kubectl etcd recover --ssh --yes" >>"$log"
   /tmp/kubectl-etcd-bench-plugin recover --ssh --yes --ssh-user root --ssh-key "$ssh_dir/id_ed25519" \
     --ssh-known-hosts "$ssh_dir/known_hosts" --hosts h1=10.99.34.11,h2=10.99.34.12,h3=10.99.34.13 \
+    --ssh-proxy-command "/var/tmp/kubectl-etcd-testbed/benchmttr/bin/testbed --name benchmttr --root /var/tmp/kubectl-etcd-testbed dial %h %p" \
     --wait-for-hosts 5m >"$out" 2>&1 &
   pid=$!
   # Power h2 and h3 on once it waits for them, as the operator would.
@@ -161,7 +164,10 @@ ssh_run() {
     sleep 0.2
   done
   t_sshrec=$(ms "$t0")
-  { tb power-on h2 & tb power-on h3; wait; } >>"$log" 2>&1
+  local p2 p3
+  tb power-on h2 >>"$log" 2>&1 & p2=$!
+  tb power-on h3 >>"$log" 2>&1 & p3=$!
+  wait "$p2" "$p3"
   wait_ok=0
   wait "$pid" && wait_ok=1
   cat "$out" >>"$log"
