@@ -101,45 +101,54 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	}
 	unchanged("a refused host-local recover")
 
-	// Bad input, from the workstation; each refused, nothing changed.
+	// From the workstation, all read-only, at once (each survey waits on
+	// h3's dial timeouts): bad input, each refused; the plan (h2 is ahead
+	// of h1, h3 is waited for); each host's own view (h1's etcd stopped,
+	// h2's running without a quorum, h3 not answering). Nothing changed.
 	all := hostsFlag(b, "h1", "h2", "h3")
 	empty := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []struct {
-		name, want string
-		args       []string
-	}{
-		{"an unknown host key", "SHA256:", []string{"recover", "--yes", all, "--ssh-known-hosts", empty}},
-		{"a user without sudo", "sudo", []string{"recover", "--yes", all, "--ssh-user", testbed.SSHUserNoSudo}},
-		{"a wrong --hosts name", "h9", []string{"recover", "--yes", all + ",h9"}},
-	} {
-		out, err := runSSHPlugin(t, b, bad.args...)
-		if err == nil || !strings.Contains(out, "nothing was changed on any host") || !strings.Contains(out, bad.want) {
-			t.Errorf("recover --ssh with %s: %v\n%s", bad.name, err, out)
+	refused := func(want string) func(string, error) bool {
+		return func(out string, err error) bool {
+			return err != nil && strings.Contains(out, "nothing was changed on any host") && strings.Contains(out, want)
 		}
-		unchanged("recover --ssh with " + bad.name)
 	}
+	checks := []struct {
+		name string
+		args []string
+		ok   func(out string, err error) bool
+	}{
+		{"recover with an unknown host key", []string{"recover", "--yes", all, "--ssh-known-hosts", empty}, refused("SHA256:")},
+		{"recover as a user without sudo", []string{"recover", "--yes", all, "--ssh-user", testbed.SSHUserNoSudo}, refused("cannot run sudo without a password")},
+		{"recover with a wrong --hosts name", []string{"recover", "--yes", all + ",h9"}, refused("h9 does not answer and is no member")},
+		{"recover --dry-run", []string{"recover", "--dry-run", all}, func(out string, err error) bool {
+			return err == nil && strings.Contains(out, "Plan: h2 is the furthest ahead") &&
+				strings.Contains(out, "on h1: kubectl-etcd join --endpoints https://"+h2.Address+":2379") && strings.Contains(out, "on h3, when it answers")
+		}},
+		{"status", []string{"status", all}, func(out string, err error) bool {
+			return err == nil && strings.Contains(out, "== h1 ==") && strings.Contains(out, "== h2 ==") && strings.Contains(out, "== h3 ==\nnot answered: ")
+		}},
+	}
+	outs, errs := make([]string, len(checks)), make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { outs[i], errs[i] = runSSHPlugin(t, b, c.args...) })
+	}
+	wg.Wait()
+	for i, c := range checks {
+		if !c.ok(outs[i], errs[i]) {
+			t.Errorf("%s --ssh: %v\n%s", c.name, errs[i], outs[i])
+		}
+	}
+	unchanged("the read-only and refused runs of recover --ssh and status --ssh")
 	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
 		t.Errorf("a refused unknown host key was written to known_hosts: %v", err)
 	}
-
-	// The plan: h2 is ahead of h1, h3 is waited for.
-	out, err = runSSHPlugin(t, b, "recover", "--dry-run", all)
-	if err != nil || !strings.Contains(out, "Plan: h2 is the furthest ahead") || !strings.Contains(out, "on h1: kubectl-etcd join --endpoints https://"+h2.Address+":2379") ||
-		!strings.Contains(out, "on h3, when it answers") {
-		t.Fatalf("recover --ssh --dry-run: %v\n%s", err, out)
+	if t.Failed() {
+		return
 	}
-	unchanged("recover --ssh --dry-run")
-
-	// Each host's own view, from the workstation: h1's etcd stopped, h2's
-	// running without a quorum, h3 not answering.
-	out, err = runSSHPlugin(t, b, "status", all)
-	if err != nil || !strings.Contains(out, "== h1 ==") || !strings.Contains(out, "== h2 ==") || !strings.Contains(out, "== h3 ==\nnot answered: ") {
-		t.Errorf("status --ssh --hosts: %v\n%s", err, out)
-	}
-	unchanged("status --ssh")
 
 	// Ctrl-C in the middle of h2's recovery: the run stops, and the same
 	// command carries on from where h2's journal says it got.
