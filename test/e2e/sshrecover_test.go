@@ -206,6 +206,14 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	}
 	wantVoters(t, b, "h2", "h1", "h2", "h3")
 	w.finish(t, b, ns)
+
+	// With the apiserver back, --ssh is every workstation verb's transport:
+	// certs check reads each host's certificates over SSH, the hosts being
+	// the control-plane Nodes (their InternalIP), with no host pod.
+	out, err = runSSHPlugin(t, b, "certs", "check", "--kubeconfig", b.Kubeconfig())
+	if err != nil || strings.Count(out, "etcd-server") < 3 || strings.Contains(out, "pod ") {
+		t.Errorf("certs check --ssh: %v\n%s", err, out)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes it.
