@@ -336,7 +336,7 @@ func (o *RecoverOptions) recoverSSH(ctx context.Context) error {
 		names = append(names, h.Name)
 		addrs[h.Name] = h.Address
 	}
-	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, Addresses: addrs, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: 3 * time.Second, Out: progress,
+	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, Addresses: addrs, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: time.Second, Out: progress,
 		Confirm: func(*fleet.Plan) error {
 			if o.Yes {
 				return nil
