@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -65,7 +64,7 @@ func dialProxy(command string, to target) (*proxyConn, error) {
 	// Its own process group, ended whole on Close: a relay's children
 	// (one per direction) must not outlive the connection, holding its
 	// pipes open.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	c := &proxyConn{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{}), remote: proxyAddr(to.hostport())}
 	var err error
@@ -114,7 +113,7 @@ func (c *proxyConn) Close() error {
 		case <-c.exited:
 		case <-time.After(2 * time.Second):
 			// A relay that does not end when its stdin closes.
-			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			killGroup(c.cmd.Process)
 			<-c.exited
 		}
 	})
