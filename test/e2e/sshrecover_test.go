@@ -26,8 +26,13 @@ func sshPlugin(b *testbed.Bed, args ...string) *exec.Cmd {
 		// The bed's addresses have no route from the machine's namespace:
 		// its relay, as an operator's bastion relay would be.
 		"--ssh-proxy-command", a.ProxyCommand, "--kubeconfig", "/nonexistent"}
-	// The verb, then the bed's flags, then the story's, which win.
-	argv := append(append([]string{args[0]}, base...), args[1:]...)
+	// The verb (its words: "certs check"), then the bed's flags, then the
+	// story's, which win.
+	verb := 0
+	for verb < len(args) && !strings.HasPrefix(args[verb], "-") {
+		verb++
+	}
+	argv := append(append(append([]string{}, args[:verb]...), base...), args[verb:]...)
 	cmd := exec.Command(filepath.Join(b.BinDir(), "kubectl-etcd"), argv...)
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
