@@ -158,12 +158,10 @@ func (o *StatusOptions) runHostsSSH(ctx context.Context) error {
 		wg.Go(func() {
 			a := answer{Host: h.Name}
 			var out bytes.Buffer
-			var err error
+			err := client.LocalStatus(ctx, h.Name, &out, o.Output == "json")
 			if o.Output == "json" {
-				err = client.LocalStateJSON(ctx, h.Name, &out)
 				a.State = bytes.TrimSpace(out.Bytes())
 			} else {
-				err = client.LocalStatus(ctx, h.Name, &out)
 				a.Text = out.String()
 			}
 			if err != nil {

@@ -101,7 +101,7 @@ func Recover(ctx context.Context, hosts *hostapi.Client, o Options) (*Result, er
 	}
 	res.Joined, res.Left = joinAll(ctx, hosts, p, endpoint, o)
 	fmt.Fprintf(o.Out, "\nStatus, from %s:\n", p.Anchor)
-	if err := hosts.LocalStatus(ctx, p.Anchor, o.Out); err != nil {
+	if err := hosts.LocalStatus(ctx, p.Anchor, o.Out, false); err != nil {
 		fmt.Fprintf(o.Out, "  (could not read it: %v)\n", err)
 	}
 	if len(res.Left) > 0 {

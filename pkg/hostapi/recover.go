@@ -85,10 +85,11 @@ func (c *Client) Recover(ctx context.Context, node string) (*RecoverReport, erro
 	return rep, nil
 }
 
-// LocalStatus writes node's `status --local` for people to out.
-func (c *Client) LocalStatus(ctx context.Context, node string, out io.Writer) error {
+// LocalStatus writes node's `status --local` to out: for people, or with
+// asJSON its -o json document.
+func (c *Client) LocalStatus(ctx context.Context, node string, out io.Writer, asJSON bool) error {
 	var stderr bytes.Buffer
-	if err := c.exec(ctx, node, Call{Argv: []string{"status", "--local"}, ReadOnly: true}, nil, out, &stderr); err != nil {
+	if err := c.exec(ctx, node, Call{Argv: []string{"status", "--local"}, JSON: asJSON, ReadOnly: true}, nil, out, &stderr); err != nil {
 		return fmt.Errorf("on %s: %w", node, err)
 	}
 	return nil
@@ -99,13 +100,4 @@ func (c *Client) LocalStatus(ctx context.Context, node string, out io.Writer) er
 // (SSH); host pods run host-local verbs only.
 func (c *Client) Ping(ctx context.Context, node string) error {
 	return c.exec(ctx, node, Call{Argv: []string{"version", "--client"}, Poll: true, ReadOnly: true}, nil, io.Discard, io.Discard)
-}
-
-// LocalStateJSON writes node's `status --local -o json` document to out.
-func (c *Client) LocalStateJSON(ctx context.Context, node string, out io.Writer) error {
-	var stderr bytes.Buffer
-	if err := c.exec(ctx, node, Call{Argv: []string{"status", "--local"}, JSON: true, ReadOnly: true}, nil, out, &stderr); err != nil {
-		return fmt.Errorf("on %s: %w", node, err)
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package sshhost
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -220,22 +221,11 @@ func (s *sshd) knownHostsLine(host string) string {
 // public key.
 func writeKey(t *testing.T, path string) ssh.PublicKey {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
+	return writePrivateKey(t, path, priv)
 }
 
 // writeECDSAKey writes a new ECDSA P-256 private key to path and returns
@@ -246,6 +236,13 @@ func writeECDSAKey(t *testing.T, path string) ssh.PublicKey {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writePrivateKey(t, path, priv)
+}
+
+// writePrivateKey writes priv to path in OpenSSH's format, mode 0600, and
+// returns its public key.
+func writePrivateKey(t *testing.T, path string, priv crypto.Signer) ssh.PublicKey {
+	t.Helper()
 	block, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +250,7 @@ func writeECDSAKey(t *testing.T, path string) ssh.PublicKey {
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := ssh.NewPublicKey(&priv.PublicKey)
+	sp, err := ssh.NewPublicKey(priv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
