@@ -126,8 +126,18 @@ func TestSilentSurvivor(t *testing.T) {
 		t.Errorf("a restarted member without quorum: %+v, want silent", got)
 	}
 	a.Kill()
+	// Its port refuses connections: the survey says so without waiting out
+	// the status call's 2 s (etcd's client retries a refused dial until then).
+	start := time.Now()
 	got = ask(context.Background(), c.ClientTLS(), ms)
+	took := time.Since(start)
 	if got.Silent || got.Running {
 		t.Errorf("a dead member: %+v, want unreachable", got)
+	}
+	if !strings.Contains(got.Error, "connection refused") || !strings.Contains(got.Error, a.ClientURL) {
+		t.Errorf("a dead member's error: %q, want its URL and the refused connection", got.Error)
+	}
+	if took >= 1500*time.Millisecond {
+		t.Errorf("asking a member whose port refuses took %s: the refusal should end the status call", took)
 	}
 }

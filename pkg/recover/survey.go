@@ -169,11 +169,27 @@ func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
 		return o
 	}
 	// The port probe runs alongside the status call, not after it fails: a
-	// powered-off host costs both their timeouts otherwise.
-	open := make(chan bool, 1)
-	go func() { open <- portOpen(ctx, o.ClientURL) }()
-	st, err := status(ctx, tlsCfg, o.ClientURL)
-	answered(&o, st, err, func() bool { return <-open })
+	// powered-off host costs both their timeouts otherwise. A port that
+	// refuses the connection ends the status call at once: nothing serves
+	// there, and etcd's client would only retry the dial until its timeout
+	// (a host whose etcd is stopped, or that is up without it, answers
+	// this way; only one that drops packets costs the timeout).
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	probe := make(chan error, 1)
+	go func() {
+		err := portProbe(ctx, o.ClientURL)
+		if err != nil {
+			cancel()
+		}
+		probe <- err
+	}()
+	st, err := status(sctx, tlsCfg, o.ClientURL)
+	var probeErr error
+	answered(&o, st, err, func() bool { probeErr = <-probe; return probeErr == nil })
+	if err != nil && probeErr != nil && sctx.Err() != nil && ctx.Err() == nil {
+		o.Error = fmt.Sprintf("%s: %v", o.ClientURL, probeErr) // the probe's reason, not the cancelled call's
+	}
 	return o
 }
 
@@ -243,17 +259,18 @@ func memberList(ctx context.Context, tlsCfg *tls.Config, endpoint string) ([]etc
 	return out, nil
 }
 
-// portOpen reports whether endpoint's host:port accepts a TCP connection.
-func portOpen(ctx context.Context, endpoint string) bool {
+// portProbe is nil when endpoint's host:port accepts a TCP connection, else
+// why not.
+func portProbe(ctx context.Context, endpoint string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" {
-		return false
+		return fmt.Errorf("no host:port in %q", endpoint)
 	}
 	d := net.Dialer{Timeout: 2 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
-		return false
+		return err
 	}
 	c.Close()
-	return true
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -90,6 +91,18 @@ type ConfigOptions struct {
 	// LookupTimeout bounds the attempt to read kubeadm-config through the
 	// host's admin.conf (the apiserver may be down: that is when this runs).
 	LookupTimeout time.Duration
+	// SkipLookup does not read kubeadm-config through admin.conf at all:
+	// the caller found it unreadable a moment ago (a cross-host recovery's
+	// survey of this host), and it would only be waited for again.
+	SkipLookup bool
+	// GiveUpWhenEtcdDown ends the kubeadm-config read as soon as the
+	// apiserver says its etcd is down (/livez/etcd fails, which it answers
+	// from its own recent checks, at once) instead of waiting LookupTimeout
+	// for a read that cannot succeed. For verbs that run because etcd lost
+	// its quorum (recover), and those that only read: without a quorum no
+	// apiserver can read kubeadm-config, and they go on from the host's own
+	// manifests either way.
+	GiveUpWhenEtcdDown bool
 	// ReadOnly is for verbs that only read (status, snapshot save, alarm
 	// list, certs check): they need the host's identity and paths, not the
 	// cluster's settings, so a kubeadm-config that is there but cannot be
@@ -172,8 +185,8 @@ func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *k
 	// it stops a verb that writes, and is warned about by one that reads.
 	const configMap = "ConfigMap kube-system/kubeadm-config"
 	raw, via, found := o.ClusterConfigYAML, " (as the plugin read it)", len(o.ClusterConfigYAML) > 0
-	if !found {
-		if fetched, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout); err == nil {
+	if !found && !o.SkipLookup {
+		if fetched, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout, o.GiveUpWhenEtcdDown); err == nil {
 			raw, via, found = fetched, " (via "+h.KubernetesDir+"/admin.conf)", true
 		}
 	}
@@ -255,7 +268,7 @@ func DefaultClusterConfiguration() (*kubeadmapi.ClusterConfiguration, error) {
 // kubeconfigs, quickly: when this runs the apiserver is often down, or up
 // without a quorum, taking requests and answering none. Both kubeconfigs are
 // tried at once, so such an apiserver costs one timeout, not two.
-func (h *Host) fetchKubeadmConfig(ctx context.Context, timeout time.Duration) ([]byte, error) {
+func (h *Host) fetchKubeadmConfig(ctx context.Context, timeout time.Duration, giveUp bool) ([]byte, error) {
 	if timeout == 0 {
 		timeout = 3 * time.Second // a ConfigMap read from a working apiserver takes milliseconds
 	}
@@ -273,7 +286,7 @@ func (h *Host) fetchKubeadmConfig(ctx context.Context, timeout time.Duration) ([
 		}
 		tried++
 		go func() {
-			raw, err := readKubeadmConfig(ctx, p, timeout)
+			raw, err := readKubeadmConfig(ctx, p, timeout, giveUp)
 			answers <- answer{raw, err}
 		}()
 	}
@@ -293,7 +306,7 @@ func (h *Host) fetchKubeadmConfig(ctx context.Context, timeout time.Duration) ([
 
 // readKubeadmConfig reads the ClusterConfiguration of kubeadm-config with
 // the kubeconfig at path.
-func readKubeadmConfig(ctx context.Context, path string, timeout time.Duration) ([]byte, error) {
+func readKubeadmConfig(ctx context.Context, path string, timeout time.Duration, giveUp bool) ([]byte, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, err
@@ -305,14 +318,39 @@ func readKubeadmConfig(ctx context.Context, path string, timeout time.Duration) 
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(cctx, kubeadmconstants.KubeadmConfigConfigMap, metav1.GetOptions{})
+	gctx, giveUpNow := context.WithCancelCause(cctx)
+	defer giveUpNow(nil)
+	if giveUp {
+		go func() {
+			if err := etcdDown(gctx, cs); err != nil {
+				giveUpNow(err)
+			}
+		}()
+	}
+	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(gctx, kubeadmconstants.KubeadmConfigConfigMap, metav1.GetOptions{})
 	if err != nil {
+		if cause := context.Cause(gctx); cause != nil && cctx.Err() == nil {
+			return nil, cause
+		}
 		return nil, err
 	}
 	if s, ok := cm.Data[kubeadmconstants.ClusterConfigurationConfigMapKey]; ok {
 		return []byte(s), nil
 	}
 	return nil, errors.New("kubeadm-config has no ClusterConfiguration")
+}
+
+// etcdDown is an error when the apiserver answers that its etcd is down:
+// /livez/etcd fails with a status the apiserver itself sent. Any other
+// outcome (ok, no answer, a transport error) is nil: the kubeadm-config
+// read decides then.
+func etcdDown(ctx context.Context, cs kubernetes.Interface) error {
+	_, err := cs.Discovery().RESTClient().Get().AbsPath("/livez/etcd").DoRaw(ctx)
+	var status apierrors.APIStatus
+	if err == nil || !errors.As(err, &status) || ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("the apiserver reports its etcd down (/livez/etcd: %s)", strings.TrimSpace(status.Status().Message))
 }
 
 // inferFromManifests fills what the host's own manifests say: the apiserver's
