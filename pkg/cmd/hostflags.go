@@ -33,7 +33,10 @@ type HostOptions struct {
 	// ClusterConfigB64 is the ClusterConfiguration the plugin read,
 	// handed to its host pods (hostapi.Call.ClusterConfig).
 	ClusterConfigB64 string
-	PatchesDir       string
+	// SkipKubeadmConfig: kubeadm-config is not read through admin.conf
+	// (hostapi.SkipKubeadmConfigFlag; recover only).
+	SkipKubeadmConfig bool
+	PatchesDir        string
 
 	host   *staticpod.Host
 	config *staticpod.Config
@@ -97,7 +100,15 @@ func (o *HostOptions) validateHost() error {
 // first thing in Run, not in Complete: the files are root's and the
 // configuration may be asked of the apiserver, so Validate comes first.
 func (o *HostOptions) load(ctx context.Context) error {
-	return o.loadConfig(ctx, false)
+	return o.loadConfig(ctx, false, false)
+}
+
+// loadWithoutQuorum is load for recover, which only goes ahead when etcd
+// has no quorum, and then no apiserver can read kubeadm-config: the read
+// gives up as soon as the apiserver says its etcd is down, rather than
+// after its timeout (see staticpod.ConfigOptions.GiveUpWhenEtcdDown).
+func (o *HostOptions) loadWithoutQuorum(ctx context.Context) error {
+	return o.loadConfig(ctx, false, true)
 }
 
 // loadReadOnly is load for verbs that only read (status, snapshot save,
@@ -105,14 +116,15 @@ func (o *HostOptions) load(ctx context.Context) error {
 // parsed does not stop them; they say so once on stderr and go on with the
 // host's own files (see staticpod.ConfigOptions.ReadOnly).
 func (o *HostOptions) loadReadOnly(ctx context.Context) error {
-	return o.loadConfig(ctx, true)
+	return o.loadConfig(ctx, true, true)
 }
 
-func (o *HostOptions) loadConfig(ctx context.Context, readOnly bool) error {
+func (o *HostOptions) loadConfig(ctx context.Context, readOnly, giveUpWhenEtcdDown bool) error {
 	o.host = staticpod.NewHost(o.Root)
 	handed, _ := base64.StdEncoding.DecodeString(o.ClusterConfigB64) // checked by Validate
 	cfg, err := o.host.LoadConfig(ctx, staticpod.ConfigOptions{
 		ConfigFile: o.ConfigFile, ClusterConfigYAML: handed, PatchesDir: o.PatchesDir, NodeName: o.NodeName, AdvertiseAddress: o.AdvertiseAddress, ReadOnly: readOnly,
+		GiveUpWhenEtcdDown: giveUpWhenEtcdDown, SkipLookup: o.SkipKubeadmConfig,
 	})
 	if err != nil {
 		return err

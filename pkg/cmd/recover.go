@@ -83,6 +83,8 @@ to run on a host.`,
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().DurationVar(&o.WaitHosts, "wait-for-hosts", 10*time.Minute, "with --ssh: how long to wait for hosts that do not answer (powered off, booting) to join them as they come back")
 	cmd.Flags().BoolVar(&o.Here, "here", false, "recover from this host even if another reachable survivor is further ahead (its newer writes are lost)")
+	cmd.Flags().BoolVar(&o.SkipKubeadmConfig, hostapi.SkipKubeadmConfigFlag, false, "do not read kubeadm-config through admin.conf; go by this host's manifests (recover --ssh passes it when its survey of this host found kubeadm-config unreadable)")
+	_ = cmd.Flags().MarkHidden(hostapi.SkipKubeadmConfigFlag)
 	return cmd
 }
 
@@ -128,7 +130,7 @@ func (o *RecoverOptions) Run(ctx context.Context) error {
 	if o.face == workstationFace {
 		return o.workstation(ctx)
 	}
-	if err := o.load(ctx); err != nil {
+	if err := o.loadWithoutQuorum(ctx); err != nil {
 		return err
 	}
 	env := o.env()
@@ -336,7 +338,7 @@ func (o *RecoverOptions) recoverSSH(ctx context.Context) error {
 		names = append(names, h.Name)
 		addrs[h.Name] = h.Address
 	}
-	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, Addresses: addrs, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: time.Second, Out: progress,
+	res, err := fleet.Recover(ctx, client, fleet.Options{Hosts: names, Addresses: addrs, DryRun: o.DryRun, Wait: o.WaitHosts, Poll: 500 * time.Millisecond, Out: progress,
 		Confirm: func(*fleet.Plan) error {
 			if o.Yes {
 				return nil

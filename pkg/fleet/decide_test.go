@@ -127,3 +127,31 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// The survivor's recover skips the kubeadm-config read only when its own
+// survey, a moment before, could not read it; the call carries the flag.
+func TestRecoverRequest(t *testing.T) {
+	withSource := func(s Survey, src string) Survey { s.Report.ConfigSource = src; return s }
+	for _, tc := range []struct {
+		name    string
+		surveys []Survey
+		want    bool
+	}{
+		{"unreadable: manifests", []Survey{unreachable("h1"), withSource(survivor("h2", 10, 5, ""), "the host's existing static-pod manifests and kubeadm defaults")}, true},
+		{"read from the ConfigMap", []Survey{withSource(survivor("h2", 10, 5, ""), "ConfigMap kube-system/kubeadm-config (via /etc/kubernetes/admin.conf)")}, false},
+		{"an older host binary says nothing", []Survey{survivor("h2", 10, 5, "")}, false},
+		{"another host's source does not count", []Survey{withSource(survivor("h1", 10, 5, ""), "kubeadm defaults"), survivor("h2", 10, 5, "")}, false},
+		{"the survivor was not surveyed", []Survey{unreachable("h2")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := recoverRequest(tc.surveys, "h2")
+			if req.SkipKubeadmConfig != tc.want {
+				t.Fatalf("skip = %v, want %v", req.SkipKubeadmConfig, tc.want)
+			}
+			args := strings.Join(hostapi.RecoverCall(req).Args(), " ")
+			if got := strings.Contains(args, "--"+hostapi.SkipKubeadmConfigFlag); got != tc.want {
+				t.Errorf("recover's command line %q", args)
+			}
+		})
+	}
+}

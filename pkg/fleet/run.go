@@ -84,8 +84,13 @@ func Recover(ctx context.Context, hosts *hostapi.Client, o Options) (*Result, er
 	}
 	endpoint := p.Endpoint
 	if p.Survivor != "" {
-		fmt.Fprintf(o.Out, "\nRecovering on %s ...\n", p.Survivor)
-		rep, err := hosts.Recover(ctx, p.Survivor)
+		req := recoverRequest(surveys, p.Survivor)
+		if req.SkipKubeadmConfig {
+			fmt.Fprintf(o.Out, "\nRecovering on %s (its survey could not read kubeadm-config: it goes by its own manifests without waiting for it again) ...\n", p.Survivor)
+		} else {
+			fmt.Fprintf(o.Out, "\nRecovering on %s ...\n", p.Survivor)
+		}
+		rep, err := hosts.Recover(ctx, p.Survivor, req)
 		res.Recovered = rep
 		if err != nil {
 			return fail(fmt.Errorf("recover on %s: %w (rerun this command to carry on: its journal there records what is done)", p.Survivor, err))
@@ -113,6 +118,20 @@ func Recover(ctx context.Context, hosts *hostapi.Client, o Options) (*Result, er
 		return fail(errors.New(b.String()))
 	}
 	return res, nil
+}
+
+// recoverRequest is how survivor's recover runs: when its survey a moment
+// ago could not read kubeadm-config (no quorum: no apiserver can), the
+// recover does not wait for it again; it would end where the survey did,
+// on the host's own manifests.
+func recoverRequest(surveys []Survey, survivor string) hostapi.RecoverRequest {
+	for _, s := range surveys {
+		if s.Host == survivor && s.Report != nil {
+			src := s.Report.ConfigSource
+			return hostapi.RecoverRequest{SkipKubeadmConfig: src != "" && !strings.HasPrefix(src, "ConfigMap ")}
+		}
+	}
+	return hostapi.RecoverRequest{}
 }
 
 // survey asks every host at once: a powered-off host costs a dial timeout.

@@ -16,6 +16,9 @@ type RecoverReport struct {
 	VerbResult
 	Survey   *RecoverSurvey `json:"survey,omitempty"`
 	Resuming bool           `json:"resuming,omitempty"`
+	// ConfigSource is where the host's cluster configuration came from
+	// (recover.Result.ConfigSource).
+	ConfigSource string `json:"configSource,omitempty"`
 	// State is the host's state after a run (status --local's), when it
 	// could be read.
 	State *RecoverState `json:"state,omitempty"`
@@ -72,11 +75,26 @@ func (c *Client) RecoverSurvey(ctx context.Context, node string) (*RecoverReport
 	return rep, nil
 }
 
+// RecoverRequest says how the host's recover runs.
+type RecoverRequest struct {
+	// SkipKubeadmConfig: see SkipKubeadmConfigFlag.
+	SkipKubeadmConfig bool
+}
+
+// RecoverCall is the call Recover makes.
+func RecoverCall(req RecoverRequest) Call {
+	argv := []string{"recover", "--yes"}
+	if req.SkipKubeadmConfig {
+		argv = append(argv, "--"+SkipKubeadmConfigFlag)
+	}
+	return Call{Argv: argv}
+}
+
 // Recover runs `recover --yes` on node (progress relayed to Out) and
 // returns its report, also when it failed part-way (then with the error).
-func (c *Client) Recover(ctx context.Context, node string) (*RecoverReport, error) {
+func (c *Client) Recover(ctx context.Context, node string, req RecoverRequest) (*RecoverReport, error) {
 	rep := &RecoverReport{}
-	if decoded, err := c.verbInto(ctx, node, Call{Argv: []string{"recover", "--yes"}}, rep); err != nil {
+	if decoded, err := c.verbInto(ctx, node, RecoverCall(req), rep); err != nil {
 		if !decoded {
 			rep = nil
 		}

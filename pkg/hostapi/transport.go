@@ -59,6 +59,12 @@ type Call struct {
 // Call.ClusterConfig, base64-encoded (one argv word, whatever the YAML).
 const ClusterConfigFlag = "cluster-config-b64"
 
+// SkipKubeadmConfigFlag is the hidden flag of the host's recover that has
+// it go by its own manifests without reading kubeadm-config through its
+// admin.conf: a cross-host recovery's survey of that host found it
+// unreadable a moment before (no quorum, no apiserver can read it).
+const SkipKubeadmConfigFlag = "skip-kubeadm-config-read"
+
 // Args is the command line the transport runs.
 func (c Call) Args() []string {
 	args := append([]string(nil), c.Argv...)

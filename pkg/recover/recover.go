@@ -42,6 +42,10 @@ type Result struct {
 	// Resuming: an unfinished run's journal was found and is carried on
 	// (no survey then): a cross-host recovery must finish it here.
 	Resuming bool `json:"resuming,omitempty"`
+	// ConfigSource says where the cluster's configuration came from
+	// (staticpod.Config.Source): a cross-host recovery whose survey found
+	// kubeadm-config unreadable does not have the survivor wait for it again.
+	ConfigSource string `json:"configSource,omitempty"`
 }
 
 // Recovery is a planned recovery, ready to be shown, confirmed and run.
@@ -86,7 +90,7 @@ func (r *Recovery) Run(ctx context.Context) error {
 // (unless o.Here).
 func PlanRecover(ctx context.Context, e *hostlocal.Env, o Options) (*Recovery, error) {
 	h, cfg := e.Host, e.Config
-	r := &Recovery{env: e, Res: &Result{Result: hostlocal.Result{Verb: "recover", Node: cfg.NodeName(), DryRun: e.DryRun}}}
+	r := &Recovery{env: e, Res: &Result{Result: hostlocal.Result{Verb: "recover", Node: cfg.NodeName(), DryRun: e.DryRun}, ConfigSource: cfg.Source}}
 	r.keepOwnSettings()
 	j, err := loadJournal(h)
 	if err != nil {

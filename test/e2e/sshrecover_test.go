@@ -174,6 +174,11 @@ func storyRecoverSurvivorChoice(t *testing.T, b *testbed.Bed) {
 	if err == nil || strings.Contains(interrupted.String(), "Joining h1") {
 		t.Fatalf("the interrupted recover --ssh went on: %v", err)
 	}
+	// Without a quorum no apiserver can read kubeadm-config: h2's survey
+	// found so, and its recover is not made to wait for it again.
+	if !strings.Contains(interrupted.String(), "Recovering on h2 (its survey could not read kubeadm-config") {
+		t.Errorf("recover --ssh had h2 read kubeadm-config again")
+	}
 
 	// The run; h3 is powered on once it waits for it.
 	// As an operator usually logs in: a user with passwordless sudo.
