@@ -2,17 +2,21 @@
 // (kubeadm's --listen-metrics-urls=http://127.0.0.1:2381) says about it:
 // its ID, whether it knows a leader, its database size and revision.
 //
-// It is the quick way to see a member answer again after a change that
-// needs no more than that (a defragmentation): one HTTP GET through a
+// It is the quick way to see members answer (before and after a change
+// that needs no more than that: a defragmentation): one HTTP GET through a
 // port-forward, where etcd's own API costs a process started in the etcd
-// container (an exec) to present the host's client certificate. It is
-// never the way to learn the membership: a member that is down, or was
-// added and never started, has no metrics to read.
+// container (an exec) to present the host's client certificate. A member
+// that is down, or was added and never started, has no metrics to read;
+// the others name it among their known peers (etcd 3.6 and later), so the
+// members' IDs can be checked against the pods read, but not their names
+// or URLs: only the member list has those.
 package etcdmetrics
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -32,6 +36,11 @@ type Sample struct {
 	Revision       int64  // 0 when not reported
 	CommittedIndex uint64 // 0 when not reported
 	Version        string // "" when not reported
+	IsLearner      bool
+	// KnownPeers are the members this member knows (itself included), from
+	// etcd_network_known_peers; nil when the metric is not there (etcd
+	// before 3.6), which says nothing about the membership.
+	KnownPeers []uint64
 }
 
 // maxBody bounds what is read of one metrics page (a member's is about
@@ -57,6 +66,49 @@ func Get(ctx context.Context, client *http.Client, base string) (Sample, error) 
 		return Sample{}, fmt.Errorf("etcd metrics at %s: %w", base, err)
 	}
 	return s, nil
+}
+
+// Health is what a member's /health says: "" when it is healthy, else
+// etcd's reason ("ALARM NOSPACE", "RAFT NO LEADER", ...). Asked with
+// serializable=true, a member answers from its own state without a raft
+// round trip; the alarms it checks first are the cluster's (every member
+// applies them all). The alarms' metric is no substitute: a member that
+// restarted under an alarm does not count it.
+func Health(ctx context.Context, client *http.Client, base string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/health?serializable=true", nil)
+	if err != nil {
+		return "", fmt.Errorf("etcd health at %s: %w", base, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("etcd health at %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Health string `json:"health"`
+		Reason string `json:"reason"`
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("etcd health at %s: %w", base, err)
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(body), &h); err != nil || h.Health == "" {
+		return "", fmt.Errorf("etcd health at %s: %s: not etcd's answer: %q", base, resp.Status, truncate(string(body), 200))
+	}
+	switch {
+	case h.Health == "true" && resp.StatusCode == http.StatusOK:
+		return "", nil
+	case h.Reason == "":
+		return "unhealthy", nil
+	}
+	return h.Reason, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // Parse reads the metrics Sample needs from Prometheus' text format. A page
@@ -97,6 +149,20 @@ func Parse(r io.Reader) (Sample, error) {
 			s.CommittedIndex = uint64(value)
 		case "etcd_server_version":
 			s.Version = labels["server_version"]
+		case "etcd_server_is_learner":
+			s.IsLearner = value == 1
+		case "etcd_network_known_peers":
+			// Removed members stay listed, at 0.
+			id, err := strconv.ParseUint(labels["Remote"], 16, 64)
+			if err != nil {
+				return Sample{}, fmt.Errorf("etcd_network_known_peers has Remote %q, not a member ID", labels["Remote"])
+			}
+			if s.KnownPeers == nil {
+				s.KnownPeers = []uint64{}
+			}
+			if value == 1 {
+				s.KnownPeers = append(s.KnownPeers, id)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
 )
@@ -99,5 +102,66 @@ func TestLoopbackPort(t *testing.T) {
 		if port != tc.port || ok != tc.ok {
 			t.Errorf("%q: got %d %v, want %d %v", tc.args, port, ok, tc.port, tc.ok)
 		}
+	}
+}
+
+// A member's known peers are the membership as it applied it: itself, and
+// a member added that never started (which has no metrics of its own), so
+// a reader can tell that such a member exists. Its /health names an alarm.
+func TestKnownPeersAndHealth(t *testing.T) {
+	port := etcdtest.ReservePorts(t, 1)[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	c := etcdtest.StartCluster(t, 1, "--listen-metrics-urls="+base)
+	cli := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Get(ctx, http.DefaultClient, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.KnownPeers) != 1 || s.KnownPeers[0] != s.ServerID || s.IsLearner {
+		t.Fatalf("a single member: known peers %x (learner %v), want only itself (%x)", s.KnownPeers, s.IsLearner, s.ServerID)
+	}
+	if why, err := Health(ctx, http.DefaultClient, base); err != nil || why != "" {
+		t.Fatalf("a healthy member's /health: %q, %v", why, err)
+	}
+
+	added, err := cli.MemberAddAsLearner(ctx, []string{"https://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Get(ctx, http.DefaultClient, base); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.KnownPeers, added.Member.ID) || !slices.Contains(s.KnownPeers, s.ServerID) || len(s.KnownPeers) != 2 {
+		t.Errorf("after adding learner %x: known peers %x", added.Member.ID, s.KnownPeers)
+	}
+	if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Get(ctx, http.DefaultClient, base); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.KnownPeers) != 1 || s.KnownPeers[0] != s.ServerID {
+		t.Errorf("after removing it again: known peers %x, want only %x", s.KnownPeers, s.ServerID)
+	}
+
+	if _, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{
+		Action: pb.AlarmRequest_ACTIVATE, MemberID: s.ServerID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+		t.Fatal(err)
+	}
+	if why, err := Health(ctx, http.DefaultClient, base); err != nil || why != "ALARM NOSPACE" {
+		t.Errorf("/health under NOSPACE: %q, %v", why, err)
+	}
+}
+
+func TestHealthNotEtcd(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such thing", http.StatusNotFound)
+	}))
+	defer srv.Close()
+	_, err := Health(context.Background(), srv.Client(), srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "not etcd's answer") {
+		t.Fatalf("got %v", err)
 	}
 }

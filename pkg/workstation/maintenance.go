@@ -52,7 +52,8 @@ func (s *Session) Defrag(ctx context.Context, o DefragOptions) (*Result, error) 
 		lock = s.lockAhead(ctx, "defrag", "defrag "+what)
 		defer lock.drop()
 	}
-	c := &execCluster{s: s}
+	c := &execCluster{s: s, quick: true}
+	defer c.closeReaders()
 	obs, err := c.observe(ctx)
 	if err != nil {
 		return nil, err

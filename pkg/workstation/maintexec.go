@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
@@ -29,9 +30,13 @@ type execCluster struct {
 	// made after that is the state the run left, and needs no new read.
 	last    *observed
 	changed time.Time
-	// ahead are metrics connections opened while a defrag runs, for the
-	// quick read that follows it (see predial), by pod name.
-	ahead map[string]*aheadConn
+	// quick: a look reads the members' metrics when they settle it, and
+	// asks etcdctl only when they do not (lookByMetrics; defrag).
+	quick bool
+	// readers read each etcd pod's metrics, by pod name, their
+	// connections kept for the run's later reads (see metricsReader).
+	mu      sync.Mutex
+	readers map[string]*metricsReader
 }
 
 // left is the state the run left, from its last observation when that was
@@ -51,15 +56,30 @@ const defragExecTimeout = 10 * time.Minute
 
 // observe is observeByExec without the serving certificates' expiry, which
 // no maintenance decision reads.
+// With quick, the members' metrics are read first, and etcdctl only asked
+// when they do not settle the look (see lookByMetrics).
 func (c *execCluster) observe(ctx context.Context) (*observed, error) {
 	skip := c.s.SkipCertExpiry
 	c.s.SkipCertExpiry = true
 	defer func() { c.s.SkipCertExpiry = skip }()
-	o, err := c.s.observeByExec(ctx)
-	if err == nil {
-		c.last = o
+	// The metrics reads start as soon as the etcd pods are listed, while
+	// the other lists are still out.
+	var reads *metricsReads
+	o, err := c.s.listForExec(ctx, func(pods []etcdPod) {
+		if c.quick {
+			reads = c.startReads(ctx, pods)
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	return o, err
+	if reads == nil || c.lookByMetrics(o, reads) != "" {
+		if o, err = c.s.readEtcdByExec(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	c.last = o
+	return o, nil
 }
 
 func (c *execCluster) Members(ctx context.Context) ([]etcdcluster.Member, error) {
@@ -187,7 +207,6 @@ func (c *execCluster) Defragment(ctx context.Context, endpoint string) error {
 	}, defragExecTimeout)
 	c.changed = time.Now()
 	if err != nil {
-		c.dropAhead()
 		return fmt.Errorf("defragmenting the member at %s: %w", endpoint, err)
 	}
 	return nil

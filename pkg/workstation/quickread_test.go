@@ -2,6 +2,8 @@ package workstation
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,5 +61,95 @@ func TestRefresh(t *testing.T) {
 		if s.Healthy || s.Leader != 0 {
 			t.Errorf("member %s without a leader: %+v", s.Member.Name, s)
 		}
+	}
+}
+
+// settle takes the members' metrics as the look only when they leave
+// nothing to guess; every other case says why, for the exec look to decide.
+func TestSettle(t *testing.T) {
+	pod := func(n int) etcdPod {
+		addr := fmt.Sprintf("10.0.0.%d", 10+n)
+		return etcdPod{name: fmt.Sprintf("etcd-h%d", n), node: fmt.Sprintf("h%d", n), metricsPort: 2381, memberName: fmt.Sprintf("h%d", n),
+			peerURLs: []string{"https://" + addr + ":2380"}, clientURLs: []string{"https://" + addr + ":2379"}}
+	}
+	nodes := []Node{{Name: "h1", Address: "10.0.0.11"}, {Name: "h2", Address: "10.0.0.12"}, {Name: "h3", Address: "10.0.0.13"}}
+	sample := func(id uint64, leader bool, peers ...uint64) etcdmetrics.Sample {
+		return etcdmetrics.Sample{ServerID: id, HasLeader: true, IsLeader: leader, DBSize: int64(id) * 100, DBSizeInUse: 50, Revision: 7, CommittedIndex: 9, Version: "3.7.0", KnownPeers: peers}
+	}
+	good := func() []etcdmetrics.Sample {
+		return []etcdmetrics.Sample{sample(0x30, false, 0x10, 0x20, 0x30), sample(0x10, true, 0x10, 0x20, 0x30), sample(0x20, false, 0x30, 0x10, 0x20)}
+	}
+	for _, tc := range []struct {
+		name    string
+		samples func() []etcdmetrics.Sample
+		health  []string
+		errs    []error
+		nodes   []Node
+		want    string // "" settles
+	}{
+		{name: "settled", samples: good},
+		{name: "a member not answering", samples: good, errs: []error{nil, errors.New("port-forward refused"), nil}, want: "etcd pod etcd-h2: port-forward refused"},
+		{name: "an alarm", samples: good, health: []string{"", "", "ALARM NOSPACE"}, want: "etcd pod etcd-h3: /health says ALARM NOSPACE"},
+		{name: "an etcd before 3.6", samples: func() []etcdmetrics.Sample { s := good(); s[0].KnownPeers = nil; return s }, want: "names no known peers"},
+		{name: "a member without a pod (down, or added and never started)", samples: func() []etcdmetrics.Sample {
+			s := good()
+			s[1].KnownPeers = append(s[1].KnownPeers, 0x40)
+			return s
+		}, want: "the member of etcd pod etcd-h2 knows members [10 20 30 40]; the pods run [10 20 30]"},
+		{name: "a pod whose etcd is not a member", samples: func() []etcdmetrics.Sample {
+			s := good()
+			for i := range s {
+				s[i].KnownPeers = []uint64{0x10, 0x20}
+			}
+			return s
+		}, want: "knows members [10 20]; the pods run [10 20 30]"},
+		{name: "no leader", samples: func() []etcdmetrics.Sample { s := good(); s[1].IsLeader = false; return s }, want: "no member says it leads"},
+		{name: "lost its leader", samples: func() []etcdmetrics.Sample { s := good(); s[2].HasLeader = false; return s }, want: "etcd pod etcd-h3's member has no leader"},
+		{name: "two leaders", samples: func() []etcdmetrics.Sample { s := good(); s[0].IsLeader = true; return s }, want: "two members say they lead"},
+		{name: "two pods, one member", samples: func() []etcdmetrics.Sample { s := good(); s[2].ServerID = 0x30; return s }, want: "etcd pods etcd-h1 and etcd-h3 answer as the same member 30"},
+		{name: "a node without a member", samples: good, nodes: append(slices.Clone(nodes), Node{Name: "h4", Address: "10.0.0.14"}), want: "control-plane node h4 runs no member"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &observed{pods: []etcdPod{pod(1), pod(2), pod(3)}, nodes: nodes}
+			if tc.nodes != nil {
+				o.nodes = tc.nodes
+			}
+			health, errs := tc.health, tc.errs
+			if health == nil {
+				health = make([]string, 3)
+			}
+			if errs == nil {
+				errs = make([]error, 3)
+			}
+			why := settle(o, tc.samples(), health, errs)
+			if tc.want != "" {
+				if !strings.Contains(why, tc.want) || o.members != nil || o.statuses != nil {
+					t.Fatalf("why %q (members %v), want %q and nothing filled", why, o.members, tc.want)
+				}
+				return
+			}
+			if why != "" {
+				t.Fatalf("not settled: %s", why)
+			}
+			if len(o.members) != 3 || len(o.statuses) != 3 {
+				t.Fatalf("members %v, statuses %v", o.members, o.statuses)
+			}
+			for i, want := range []struct {
+				id     uint64
+				name   string
+				leader bool
+			}{{0x10, "h2", true}, {0x20, "h3", false}, {0x30, "h1", false}} {
+				m, st := o.members[i], o.statuses[i]
+				if m.ID != want.id || m.Name != want.name || st.Member.ID != want.id || st.IsLeader != want.leader || !st.Healthy || st.Leader != 0x10 {
+					t.Errorf("#%d: member %+v status %+v, want %x %s leader %v", i, m, st, want.id, want.name, want.leader)
+				}
+				if n := o.hostOf(m); n != want.name {
+					t.Errorf("member %x is on %q, want %s", m.ID, n, want.name)
+				}
+				if st.Endpoint != m.ClientURLs[0] || st.DBSize != int64(want.id)*100 || st.RaftIndex != 9 || st.Revision != 7 || st.Version != "3.7.0" {
+					t.Errorf("status %+v", st)
+				}
+			}
+		})
 	}
 }

@@ -53,6 +53,11 @@ type etcdPod struct {
 	// metricsPort is etcd's plain-HTTP metrics listener on the host's
 	// loopback (kubeadm's 2381), 0 when it has none (see quickread.go).
 	metricsPort uint16
+	// memberName and peerURLs are the member's --name and
+	// --initial-advertise-peer-urls, for a look by metrics (which
+	// identify a pod's member, not what it published).
+	memberName string
+	peerURLs   []string
 	// pod is the mirror pod itself, for the manifest's drift.
 	pod *corev1.Pod
 }
@@ -72,6 +77,12 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 				args := append(slices.Clone(c.Command), c.Args...)
 				e.access = etcdctl.AccessFromArgs(args)
 				e.metricsPort, _ = etcdmetrics.LoopbackPort(args)
+				e.memberName = argValue(args, "name")
+				for _, u := range strings.Split(argValue(args, "initial-advertise-peer-urls"), ",") {
+					if u = strings.TrimSpace(u); u != "" {
+						e.peerURLs = append(e.peerURLs, u)
+					}
+				}
 			}
 		}
 		for _, u := range strings.Split(p.Annotations[tunnel.AdvertiseClientURLsAnnotation], ",") {
@@ -82,6 +93,16 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// argValue is the value of --name=value in a command line, "" when absent.
+func argValue(args []string, name string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -99,12 +120,28 @@ func podReady(p *corev1.Pod) bool {
 // refused, no etcdctl, output that cannot be read); the caller then falls
 // back to observe.
 func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
+	o, err := s.listForExec(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.readEtcdByExec(ctx, o)
+}
+
+// listForExec is the API half of observeByExec: the objects, listed in
+// parallel, and o.pods in the order the exec path asks them. onPods, when
+// set, gets the etcd pods as soon as they are listed, before the other
+// lists are in.
+func (s *Session) listForExec(ctx context.Context, onPods func([]etcdPod)) (*observed, error) {
 	o := &observed{}
 	var pods []etcdPod
 	var nodesErr, podsErr, apisErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { o.nodes, nodesErr = s.ControlPlaneNodes(ctx) })
-	wg.Go(func() { pods, podsErr = s.listEtcdPods(ctx) })
+	wg.Go(func() {
+		if pods, podsErr = s.listEtcdPods(ctx); podsErr == nil && onPods != nil {
+			onPods(slices.Clone(pods))
+		}
+	})
 	wg.Go(func() { o.apis, apisErr = s.APIServerEtcdServers(ctx) })
 	wg.Go(func() { o.leases = s.nodeLeases(ctx) })
 	wg.Go(func() { o.manifests.cc, o.manifests.ccErr = s.clusterConfiguration(ctx) })
@@ -145,6 +182,13 @@ func (s *Session) observeByExec(ctx context.Context) (*observed, error) {
 		return nil, errNoEtcdPod
 	}
 	o.pods = pods
+	return o, nil
+}
+
+// readEtcdByExec is the etcd half of observeByExec: etcd as etcdctl in the
+// first of o.pods that answers sees it.
+func (s *Session) readEtcdByExec(ctx context.Context, o *observed) (*observed, error) {
+	pods := o.pods
 	// The serving certificates are read once, whichever pod answers, and
 	// only when asked for: the handshakes through the tunnel cost about as
 	// much as the execs (docs/bench/status.json).
