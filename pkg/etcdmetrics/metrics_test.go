@@ -11,17 +11,23 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
 )
 
+// startMember starts a one-member cluster serving its metrics over plain
+// HTTP at base.
+func startMember(t *testing.T) (base string, cli *clientv3.Client) {
+	port := etcdtest.ReservePorts(t, 1)[0]
+	base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	return base, etcdtest.StartCluster(t, 1, "--listen-metrics-urls="+base).Client()
+}
+
 // A real member's metrics page: its ID, leadership, size and revision are
 // what its own status API says.
 func TestGetRealMember(t *testing.T) {
-	port := etcdtest.ReservePorts(t, 1)[0]
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	c := etcdtest.StartCluster(t, 1, "--listen-metrics-urls="+base)
-	cli := c.Client()
+	base, cli := startMember(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 20 {
@@ -29,7 +35,7 @@ func TestGetRealMember(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := cli.Status(ctx, c.Members[0].ClientURL)
+	st, err := cli.Status(ctx, cli.Endpoints()[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,10 +115,7 @@ func TestLoopbackPort(t *testing.T) {
 // a member added that never started (which has no metrics of its own), so
 // a reader can tell that such a member exists. Its /health names an alarm.
 func TestKnownPeersAndHealth(t *testing.T) {
-	port := etcdtest.ReservePorts(t, 1)[0]
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	c := etcdtest.StartCluster(t, 1, "--listen-metrics-urls="+base)
-	cli := c.Client()
+	base, cli := startMember(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Get(ctx, http.DefaultClient, base)

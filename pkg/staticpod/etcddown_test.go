@@ -12,6 +12,18 @@ import (
 	"time"
 )
 
+// writeAdminConf writes the host's admin.conf for the apiserver at server;
+// it returns its path.
+func writeAdminConf(t *testing.T, h *Host, server string) string {
+	t.Helper()
+	kubeconfig := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n", server)
+	path := h.Path(h.KubernetesDir + "/admin.conf")
+	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestLookupGivesUpWhenEtcdIsDown: an apiserver whose etcd has no quorum
 // takes the kubeadm-config read and never answers it, while it answers
 // /livez/etcd at once with a failure. With GiveUpWhenEtcdDown the load
@@ -61,10 +73,7 @@ func TestLookupGivesUpWhenEtcdIsDown(t *testing.T) {
 			defer srv.Close()
 			defer close(release)
 			h, _ := testHost(t, true)
-			kubeconfig := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n", srv.URL)
-			if err := os.WriteFile(h.Path(h.KubernetesDir+"/admin.conf"), []byte(kubeconfig), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeAdminConf(t, h, srv.URL)
 			const timeout = 2 * time.Second
 			start := time.Now()
 			cfg, err := h.LoadConfig(context.Background(), ConfigOptions{NodeName: "cp-1", AdvertiseAddress: "127.0.0.1",
@@ -96,11 +105,7 @@ func TestEtcdDownSaysWhy(t *testing.T) {
 		http.Error(w, "[-]etcd failed: reason withheld", http.StatusInternalServerError)
 	}))
 	h, _ := testHost(t, true)
-	kubeconfig := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\ncontexts:\n- name: x\n  context:\n    cluster: c\ncurrent-context: x\n", srv.URL)
-	path := h.Path(h.KubernetesDir + "/admin.conf")
-	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeAdminConf(t, h, srv.URL)
 	_, err := readKubeadmConfig(context.Background(), path, 2*time.Second, true)
 	if err == nil || !strings.Contains(err.Error(), "reports its etcd down") || !strings.Contains(err.Error(), "etcd failed") {
 		t.Errorf("read from an apiserver whose etcd is down: %v", err)
@@ -121,10 +126,7 @@ func TestSkipLookupAsksNothing(t *testing.T) {
 	}))
 	defer srv.Close()
 	h, _ := testHost(t, true)
-	kubeconfig := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\ncontexts:\n- name: x\n  context:\n    cluster: c\ncurrent-context: x\n", srv.URL)
-	if err := os.WriteFile(h.Path(h.KubernetesDir+"/admin.conf"), []byte(kubeconfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeAdminConf(t, h, srv.URL)
 	cfg, err := h.LoadConfig(context.Background(), ConfigOptions{NodeName: "cp-1", AdvertiseAddress: "127.0.0.1", SkipLookup: true})
 	if err != nil {
 		t.Fatal(err)

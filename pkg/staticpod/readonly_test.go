@@ -3,10 +3,8 @@ package staticpod
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +36,7 @@ func TestReadOnlyConfigSurvivesABrokenClusterConfiguration(t *testing.T) {
 			}))
 			defer srv.Close()
 			h, _ := testHost(t, true)
-			kubeconfig := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n", srv.URL)
-			if err := os.WriteFile(h.Path(h.KubernetesDir+"/admin.conf"), []byte(kubeconfig), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeAdminConf(t, h, srv.URL)
 			ctx := context.Background()
 			o := ConfigOptions{NodeName: "cp-1", AdvertiseAddress: "127.0.0.1", LookupTimeout: 5 * time.Second}
 
