@@ -2,6 +2,7 @@ package hostlocal
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
@@ -18,19 +20,22 @@ import (
 
 // State is what the host and the cluster look like from this host.
 type State struct {
-	Node                 string              `json:"node"`
-	Address              string              `json:"address"`
-	PeerURL              string              `json:"peerURL"`
-	ManifestPresent      bool                `json:"manifestPresent"`
-	EtcdRunning          bool                `json:"etcdRunning"`
-	DataDir              string              `json:"dataDir"`
-	DataDirFacts         *etcddata.State     `json:"dataDirFacts,omitempty"`
-	Local                *hostapi.MemberRow  `json:"local,omitempty"`
-	LocalError           string              `json:"localError,omitempty"`
-	ClusterID            string              `json:"clusterID,omitempty"`
-	Members              []hostapi.MemberRow `json:"members,omitempty"`
-	ClusterError         string              `json:"clusterError,omitempty"`
-	APIServerEtcdServers []string            `json:"apiserverEtcdServers,omitempty"`
+	Node            string              `json:"node"`
+	Address         string              `json:"address"`
+	PeerURL         string              `json:"peerURL"`
+	ManifestPresent bool                `json:"manifestPresent"`
+	EtcdRunning     bool                `json:"etcdRunning"`
+	DataDir         string              `json:"dataDir"`
+	DataDirFacts    *etcddata.State     `json:"dataDirFacts,omitempty"`
+	Local           *hostapi.MemberRow  `json:"local,omitempty"`
+	LocalError      string              `json:"localError,omitempty"`
+	ClusterID       string              `json:"clusterID,omitempty"`
+	Members         []hostapi.MemberRow `json:"members,omitempty"`
+	ClusterError    string              `json:"clusterError,omitempty"`
+	// NoLeader says which member, asked first, answered without a leader:
+	// the cluster lost its quorum, or is electing a leader.
+	NoLeader             string   `json:"noLeader,omitempty"`
+	APIServerEtcdServers []string `json:"apiserverEtcdServers,omitempty"`
 	// Stale says why this host's data must not be used: its member was cut
 	// off by a recover or restore (the cluster's recovery marker names it).
 	Stale   string `json:"stale,omitempty"`
@@ -57,9 +62,22 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 	}
 	endpoints := e.candidateEndpoints(extraEndpoints, st.EtcdRunning)
 	tlsCfg, err := h.EphemeralClientTLS(cfg)
+	read := e
+	if err == nil {
+		if st.NoLeader = leaderless(ctx, endpoints, tlsCfg); st.NoLeader != "" {
+			// The linearizable member list that proves the cluster
+			// answers cannot succeed without a leader: it is given the
+			// time an election takes, not the whole call bound. This is
+			// status during a quorum loss, run on every host to find the
+			// one furthest ahead: it should not wait 10 s to say so.
+			short := *e
+			short.Timeouts.ClusterCall = min(e.Timeouts.ClusterCall, leaderlessCall)
+			read = &short
+		}
+	}
 	if err != nil {
 		st.ClusterError = err.Error()
-	} else if c, err := e.connect(ctx, endpoints, tlsCfg); err != nil {
+	} else if c, err := read.connect(ctx, endpoints, tlsCfg); err != nil {
 		st.ClusterError = err.Error()
 	} else {
 		defer c.Close()
@@ -85,6 +103,24 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 	}
 	st.Summary = summarize(st)
 	return st
+}
+
+// leaderlessCall bounds a linearizable read when the first member asked
+// has no leader: an election is over well within it.
+const leaderlessCall = 3 * time.Second
+
+// leaderless asks the first of endpoints (the local member when it runs)
+// for its status, which needs no quorum, and says so when it answers
+// without a leader; "" otherwise (a leader, or no answer).
+func leaderless(ctx context.Context, endpoints []string, tlsCfg *tls.Config) string {
+	if len(endpoints) == 0 {
+		return ""
+	}
+	st, err := etcdcluster.StatusOf(ctx, tlsCfg, endpoints[0], 2*time.Second)
+	if err != nil || st.Leader != 0 {
+		return ""
+	}
+	return fmt.Sprintf("member %x at %s has no leader", st.Header.GetMemberId(), endpoints[0])
 }
 
 // candidateEndpoints are the places a member of this host's cluster may
@@ -148,10 +184,15 @@ func summarize(st *State) string {
 		who = fmt.Sprintf("%s is a learner (not yet a voting member)", st.Node)
 	case st.Local != nil:
 		who = fmt.Sprintf("%s is a voting member", st.Node)
+	case st.NoLeader != "" && len(st.Members) == 0:
+		who = fmt.Sprintf("%s: %s", st.Node, st.NoLeader)
 	case st.EtcdRunning || st.ManifestPresent:
 		who = fmt.Sprintf("%s runs an etcd that is not a member of the cluster it can see", st.Node)
 	default:
 		who = fmt.Sprintf("%s has no etcd member", st.Node)
+	}
+	if len(st.Members) == 0 && st.NoLeader != "" {
+		return who + ": the cluster has lost its quorum, or is electing a leader (rerun in a few seconds; `kubectl-etcd recover --dry-run` shows what is left of it)"
 	}
 	if len(st.Members) == 0 {
 		return who + "; no cluster member answered"

@@ -2,10 +2,14 @@ package hostlocal
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/kubectl-etcd/kubectl-etcd/internal/etcdtest"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdcluster/etcdfake"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcddata"
@@ -141,5 +145,52 @@ State: cp-1 is a voting member; cluster: 1 voting members, 1 healthy (quorum); A
 		if b.String() != tc.want {
 			t.Errorf("PrintState(%s):\n%s\nwant:\n%s", tc.st.Node, b.String(), tc.want)
 		}
+	}
+}
+
+// Under quorum loss, status --local is the runbook's first command on every
+// host: it says at once that the member it asks has no leader, instead of
+// waiting out the linearizable member list's 10 s and calling the host's
+// etcd "not a member of the cluster it can see".
+func TestReadStateWithoutQuorum(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	e, _ := testEnv(t, false)
+	certPEM, keyPEM := c.PKI.CAPEM(t)
+	if _, err := e.Host.InstallEtcdCA(e.Config, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st := e.ReadState(ctx, c.Endpoints())
+	if st.NoLeader != "" || len(st.Members) != 3 || !strings.Contains(st.Summary, "3 voting members, 3 healthy") {
+		t.Fatalf("all members up: no leader %q, %d members, summary %q", st.NoLeader, len(st.Members), st.Summary)
+	}
+
+	c.Members[1].Kill()
+	c.Members[2].Kill()
+	tlsCfg, err := e.Host.EphemeralClientTLS(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		s, err := etcdcluster.StatusOf(ctx, tlsCfg, c.Members[0].ClientURL, time.Second)
+		if err == nil && s.Leader == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("m1 still follows a leader 20 s after the others were killed (%v)", err)
+		}
+	}
+	start := time.Now()
+	st = e.ReadState(ctx, c.Endpoints())
+	took := time.Since(start)
+	t.Logf("status without a quorum: %s: %s", took.Round(time.Millisecond), st.Summary)
+	if !strings.Contains(st.NoLeader, "has no leader") || !strings.Contains(st.NoLeader, c.Members[0].ClientURL) {
+		t.Errorf("no leader: %q", st.NoLeader)
+	}
+	if !strings.Contains(st.Summary, "the cluster has lost its quorum, or is electing a leader") || strings.Contains(st.Summary, "not a member") {
+		t.Errorf("summary %q", st.Summary)
+	}
+	if took > leaderlessCall+3*time.Second {
+		t.Errorf("status without a quorum took %s: the linearizable read should be bounded by %s", took, leaderlessCall)
 	}
 }
