@@ -3,12 +3,15 @@ package hostlocal
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -60,8 +63,13 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 			st.LocalError = err.Error()
 		}
 	}
-	endpoints := e.candidateEndpoints(extraEndpoints, st.EtcdRunning)
+	endpoints, refused := withoutRefused(ctx, e.candidateEndpoints(extraEndpoints, st.EtcdRunning))
 	tlsCfg, err := h.EphemeralClientTLS(cfg)
+	if err == nil && len(endpoints) == 0 && len(refused) > 0 {
+		// Nothing listens where a member could answer: etcd's client
+		// would retry those dials until its 10 s bound.
+		err = fmt.Errorf("no etcd endpoint answered: %s", strings.Join(refused, "; "))
+	}
 	read := e
 	if err == nil {
 		if st.NoLeader = leaderless(ctx, endpoints, tlsCfg); st.NoLeader != "" {
@@ -103,6 +111,38 @@ func (e *Env) ReadState(ctx context.Context, extraEndpoints []string) *State {
 	}
 	st.Summary = summarize(st)
 	return st
+}
+
+// withoutRefused drops the endpoints whose port refuses a connection, all
+// probed at once, and says why each was dropped. An endpoint that does not
+// answer the probe in time is kept: a member behind a slow link may still.
+func withoutRefused(ctx context.Context, endpoints []string) (kept, refused []string) {
+	errs := make([]error, len(endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range endpoints {
+		wg.Go(func() {
+			u, err := url.Parse(ep)
+			if err != nil || u.Host == "" {
+				return
+			}
+			d := net.Dialer{Timeout: time.Second}
+			c, err := d.DialContext(ctx, "tcp", u.Host)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c.Close()
+		})
+	}
+	wg.Wait()
+	for i, ep := range endpoints {
+		if errs[i] != nil && errors.Is(errs[i], syscall.ECONNREFUSED) {
+			refused = append(refused, fmt.Sprintf("%s: %v", ep, errs[i]))
+			continue
+		}
+		kept = append(kept, ep)
+	}
+	return kept, refused
 }
 
 // leaderlessCall bounds a linearizable read when the first member asked

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,31 @@ func TestReadStateWithoutQuorum(t *testing.T) {
 	}
 	if took > leaderlessCall+3*time.Second {
 		t.Errorf("status without a quorum took %s: the linearizable read should be bounded by %s", took, leaderlessCall)
+	}
+}
+
+// Where nothing listens, status says so at once, naming each endpoint,
+// instead of letting etcd's client retry the dials for 10 s.
+func TestReadStateNothingListens(t *testing.T) {
+	e, _ := testEnv(t, false)
+	pki := etcdtest.NewPKI(t)
+	certPEM, keyPEM := pki.CAPEM(t)
+	if _, err := e.Host.InstallEtcdCA(e.Config, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	ports := etcdtest.ReservePorts(t, 2)
+	eps := []string{fmt.Sprintf("https://127.0.0.1:%d", ports[0]), fmt.Sprintf("https://127.0.0.1:%d", ports[1])}
+	start := time.Now()
+	st := e.ReadState(context.Background(), eps)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("status with nothing listening took %s", took)
+	}
+	for _, ep := range eps {
+		if !strings.Contains(st.ClusterError, ep+": ") {
+			t.Errorf("cluster error %q does not name %s", st.ClusterError, ep)
+		}
+	}
+	if !strings.Contains(st.ClusterError, "connection refused") || len(st.Members) != 0 || !strings.HasSuffix(st.Summary, "no cluster member answered") {
+		t.Errorf("cluster error %q, members %v, summary %q", st.ClusterError, st.Members, st.Summary)
 	}
 }
