@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
+	"net/url"
 	"sort"
 	"time"
 
@@ -34,6 +36,24 @@ func onEndpoint(ctx context.Context, tlsCfg *tls.Config, endpoint string, timeou
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return call(cctx, c)
+}
+
+// PortProbe is nil when endpoint's host:port accepts a plain TCP
+// connection within timeout, else why not. A refused connection
+// (errors.Is syscall.ECONNREFUSED) means nothing listens there: etcd's
+// client would only retry that dial until its call's timeout.
+func PortProbe(ctx context.Context, endpoint string, timeout time.Duration) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("no host:port in %q", endpoint)
+	}
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	return nil
 }
 
 // StatusOf asks endpoint for its own status within timeout; it needs no

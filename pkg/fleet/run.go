@@ -128,7 +128,7 @@ func recoverRequest(surveys []Survey, survivor string) hostapi.RecoverRequest {
 	for _, s := range surveys {
 		if s.Host == survivor && s.Report != nil {
 			src := s.Report.ConfigSource
-			return hostapi.RecoverRequest{SkipKubeadmConfig: src != "" && !strings.HasPrefix(src, "ConfigMap ")}
+			return hostapi.RecoverRequest{SkipKubeadmConfig: src != "" && !strings.HasPrefix(src, hostapi.KubeadmConfigSource)}
 		}
 	}
 	return hostapi.RecoverRequest{}

@@ -65,6 +65,11 @@ const ClusterConfigFlag = "cluster-config-b64"
 // unreadable a moment before (no quorum, no apiserver can read it).
 const SkipKubeadmConfigFlag = "skip-kubeadm-config-read"
 
+// KubeadmConfigSource begins a host's configuration source
+// (recover's configSource) when its ClusterConfiguration is the cluster's
+// kubeadm-config ConfigMap, read through its admin.conf or handed to it.
+const KubeadmConfigSource = "ConfigMap kube-system/kubeadm-config"
+
 // Args is the command line the transport runs.
 func (c Call) Args() []string {
 	args := append([]string(nil), c.Argv...)

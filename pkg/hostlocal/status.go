@@ -120,19 +120,7 @@ func withoutRefused(ctx context.Context, endpoints []string) (kept, refused []st
 	errs := make([]error, len(endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range endpoints {
-		wg.Go(func() {
-			u, err := url.Parse(ep)
-			if err != nil || u.Host == "" {
-				return
-			}
-			d := net.Dialer{Timeout: time.Second}
-			c, err := d.DialContext(ctx, "tcp", u.Host)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			c.Close()
-		})
+		wg.Go(func() { errs[i] = etcdcluster.PortProbe(ctx, ep, time.Second) })
 	}
 	wg.Wait()
 	for i, ep := range endpoints {

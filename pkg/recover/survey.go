@@ -178,7 +178,7 @@ func ask(ctx context.Context, tlsCfg *tls.Config, m etcddata.Member) Survivor {
 	defer cancel()
 	probe := make(chan error, 1)
 	go func() {
-		err := portProbe(ctx, o.ClientURL)
+		err := etcdcluster.PortProbe(ctx, o.ClientURL, 2*time.Second)
 		if err != nil {
 			cancel()
 		}
@@ -257,20 +257,4 @@ func memberList(ctx context.Context, tlsCfg *tls.Config, endpoint string) ([]etc
 		out = append(out, etcddata.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
 	}
 	return out, nil
-}
-
-// portProbe is nil when endpoint's host:port accepts a TCP connection, else
-// why not.
-func portProbe(ctx context.Context, endpoint string) error {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("no host:port in %q", endpoint)
-	}
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", u.Host)
-	if err != nil {
-		return err
-	}
-	c.Close()
-	return nil
 }

@@ -25,6 +25,8 @@ import (
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 	etcdphase "k8s.io/kubernetes/cmd/kubeadm/app/phases/etcd"
 	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
+
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
 // Config is everything needed to write this host's etcd certificates and
@@ -183,7 +185,7 @@ func (h *Host) clusterConfiguration(ctx context.Context, o ConfigOptions) (cc *k
 	}
 	// The cluster's own, handed in or read through admin.conf: unparsable,
 	// it stops a verb that writes, and is warned about by one that reads.
-	const configMap = "ConfigMap kube-system/kubeadm-config"
+	const configMap = hostapi.KubeadmConfigSource
 	raw, via, found := o.ClusterConfigYAML, " (as the plugin read it)", len(o.ClusterConfigYAML) > 0
 	if !found && !o.SkipLookup {
 		if fetched, err := h.fetchKubeadmConfig(ctx, o.LookupTimeout, o.GiveUpWhenEtcdDown); err == nil {
@@ -368,7 +370,7 @@ func (h *Host) inferFromManifests(cc *kubeadmapi.ClusterConfiguration) (bool, er
 				cc.ImageRepository, cc.KubernetesVersion = repo, tag
 				inferred = true
 			}
-			if ca := flagValue(c.Command, "etcd-cafile"); strings.HasSuffix(ca, "/etcd/ca.crt") {
+			if ca := FlagValue(c.Command, "etcd-cafile"); strings.HasSuffix(ca, "/etcd/ca.crt") {
 				cc.CertificatesDir = strings.TrimSuffix(ca, "/etcd/ca.crt")
 			}
 		}
@@ -384,7 +386,7 @@ func (h *Host) inferFromManifests(cc *kubeadmapi.ClusterConfiguration) (bool, er
 			return false, err
 		}
 		if c := container(pod, kubeadmconstants.Etcd); c != nil {
-			if d := flagValue(c.Command, "data-dir"); d != "" {
+			if d := FlagValue(c.Command, "data-dir"); d != "" {
 				cc.Etcd.Local.DataDir = d
 			}
 			if repo, tag, ok := splitImage(c.Image); ok {

@@ -323,7 +323,7 @@ func (h *Host) apiServerShutdownKillAfter() time.Duration {
 	if c == nil {
 		return APIServerShutdownGrace
 	}
-	delay, err := time.ParseDuration(flagValue(c.Command, "shutdown-delay-duration"))
+	delay, err := time.ParseDuration(FlagValue(c.Command, "shutdown-delay-duration"))
 	if err != nil || delay < 0 {
 		delay = 0
 	}

@@ -121,8 +121,9 @@ func container(pod *v1.Pod, name string) *v1.Container {
 	return nil
 }
 
-// flagValue returns the value of --name=value in a command line.
-func flagValue(cmd []string, name string) string {
+// FlagValue returns the value of --name=value in a command line, "" when
+// absent.
+func FlagValue(cmd []string, name string) string {
 	for _, a := range cmd {
 		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
 			return v
@@ -150,7 +151,7 @@ func (h *Host) APIServerEtcdServers() ([]string, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%s has no kube-apiserver container", h.APIServerManifest())
 	}
-	v := flagValue(c.Command, "etcd-servers")
+	v := FlagValue(c.Command, "etcd-servers")
 	if v == "" {
 		return nil, fmt.Errorf("%s has no --etcd-servers", h.APIServerManifest())
 	}
@@ -221,7 +222,7 @@ func (h *Host) ManifestPeers() []string {
 		if c == nil {
 			continue
 		}
-		for _, kv := range strings.Split(flagValue(c.Command, "initial-cluster"), ",") {
+		for _, kv := range strings.Split(FlagValue(c.Command, "initial-cluster"), ",") {
 			if _, u, ok := strings.Cut(kv, "="); ok {
 				out = append(out, u)
 			}
@@ -242,5 +243,5 @@ func (h *Host) EtcdFlag(name string) string {
 	if c == nil {
 		return ""
 	}
-	return flagValue(c.Command, name)
+	return FlagValue(c.Command, name)
 }

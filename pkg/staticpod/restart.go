@@ -193,11 +193,11 @@ func InitialCluster(pod *v1.Pod) (members []Member, existing bool) {
 	if c == nil {
 		return nil, false
 	}
-	existing = flagValue(c.Command, "initial-cluster-state") == "existing"
+	existing = FlagValue(c.Command, "initial-cluster-state") == "existing"
 	if !existing {
 		return nil, false // kubeadm's first member: GetEtcdPodSpec writes itself alone
 	}
-	for _, kv := range strings.Split(flagValue(c.Command, "initial-cluster"), ",") {
+	for _, kv := range strings.Split(FlagValue(c.Command, "initial-cluster"), ",") {
 		if name, url, ok := strings.Cut(kv, "="); ok {
 			members = append(members, Member{Name: name, PeerURL: url})
 		}

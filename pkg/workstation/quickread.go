@@ -276,10 +276,16 @@ type metricsReader struct {
 
 // reader is pod p's metricsReader, made on first use.
 func (c *execCluster) reader(p etcdPod) *metricsReader {
+	r, _ := c.readerOf(p)
+	return r
+}
+
+// readerOf is reader, and whether it was made just now.
+func (c *execCluster) readerOf(p etcdPod) (*metricsReader, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r := c.readers[p.name]; r != nil {
-		return r
+		return r, false
 	}
 	r := &metricsReader{base: "http://localhost:" + strconv.Itoa(int(p.metricsPort))}
 	dialer := c.s.dialer
@@ -298,7 +304,7 @@ func (c *execCluster) reader(p etcdPod) *metricsReader {
 		c.readers = map[string]*metricsReader{}
 	}
 	c.readers[p.name] = r
-	return r
+	return r, true
 }
 
 // read is one read of the member's metrics and, with health, its /health
@@ -375,13 +381,10 @@ func (c *execCluster) predial(ctx context.Context) {
 		if p.metricsPort == 0 {
 			continue
 		}
-		c.mu.Lock()
-		_, have := c.readers[p.name]
-		c.mu.Unlock()
-		if have {
+		r, made := c.readerOf(p)
+		if !made {
 			continue
 		}
-		r := c.reader(p)
 		a := &aheadConn{done: make(chan struct{})}
 		r.mu.Lock()
 		r.ahead = a

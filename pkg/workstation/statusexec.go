@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/etcdmetrics"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/podexec"
+	"github.com/kubectl-etcd/kubectl-etcd/pkg/staticpod"
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/tunnel"
 )
 
@@ -77,8 +78,8 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 				args := append(slices.Clone(c.Command), c.Args...)
 				e.access = etcdctl.AccessFromArgs(args)
 				e.metricsPort, _ = etcdmetrics.LoopbackPort(args)
-				e.memberName = argValue(args, "name")
-				for _, u := range strings.Split(argValue(args, "initial-advertise-peer-urls"), ",") {
+				e.memberName = staticpod.FlagValue(args, "name")
+				for _, u := range strings.Split(staticpod.FlagValue(args, "initial-advertise-peer-urls"), ",") {
 					if u = strings.TrimSpace(u); u != "" {
 						e.peerURLs = append(e.peerURLs, u)
 					}
@@ -93,16 +94,6 @@ func (s *Session) listEtcdPods(ctx context.Context) ([]etcdPod, error) {
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// argValue is the value of --name=value in a command line, "" when absent.
-func argValue(args []string, name string) string {
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 func podReady(p *corev1.Pod) bool {
