@@ -35,6 +35,13 @@ func (c *Client) SetClusterConfig(raw []byte) {
 	c.clusterConfig.Store(&raw)
 }
 
+// NeedsKubelet says whether the transport runs on a host through its
+// kubelet (host pods), so that a NotReady Node cannot be reached.
+func (c *Client) NeedsKubelet() bool {
+	_, free := c.Transport.(KubeletFree)
+	return !free
+}
+
 // exec runs call on node with the cluster configuration handed over.
 func (c *Client) exec(ctx context.Context, node string, call Call, stdin io.Reader, stdout, stderr io.Writer) error {
 	if raw := c.clusterConfig.Load(); raw != nil && call.ClusterConfig == nil {

@@ -32,6 +32,16 @@ type Transport interface {
 	Exec(ctx context.Context, node string, call Call, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
+// KubeletFree is implemented by a Transport that reaches hosts without
+// their kubelet (SSH). Host pods need the Node's kubelet, so callers skip a
+// NotReady Node for them; a NotReady Node is still worth trying over SSH (its
+// Ready condition lags minutes behind a host that just came back, and a host
+// that is really down fails the dial as ErrUnreachable).
+type KubeletFree interface {
+	Transport
+	ReachesWithoutKubelet()
+}
+
 // Call is one run of a host-local command on a host.
 type Call struct {
 	// Argv is the host-local command line without the binary, e.g.

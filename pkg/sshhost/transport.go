@@ -92,7 +92,11 @@ type host struct {
 	ready bool
 }
 
-var _ hostapi.Transport = (*Transport)(nil)
+var _ hostapi.KubeletFree = (*Transport)(nil)
+
+// ReachesWithoutKubelet marks SSH as a transport that needs no kubelet on
+// the host: see hostapi.KubeletFree.
+func (t *Transport) ReachesWithoutKubelet() {}
 
 // New makes a Transport. resolve maps a node name, as the caller names
 // hosts, to the address to dial (a name or an IP, no port); log gets a line

@@ -38,7 +38,7 @@ func (s *Session) checkCertsOn(ctx context.Context, nodes []Node) *CertsCheck {
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		out.Hosts[i].Node = n.Name
-		if !n.Ready {
+		if !s.reaches(n) {
 			out.Hosts[i].Error = fmt.Sprintf("%s is NotReady and cannot run a host pod: run `kubectl-etcd certs check --local` on it as root", n.Name)
 			continue
 		}

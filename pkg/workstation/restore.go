@@ -65,7 +65,7 @@ func (s *Session) RestoreNode(ctx context.Context, o RestoreOptions) (*Result, e
 		}
 		return nil, fmt.Errorf("--node %q is not a control-plane node of this cluster (control-plane nodes: %s)", o.Node, names(nodes))
 	}
-	if !n.Ready {
+	if !s.reaches(n) {
 		return nil, fmt.Errorf("node %s is not Ready: its kubelet cannot run the host pods the restore needs; copy the file there and run `kubectl-etcd restore FILE` on it as root", n.Name)
 	}
 	var check *hostapi.UploadCheck

@@ -65,7 +65,7 @@ func (s *Session) turns(ctx context.Context, obs *observed, hosts []string, r ro
 	errs := make([]error, len(order))
 	var wg sync.WaitGroup
 	for i, h := range order {
-		if n, _ := nodeNamed(obs.nodes, h); !n.Ready {
+		if n, _ := nodeNamed(obs.nodes, h); !s.reaches(n) {
 			errs[i] = fmt.Errorf("%s is NotReady and cannot run a host pod: run `%s` on it as root", h, r.hint)
 			continue
 		}

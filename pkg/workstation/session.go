@@ -77,6 +77,13 @@ func NewSession(cs kubernetes.Interface, rc *rest.Config, hosts hostapi.Transpor
 		Hosts: &hostapi.Client{Transport: hosts, Out: out}}, nil
 }
 
+// reaches says whether the host transport can run a command on node n: host
+// pods need its kubelet, so a NotReady Node is out of reach for them; over
+// SSH it is tried (Ready lags behind a host that just came back).
+func (s *Session) reaches(n Node) bool {
+	return n.Ready || !s.Hosts.NeedsKubelet()
+}
+
 // etcdDownHint is what to do when the apiserver answered a read with an
 // error that means it cannot read etcd (its /version still answers then):
 // etcd may have lost its quorum, which only the host-local binary can see
