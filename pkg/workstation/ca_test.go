@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +15,16 @@ import (
 
 // failingTransport answers every call the way a host whose kubelet never
 // picks up the host pod does: nothing on stdout, a line on stderr, an error.
-type failingTransport struct{ calls []string }
+// It notes each call as "NODE ARGV..." (calls may come in parallel).
+type failingTransport struct {
+	mu    sync.Mutex
+	calls []string
+}
 
 func (f *failingTransport) Exec(_ context.Context, node string, c hostapi.Call, _ io.Reader, _, stderr io.Writer) error {
+	f.mu.Lock()
 	f.calls = append(f.calls, node+" "+strings.Join(c.Argv, " "))
+	f.mu.Unlock()
 	fmt.Fprintln(stderr, "pod kube-system/kubectl-etcd-h2-x was not picked up")
 	return fmt.Errorf("on %s: %w", node, hostapi.ErrUnreachable)
 }

@@ -2,32 +2,16 @@ package workstation
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kubectl-etcd/kubectl-etcd/pkg/hostapi"
 )
 
-// recordingTransport notes which hosts were called and fails every call as
-// an unreachable host does.
-type recordingTransport struct {
-	mu    sync.Mutex
-	nodes []string
-}
-
-func (r *recordingTransport) Exec(_ context.Context, node string, _ hostapi.Call, _ io.Reader, _, _ io.Writer) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.nodes = append(r.nodes, node)
-	return fmt.Errorf("dialing %s: %w", node, hostapi.ErrUnreachable)
-}
-
-// sshLike is recordingTransport marked as needing no kubelet, as SSH is.
-type sshLike struct{ *recordingTransport }
+// sshLike is failingTransport marked as needing no kubelet, as SSH is.
+type sshLike struct{ *failingTransport }
 
 func (sshLike) ReachesWithoutKubelet() {}
 
@@ -44,10 +28,10 @@ func TestCheckCertsNotReadyNode(t *testing.T) {
 		wantH1    string
 	}{
 		{"host pods", false, []string{"h2"}, "h1 is NotReady and cannot run a host pod: run `kubectl-etcd certs check --local` on it as root"},
-		{"ssh", true, []string{"h1", "h2"}, "reading the certificates of h1: on h1: dialing h1: "},
+		{"ssh", true, []string{"h1", "h2"}, "reading the certificates of h1: on h1: on h1: " + hostapi.ErrUnreachable.Error()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recordingTransport{}
+			rec := &failingTransport{}
 			var tr hostapi.Transport = rec
 			if tc.free {
 				tr = sshLike{rec}
@@ -57,9 +41,13 @@ func TestCheckCertsNotReadyNode(t *testing.T) {
 				t.Errorf("NeedsKubelet() = %v for %s", got, tc.name)
 			}
 			out := s.checkCertsOn(context.Background(), nodes)
-			slices.Sort(rec.nodes)
-			if !slices.Equal(rec.nodes, tc.wantCalls) {
-				t.Errorf("called %q, want %q", rec.nodes, tc.wantCalls)
+			var called []string
+			for _, c := range rec.calls {
+				called = append(called, strings.Fields(c)[0])
+			}
+			slices.Sort(called)
+			if !slices.Equal(called, tc.wantCalls) {
+				t.Errorf("called %q, want %q", rec.calls, tc.wantCalls)
 			}
 			if len(out.Hosts) != 2 || out.Hosts[0].Node != "h1" || !strings.HasPrefix(out.Hosts[0].Error, tc.wantH1) {
 				t.Errorf("h1's report %+v, want an error starting %q", out.Hosts[0], tc.wantH1)
